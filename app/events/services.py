@@ -1,0 +1,95 @@
+"""Event rules: checking what is ingested, storing it atomically, the inbox and acks."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from datetime import UTC, datetime
+
+import msgspec
+import psycopg
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from app.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from app.events.schemas import EventIn, EventView, KnownMetadata
+from db import events, partitions
+from db.ids import new_id
+
+_PATH = re.compile(r"at `\$\.?([^`]*)`")
+
+
+def prepare(
+    tenant_id: uuid.UUID, event: EventIn, max_bytes: int, where: str = ""
+) -> events.NewEvent:
+    """Check one incoming event and turn it into the row to insert."""
+    metadata = event.metadata or {}
+    try:
+        known = msgspec.convert(metadata, KnownMetadata)
+    except msgspec.ValidationError as exc:
+        path = _PATH.search(str(exc))
+        field = f"{where}metadata" + (f".{path.group(1)}" if path and path.group(1) else "")
+        raise BadRequest(f"{exc} (field `{field}`)", {"field": field}) from exc
+    if max_bytes and len(msgspec.json.encode(event.payload)) > max_bytes:
+        raise PayloadTooLarge(f"{where}payload is larger than {max_bytes} bytes")
+    return events.NewEvent(
+        id=new_id(),
+        tenant_id=tenant_id,
+        source=event.source,
+        event_type=event.event_type,
+        payload=event.payload,
+        metadata={**metadata, "priority": known.priority},
+        idempotency_key=known.idempotency_key,
+        correlation_id=known.correlation_id,
+        priority=known.priority,
+    )
+
+
+async def store(pool: AsyncConnectionPool, rows: list[events.NewEvent], days_ahead: int) -> None:
+    """Insert the events in one transaction, creating a missing partition once if needed."""
+    for attempt in (1, 2):
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                if len(rows) == 1:
+                    await events.insert_one(conn, rows[0])
+                else:
+                    await events.insert_many(conn, rows)
+            return
+        except psycopg.errors.CheckViolation as exc:
+            if attempt == 2 or not (exc.diag.message_primary or "").startswith("no partition"):
+                raise
+        except psycopg.errors.UntranslatableCharacter as exc:
+            raise BadRequest("payload or metadata holds \\u0000, which cannot be stored") from exc
+        async with pool.connection() as conn:
+            await partitions.create_ahead(conn, "events", datetime.now(UTC).date(), days_ahead)
+
+
+def view(event: events.Event) -> EventView:
+    """The public view of a stored event."""
+    return EventView(
+        event.id,
+        event.source,
+        event.event_type,
+        event.payload,
+        event.metadata,
+        event.status,
+        event.acknowledged_at,
+        event.created_at,
+    )
+
+
+async def get(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> events.Event:
+    """One event of the tenant, or NotFound."""
+    event = await events.get(conn, tenant_id, event_id)
+    if event is None:
+        raise NotFound("no such event")
+    return event
+
+
+async def ack(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> datetime:
+    """Acknowledge a pending event once: Conflict after the first time, NotFound if absent."""
+    acknowledged_at = await events.ack(conn, tenant_id, event_id)
+    if acknowledged_at is None:
+        await get(conn, tenant_id, event_id)
+        raise Conflict("the event was already acknowledged")
+    return acknowledged_at

@@ -1,0 +1,61 @@
+"""Routes under /v1/keys."""
+
+from __future__ import annotations
+
+from litestar import Controller, delete, get, post
+from litestar.params import FromPath, JSONBody
+
+from app.auth import api_key_auth
+from app.dependencies import Caller, Transaction
+from app.identifiers import parse_id
+from app.keys import services
+from app.keys.schemas import CreatedKey, CreateKeyRequest, KeyList, KeyView, RotateKeyRequest
+from app.openapi import error_responses
+from app.pagination import Cursor, Limit, decode_cursor, page_of
+from app.scopes import KEYS_MANAGE, require_scope
+from db import api_keys
+
+
+class KeyController(Controller):
+    """Create, list, rotate and revoke the API keys of the caller's tenant."""
+
+    path = "/v1/keys"
+    tags = ["keys"]  # noqa: RUF012 - Litestar reads class attributes
+    guards = [require_scope]  # noqa: RUF012
+    middleware = [api_key_auth]  # noqa: RUF012
+    opt = {"scope": KEYS_MANAGE}  # noqa: RUF012
+    security = [{"ApiKeyHeader": []}, {"BearerAuth": []}]  # noqa: RUF012
+    responses = error_responses(400, 401, 403, 404, 409)
+
+    @post("/", summary="Create an API key (the full key is returned once)")
+    async def create_key(
+        self, data: JSONBody[CreateKeyRequest], conn: Transaction, caller: Caller
+    ) -> CreatedKey:
+        return await services.create(conn, caller, data)
+
+    @get("/", summary="List API keys")
+    async def list_keys(
+        self, conn: Transaction, caller: Caller, limit: Limit = 50, cursor: Cursor = None
+    ) -> KeyList:
+        rows = await api_keys.list_page(conn, caller.tenant_id, decode_cursor(cursor), limit + 1)
+        page, pagination = page_of(rows, limit, lambda key: key.id)
+        return KeyList([services.view(key) for key in page], pagination)
+
+    @get("/{key_id:str}", summary="Get an API key")
+    async def get_key(self, key_id: FromPath[str], conn: Transaction, caller: Caller) -> KeyView:
+        return services.view(await services.get(conn, caller, parse_id(key_id, "key_id")))
+
+    @post("/{key_id:str}/rotate", summary="Rotate an API key", status_code=201)
+    async def rotate_key(
+        self,
+        key_id: FromPath[str],
+        conn: Transaction,
+        caller: Caller,
+        data: JSONBody[RotateKeyRequest | None] = None,
+    ) -> CreatedKey:
+        grace = data.grace_period_seconds if data else 0
+        return await services.rotate(conn, caller, parse_id(key_id, "key_id"), grace)
+
+    @delete("/{key_id:str}", summary="Revoke an API key", status_code=200)
+    async def revoke_key(self, key_id: FromPath[str], conn: Transaction, caller: Caller) -> KeyView:
+        return services.view(await services.revoke(conn, caller, parse_id(key_id, "key_id")))

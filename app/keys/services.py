@@ -1,0 +1,109 @@
+"""API key rules: who may create which key, rotation and revocation."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import msgspec
+from psycopg import AsyncConnection
+
+from app.errors import BadRequest, Conflict, Forbidden, NotFound
+from app.keys import secrets
+from app.keys.schemas import CreatedKey, CreateKeyRequest, KeyView
+from app.keys.verifier import Principal
+from app.scopes import grants
+from db import api_keys
+from db.ids import new_id
+
+
+def view(key: api_keys.ApiKey) -> KeyView:
+    """The public view of a key row."""
+    return KeyView(**msgspec.structs.asdict(key))
+
+
+async def issue(
+    conn: AsyncConnection,
+    *,
+    tenant_id: uuid.UUID,
+    name: str,
+    scopes: list[str],
+    expires_at: datetime | None = None,
+    metadata: dict[str, Any] | None = None,
+    created_by: uuid.UUID | None = None,
+) -> CreatedKey:
+    """Create a key and return it with its full secret (shown this once)."""
+    prefix, full_key = secrets.generate()
+    secret_hash = await asyncio.to_thread(secrets.hash_key, full_key)
+    new_key = api_keys.NewKey(
+        id=new_id(),
+        tenant_id=tenant_id,
+        name=name,
+        prefix=prefix,
+        secret_hash=secret_hash,
+        scopes=sorted(set(scopes)),
+        expires_at=expires_at,
+        created_by=created_by,
+        metadata=metadata or {},
+    )
+    key = await api_keys.insert(conn, new_key)
+    return CreatedKey(**msgspec.structs.asdict(key), key=full_key)
+
+
+async def create(conn: AsyncConnection, caller: Principal, request: CreateKeyRequest) -> CreatedKey:
+    """A key for the caller's tenant, with no scope the caller does not hold itself."""
+    missing = [s for s in request.scopes if not grants(caller.scopes, s)]
+    if missing:
+        raise Forbidden("a key cannot grant scopes its creator lacks", {"scopes": missing})
+    if request.expires_at is not None and request.expires_at <= datetime.now(UTC):
+        raise BadRequest("expires_at must be in the future", {"field": "expires_at"})
+    return await issue(
+        conn,
+        tenant_id=caller.tenant_id,
+        name=request.name,
+        scopes=list(request.scopes),
+        expires_at=request.expires_at,
+        metadata=request.metadata,
+        created_by=caller.key_id,
+    )
+
+
+async def get(conn: AsyncConnection, caller: Principal, key_id: uuid.UUID) -> api_keys.ApiKey:
+    """One key of the caller's tenant, or NotFound."""
+    key = await api_keys.get(conn, caller.tenant_id, key_id)
+    if key is None:
+        raise NotFound("no such API key")
+    return key
+
+
+async def rotate(
+    conn: AsyncConnection, caller: Principal, key_id: uuid.UUID, grace_seconds: int
+) -> CreatedKey:
+    """Issue a replacement with the same name and scopes; the old key expires after the grace."""
+    old = await get(conn, caller, key_id)
+    if old.revoked_at is not None:
+        raise Conflict("a revoked key cannot be rotated")
+    now = datetime.now(UTC)
+    if old.expires_at is not None and old.expires_at <= now:
+        raise Conflict("an expired key cannot be rotated")
+    replacement = await issue(
+        conn,
+        tenant_id=old.tenant_id,
+        name=old.name,
+        scopes=old.scopes,
+        expires_at=old.expires_at,
+        metadata={**old.metadata, "rotated_from": str(old.id)},
+        created_by=caller.key_id,
+    )
+    await api_keys.expire_after(conn, caller.tenant_id, old.id, timedelta(seconds=grace_seconds))
+    return replacement
+
+
+async def revoke(conn: AsyncConnection, caller: Principal, key_id: uuid.UUID) -> api_keys.ApiKey:
+    """Revoke a key of the caller's tenant (again is fine); every process forgets it."""
+    key = await api_keys.revoke(conn, caller.tenant_id, key_id)
+    if key is None:
+        raise NotFound("no such API key")
+    return key

@@ -1,0 +1,144 @@
+"""Verify presented API keys without argon2 on the hot path.
+
+A key verified once is remembered in-process (sha256 of the full key) for a short TTL.
+Revocations arrive by LISTEN/NOTIFY and evict at once; while the listener is down
+nothing is cached, so a revocation is never missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+
+import msgspec
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from app.errors import Unauthorized
+from app.keys import secrets
+from db import api_keys
+
+logger = logging.getLogger("eventgate.keys")
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """The verified caller: its key, tenant and scopes."""
+
+    key_id: uuid.UUID
+    tenant_id: uuid.UUID
+    prefix: str
+    scopes: frozenset[str]
+    expires_at: datetime | None
+
+
+class _Cached(msgspec.Struct):
+    principal: Principal
+    digest: bytes
+    cached_until: float
+
+
+def _usable(key: api_keys.ApiKey, now: datetime) -> bool:
+    return key.revoked_at is None and (key.expires_at is None or key.expires_at > now)
+
+
+class KeyVerifier:
+    """Checks API keys for one process; owns the cache, its invalidation and last-use batching."""
+
+    def __init__(self, pool: AsyncConnectionPool, database_url: str, ttl_seconds: float) -> None:
+        self._pool = pool
+        self._database_url = database_url
+        self._ttl = ttl_seconds
+        self._cache: dict[str, _Cached] = {}
+        self._listening = False
+        self._last_used: dict[uuid.UUID, datetime] = {}
+
+    async def verify(self, presented: str) -> Principal:
+        """The principal of a valid key; Unauthorized for anything else."""
+        prefix = secrets.prefix_of(presented)
+        if prefix is None:
+            raise Unauthorized("the API key is malformed")
+        now = datetime.now(UTC)
+        digest = hashlib.sha256(presented.encode()).digest()
+        cached = self._cache.get(prefix)
+        if (
+            cached is not None
+            and cached.cached_until > time.monotonic()
+            and hmac.compare_digest(cached.digest, digest)
+        ):
+            principal = cached.principal
+            if principal.expires_at is not None and principal.expires_at <= now:
+                raise Unauthorized("the API key has expired")
+        else:
+            principal = await self._verify_in_database(prefix, presented, digest, now)
+        self._last_used[principal.key_id] = now
+        return principal
+
+    async def _verify_in_database(
+        self, prefix: str, presented: str, digest: bytes, now: datetime
+    ) -> Principal:
+        async with self._pool.connection() as conn:
+            stored = await api_keys.get_for_verify(conn, prefix)
+        if stored is None:
+            raise Unauthorized("the API key is not valid")
+        matches = await asyncio.to_thread(secrets.verify_key, stored.secret_hash, presented)
+        if not matches:
+            raise Unauthorized("the API key is not valid")
+        key = stored.key
+        if not _usable(key, now):
+            raise Unauthorized("the API key has been revoked or has expired")
+        principal = Principal(
+            key.id, key.tenant_id, key.prefix, frozenset(key.scopes), key.expires_at
+        )
+        if self._listening:
+            self._cache[prefix] = _Cached(principal, digest, time.monotonic() + self._ttl)
+        return principal
+
+    def forget(self, prefix: str) -> None:
+        """Drop a cached verification (after a revocation or an expiry change)."""
+        self._cache.pop(prefix, None)
+
+    async def listen_for_invalidations(self) -> None:
+        """Run for ever: evict keys announced on the invalidation channel, reconnecting on loss."""
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(
+                    self._database_url, autocommit=True
+                ) as conn:
+                    channel = sql.Identifier(api_keys.INVALIDATION_CHANNEL)
+                    await conn.execute(sql.SQL("LISTEN {}").format(channel))
+                    # Anything cached before this point may have missed a notification.
+                    self._cache.clear()
+                    self._listening = True
+                    async for note in conn.notifies():
+                        self.forget(note.payload)
+            except psycopg.Error as exc:
+                logger.warning("key invalidation listener lost its connection: %s", exc)
+            finally:
+                self._listening = False
+                self._cache.clear()
+            await asyncio.sleep(1.0)
+
+    async def flush_last_used(self) -> None:
+        """Write the last-use times gathered since the previous flush."""
+        used, self._last_used = self._last_used, {}
+        if not used:
+            return
+        try:
+            async with self._pool.connection() as conn:
+                await api_keys.touch_last_used(conn, used)
+        except psycopg.Error as exc:
+            logger.warning("could not record key last use: %s", exc)
+            for key_id, at in used.items():
+                self._last_used.setdefault(key_id, at)
+
+    async def flush_last_used_every(self, seconds: float) -> None:
+        """Run for ever: flush last-use times every `seconds`."""
+        while True:
+            await asyncio.sleep(seconds)
+            await self.flush_last_used()

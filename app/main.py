@@ -1,0 +1,61 @@
+"""The Litestar application: routes, middleware, error handling and lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from importlib.metadata import version
+
+from litestar import Litestar
+from litestar.di import Provide
+
+from app.dependencies import provide_caller, provide_transaction
+from app.errors import EXCEPTION_HANDLERS
+from app.events.controllers import EventController, InboxController
+from app.health import HealthController
+from app.keys.controllers import KeyController
+from app.keys.verifier import KeyVerifier
+from app.openapi import openapi_config
+from app.request_id import add_request_id_header
+from app.settings import Settings
+from db.pool import open_pool
+
+
+def create_app(settings: Settings) -> Litestar:
+    """Build the API for these settings; the pool opens and closes with the app's lifespan."""
+    database_url = settings.require_database_url()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pool = await open_pool(
+            database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
+        )
+        verifier = KeyVerifier(pool, database_url, settings.key_cache_ttl_seconds)
+        app.state.pool = pool
+        app.state.settings = settings
+        app.state.key_verifier = verifier
+        background = [
+            asyncio.create_task(verifier.listen_for_invalidations()),
+            asyncio.create_task(verifier.flush_last_used_every(settings.last_used_flush_seconds)),
+        ]
+        try:
+            yield
+        finally:
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            await verifier.flush_last_used()
+            await pool.close()
+
+    return Litestar(
+        route_handlers=[HealthController, KeyController, EventController, InboxController],
+        lifespan=[lifespan],
+        dependencies={
+            "conn": Provide(provide_transaction),
+            "caller": Provide(provide_caller),
+        },
+        exception_handlers=EXCEPTION_HANDLERS,
+        before_send=[add_request_id_header],
+        openapi_config=openapi_config(version("eventgate")),
+    )

@@ -1,0 +1,57 @@
+"""Opaque keyset cursors and the pagination block of list responses."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import uuid
+from collections.abc import Callable
+from typing import Annotated, TypeVar
+
+import msgspec
+from litestar.params import QueryParameter
+
+from app.errors import BadRequest
+
+MAX_LIMIT = 100
+T = TypeVar("T")
+
+Limit = Annotated[
+    int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}")
+]
+Cursor = Annotated[
+    str | None, QueryParameter(description="Opaque cursor from pagination.next_cursor")
+]
+
+
+class Pagination(msgspec.Struct):
+    """Where the next page starts (null at the end) and the page size used."""
+
+    next_cursor: str | None
+    limit: int
+
+
+def encode_cursor(last_id: uuid.UUID) -> str:
+    """An opaque cursor pointing after `last_id`."""
+    return base64.urlsafe_b64encode(last_id.bytes).rstrip(b"=").decode()
+
+
+def decode_cursor(cursor: str | None) -> uuid.UUID | None:
+    """The id a cursor points after; BadRequest for a cursor this API did not issue."""
+    if cursor is None:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return uuid.UUID(bytes=raw)
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest("the cursor is not valid", {"field": "cursor"}) from exc
+
+
+def page_of(
+    rows: list[T], limit: int, id_of: Callable[[T], uuid.UUID]
+) -> tuple[list[T], Pagination]:
+    """Split a fetch of limit + 1 rows into the page and its pagination block."""
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, Pagination(encode_cursor(id_of(rows[-1])), limit)
+    return rows, Pagination(None, limit)

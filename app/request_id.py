@@ -1,0 +1,35 @@
+"""X-Request-ID: the client's when it is sane, else a new one; echoed on every response."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from litestar.datastructures import MutableScopeHeaders
+from litestar.types import Message, Scope
+from uuid_utils import uuid7
+
+HEADER = "x-request-id"
+_SCOPE_KEY = "eventgate_request_id"
+_ACCEPTABLE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+def request_id(scope: Scope | dict[str, Any]) -> str:
+    """The request id of this request, decided once and remembered in the scope."""
+    existing = scope.get(_SCOPE_KEY)  # type: ignore[union-attr]
+    if existing:
+        return existing
+    given = ""
+    for name, value in scope.get("headers", ()):  # type: ignore[union-attr]
+        if name == b"x-request-id":
+            given = value.decode("latin-1")
+            break
+    rid = given if _ACCEPTABLE.fullmatch(given) else str(uuid7())
+    scope[_SCOPE_KEY] = rid  # type: ignore[index]
+    return rid
+
+
+async def add_request_id_header(message: Message, scope: Scope) -> None:
+    """before_send hook: put X-Request-ID on every response, errors and 404s included."""
+    if message["type"] == "http.response.start":
+        MutableScopeHeaders.from_message(message)[HEADER] = request_id(scope)

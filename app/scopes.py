@@ -1,0 +1,38 @@
+"""API key scopes and the guard that enforces them."""
+
+from __future__ import annotations
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from app.errors import Forbidden
+
+EVENTS_WRITE = "events:write"
+EVENTS_READ = "events:read"
+ENDPOINTS_MANAGE = "endpoints:manage"
+KEYS_MANAGE = "keys:manage"
+SOURCES_MANAGE = "sources:manage"
+AUDIT_READ = "audit:read"
+ADMIN = "admin"
+
+ALL_SCOPES = (
+    EVENTS_WRITE,
+    EVENTS_READ,
+    ENDPOINTS_MANAGE,
+    KEYS_MANAGE,
+    SOURCES_MANAGE,
+    AUDIT_READ,
+    ADMIN,
+)
+
+
+def grants(held: frozenset[str], scope: str) -> bool:
+    """True when the held scopes allow `scope` (admin allows everything)."""
+    return scope in held or ADMIN in held
+
+
+def require_scope(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """Guard: the caller's key must hold the scope named in the handler's opt["scope"]."""
+    scope = handler.opt.get("scope")
+    if scope and not grants(connection.user.scopes, scope):
+        raise Forbidden(f"this API key lacks the `{scope}` scope", {"required_scope": scope})

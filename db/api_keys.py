@@ -1,0 +1,167 @@
+"""SQL for the api_keys table."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import msgspec
+from psycopg import AsyncConnection
+from psycopg.rows import class_row, dict_row
+from psycopg.types.json import Jsonb
+
+# Revocations and expiry changes are announced on this channel (payload: the key prefix)
+# so every API process drops its cached verification at once.
+INVALIDATION_CHANNEL = "eventgate_api_keys"
+
+
+class ApiKey(msgspec.Struct):
+    """One api_keys row, without the secret hash."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    name: str
+    prefix: str
+    scopes: list[str]
+    rate_limit_tier: str
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+    created_at: datetime
+    created_by: uuid.UUID | None
+    metadata: dict[str, Any]
+
+
+class NewKey(msgspec.Struct, kw_only=True):
+    """The columns of a key being created."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    name: str
+    prefix: str
+    secret_hash: str
+    scopes: list[str]
+    expires_at: datetime | None
+    created_by: uuid.UUID | None
+    metadata: dict[str, Any]
+
+
+class StoredSecret(msgspec.Struct):
+    """What verifying a presented key needs: the row and its argon2 hash."""
+
+    key: ApiKey
+    secret_hash: str
+
+
+COLUMNS = (
+    "id, tenant_id, name, prefix, scopes, rate_limit_tier, expires_at, revoked_at,"
+    " last_used_at, created_at, created_by, metadata"
+)
+
+# Store a new key (api_keys_pkey, api_keys_prefix_key).
+INSERT = f"""
+INSERT INTO api_keys (id, tenant_id, name, prefix, secret_hash, scopes, expires_at,
+                      created_by, metadata)
+VALUES (%(id)s, %(tenant_id)s, %(name)s, %(prefix)s, %(secret_hash)s, %(scopes)s,
+        %(expires_at)s, %(created_by)s, %(metadata)s)
+RETURNING {COLUMNS}
+"""
+
+# The key with this prefix and its hash, for verification (api_keys_prefix_key).
+GET_FOR_VERIFY = f"SELECT {COLUMNS}, secret_hash FROM api_keys WHERE prefix = %(prefix)s"
+
+# One key of a tenant (api_keys_pkey).
+GET = f"SELECT {COLUMNS} FROM api_keys WHERE tenant_id = %(tenant_id)s AND id = %(id)s"
+
+# A page of a tenant's keys in id order after the cursor (api_keys_tenant_id_idx).
+LIST_PAGE = f"""
+SELECT {COLUMNS} FROM api_keys
+WHERE tenant_id = %(tenant_id)s AND (%(after)s::uuid IS NULL OR id > %(after)s)
+ORDER BY id
+LIMIT %(limit)s
+"""
+
+# Revoke a key now and tell every process (api_keys_pkey).
+REVOKE = f"""
+WITH revoked AS (
+    UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+    WHERE tenant_id = %(tenant_id)s AND id = %(id)s
+    RETURNING {COLUMNS}
+)
+SELECT {COLUMNS} FROM revoked, pg_notify('{INVALIDATION_CHANNEL}', revoked.prefix)
+"""
+
+# Let a key expire after a grace period, never later than it already would (api_keys_pkey).
+EXPIRE_AFTER = f"""
+WITH expiring AS (
+    UPDATE api_keys
+    SET expires_at = least(coalesce(expires_at, 'infinity'), now() + %(grace)s)
+    WHERE tenant_id = %(tenant_id)s AND id = %(id)s
+    RETURNING {COLUMNS}
+)
+SELECT {COLUMNS} FROM expiring, pg_notify('{INVALIDATION_CHANNEL}', expiring.prefix)
+"""
+
+# Record when keys were last used, batched from memory (api_keys_pkey).
+TOUCH_LAST_USED = """
+UPDATE api_keys AS k SET last_used_at = used.at
+FROM unnest(%(ids)s::uuid[], %(ats)s::timestamptz[]) AS used(id, at)
+WHERE k.id = used.id AND (k.last_used_at IS NULL OR k.last_used_at < used.at)
+"""
+
+
+async def insert(conn: AsyncConnection, new_key: NewKey) -> ApiKey:
+    """Insert a key and return it."""
+    params = msgspec.structs.asdict(new_key)
+    params["metadata"] = Jsonb(new_key.metadata)
+    return await _one(conn, INSERT, params)  # type: ignore[return-value]
+
+
+async def get_for_verify(conn: AsyncConnection, prefix: str) -> StoredSecret | None:
+    """The key with this prefix and its secret hash."""
+    async with conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(GET_FOR_VERIFY, {"prefix": prefix})
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    secret_hash = row.pop("secret_hash")
+    return StoredSecret(ApiKey(**row), secret_hash)
+
+
+async def get(conn: AsyncConnection, tenant_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey | None:
+    """One key of the tenant."""
+    return await _one(conn, GET, {"tenant_id": tenant_id, "id": key_id})
+
+
+async def list_page(
+    conn: AsyncConnection, tenant_id: uuid.UUID, after: uuid.UUID | None, limit: int
+) -> list[ApiKey]:
+    """Up to `limit` keys of the tenant with ids after `after`."""
+    async with conn.cursor(row_factory=class_row(ApiKey)) as cur:
+        await cur.execute(LIST_PAGE, {"tenant_id": tenant_id, "after": after, "limit": limit})
+        return await cur.fetchall()
+
+
+async def revoke(conn: AsyncConnection, tenant_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey | None:
+    """Revoke the key (idempotent) and announce it; None when the tenant has no such key."""
+    return await _one(conn, REVOKE, {"tenant_id": tenant_id, "id": key_id})
+
+
+async def expire_after(
+    conn: AsyncConnection, tenant_id: uuid.UUID, key_id: uuid.UUID, grace: timedelta
+) -> ApiKey | None:
+    """Make the key expire `grace` from now (or earlier if it already would), and announce it."""
+    return await _one(conn, EXPIRE_AFTER, {"tenant_id": tenant_id, "id": key_id, "grace": grace})
+
+
+async def touch_last_used(conn: AsyncConnection, used: dict[uuid.UUID, datetime]) -> None:
+    """Write the remembered last-use times in one statement."""
+    if used:
+        await conn.execute(TOUCH_LAST_USED, {"ids": list(used), "ats": list(used.values())})
+
+
+async def _one(conn: AsyncConnection, query: str, params: dict[str, Any]) -> ApiKey | None:
+    async with conn.cursor(row_factory=class_row(ApiKey)) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchone()

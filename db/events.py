@@ -1,0 +1,188 @@
+"""SQL for the events table (daily partitions on created_at, the UUIDv7 time of id)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+from db.ids import created_at_of, is_uuid7
+
+
+class NewEvent(msgspec.Struct, kw_only=True):
+    """The columns of an event being ingested."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    source: str
+    event_type: str
+    payload: dict[str, Any]
+    metadata: dict[str, Any]
+    idempotency_key: str | None
+    correlation_id: str | None
+    priority: str
+
+
+class Event(msgspec.Struct):
+    """One events row."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    source: str
+    event_type: str
+    payload: dict[str, Any]
+    metadata: dict[str, Any]
+    status: str
+    acknowledged_at: datetime | None
+    created_at: datetime
+
+
+COLUMNS = (
+    "id, tenant_id, source, event_type, payload, metadata, status, acknowledged_at, created_at"
+)
+
+# Insert many events in one statement; created_at is the UUIDv7 time of each id.
+INSERT_MANY = """
+INSERT INTO events (id, tenant_id, source, event_type, payload, metadata, idempotency_key,
+                    correlation_id, priority, created_at)
+SELECT * FROM unnest(%(ids)s::uuid[], %(tenant_ids)s::uuid[], %(sources)s::text[],
+                     %(event_types)s::text[], %(payloads)s::jsonb[], %(metadatas)s::jsonb[],
+                     %(idempotency_keys)s::text[], %(correlation_ids)s::text[],
+                     %(priorities)s::text[], %(created_ats)s::timestamptz[])
+"""
+
+# Insert one event (the single-event hot path: no array plumbing).
+INSERT_ONE = """
+INSERT INTO events (id, tenant_id, source, event_type, payload, metadata, idempotency_key,
+                    correlation_id, priority, created_at)
+VALUES (%(id)s, %(tenant_id)s, %(source)s, %(event_type)s, %(payload)s, %(metadata)s,
+        %(idempotency_key)s, %(correlation_id)s, %(priority)s, %(created_at)s)
+"""
+
+# One event of a tenant; id and created_at prune to one partition (events_pkey).
+GET = f"""
+SELECT {COLUMNS} FROM events
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND created_at = %(created_at)s
+"""
+
+# A page of a tenant's pending events, oldest first, after the cursor (events_inbox_idx).
+INBOX_PAGE = f"""
+SELECT {COLUMNS} FROM events
+WHERE tenant_id = %(tenant_id)s AND status = 'pending'
+  AND (%(after)s::uuid IS NULL OR (id > %(after)s AND created_at >= %(after_created_at)s))
+  AND (%(source)s::text IS NULL OR source = %(source)s)
+  AND (%(event_type)s::text IS NULL OR event_type = %(event_type)s)
+ORDER BY id
+LIMIT %(limit)s
+"""
+
+# Acknowledge a pending event; a concurrent second ack finds it no longer pending (events_pkey).
+ACK = """
+UPDATE events SET status = 'acknowledged', acknowledged_at = now()
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND created_at = %(created_at)s
+  AND status = 'pending'
+RETURNING acknowledged_at
+"""
+
+# Delete one event of a tenant (events_pkey).
+DELETE = """
+DELETE FROM events
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND created_at = %(created_at)s
+"""
+
+
+def _key(tenant_id: uuid.UUID, event_id: uuid.UUID) -> dict[str, Any] | None:
+    # Only UUIDv7 ids carry the created_at that finds the partition; no event has another kind.
+    if not is_uuid7(event_id):
+        return None
+    return {"tenant_id": tenant_id, "id": event_id, "created_at": created_at_of(event_id)}
+
+
+def _params(event: NewEvent) -> dict[str, Any]:
+    params = msgspec.structs.asdict(event)
+    params["payload"] = Jsonb(event.payload)
+    params["metadata"] = Jsonb(event.metadata)
+    params["created_at"] = created_at_of(event.id)
+    return params
+
+
+async def insert_one(conn: AsyncConnection, event: NewEvent) -> None:
+    """Insert one event."""
+    await conn.execute(INSERT_ONE, _params(event))
+
+
+async def insert_many(conn: AsyncConnection, events: Sequence[NewEvent]) -> None:
+    """Insert many events in one statement."""
+    await conn.execute(
+        INSERT_MANY,
+        {
+            "ids": [e.id for e in events],
+            "tenant_ids": [e.tenant_id for e in events],
+            "sources": [e.source for e in events],
+            "event_types": [e.event_type for e in events],
+            "payloads": [Jsonb(e.payload) for e in events],
+            "metadatas": [Jsonb(e.metadata) for e in events],
+            "idempotency_keys": [e.idempotency_key for e in events],
+            "correlation_ids": [e.correlation_id for e in events],
+            "priorities": [e.priority for e in events],
+            "created_ats": [created_at_of(e.id) for e in events],
+        },
+    )
+
+
+async def get(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> Event | None:
+    """One event of the tenant."""
+    params = _key(tenant_id, event_id)
+    if params is None:
+        return None
+    async with conn.cursor(row_factory=class_row(Event)) as cur:
+        await cur.execute(GET, params)
+        return await cur.fetchone()
+
+
+async def inbox_page(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    *,
+    after: uuid.UUID | None,
+    source: str | None,
+    event_type: str | None,
+    limit: int,
+) -> list[Event]:
+    """Up to `limit` pending events of the tenant after `after`, oldest first."""
+    params = {
+        "tenant_id": tenant_id,
+        "after": after,
+        "after_created_at": created_at_of(after) if after and is_uuid7(after) else None,
+        "source": source,
+        "event_type": event_type,
+        "limit": limit,
+    }
+    async with conn.cursor(row_factory=class_row(Event)) as cur:
+        await cur.execute(INBOX_PAGE, params)
+        return await cur.fetchall()
+
+
+async def ack(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> datetime | None:
+    """Acknowledge a pending event; None when it is not pending (or not there)."""
+    params = _key(tenant_id, event_id)
+    if params is None:
+        return None
+    cur = await conn.execute(ACK, params)
+    row = await cur.fetchone()
+    return None if row is None else row[0]
+
+
+async def delete(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> bool:
+    """Delete an event; True when there was one."""
+    params = _key(tenant_id, event_id)
+    if params is None:
+        return False
+    cur = await conn.execute(DELETE, params)
+    return cur.rowcount > 0

@@ -1,0 +1,37 @@
+"""The one place that opens connection pools to Eventgate's database."""
+
+from __future__ import annotations
+
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import AsyncConnectionPool
+
+
+def with_keepalives(database_url: str) -> str:
+    """Add TCP keepalives so a lost network is noticed instead of hanging forever."""
+    return make_conninfo(
+        database_url,
+        keepalives=1,
+        keepalives_idle=10,
+        keepalives_interval=5,
+        keepalives_count=3,
+        tcp_user_timeout=30_000,
+        connect_timeout=5,
+    )
+
+
+async def open_pool(
+    database_url: str, *, min_size: int = 2, max_size: int = 10, name: str = "eventgate"
+) -> AsyncConnectionPool:
+    """Open an autocommit pool; callers open explicit transactions with conn.transaction()."""
+    pool = AsyncConnectionPool(
+        with_keepalives(database_url),
+        min_size=min_size,
+        max_size=max_size,
+        name=name,
+        open=False,
+        kwargs={"autocommit": True},
+        timeout=10,
+        reconnect_timeout=0,  # keep trying for ever: the database may come back
+    )
+    await pool.open(wait=False)
+    return pool

@@ -1,0 +1,124 @@
+"""A real PostgreSQL for the whole session, a migrated template, and a fresh copy per test."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from litestar.testing import AsyncTestClient
+from psycopg import sql
+
+from app.keys import services as keys
+from app.main import create_app
+from app.scopes import ALL_SCOPES
+from app.settings import Settings
+from db import migrate, tenants
+from db.embedded import EmbeddedPostgres
+
+TEMPLATE = "eventgate_template"
+_copies = itertools.count()
+
+
+def database_url_for(server_url: str, database: str) -> str:
+    """The same server, another database."""
+    parts = urlsplit(server_url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@pytest.fixture(scope="session")
+def server_url() -> Iterator[str]:
+    """EVENTGATE_TEST_DATABASE_URL, or an embedded server started once for the session."""
+    given = os.environ.get("EVENTGATE_TEST_DATABASE_URL")
+    if given:
+        yield given
+        return
+    with tempfile.TemporaryDirectory(prefix="eventgate-test-") as tmp:
+        server = EmbeddedPostgres(Path(tmp) / "pg", delete_on_stop=True)
+        url = server.start()
+        with psycopg.connect(url, autocommit=True) as conn:
+            # Durability is not under test; speed is welcome.
+            conn.execute("ALTER SYSTEM SET fsync = off")
+            conn.execute("ALTER SYSTEM SET synchronous_commit = off")
+            conn.execute("ALTER SYSTEM SET full_page_writes = off")
+            conn.execute("SELECT pg_reload_conf()")
+        try:
+            yield url
+        finally:
+            server.stop()
+
+
+@pytest.fixture(scope="session")
+def template_url(server_url: str) -> str:
+    """A database migrated once with the real migrations, copied for each test."""
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(TEMPLATE))
+        )
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(TEMPLATE)))
+    url = database_url_for(server_url, TEMPLATE)
+    migrate.apply(url)
+    return url
+
+
+@pytest.fixture
+def database_url(server_url: str, template_url: str) -> Iterator[str]:
+    """A fresh, migrated database of this test's own."""
+    name = f"eventgate_test_{os.getpid()}_{next(_copies)}"
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(TEMPLATE)
+            )
+        )
+    try:
+        yield database_url_for(server_url, name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    """Settings pointing at this test's database, with small pools."""
+    return Settings(
+        database_url=database_url, pool_min_size=1, pool_max_size=10, last_used_flush_seconds=0.2
+    )
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
+    """The real application, lifespan and all, over in-process HTTP."""
+    async with AsyncTestClient(app=create_app(settings)) as test_client:
+        yield test_client
+
+
+async def make_key(
+    database_url: str, tenant: str = "acme", scopes: list[str] | tuple[str, ...] = ALL_SCOPES, **kw
+) -> str:
+    """Create (or reuse) a tenant and give it a new key with these scopes."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        row, _ = await tenants.create_or_get(conn, tenant)
+        created = await keys.issue(conn, tenant_id=row.id, name="test", scopes=list(scopes), **kw)
+    return created.key
+
+
+def auth(key: str) -> dict[str, str]:
+    """Headers that present `key`."""
+    return {"X-API-Key": key}
+
+
+def event_body(**overrides: object) -> dict[str, object]:
+    """A valid event body."""
+    body: dict[str, object] = {
+        "source": "billing",
+        "event_type": "invoice.paid",
+        "payload": {"n": 1},
+    }
+    body.update(overrides)
+    return body

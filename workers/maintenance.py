@@ -1,0 +1,56 @@
+"""Periodic maintenance: partition rotation and re-queueing the jobs of dead workers."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+from procrastinate import JobContext
+from procrastinate.exceptions import ProcrastinateException
+
+from app.settings import Settings
+from db import partitions
+from workers.app import app
+
+logger = logging.getLogger("eventgate.maintenance")
+
+# A worker whose heartbeat is older than this is considered dead (procrastinate prunes at 30 s).
+STALLED_AFTER_SECONDS = 30
+
+
+def retention_days(settings: Settings) -> dict[str, int]:
+    """How many days each partitioned table keeps."""
+    return {"events": settings.event_retention_days}
+
+
+@app.periodic(cron="*/15 * * * *")
+@app.task(queue="maintenance", name="rotate_partitions", pass_context=True)
+async def rotate_partitions(context: JobContext, timestamp: int) -> dict[str, int]:
+    """Create partitions ahead and drop those past retention, for every partitioned table."""
+    settings = Settings.from_env()
+    today = datetime.now(UTC).date()
+    created = dropped = 0
+    async with context.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
+        for table, keep_days in retention_days(settings).items():
+            created += await partitions.create_ahead(
+                conn, table, today, settings.partitions_ahead_days
+            )
+            dropped += await partitions.drop_expired(conn, table, today, keep_days)
+    logger.info("partitions rotated: %s created, %s dropped", created, dropped)
+    return {"created": created, "dropped": dropped}
+
+
+@app.periodic(cron="* * * * *")
+@app.task(queue="maintenance", name="retry_stalled_jobs", pass_context=True)
+async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
+    """Put the jobs of workers that stopped heart-beating back in the queue."""
+    manager = context.app.job_manager
+    retried = 0
+    for job in await manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER_SECONDS):
+        try:
+            await manager.retry_job(job)
+            retried += 1
+        except ProcrastinateException as exc:
+            # A sibling holding the same queueing lock makes the retry clash; it runs anyway.
+            logger.warning("could not retry stalled job %s: %s", job.id, exc)
+    return retried
