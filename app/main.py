@@ -16,7 +16,7 @@ from app.events.controllers import EventController, InboxController
 from app.health import HealthController
 from app.keys.controllers import KeyController
 from app.keys.verifier import KeyVerifier
-from app.openapi import openapi_config
+from app.openapi import openapi_config, openapi_json
 from app.request_id import add_request_id_header
 from app.settings import Settings
 from db.pool import open_pool
@@ -49,7 +49,13 @@ def create_app(settings: Settings) -> Litestar:
             await pool.close()
 
     return Litestar(
-        route_handlers=[HealthController, KeyController, EventController, InboxController],
+        route_handlers=[
+            HealthController,
+            KeyController,
+            EventController,
+            InboxController,
+            openapi_json,
+        ],
         lifespan=[lifespan],
         dependencies={
             "conn": Provide(provide_transaction),

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from litestar import MediaType, Request, get
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -21,8 +24,14 @@ def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
+@get("/openapi.json", include_in_schema=False, media_type=MediaType.JSON)
+async def openapi_json(request: Request) -> dict[str, Any]:
+    """The OpenAPI document at the conventional top-level path."""
+    return request.app.openapi_schema.to_schema()
+
+
 def openapi_config(version: str) -> OpenAPIConfig:
-    """Serve the spec at /openapi.json and Swagger UI at /docs."""
+    """Swagger UI at /docs (its own copy of the spec at /docs/openapi.json)."""
     return OpenAPIConfig(
         title="Eventgate",
         version=version,
@@ -31,8 +40,8 @@ def openapi_config(version: str) -> OpenAPIConfig:
             "or `Authorization: Bearer <key>`. Errors are "
             '`{"error": {"code", "message", "details", "request_id"}}`.'
         ),
-        path="/",
-        render_plugins=[SwaggerRenderPlugin(path="/docs")],
+        path="/docs",
+        render_plugins=[SwaggerRenderPlugin(path="/")],
         components=Components(
             security_schemes={
                 "ApiKeyHeader": SecurityScheme(

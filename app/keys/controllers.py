@@ -27,13 +27,17 @@ class KeyController(Controller):
     security = [{"ApiKeyHeader": []}, {"BearerAuth": []}]  # noqa: RUF012
     responses = error_responses(400, 401, 403, 404, 409)
 
-    @post("/", summary="Create an API key (the full key is returned once)")
+    @post(
+        "/",
+        summary="Create an API key (the full key is returned once)",
+        responses=error_responses(400, 401, 403),
+    )
     async def create_key(
         self, data: JSONBody[CreateKeyRequest], conn: Transaction, caller: Caller
     ) -> CreatedKey:
         return await services.create(conn, caller, data)
 
-    @get("/", summary="List API keys")
+    @get("/", summary="List API keys", responses=error_responses(400, 401, 403))
     async def list_keys(
         self, conn: Transaction, caller: Caller, limit: Limit = 50, cursor: Cursor = None
     ) -> KeyList:
@@ -41,11 +45,16 @@ class KeyController(Controller):
         page, pagination = page_of(rows, limit, lambda key: key.id)
         return KeyList([services.view(key) for key in page], pagination)
 
-    @get("/{key_id:str}", summary="Get an API key")
+    @get("/{key_id:str}", summary="Get an API key", responses=error_responses(400, 401, 403, 404))
     async def get_key(self, key_id: FromPath[str], conn: Transaction, caller: Caller) -> KeyView:
         return services.view(await services.get(conn, caller, parse_id(key_id, "key_id")))
 
-    @post("/{key_id:str}/rotate", summary="Rotate an API key", status_code=201)
+    @post(
+        "/{key_id:str}/rotate",
+        summary="Rotate an API key (the old one works for grace_period_seconds)",
+        status_code=201,
+        responses=error_responses(400, 401, 403, 404, 409),
+    )
     async def rotate_key(
         self,
         key_id: FromPath[str],
@@ -56,6 +65,11 @@ class KeyController(Controller):
         grace = data.grace_period_seconds if data else 0
         return await services.rotate(conn, caller, parse_id(key_id, "key_id"), grace)
 
-    @delete("/{key_id:str}", summary="Revoke an API key", status_code=200)
+    @delete(
+        "/{key_id:str}",
+        summary="Revoke an API key",
+        status_code=200,
+        responses=error_responses(400, 401, 403, 404),
+    )
     async def revoke_key(self, key_id: FromPath[str], conn: Transaction, caller: Caller) -> KeyView:
         return services.view(await services.revoke(conn, caller, parse_id(key_id, "key_id")))

@@ -1,0 +1,111 @@
+"""Request ids, the error envelope on every error, health checks and the API description."""
+
+from __future__ import annotations
+
+import asyncio
+from urllib.parse import urlsplit
+
+import psycopg
+from psycopg import sql
+
+from tests.conftest import auth, event_body, make_key
+
+
+async def test_request_id_is_echoed_or_generated(client):
+    given = await client.get("/health/live", headers={"X-Request-ID": "abc-123"})
+    assert given.headers["x-request-id"] == "abc-123"
+    generated = await client.get("/health/live", headers={"X-Request-ID": "bad id\twith spaces"})
+    assert generated.headers["x-request-id"] not in ("", "bad id\twith spaces")
+
+
+async def test_unknown_routes_and_methods_use_the_envelope(client):
+    for response, status, code in (
+        (await client.get("/nope"), 404, "not_found"),
+        (await client.get("/v1/nothing-here"), 404, "not_found"),
+        (await client.put("/v1/inbox"), 405, "method_not_allowed"),
+    ):
+        assert response.status_code == status
+        error = response.json()["error"]
+        assert error["code"] == code
+        assert error["request_id"] == response.headers["x-request-id"]
+
+
+async def test_internal_errors_leak_nothing(client, database_url):
+    key = await make_key(database_url)
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute("DROP TABLE events CASCADE")
+    response = await client.post("/v1/events", json=event_body(), headers=auth(key))
+    assert response.status_code == 500
+    error = response.json()["error"]
+    assert error["code"] == "internal_error"
+    assert "events" not in error["message"]
+    assert "psycopg" not in response.text
+    assert error["request_id"] == response.headers["x-request-id"]
+
+
+async def test_health_routes(client):
+    for path in ("/health", "/health/live", "/health/ready"):
+        response = await client.get(path)
+        assert response.status_code == 200
+        assert response.json()["status"] == "ok"
+    ready = (await client.get("/health/ready")).json()
+    assert ready["database"]["ok"] is True
+    assert ready["database"]["latency_ms"] >= 0
+
+
+async def set_connections_allowed(server_url: str, database: str, allowed: bool) -> None:
+    async with await psycopg.AsyncConnection.connect(server_url, autocommit=True) as conn:
+        name = sql.Identifier(database)
+        await conn.execute(
+            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}").format(name, sql.Literal(allowed))
+        )
+        if not allowed:
+            await conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                (database,),
+            )
+
+
+async def test_ready_is_503_while_the_database_is_unreachable_and_recovers(
+    client, server_url, database_url
+):
+    database = urlsplit(database_url).path.lstrip("/")
+    await set_connections_allowed(server_url, database, False)
+    try:
+        down = await client.get("/health/ready")
+        assert down.status_code == 503
+        assert down.json()["database"]["ok"] is False
+    finally:
+        await set_connections_allowed(server_url, database, True)
+    for _ in range(100):
+        if (await client.get("/health/ready")).status_code == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert (await client.get("/health/ready")).status_code == 200
+
+
+async def test_openapi_describes_every_route_with_auth_and_errors(client):
+    spec = (await client.get("/openapi.json")).json()
+    paths = spec["paths"]
+    expected = {
+        "/v1/events": {"post"},
+        "/v1/events/batch": {"post"},
+        "/v1/events/{event_id}": {"get", "delete"},
+        "/v1/events/{event_id}/ack": {"post"},
+        "/v1/inbox": {"get"},
+        "/v1/keys": {"get", "post"},
+        "/v1/keys/{key_id}": {"get", "delete"},
+        "/v1/keys/{key_id}/rotate": {"post"},
+        "/health/ready": {"get"},
+    }
+    for path, methods in expected.items():
+        assert methods <= set(paths[path]), path
+        if path.startswith("/v1"):
+            for method in methods:
+                operation = paths[path][method]
+                assert operation["security"], (path, method)
+                assert {"401", "403"} <= set(operation["responses"]), (path, method)
+    assert set(spec["components"]["securitySchemes"]) == {"ApiKeyHeader", "BearerAuth"}
+    docs = await client.get("/docs")
+    assert docs.status_code == 200
+    assert "openapi.json" in docs.text
