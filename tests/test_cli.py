@@ -1,0 +1,137 @@
+"""The eventgate command: dev end to end in a subprocess, and the admin subcommands."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from db.embedded import server_pid
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def eventgate(
+    *args: str, env: dict[str, str] | None = None, **kwargs
+) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "app", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        **kwargs,
+    )
+
+
+def start_dev(data_dir: Path, port: int) -> tuple[subprocess.Popen, list[str]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTGATE_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app", "dev", "--port", str(port), "--data-dir", str(data_dir)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+    deadline = time.monotonic() + 90
+    assert process.stdout is not None
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line.rstrip())
+        if "Eventgate API:" in line:
+            break
+    for _ in range(100):
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/health/ready").status_code == 200:
+                return process, lines
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    process.communicate()
+    pytest.fail("eventgate dev did not become ready:\n" + "\n".join(lines))
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 0, output
+
+
+def test_dev_serves_prints_a_key_and_keeps_data_across_restarts(tmp_path):
+    port = free_port()
+    process, lines = start_dev(tmp_path, port)
+    try:
+        keys = [line.split("=", 1)[1] for line in lines if line.startswith("EVENTGATE_API_KEY=")]
+        assert len(keys) == 1
+        base = f"http://127.0.0.1:{port}"
+        assert httpx.get(f"{base}/health/ready").json()["database"]["ok"] is True
+        created = httpx.post(
+            f"{base}/v1/events",
+            json={"source": "cli", "event_type": "dev.test", "payload": {"ok": True}},
+            headers={"X-API-Key": keys[0]},
+        )
+        assert created.status_code == 201
+        event_id = created.json()["event_id"]
+    finally:
+        stop(process)
+    assert server_pid(tmp_path / "postgres") is None  # Postgres stopped with it
+
+    process, lines = start_dev(tmp_path, port)
+    try:
+        assert not any(line.startswith("EVENTGATE_API_KEY=") for line in lines)
+        again = httpx.get(f"{base}/v1/events/{event_id}", headers={"X-API-Key": keys[0]})
+        assert again.status_code == 200
+        assert again.json()["payload"] == {"ok": True}
+    finally:
+        stop(process)
+
+
+def test_admin_subcommands(database_url):
+    env = {**os.environ, "EVENTGATE_DATABASE_URL": database_url}
+    status = eventgate("migrate", "status", env=env)
+    assert status.returncode == 0, status.stderr
+    assert status.stdout.count("applied\t") == 3
+    tenant = eventgate("tenants", "create", "acme", env=env)
+    assert tenant.stdout.startswith("created\t")
+    assert eventgate("tenants", "create", "acme", env=env).stdout.startswith("exists\t")
+    key = eventgate(
+        "keys",
+        "create",
+        "--tenant",
+        "acme",
+        "--name",
+        "ci",
+        "--scopes",
+        "events:write,events:read",
+        env=env,
+    )
+    assert key.returncode == 0, key.stderr
+    assert re.fullmatch(r"EVENTGATE_API_KEY=eg_[0-9a-f]{16}_\S{43}\n", key.stdout)
+    bad = eventgate(
+        "keys", "create", "--tenant", "acme", "--name", "x", "--scopes", "root", env=env
+    )
+    assert bad.returncode != 0
+    missing = eventgate(
+        "keys", "create", "--tenant", "nobody", "--name", "x", "--scopes", "admin", env=env
+    )
+    assert missing.returncode != 0
+    rolled = eventgate("migrate", "rollback", "--all", env=env)
+    assert rolled.returncode == 0, rolled.stderr
+    assert eventgate("migrate", "status", env=env).stdout.count("pending\t") == 3

@@ -1,0 +1,53 @@
+"""The yoyo migrations apply, roll back completely, and apply again to the same schema."""
+
+from __future__ import annotations
+
+import psycopg
+
+from db import migrate
+
+SCHEMA_QUERY = """
+SELECT 'column', table_name || '.' || column_name || ' ' || data_type FROM information_schema.columns
+WHERE table_schema = 'public' AND table_name NOT LIKE '\\_yoyo%%' AND table_name NOT LIKE 'yoyo%%'
+UNION ALL
+SELECT 'index', indexname || ' ' || indexdef FROM pg_indexes WHERE schemaname = 'public'
+  AND tablename NOT LIKE '%%yoyo%%'
+UNION ALL
+SELECT 'function', p.oid::regprocedure::text FROM pg_proc p
+JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'
+UNION ALL
+SELECT 'view', viewname FROM pg_views WHERE schemaname = 'public'
+ORDER BY 1, 2
+"""
+
+
+def schema(url: str) -> list[tuple[str, str]]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(SCHEMA_QUERY).fetchall()
+
+
+def test_apply_rollback_apply_gives_the_same_schema(database_url):
+    migrated = schema(database_url)
+    kinds = {kind for kind, _ in migrated}
+    assert kinds == {"column", "index", "function", "view"}
+    assert all(applied for _, applied in migrate.status(database_url))
+
+    rolled_back = migrate.rollback(database_url)
+    assert len(rolled_back) == 3
+    assert schema(database_url) == []
+    assert not any(applied for _, applied in migrate.status(database_url))
+
+    migrate.apply(database_url)
+    assert schema(database_url) == migrated
+
+
+def test_every_table_has_a_comment(database_url):
+    with psycopg.connect(database_url) as conn:
+        uncommented = conn.execute(
+            """
+            SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            WHERE n.nspname = 'public' AND c.relkind IN ('p', 'v')
+              AND obj_description(c.oid, 'pg_class') IS NULL
+            """
+        ).fetchall()
+    assert uncommented == []

@@ -1,0 +1,50 @@
+"""Partition rotation, run by a real procrastinate worker."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+
+from workers.app import app as worker_app
+from workers.maintenance import rotate_partitions
+
+
+def partition_days(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT partition_name FROM eventgate_partitions WHERE parent_table = 'events'"
+        ).fetchall()
+    return sorted(name.rsplit("_p", 1)[1] for (name,) in rows)
+
+
+@pytest.fixture
+def worker_env(database_url, monkeypatch):
+    monkeypatch.setenv("EVENTGATE_DATABASE_URL", database_url)
+    monkeypatch.setenv("EVENTGATE_EVENT_RETENTION_DAYS", "7")
+    monkeypatch.setenv("EVENTGATE_PARTITIONS_AHEAD_DAYS", "10")
+    return database_url
+
+
+async def test_rotation_creates_ahead_and_drops_past_retention(worker_env):
+    url = worker_env
+    today = datetime.now(UTC).date()
+    old_day = today - timedelta(days=20)
+    recent_day = today - timedelta(days=5)
+    with psycopg.connect(url, autocommit=True) as conn:
+        for day in (old_day, recent_day):
+            conn.execute("SELECT eventgate_create_daily_partitions('events', %s, 0)", (day,))
+    assert old_day.strftime("%Y%m%d") in partition_days(url)
+
+    async with worker_app.open_async():
+        await rotate_partitions.defer_async(timestamp=0)
+        await worker_app.run_worker_async(wait=False, install_signal_handlers=False)
+        jobs = await worker_app.job_manager.list_jobs_async()
+    days = partition_days(url)
+    assert old_day.strftime("%Y%m%d") not in days
+    assert recent_day.strftime("%Y%m%d") in days
+    for ahead in range(11):
+        assert (today + timedelta(days=ahead)).strftime("%Y%m%d") in days
+    # Successful jobs are deleted by the worker; a failed one would still be listed.
+    assert [(job.task_name, job.status) for job in jobs] == []
