@@ -21,7 +21,12 @@ def _serve(args: argparse.Namespace) -> None:
 
     Settings.from_env().require_database_url()
     uvicorn.run(
-        "app.asgi:create", factory=True, host=args.host, port=args.port, workers=args.workers
+        "app.asgi:create",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,
     )
 
 
@@ -30,13 +35,13 @@ def _migrate(args: argparse.Namespace) -> None:
 
     url = Settings.from_env().require_database_url()
     if args.action == "apply":
-        print("applied:", ", ".join(migrate.apply(url)) or "nothing pending")  # noqa: T201
+        print("applied:", ", ".join(migrate.apply(url)) or "nothing pending")
     elif args.action == "rollback":
         count = None if args.all else args.count
-        print("rolled back:", ", ".join(migrate.rollback(url, count)) or "nothing")  # noqa: T201
+        print("rolled back:", ", ".join(migrate.rollback(url, count)) or "nothing")
     else:
         for migration_id, applied in migrate.status(url):
-            print(f"{'applied' if applied else 'pending'}\t{migration_id}")  # noqa: T201
+            print(f"{'applied' if applied else 'pending'}\t{migration_id}")
 
 
 async def _create_tenant(url: str, name: str) -> None:
@@ -46,7 +51,7 @@ async def _create_tenant(url: str, name: str) -> None:
 
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         tenant, created = await tenants.create_or_get(conn, name)
-    print(f"{'created' if created else 'exists'}\t{tenant.id}\t{tenant.name}")  # noqa: T201
+    print(f"{'created' if created else 'exists'}\t{tenant.id}\t{tenant.name}")
 
 
 async def _create_key(url: str, tenant_name: str, name: str, scopes: list[str]) -> None:
@@ -60,8 +65,8 @@ async def _create_key(url: str, tenant_name: str, name: str, scopes: list[str]) 
         if tenant is None:
             sys.exit(f"no tenant named {tenant_name!r} (eventgate tenants create {tenant_name})")
         key = await services.issue(conn, tenant_id=tenant.id, name=name, scopes=scopes)
-    print(f"id={key.id} scopes={','.join(key.scopes)}", file=sys.stderr)  # noqa: T201
-    print(f"EVENTGATE_API_KEY={key.key}")  # noqa: T201
+    print(f"id={key.id} scopes={','.join(key.scopes)}", file=sys.stderr)
+    print(f"EVENTGATE_API_KEY={key.key}")
 
 
 def _tenants(args: argparse.Namespace) -> None:

@@ -40,7 +40,11 @@ async def serve_with_worker(settings: Settings, host: str, port: int) -> None:
     """Serve the API and run a procrastinate worker until SIGINT or SIGTERM."""
     from workers.app import app as worker_app
 
-    server = _Server(uvicorn.Config(create_app(settings), host=host, port=port, log_level="info"))
+    server = _Server(
+        uvicorn.Config(
+            create_app(settings), host=host, port=port, log_level="info", access_log=False
+        )
+    )
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
@@ -77,6 +81,7 @@ def run(host: str, port: int, data_dir: Path) -> None:
         if admin_key:
             say("Created tenant 'default' and its admin key (shown once, keep it):")
             say(f"EVENTGATE_API_KEY={admin_key}")
+        say(f"Database: {database_url}")
         say(f"Eventgate API: http://{host}:{port}  (docs: http://{host}:{port}/docs)")
         asyncio.run(serve_with_worker(settings, host, port))
     finally:

@@ -46,10 +46,11 @@ def prepare(
 
 
 async def store(pool: AsyncConnectionPool, rows: list[events.NewEvent], days_ahead: int) -> None:
-    """Insert the events in one transaction, creating a missing partition once if needed."""
+    """Insert the events atomically, creating a missing partition once if needed."""
     for attempt in (1, 2):
         try:
-            async with pool.connection() as conn, conn.transaction():
+            async with pool.connection() as conn:
+                # One statement either way: atomic without BEGIN/COMMIT round trips.
                 if len(rows) == 1:
                     await events.insert_one(conn, rows[0])
                 else:
