@@ -20,8 +20,6 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     partitions_ahead_days: int = 7
     key_cache_ttl_seconds: float = 60.0
     last_used_flush_seconds: float = 5.0
-    max_event_bytes: int = 400 * 1024
-    max_batch_events: int = 500
     worker_concurrency: int = 10
 
     @classmethod
