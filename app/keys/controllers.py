@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Controller, delete, get, post
+from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from app.auth import api_key_auth
@@ -60,10 +61,13 @@ class KeyController(Controller):
         key_id: FromPath[str],
         conn: Transaction,
         caller: Caller,
+        state: State,
         data: JSONBody[RotateKeyRequest | None] = None,
     ) -> CreatedKey:
         grace = data.grace_period_seconds if data else 0
-        return await services.rotate(conn, caller, parse_id(key_id, "key_id"), grace)
+        return await services.rotate(
+            conn, state.key_verifier, caller, parse_id(key_id, "key_id"), grace
+        )
 
     @delete(
         "/{key_id:str}",
@@ -71,5 +75,8 @@ class KeyController(Controller):
         status_code=200,
         responses=error_responses(400, 401, 403, 404),
     )
-    async def revoke_key(self, key_id: FromPath[str], conn: Transaction, caller: Caller) -> KeyView:
-        return services.view(await services.revoke(conn, caller, parse_id(key_id, "key_id")))
+    async def revoke_key(
+        self, key_id: FromPath[str], conn: Transaction, caller: Caller, state: State
+    ) -> KeyView:
+        key_uuid = parse_id(key_id, "key_id")
+        return services.view(await services.revoke(conn, state.key_verifier, caller, key_uuid))

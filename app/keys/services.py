@@ -13,7 +13,7 @@ from psycopg import AsyncConnection
 from app.errors import BadRequest, Conflict, Forbidden, NotFound
 from app.keys import secrets
 from app.keys.schemas import CreatedKey, CreateKeyRequest, KeyView
-from app.keys.verifier import Principal
+from app.keys.verifier import KeyVerifier, Principal
 from app.scopes import grants
 from db import api_keys
 from db.ids import new_id
@@ -79,7 +79,11 @@ async def get(conn: AsyncConnection, caller: Principal, key_id: uuid.UUID) -> ap
 
 
 async def rotate(
-    conn: AsyncConnection, caller: Principal, key_id: uuid.UUID, grace_seconds: int
+    conn: AsyncConnection,
+    verifier: KeyVerifier,
+    caller: Principal,
+    key_id: uuid.UUID,
+    grace_seconds: int,
 ) -> CreatedKey:
     """Issue a replacement with the same name and scopes; the old key expires after the grace."""
     old = await get(conn, caller, key_id)
@@ -98,12 +102,17 @@ async def rotate(
         created_by=caller.key_id,
     )
     await api_keys.expire_after(conn, caller.tenant_id, old.id, timedelta(seconds=grace_seconds))
+    verifier.forget(old.prefix)
     return replacement
 
 
-async def revoke(conn: AsyncConnection, caller: Principal, key_id: uuid.UUID) -> api_keys.ApiKey:
+async def revoke(
+    conn: AsyncConnection, verifier: KeyVerifier, caller: Principal, key_id: uuid.UUID
+) -> api_keys.ApiKey:
     """Revoke a key of the caller's tenant (again is fine); every process forgets it."""
     key = await api_keys.revoke(conn, caller.tenant_id, key_id)
     if key is None:
         raise NotFound("no such API key")
+    # Other processes hear it by NOTIFY; this one must not wait for its own echo.
+    verifier.forget(key.prefix)
     return key
