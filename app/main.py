@@ -10,8 +10,12 @@ from importlib.metadata import version
 from litestar import Litestar
 from litestar.di import Provide
 
+from app.deliveries.controllers import DeliveryController
 from app.dependencies import provide_caller, provide_transaction
+from app.endpoints.controllers import EndpointController
 from app.errors import EXCEPTION_HANDLERS
+from app.event_types.controllers import EventTypeController
+from app.event_types.services import SchemaCache
 from app.events.controllers import EventController, InboxController
 from app.health import HealthController
 from app.keys.controllers import KeyController
@@ -35,6 +39,7 @@ def create_app(settings: Settings) -> Litestar:
         app.state.pool = pool
         app.state.settings = settings
         app.state.key_verifier = verifier
+        app.state.schemas = SchemaCache()
         background = [
             asyncio.create_task(verifier.listen_for_invalidations()),
             asyncio.create_task(verifier.flush_last_used_every(settings.last_used_flush_seconds)),
@@ -54,6 +59,9 @@ def create_app(settings: Settings) -> Litestar:
             KeyController,
             EventController,
             InboxController,
+            EventTypeController,
+            EndpointController,
+            DeliveryController,
             openapi_json,
         ],
         lifespan=[lifespan],

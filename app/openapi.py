@@ -11,6 +11,9 @@ from litestar.openapi.spec import Components, SecurityScheme
 
 from app.errors import ERROR_STATUS_DESCRIPTIONS, ErrorBody
 
+# Every /v1 route accepts the key in either header.
+SECURITY = [{"ApiKeyHeader": []}, {"BearerAuth": []}]
+
 
 def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
     """The documented error responses of a route, each in the standard envelope."""

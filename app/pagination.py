@@ -55,3 +55,18 @@ def page_of(
         rows = rows[:limit]
         return rows, Pagination(encode_cursor(id_of(rows[-1])), limit)
     return rows, Pagination(None, limit)
+
+
+def encode_name_cursor(last_name: str) -> str:
+    """An opaque cursor pointing after the name `last_name`."""
+    return base64.urlsafe_b64encode(last_name.encode()).rstrip(b"=").decode()
+
+
+def decode_name_cursor(cursor: str | None) -> str | None:
+    """The name a cursor points after; BadRequest for a cursor this API did not issue."""
+    if cursor is None:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (binascii.Error, ValueError) as exc:
+        raise BadRequest("the cursor is not valid", {"field": "cursor"}) from exc

@@ -21,18 +21,48 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     key_cache_ttl_seconds: float = 60.0
     last_used_flush_seconds: float = 5.0
     worker_concurrency: int = 10
+    delivery_retention_days: int = 30
+    # Delay before each try, counted from the previous failure (the first is the first try).
+    delivery_retry_schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
+    delivery_connect_timeout_seconds: float = 5.0
+    delivery_timeout_seconds: float = 15.0
+    # Well beyond the total timeout, or a slow delivery would be handed out twice.
+    delivery_lease_seconds: float = 60.0
+    delivery_batch_size: int = 100
+    # How long one deliver job keeps claiming before it hands over to a fresh job.
+    delivery_job_seconds: float = 2.0
+    delivery_max_connections: int = 200
+    circuit_failure_threshold: int = 5
+    circuit_cooldown_seconds: float = 60.0
+    endpoint_disable_after_seconds: float = 5 * 24 * 3600.0
+    allow_private_destinations: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from EVENTGATE_* variables (strings are coerced to the field types)."""
         environ = os.environ if environ is None else environ
         fields = set(cls.__struct_fields__)
-        values = {
+        values: dict[str, object] = {
             name[len(PREFIX) :].lower(): value
             for name, value in environ.items()
             if name.startswith(PREFIX) and name[len(PREFIX) :].lower() in fields
         }
-        return msgspec.convert(values, cls, strict=False)
+        # Lists are written comma-separated: EVENTGATE_DELIVERY_RETRY_SCHEDULE=0,5,300
+        for name in ("delivery_retry_schedule",):
+            if isinstance(values.get(name), str):
+                values[name] = [part.strip() for part in str(values[name]).split(",")]
+        settings = msgspec.convert(values, cls, strict=False)
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse settings that contradict each other."""
+        if not self.delivery_retry_schedule:
+            raise SystemExit("EVENTGATE_DELIVERY_RETRY_SCHEDULE needs at least one entry")
+        if self.delivery_lease_seconds <= self.delivery_timeout_seconds:
+            raise SystemExit(
+                "EVENTGATE_DELIVERY_LEASE_SECONDS must exceed EVENTGATE_DELIVERY_TIMEOUT_SECONDS"
+            )
 
     def require_database_url(self) -> str:
         """The database URL, or a clear error naming the variable to set."""

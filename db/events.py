@@ -47,22 +47,41 @@ COLUMNS = (
     "id, tenant_id, source, event_type, payload, metadata, status, acknowledged_at, created_at"
 )
 
-# Insert many events in one statement; created_at is the UUIDv7 time of each id.
-INSERT_MANY = """
-INSERT INTO events (id, tenant_id, source, event_type, payload, metadata, idempotency_key,
-                    correlation_id, priority, created_at)
-SELECT * FROM unnest(%(ids)s::uuid[], %(tenant_ids)s::uuid[], %(sources)s::text[],
-                     %(event_types)s::text[], %(payloads)s::jsonb[], %(metadatas)s::jsonb[],
-                     %(idempotency_keys)s::text[], %(correlation_ids)s::text[],
-                     %(priorities)s::text[], %(created_ats)s::timestamptz[])
+# Insert events and, in the same statement, one delivery per matching endpoint (a disabled
+# endpoint's wait, never due until it is enabled). Returns the queues that got due deliveries
+# and have no delivery job waiting yet: only those need a new job.
+INSERT_WITH_FAN_OUT = """
+WITH ev AS (
+    INSERT INTO events (id, tenant_id, source, event_type, payload, metadata, idempotency_key,
+                        correlation_id, priority, created_at)
+    SELECT * FROM unnest(%(ids)s::uuid[], %(tenant_ids)s::uuid[], %(sources)s::text[],
+                         %(event_types)s::text[], %(payloads)s::jsonb[], %(metadatas)s::jsonb[],
+                         %(idempotency_keys)s::text[], %(correlation_ids)s::text[],
+                         %(priorities)s::text[], %(created_ats)s::timestamptz[])
+    RETURNING id, tenant_id, event_type, priority, created_at
+), fan_out AS (
+    INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, queue, next_attempt_at,
+                            created_at)
+    SELECT eventgate_uuidv7(ev.created_at), ev.tenant_id, ev.id, e.id,
+           CASE ev.priority WHEN 'high' THEN 'critical' WHEN 'low' THEN 'bulk' ELSE 'default' END,
+           CASE WHEN e.is_active THEN now() ELSE 'infinity' END, ev.created_at
+    FROM ev
+    JOIN endpoints e ON e.tenant_id = ev.tenant_id AND e.deleted_at IS NULL
+     AND eventgate_event_type_matches(e.event_types, ev.event_type)
+    ORDER BY ev.id
+    RETURNING queue, next_attempt_at
+)
+SELECT q.queue FROM (SELECT DISTINCT queue FROM fan_out WHERE next_attempt_at <> 'infinity') q
+WHERE NOT EXISTS (SELECT 1 FROM procrastinate_jobs j
+                  WHERE j.queueing_lock = 'deliver:' || q.queue AND j.status = 'todo')
 """
 
-# Insert one event (the single-event hot path: no array plumbing).
-INSERT_ONE = """
-INSERT INTO events (id, tenant_id, source, event_type, payload, metadata, idempotency_key,
-                    correlation_id, priority, created_at)
+# An event that skips the inbox and fan-out (test sends add their one delivery themselves).
+INSERT_ACKNOWLEDGED = """
+INSERT INTO events (id, tenant_id, source, event_type, payload, metadata, priority, status,
+                    acknowledged_at, created_at)
 VALUES (%(id)s, %(tenant_id)s, %(source)s, %(event_type)s, %(payload)s, %(metadata)s,
-        %(idempotency_key)s, %(correlation_id)s, %(priority)s, %(created_at)s)
+        %(priority)s, 'acknowledged', now(), %(created_at)s)
 """
 
 # One event of a tenant; id and created_at prune to one partition (events_pkey).
@@ -104,23 +123,10 @@ def _key(tenant_id: uuid.UUID, event_id: uuid.UUID) -> dict[str, Any] | None:
     return {"tenant_id": tenant_id, "id": event_id, "created_at": created_at_of(event_id)}
 
 
-def _params(event: NewEvent) -> dict[str, Any]:
-    params = msgspec.structs.asdict(event)
-    params["payload"] = Jsonb(event.payload)
-    params["metadata"] = Jsonb(event.metadata)
-    params["created_at"] = created_at_of(event.id)
-    return params
-
-
-async def insert_one(conn: AsyncConnection, event: NewEvent) -> None:
-    """Insert one event."""
-    await conn.execute(INSERT_ONE, _params(event))
-
-
-async def insert_many(conn: AsyncConnection, events: Sequence[NewEvent]) -> None:
-    """Insert many events in one statement."""
-    await conn.execute(
-        INSERT_MANY,
+async def insert_with_fan_out(conn: AsyncConnection, events: Sequence[NewEvent]) -> list[str]:
+    """Insert events and their deliveries; the queues that need a delivery job woken."""
+    cur = await conn.execute(
+        INSERT_WITH_FAN_OUT,
         {
             "ids": [e.id for e in events],
             "tenant_ids": [e.tenant_id for e in events],
@@ -134,6 +140,18 @@ async def insert_many(conn: AsyncConnection, events: Sequence[NewEvent]) -> None
             "created_ats": [created_at_of(e.id) for e in events],
         },
     )
+    return [row[0] for row in await cur.fetchall()]
+
+
+async def insert_acknowledged(conn: AsyncConnection, event: NewEvent) -> None:
+    """Insert one event already acknowledged, without deliveries."""
+    params = msgspec.structs.asdict(event)
+    params.update(
+        payload=Jsonb(event.payload),
+        metadata=Jsonb(event.metadata),
+        created_at=created_at_of(event.id),
+    )
+    await conn.execute(INSERT_ACKNOWLEDGED, params)
 
 
 async def get(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> Event | None:

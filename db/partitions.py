@@ -7,7 +7,7 @@ from datetime import date, timedelta
 from psycopg import AsyncConnection
 
 # The daily-partitioned tables; names are fixed here, never taken from input.
-PARTITIONED_TABLES = ("events",)
+PARTITIONED_TABLES = ("events", "deliveries", "delivery_attempts")
 
 # Create the missing daily partitions of one table.
 CREATE = "SELECT eventgate_create_daily_partitions(%(table)s::regclass, %(first_day)s, %(days)s)"

@@ -107,7 +107,7 @@ def test_admin_subcommands(database_url):
     env = {**os.environ, "EVENTGATE_DATABASE_URL": database_url}
     status = eventgate("migrate", "status", env=env)
     assert status.returncode == 0, status.stderr
-    assert status.stdout.count("applied\t") == 3
+    assert status.stdout.count("applied\t") == 4
     tenant = eventgate("tenants", "create", "acme", env=env)
     assert tenant.stdout.startswith("created\t")
     assert eventgate("tenants", "create", "acme", env=env).stdout.startswith("exists\t")
@@ -134,4 +134,4 @@ def test_admin_subcommands(database_url):
     assert missing.returncode != 0
     rolled = eventgate("migrate", "rollback", "--all", env=env)
     assert rolled.returncode == 0, rolled.stderr
-    assert eventgate("migrate", "status", env=env).stdout.count("pending\t") == 3
+    assert eventgate("migrate", "status", env=env).stdout.count("pending\t") == 4

@@ -16,7 +16,7 @@ UNION ALL
 SELECT 'function', p.oid::regprocedure::text FROM pg_proc p
 JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'
 UNION ALL
-SELECT 'view', viewname FROM pg_views WHERE schemaname = 'public'
+SELECT 'view', viewname || ' ' || definition FROM pg_views WHERE schemaname = 'public'
 ORDER BY 1, 2
 """
 
@@ -32,8 +32,9 @@ def test_apply_rollback_apply_gives_the_same_schema(database_url):
     assert kinds == {"column", "index", "function", "view"}
     assert all(applied for _, applied in migrate.status(database_url))
 
+    every = migrate.status(database_url)
     rolled_back = migrate.rollback(database_url)
-    assert len(rolled_back) == 3
+    assert len(rolled_back) == len(every) >= 4
     assert schema(database_url) == []
     assert not any(applied for _, applied in migrate.status(database_url))
 
@@ -46,7 +47,9 @@ def test_every_table_has_a_comment(database_url):
         uncommented = conn.execute(
             """
             SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-            WHERE n.nspname = 'public' AND c.relkind IN ('p', 'v')
+            WHERE n.nspname = 'public' AND c.relkind IN ('p', 'v', 'r')
+              AND NOT c.relispartition AND c.relname NOT LIKE 'procrastinate%%'
+              AND c.relname NOT LIKE '%%yoyo%%'
               AND obj_description(c.oid, 'pg_class') IS NULL
             """
         ).fetchall()

@@ -24,7 +24,7 @@ def pool_from_settings(**pool_args: Any) -> AsyncConnectionPool:
 
 app = App(
     connector=PsycopgConnector(pool_factory=pool_from_settings),
-    import_paths=["workers.maintenance"],
+    import_paths=["workers.maintenance", "workers.delivery"],
     worker_defaults={
         # Finished jobs are deleted so the job table stays small and start-up fast.
         "delete_jobs": "successful",

@@ -7,10 +7,12 @@ from datetime import UTC, datetime
 
 from procrastinate import JobContext
 from procrastinate.exceptions import ProcrastinateException
+from procrastinate.jobs import Status
 
 from app.settings import Settings
-from db import partitions
+from db import deliveries, partitions
 from workers.app import app
+from workers.delivery import wake
 
 logger = logging.getLogger("eventgate.maintenance")
 
@@ -20,7 +22,11 @@ STALLED_AFTER_SECONDS = 30
 
 def retention_days(settings: Settings) -> dict[str, int]:
     """How many days each partitioned table keeps."""
-    return {"events": settings.event_retention_days}
+    return {
+        "events": settings.event_retention_days,
+        "deliveries": settings.delivery_retention_days,
+        "delivery_attempts": settings.delivery_retention_days,
+    }
 
 
 @app.periodic(cron="*/15 * * * *")
@@ -51,6 +57,23 @@ async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
             await manager.retry_job(job)
             retried += 1
         except ProcrastinateException as exc:
-            # A sibling holding the same queueing lock makes the retry clash; it runs anyway.
-            logger.warning("could not retry stalled job %s: %s", job.id, exc)
+            # A sibling waiting with the same queueing lock makes the retry clash (#1446). That
+            # sibling does the same work (a deliver job claims whatever is due), so end this one.
+            logger.warning("stalled job %s not retried, ended as failed: %s", job.id, exc)
+            await manager.finish_job_by_id_async(job.id, Status.FAILED, delete_job=False)
     return retried
+
+
+@app.periodic(cron="* * * * * *")
+@app.task(queue="maintenance", name="wake_due_deliveries", pass_context=True)
+async def wake_due_deliveries(context: JobContext, timestamp: int) -> list[str]:
+    """Every second: wake a deliver job for each queue with due deliveries.
+
+    This is what starts retries when their time comes, resumes deliveries whose lease ran out
+    (a dead worker's) and catches any wake-up lost between an ingest and a finishing job.
+    """
+    async with context.app.connector.pool.connection() as conn, conn.transaction():  # type: ignore[attr-defined]
+        queues = await deliveries.due_queues(conn)
+        await wake(conn, queues)
+        await deliveries.purge_rate_windows(conn)
+    return queues

@@ -9,6 +9,8 @@ from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.auth import api_key_auth
+from app.deliveries.controllers import view as delivery_view
+from app.deliveries.schemas import DeliveryList
 from app.dependencies import Caller, Transaction
 from app.errors import UnsupportedMediaType
 from app.events import services
@@ -24,16 +26,15 @@ from app.events.schemas import (
     InboxPage,
 )
 from app.identifiers import parse_id
-from app.openapi import error_responses
-from app.pagination import Cursor, Limit, decode_cursor, page_of
+from app.openapi import SECURITY, error_responses
+from app.pagination import MAX_LIMIT, Cursor, Limit, Pagination, decode_cursor, page_of
 from app.request_id import request_id
 from app.scopes import EVENTS_READ, EVENTS_WRITE, require_scope
-from db import events
+from db import deliveries, events
 from db.ids import created_at_of
 
 MAX_EVENT_BYTES = 400 * 1024
 MAX_BATCH_BYTES = 16 * 1024 * 1024
-SECURITY = [{"ApiKeyHeader": []}, {"BearerAuth": []}]
 
 
 async def require_json(request: Request) -> None:
@@ -64,7 +65,7 @@ class EventController(Controller):
         self, data: JSONBody[EventIn], request: Request, state: State, caller: Caller
     ) -> EventAccepted:
         row = services.prepare(caller.tenant_id, data, max_bytes=0)
-        await services.store(state.pool, [row], state.settings.partitions_ahead_days)
+        await services.store(state.pool, [row], state.settings.partitions_ahead_days, state.schemas)
         return EventAccepted(
             row.id, created_at_of(row.id), "pending", "event accepted", request_id(request.scope)
         )
@@ -84,7 +85,13 @@ class EventController(Controller):
             services.prepare(caller.tenant_id, event, MAX_EVENT_BYTES, f"events[{i}].")
             for i, event in enumerate(data.events)
         ]
-        await services.store(state.pool, rows, state.settings.partitions_ahead_days)
+        await services.store(
+            state.pool,
+            rows,
+            state.settings.partitions_ahead_days,
+            state.schemas,
+            [f"events[{i}]." for i in range(len(rows))],
+        )
         items = [BatchItem(row.id, created_at_of(row.id), "pending") for row in rows]
         return BatchAccepted(items, len(items), "events accepted", request_id(request.scope))
 
@@ -99,6 +106,21 @@ class EventController(Controller):
     ) -> EventView:
         event = await services.get(conn, caller.tenant_id, parse_id(event_id, "event_id"))
         return services.view(event)
+
+    @get(
+        "/{event_id:str}/deliveries",
+        summary="List the deliveries of an event",
+        opt={"scope": EVENTS_READ},
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def list_event_deliveries(
+        self, event_id: FromPath[str], conn: Transaction, caller: Caller
+    ) -> DeliveryList:
+        event = await services.get(conn, caller.tenant_id, parse_id(event_id, "event_id"))
+        rows = await deliveries.list_page(
+            conn, caller.tenant_id, before=None, limit=MAX_LIMIT, event_id=event.id
+        )
+        return DeliveryList([delivery_view(r) for r in rows], Pagination(None, MAX_LIMIT))
 
     @post(
         "/{event_id:str}/ack",

@@ -12,9 +12,11 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from app.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
+from app.event_types.services import SchemaCache
 from app.events.schemas import EventIn, EventView, KnownMetadata
 from db import events, partitions
 from db.ids import new_id
+from workers.delivery import wake
 
 _PATH = re.compile(r"at `\$\.?([^`]*)`")
 
@@ -45,16 +47,28 @@ def prepare(
     )
 
 
-async def store(pool: AsyncConnectionPool, rows: list[events.NewEvent], days_ahead: int) -> None:
-    """Insert the events atomically, creating a missing partition once if needed."""
+async def store(
+    pool: AsyncConnectionPool,
+    rows: list[events.NewEvent],
+    days_ahead: int,
+    schemas: SchemaCache,
+    where: list[str] | None = None,
+) -> None:
+    """Validate payloads against their types' schemas, then store the events, their
+    deliveries and the jobs that deliver them in one transaction."""
     for attempt in (1, 2):
         try:
             async with pool.connection() as conn:
-                # One statement either way: atomic without BEGIN/COMMIT round trips.
-                if len(rows) == 1:
-                    await events.insert_one(conn, rows[0])
-                else:
-                    await events.insert_many(conn, rows)
+                await schemas.validate(
+                    conn,
+                    rows[0].tenant_id,
+                    [
+                        (where[i] if where else "", row.event_type, row.payload)
+                        for i, row in enumerate(rows)
+                    ],
+                )
+                async with conn.transaction():
+                    await wake(conn, await events.insert_with_fan_out(conn, rows))
             return
         except psycopg.errors.CheckViolation as exc:
             if attempt == 2 or not (exc.diag.message_primary or "").startswith("no partition"):
@@ -62,7 +76,9 @@ async def store(pool: AsyncConnectionPool, rows: list[events.NewEvent], days_ahe
         except psycopg.errors.UntranslatableCharacter as exc:
             raise BadRequest("payload or metadata holds \\u0000, which cannot be stored") from exc
         async with pool.connection() as conn:
-            await partitions.create_ahead(conn, "events", datetime.now(UTC).date(), days_ahead)
+            today = datetime.now(UTC).date()
+            for table in partitions.PARTITIONED_TABLES:
+                await partitions.create_ahead(conn, table, today, days_ahead)
 
 
 def view(event: events.Event) -> EventView:

@@ -11,7 +11,7 @@ from app.dependencies import Caller, Transaction
 from app.identifiers import parse_id
 from app.keys import services
 from app.keys.schemas import CreatedKey, CreateKeyRequest, KeyList, KeyView, RotateKeyRequest
-from app.openapi import error_responses
+from app.openapi import SECURITY, error_responses
 from app.pagination import Cursor, Limit, decode_cursor, page_of
 from app.scopes import KEYS_MANAGE, require_scope
 from db import api_keys
@@ -25,7 +25,7 @@ class KeyController(Controller):
     guards = [require_scope]  # noqa: RUF012
     middleware = [api_key_auth]  # noqa: RUF012
     opt = {"scope": KEYS_MANAGE}  # noqa: RUF012
-    security = [{"ApiKeyHeader": []}, {"BearerAuth": []}]  # noqa: RUF012
+    security = SECURITY
     responses = error_responses(400, 401, 403, 404, 409)
 
     @post(

@@ -1,0 +1,56 @@
+"""Response bodies of the /v1/deliveries routes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+from app.pagination import Pagination
+
+Status = Literal["pending", "delivering", "succeeded", "failed", "dead"]
+
+
+class DeliveryView(msgspec.Struct):
+    """One delivery of an event to an endpoint."""
+
+    id: uuid.UUID
+    event_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    queue: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    last_attempt_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class AttemptView(msgspec.Struct):
+    """One HTTP try of a delivery."""
+
+    id: uuid.UUID
+    attempt: int
+    status_code: int | None
+    response_body: str | None
+    latency_ms: int
+    error: str | None
+    started_at: datetime
+
+
+class DeliveryDetail(msgspec.Struct):
+    """A delivery with every try, oldest first."""
+
+    delivery: DeliveryView
+    attempts: list[AttemptView]
+
+
+class DeliveryList(msgspec.Struct):
+    """A page of deliveries, newest first."""
+
+    deliveries: list[DeliveryView]
+    pagination: Pagination

@@ -1,0 +1,211 @@
+"""Routes under /v1/endpoints."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, delete, get, patch, post
+from litestar.datastructures import State
+from litestar.params import FromPath, JSONBody
+
+from app.auth import api_key_auth
+from app.dependencies import Caller, Transaction
+from app.endpoints import services
+from app.endpoints.schemas import (
+    EndpointCreated,
+    EndpointIn,
+    EndpointList,
+    EndpointPatch,
+    EndpointView,
+    Recovered,
+    RecoverIn,
+    RotateSecretIn,
+    SecretView,
+    TestSent,
+)
+from app.errors import NotFound
+from app.identifiers import parse_id
+from app.openapi import SECURITY, error_responses
+from app.pagination import Cursor, Limit, decode_cursor, page_of
+from app.request_id import request_id
+from app.scopes import ENDPOINTS_MANAGE, require_scope
+from db import deliveries, endpoints
+from workers.delivery import wake
+
+
+class EndpointController(Controller):
+    """Webhook endpoints: subscriptions, secrets, pausing, recovery and test sends."""
+
+    path = "/v1/endpoints"
+    tags = ["endpoints"]  # noqa: RUF012 - Litestar reads class attributes
+    guards = [require_scope]  # noqa: RUF012
+    middleware = [api_key_auth]  # noqa: RUF012
+    opt = {"scope": ENDPOINTS_MANAGE}  # noqa: RUF012
+    security = SECURITY
+
+    @post("/", summary="Create an endpoint", responses=error_responses(400, 401, 403))
+    async def create_endpoint(
+        self, data: JSONBody[EndpointIn], conn: Transaction, caller: Caller, state: State
+    ) -> EndpointCreated:
+        settings = state.settings
+        row, secret = await services.create(
+            conn, caller.tenant_id, data, settings.allow_private_destinations
+        )
+        return EndpointCreated(services.view(row, settings.circuit_failure_threshold), secret)
+
+    @get("/", summary="List endpoints", responses=error_responses(400, 401, 403))
+    async def list_endpoints(
+        self,
+        conn: Transaction,
+        caller: Caller,
+        state: State,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+    ) -> EndpointList:
+        rows = await endpoints.list_page(conn, caller.tenant_id, decode_cursor(cursor), limit + 1)
+        page, pagination = page_of(rows, limit, lambda row: row.id)
+        threshold = state.settings.circuit_failure_threshold
+        return EndpointList([services.view(r, threshold) for r in page], pagination)
+
+    @get(
+        "/{endpoint_id:str}",
+        summary="Get an endpoint",
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def get_endpoint(
+        self, endpoint_id: FromPath[str], conn: Transaction, caller: Caller, state: State
+    ) -> EndpointView:
+        row = await services.get(conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"))
+        return services.view(row, state.settings.circuit_failure_threshold)
+
+    @patch(
+        "/{endpoint_id:str}",
+        summary="Change an endpoint",
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def update_endpoint(
+        self,
+        endpoint_id: FromPath[str],
+        data: JSONBody[EndpointPatch],
+        conn: Transaction,
+        caller: Caller,
+        state: State,
+    ) -> EndpointView:
+        settings = state.settings
+        row = await services.update(
+            conn,
+            caller.tenant_id,
+            parse_id(endpoint_id, "endpoint_id"),
+            data,
+            settings.allow_private_destinations,
+        )
+        return services.view(row, settings.circuit_failure_threshold)
+
+    @delete(
+        "/{endpoint_id:str}",
+        summary="Delete an endpoint (its unfinished deliveries end as dead)",
+        status_code=204,
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def delete_endpoint(
+        self, endpoint_id: FromPath[str], conn: Transaction, caller: Caller
+    ) -> None:
+        endpoint_uuid = parse_id(endpoint_id, "endpoint_id")
+        await services.get(conn, caller.tenant_id, endpoint_uuid)
+        await endpoints.delete(conn, caller.tenant_id, endpoint_uuid)
+
+    @get(
+        "/{endpoint_id:str}/secret",
+        summary="Get the signing secret (and the previous one during a rotation)",
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def get_secret(
+        self, endpoint_id: FromPath[str], conn: Transaction, caller: Caller
+    ) -> SecretView:
+        found = await endpoints.get_secrets(
+            conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id")
+        )
+        if found is None:
+            raise NotFound("no such endpoint")
+        return SecretView(found.secret, found.previous_secret, found.previous_secret_expires_at)
+
+    @post(
+        "/{endpoint_id:str}/rotate-secret",
+        summary="Rotate the signing secret (the old one also signs for 24 hours)",
+        status_code=200,
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def rotate_secret(
+        self,
+        endpoint_id: FromPath[str],
+        conn: Transaction,
+        caller: Caller,
+        data: JSONBody[RotateSecretIn | None] = None,
+    ) -> SecretView:
+        endpoint_uuid = parse_id(endpoint_id, "endpoint_id")
+        await services.rotate_secret(
+            conn, caller.tenant_id, endpoint_uuid, data.secret if data else None
+        )
+        found = await endpoints.get_secrets(conn, caller.tenant_id, endpoint_uuid)
+        assert found is not None
+        return SecretView(found.secret, found.previous_secret, found.previous_secret_expires_at)
+
+    @post(
+        "/{endpoint_id:str}/disable",
+        summary="Pause an endpoint (its deliveries wait; nothing is dropped)",
+        status_code=200,
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def disable_endpoint(
+        self, endpoint_id: FromPath[str], conn: Transaction, caller: Caller, state: State
+    ) -> EndpointView:
+        row = await endpoints.disable(
+            conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"), "disabled by API"
+        )
+        if row is None:
+            raise NotFound("no such endpoint")
+        return services.view(row, state.settings.circuit_failure_threshold)
+
+    @post(
+        "/{endpoint_id:str}/enable",
+        summary="Resume an endpoint (waiting deliveries go now)",
+        status_code=200,
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def enable_endpoint(
+        self, endpoint_id: FromPath[str], conn: Transaction, caller: Caller, state: State
+    ) -> EndpointView:
+        row = await services.enable(conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"))
+        return services.view(row, state.settings.circuit_failure_threshold)
+
+    @post(
+        "/{endpoint_id:str}/recover",
+        summary="Send again every dead delivery of the endpoint since a time",
+        status_code=202,
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def recover_endpoint(
+        self,
+        endpoint_id: FromPath[str],
+        data: JSONBody[RecoverIn],
+        request: Request,
+        conn: Transaction,
+        caller: Caller,
+    ) -> Recovered:
+        endpoint_uuid = parse_id(endpoint_id, "endpoint_id")
+        await services.get(conn, caller.tenant_id, endpoint_uuid)
+        per_queue = await deliveries.recover(conn, caller.tenant_id, endpoint_uuid, data.since)
+        await wake(conn, per_queue)
+        return Recovered(endpoint_uuid, sum(per_queue.values()), request_id(request.scope))
+
+    @post(
+        "/{endpoint_id:str}/test",
+        summary="Send a signed test event to this endpoint",
+        status_code=202,
+        responses=error_responses(400, 401, 403, 404, 409),
+    )
+    async def test_endpoint(
+        self, endpoint_id: FromPath[str], request: Request, conn: Transaction, caller: Caller
+    ) -> TestSent:
+        event_id, delivery_id = await services.send_test(
+            conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id")
+        )
+        return TestSent(event_id, delivery_id, request_id(request.scope))

@@ -1,0 +1,70 @@
+"""Which webhook destinations are allowed: http(s) URLs that reach public addresses only."""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class RefusedDestination(ValueError):
+    """The URL is malformed or leads to a loopback, private or otherwise non-public address."""
+
+
+def is_public(address: IPAddress) -> bool:
+    """True for globally routable unicast addresses (IPv4-mapped IPv6 judged as IPv4)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    return address.is_global and not address.is_multicast
+
+
+def check_url(url: str) -> tuple[str, int]:
+    """The host and port of a well-formed http(s) URL; RefusedDestination otherwise."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise RefusedDestination(f"the URL is malformed: {exc}") from exc
+    if parts.scheme not in ("http", "https"):
+        raise RefusedDestination("the URL must start with http:// or https://")
+    if not parts.hostname:
+        raise RefusedDestination("the URL has no host")
+    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
+
+
+def refuse_address(host: str, address: str) -> None:
+    """RefusedDestination when `address` (what `host` resolved to) is not public."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0].strip("[]"))
+    if not is_public(ip):
+        raise RefusedDestination(f"{host} resolves to the non-public address {ip}")
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """The address when the host is an IP literal, else None."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+async def check_destination(url: str, timeout: float = 3.0) -> None:
+    """Refuse URLs whose host is, or resolves to, a non-public address.
+
+    A name that does not resolve now is accepted: it is checked again at every send.
+    """
+    host, port = check_url(url)
+    if literal_address(host) is not None:
+        refuse_address(host, host)
+        return
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await asyncio.wait_for(
+            loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout
+        )
+    except (OSError, TimeoutError):
+        return
+    for info in infos:
+        refuse_address(host, str(info[4][0]))

@@ -1,0 +1,113 @@
+"""Request and response bodies of the /v1/endpoints routes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+from app.pagination import Pagination
+
+Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+# An exact type name, `prefix.*`, or `*`.
+TypePattern = Annotated[
+    str,
+    msgspec.Meta(max_length=255, pattern=r"^(\*|[A-Za-z0-9_][A-Za-z0-9_.:-]*?(\.\*)?)$"),
+]
+TypePatterns = Annotated[list[TypePattern], msgspec.Meta(max_length=100)]
+RatePerSecond = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
+Description = Annotated[str, msgspec.Meta(max_length=1000)]
+Secret = Annotated[str, msgspec.Meta(pattern=r"^whsec_[A-Za-z0-9+/]{32,}={0,2}$")]
+
+
+class EndpointIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A new webhook endpoint. event_types empty means every type."""
+
+    url: Url
+    description: Description = ""
+    event_types: TypePatterns = msgspec.field(default_factory=list)
+    rate_limit_per_s: RatePerSecond | None = None
+    ordered: bool = False
+    metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+
+
+class EndpointPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Changes to an endpoint; absent fields stay as they are."""
+
+    url: Url | msgspec.UnsetType = msgspec.UNSET
+    description: Description | msgspec.UnsetType = msgspec.UNSET
+    event_types: TypePatterns | msgspec.UnsetType = msgspec.UNSET
+    rate_limit_per_s: RatePerSecond | msgspec.UnsetType | None = msgspec.UNSET
+    ordered: bool | msgspec.UnsetType = msgspec.UNSET
+    metadata: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+
+
+class EndpointView(msgspec.Struct):
+    """A webhook endpoint (secrets are only shown by GET /v1/endpoints/{id}/secret)."""
+
+    id: uuid.UUID
+    url: str
+    description: str
+    event_types: list[str]
+    is_active: bool
+    disabled_reason: str | None
+    rate_limit_per_s: int | None
+    ordered: bool
+    metadata: dict[str, Any]
+    circuit: str
+    consecutive_failures: int
+    failing_since: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class EndpointCreated(msgspec.Struct):
+    """A new endpoint and the secret its deliveries are signed with."""
+
+    endpoint: EndpointView
+    secret: str
+
+
+class EndpointList(msgspec.Struct):
+    """A page of endpoints, oldest first."""
+
+    endpoints: list[EndpointView]
+    pagination: Pagination
+
+
+class SecretView(msgspec.Struct):
+    """The signing secrets: previous_secret also signs until previous_secret_expires_at."""
+
+    secret: str
+    previous_secret: str | None
+    previous_secret_expires_at: datetime | None
+
+
+class RotateSecretIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Rotate to the given secret, or to a generated one."""
+
+    secret: Secret | None = None
+
+
+class RecoverIn(msgspec.Struct, forbid_unknown_fields=True):
+    """Send again every dead delivery of the endpoint created since this time."""
+
+    since: datetime
+
+
+class Recovered(msgspec.Struct):
+    """How many dead deliveries were queued again."""
+
+    endpoint_id: uuid.UUID
+    recovered: int
+    request_id: str
+
+
+class TestSent(msgspec.Struct):
+    """The test event and its delivery to the endpoint."""
+
+    event_id: uuid.UUID
+    delivery_id: uuid.UUID
+    request_id: str

@@ -1,0 +1,96 @@
+"""Routes under /v1/event-types."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import Controller, delete, get, patch, post
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from app.auth import api_key_auth
+from app.dependencies import Caller, Transaction
+from app.event_types import services
+from app.event_types.schemas import EventTypeIn, EventTypeList, EventTypePatch, EventTypeView
+from app.openapi import SECURITY, error_responses
+from app.pagination import Cursor, Limit, Pagination, decode_name_cursor, encode_name_cursor
+from app.scopes import ENDPOINTS_MANAGE, EVENTS_READ, require_scope
+from db import event_types
+
+
+class EventTypeController(Controller):
+    """The catalog of event types and their optional JSON Schemas."""
+
+    path = "/v1/event-types"
+    tags = ["event types"]  # noqa: RUF012 - Litestar reads class attributes
+    guards = [require_scope]  # noqa: RUF012
+    middleware = [api_key_auth]  # noqa: RUF012
+    security = SECURITY
+
+    @post(
+        "/",
+        summary="Create an event type",
+        opt={"scope": ENDPOINTS_MANAGE},
+        responses=error_responses(400, 401, 403, 409),
+    )
+    async def create_event_type(
+        self, data: JSONBody[EventTypeIn], conn: Transaction, caller: Caller
+    ) -> EventTypeView:
+        return await services.create(conn, caller.tenant_id, data)
+
+    @get(
+        "/",
+        summary="List event types by name",
+        opt={"scope": EVENTS_READ},
+        responses=error_responses(400, 401, 403),
+    )
+    async def list_event_types(
+        self,
+        conn: Transaction,
+        caller: Caller,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        include_archived: Annotated[
+            bool, QueryParameter(description="Also list archived types")
+        ] = False,
+    ) -> EventTypeList:
+        rows = await event_types.list_page(
+            conn, caller.tenant_id, decode_name_cursor(cursor), limit + 1, include_archived
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_name_cursor(rows[-1].name) if more else None
+        return EventTypeList([services.view(r) for r in rows], Pagination(next_cursor, limit))
+
+    @get(
+        "/{name:str}",
+        summary="Get an event type",
+        opt={"scope": EVENTS_READ},
+        responses=error_responses(401, 403, 404),
+    )
+    async def get_event_type(
+        self, name: FromPath[str], conn: Transaction, caller: Caller
+    ) -> EventTypeView:
+        return await services.get(conn, caller.tenant_id, name)
+
+    @patch(
+        "/{name:str}",
+        summary="Change an event type's description, schema or archived flag",
+        opt={"scope": ENDPOINTS_MANAGE},
+        responses=error_responses(400, 401, 403, 404),
+    )
+    async def update_event_type(
+        self, name: FromPath[str], data: JSONBody[EventTypePatch], conn: Transaction, caller: Caller
+    ) -> EventTypeView:
+        return await services.update(conn, caller.tenant_id, name, data)
+
+    @delete(
+        "/{name:str}",
+        summary="Archive an event type (it stays listed with include_archived)",
+        status_code=200,
+        opt={"scope": ENDPOINTS_MANAGE},
+        responses=error_responses(401, 403, 404),
+    )
+    async def archive_event_type(
+        self, name: FromPath[str], conn: Transaction, caller: Caller
+    ) -> EventTypeView:
+        return await services.update(conn, caller.tenant_id, name, EventTypePatch(archived=True))

@@ -1,0 +1,137 @@
+"""Event type rules: schemas are checked when stored and compiled once per version."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from jsonschema import exceptions as schema_errors
+from jsonschema.protocols import Validator
+from jsonschema.validators import validator_for
+from psycopg import AsyncConnection
+
+from app.errors import BadRequest, Conflict, NotFound
+from app.event_types.schemas import EventTypeIn, EventTypePatch, EventTypeView
+from db import event_types
+
+MAX_COMPILED = 10_000
+
+
+def compile_schema(schema: dict[str, Any]) -> Validator:
+    """A validator for the schema (its $schema picks the draft; 2020-12 by default)."""
+    cls = validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def checked_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The schema if it is a valid JSON Schema, else BadRequest naming the problem."""
+    if schema is not None:
+        try:
+            compile_schema(schema)
+        except schema_errors.SchemaError as exc:
+            path = exc.json_path
+            raise BadRequest(
+                f"schema is not a valid JSON Schema at `{path}`: {exc.message}",
+                {"field": "schema", "path": path},
+            ) from exc
+    return schema
+
+
+def view(row: event_types.EventType) -> EventTypeView:
+    """The public view of an event type."""
+    return EventTypeView(
+        row.name,
+        row.description,
+        row.schema,
+        row.archived,
+        row.version,
+        row.created_at,
+        row.updated_at,
+    )
+
+
+async def create(conn: AsyncConnection, tenant_id: uuid.UUID, data: EventTypeIn) -> EventTypeView:
+    """Add a type to the catalog; Conflict when the name exists."""
+    schema = checked_schema(data.schema)
+    row = await event_types.insert(conn, tenant_id, data.name, data.description, schema)
+    if row is None:
+        raise Conflict(f"event type `{data.name}` already exists", {"field": "name"})
+    return view(row)
+
+
+async def get(conn: AsyncConnection, tenant_id: uuid.UUID, name: str) -> EventTypeView:
+    """One type, or NotFound."""
+    row = await event_types.get(conn, tenant_id, name)
+    if row is None:
+        raise NotFound("no such event type")
+    return view(row)
+
+
+async def update(
+    conn: AsyncConnection, tenant_id: uuid.UUID, name: str, data: EventTypePatch
+) -> EventTypeView:
+    """Apply a PATCH; NotFound when there is no such type."""
+    set_schema = data.schema is not msgspec.UNSET
+    schema = checked_schema(data.schema) if set_schema and data.schema else None
+    row = await event_types.update(
+        conn,
+        tenant_id,
+        name,
+        description=None if data.description is msgspec.UNSET else data.description,
+        schema=schema,
+        set_schema=set_schema,
+        archived=None if data.archived is msgspec.UNSET else data.archived,
+    )
+    if row is None:
+        raise NotFound("no such event type")
+    return view(row)
+
+
+class SchemaCache:
+    """Compiled payload validators per (tenant, type, version): compiling is never repeated."""
+
+    def __init__(self) -> None:
+        self._compiled: dict[tuple[uuid.UUID, str, int], Validator] = {}
+
+    async def validate(
+        self,
+        conn: AsyncConnection,
+        tenant_id: uuid.UUID,
+        payloads: Sequence[tuple[str, str, dict[str, Any]]],
+    ) -> None:
+        """Check (where, event_type, payload) items; BadRequest names the first failing path."""
+        names = {event_type for _, event_type, _ in payloads}
+        versions = await event_types.schema_versions(conn, tenant_id, sorted(names))
+        if not versions:
+            return
+        validators = {v.name: await self._validator(conn, tenant_id, v) for v in versions}
+        for where, event_type, payload in payloads:
+            validator = validators.get(event_type)
+            if validator is None:
+                continue
+            error = schema_errors.best_match(validator.iter_errors(payload))
+            if error is not None:
+                path = error.json_path
+                field = f"{where}payload{path[1:]}"
+                raise BadRequest(
+                    f"{where}payload does not match the schema of `{event_type}` at `{path}`: "
+                    f"{error.message}",
+                    {"field": field, "event_type": event_type},
+                )
+
+    async def _validator(
+        self, conn: AsyncConnection, tenant_id: uuid.UUID, version: event_types.SchemaVersion
+    ) -> Validator | None:
+        key = (tenant_id, version.name, version.version)
+        validator = self._compiled.get(key)
+        if validator is None:
+            schema = await event_types.get_schema(conn, tenant_id, version.name, version.version)
+            if schema is None:
+                return None  # changed meanwhile; the next request compiles the new version
+            if len(self._compiled) >= MAX_COMPILED:
+                self._compiled.clear()
+            validator = self._compiled[key] = compile_schema(schema)
+        return validator

@@ -1,0 +1,162 @@
+"""SQL for the event_types catalog."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+
+class EventType(msgspec.Struct):
+    """One event_types row."""
+
+    name: str
+    description: str
+    schema: dict[str, Any] | None
+    archived: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class SchemaVersion(msgspec.Struct):
+    """The schema version of a type whose payloads are validated."""
+
+    name: str
+    version: int
+
+
+COLUMNS = "name, description, schema, archived, version, created_at, updated_at"
+
+INSERT = f"""
+INSERT INTO event_types (tenant_id, name, description, schema)
+VALUES (%(tenant_id)s, %(name)s, %(description)s, %(schema)s)
+ON CONFLICT (tenant_id, name) DO NOTHING
+RETURNING {COLUMNS}
+"""
+
+GET = f"SELECT {COLUMNS} FROM event_types WHERE tenant_id = %(tenant_id)s AND name = %(name)s"
+
+# Names sort the catalog; the cursor is the last name of the previous page (event_types_pkey).
+LIST_PAGE = f"""
+SELECT {COLUMNS} FROM event_types
+WHERE tenant_id = %(tenant_id)s AND (%(after)s::text IS NULL OR name > %(after)s)
+  AND (%(include_archived)s OR NOT archived)
+ORDER BY name
+LIMIT %(limit)s
+"""
+
+# Every change bumps version so cached compiled schemas are recompiled.
+UPDATE = f"""
+UPDATE event_types SET
+    description = COALESCE(%(description)s, description),
+    schema = CASE WHEN %(set_schema)s THEN %(schema)s ELSE schema END,
+    archived = COALESCE(%(archived)s, archived),
+    version = version + 1, updated_at = now()
+WHERE tenant_id = %(tenant_id)s AND name = %(name)s
+RETURNING {COLUMNS}
+"""
+
+# The types among `names` that carry a schema, with its version (event_types_pkey).
+SCHEMA_VERSIONS = """
+SELECT name, version FROM event_types
+WHERE tenant_id = %(tenant_id)s AND name = ANY(%(names)s) AND schema IS NOT NULL
+"""
+
+GET_SCHEMA = """
+SELECT schema FROM event_types
+WHERE tenant_id = %(tenant_id)s AND name = %(name)s AND version = %(version)s
+"""
+
+
+async def insert(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    name: str,
+    description: str,
+    schema: dict[str, Any] | None,
+) -> EventType | None:
+    """Create a type; None when the name is taken."""
+    params = {
+        "tenant_id": tenant_id,
+        "name": name,
+        "description": description,
+        "schema": None if schema is None else Jsonb(schema),
+    }
+    async with conn.cursor(row_factory=class_row(EventType)) as cur:
+        await cur.execute(INSERT, params)
+        return await cur.fetchone()
+
+
+async def get(conn: AsyncConnection, tenant_id: uuid.UUID, name: str) -> EventType | None:
+    """One type of the tenant."""
+    async with conn.cursor(row_factory=class_row(EventType)) as cur:
+        await cur.execute(GET, {"tenant_id": tenant_id, "name": name})
+        return await cur.fetchone()
+
+
+async def list_page(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    after: str | None,
+    limit: int,
+    include_archived: bool,
+) -> list[EventType]:
+    """Up to `limit` types after the name `after`, by name."""
+    params = {
+        "tenant_id": tenant_id,
+        "after": after,
+        "limit": limit,
+        "include_archived": include_archived,
+    }
+    async with conn.cursor(row_factory=class_row(EventType)) as cur:
+        await cur.execute(LIST_PAGE, params)
+        return await cur.fetchall()
+
+
+async def update(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    name: str,
+    *,
+    description: str | None = None,
+    schema: dict[str, Any] | None = None,
+    set_schema: bool = False,
+    archived: bool | None = None,
+) -> EventType | None:
+    """Change a type; None when there is none by that name."""
+    params = {
+        "tenant_id": tenant_id,
+        "name": name,
+        "description": description,
+        "schema": None if schema is None else Jsonb(schema),
+        "set_schema": set_schema,
+        "archived": archived,
+    }
+    async with conn.cursor(row_factory=class_row(EventType)) as cur:
+        await cur.execute(UPDATE, params)
+        return await cur.fetchone()
+
+
+async def schema_versions(
+    conn: AsyncConnection, tenant_id: uuid.UUID, names: Sequence[str]
+) -> list[SchemaVersion]:
+    """Which of these types validate payloads, and at which version."""
+    async with conn.cursor(row_factory=class_row(SchemaVersion)) as cur:
+        await cur.execute(SCHEMA_VERSIONS, {"tenant_id": tenant_id, "names": list(names)})
+        return await cur.fetchall()
+
+
+async def get_schema(
+    conn: AsyncConnection, tenant_id: uuid.UUID, name: str, version: int
+) -> dict[str, Any] | None:
+    """The schema of a type at one version (None if it changed meanwhile)."""
+    cur = await conn.execute(GET_SCHEMA, {"tenant_id": tenant_id, "name": name, "version": version})
+    row = await cur.fetchone()
+    return None if row is None else row[0]

@@ -1,0 +1,150 @@
+"""A real webhook receiver on loopback and a real in-process procrastinate worker for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import msgspec
+from aiohttp import web
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+
+from workers.app import app as worker_app
+from workers.sender import close_senders
+
+# Small numbers so retries, leases and circuits play out within a test.
+WORKER_ENV = {
+    "EVENTGATE_ALLOW_PRIVATE_DESTINATIONS": "true",
+    "EVENTGATE_DELIVERY_RETRY_SCHEDULE": "0,0.2,0.2",
+    "EVENTGATE_DELIVERY_CONNECT_TIMEOUT_SECONDS": "1",
+    "EVENTGATE_DELIVERY_TIMEOUT_SECONDS": "2",
+    "EVENTGATE_DELIVERY_LEASE_SECONDS": "4",
+    "EVENTGATE_DELIVERY_JOB_SECONDS": "1",
+    "EVENTGATE_CIRCUIT_COOLDOWN_SECONDS": "1",
+}
+
+
+class Received(msgspec.Struct):
+    """One request the receiver got."""
+
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+    verified: bool
+    at: float
+
+
+class Receiver:
+    """Answers webhook POSTs by a per-path script of status codes (200 once it runs out) and
+    verifies each signature with the standardwebhooks reference implementation."""
+
+    def __init__(self) -> None:
+        self.received: list[Received] = []
+        self.secrets: dict[str, list[str]] = {}
+        self.scripts: dict[str, list[int | tuple[int, dict[str, str]]]] = defaultdict(list)
+        self.delay = 0.0
+        self.in_flight = 0
+        self.max_in_flight: dict[str, int] = defaultdict(int)
+        self.url = ""
+        self.arrived = asyncio.Event()
+
+    def endpoint_url(self, path: str) -> str:
+        """The URL of one path on this receiver."""
+        return f"{self.url}/{path}"
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Record, verify and answer one POST."""
+        path = request.match_info["path"]
+        self.in_flight += 1
+        self.max_in_flight[path] = max(self.max_in_flight[path], self.in_flight)
+        try:
+            raw = await request.read()
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            headers = {k.lower(): v for k, v in request.headers.items()}
+            self.received.append(
+                Received(
+                    path,
+                    headers,
+                    msgspec.json.decode(raw),
+                    self.verify(path, raw, headers),
+                    time.monotonic(),
+                )
+            )
+            self.arrived.set()
+            script = self.scripts[path]
+            answer = script.pop(0) if script else 200
+            status, extra = answer if isinstance(answer, tuple) else (answer, {})
+            return web.Response(status=status, text=f"answer {status}", headers=extra)
+        finally:
+            self.in_flight -= 1
+
+    def verify(self, path: str, raw: bytes, headers: dict[str, str]) -> bool:
+        """True when any secret known for the path verifies the request."""
+        for secret in self.secrets.get(path, []):
+            try:
+                Webhook(secret).verify(raw, headers)
+                return True
+            except WebhookVerificationError:
+                continue
+        return False
+
+    def at(self, path: str) -> list[Received]:
+        """What arrived at one path, in order."""
+        return [r for r in self.received if r.path == path]
+
+
+@contextlib.asynccontextmanager
+async def running_receiver() -> AsyncIterator[Receiver]:
+    """Serve a Receiver on a free loopback port."""
+    receiver = Receiver()
+    web_app = web.Application()
+    web_app.router.add_post("/{path}", receiver.handle)
+    runner = web.AppRunner(web_app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    receiver.url = f"http://127.0.0.1:{port}"
+    try:
+        yield receiver
+    finally:
+        await runner.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def running_worker(
+    queues: list[str] | None = None, concurrency: int = 4
+) -> AsyncIterator[None]:
+    """A real procrastinate worker in this event loop, stopped gracefully at the end."""
+    async with worker_app.open_async():
+        task = asyncio.create_task(
+            worker_app.run_worker_async(
+                install_signal_handlers=False, queues=queues, concurrency=concurrency, wait=True
+            )
+        )
+        try:
+            yield
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            await close_senders()
+
+
+async def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "") -> None:
+    """Poll an (async or plain) condition until it is true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        await asyncio.sleep(0.05)

@@ -1,0 +1,237 @@
+"""The deliver task: claim due deliveries in batches, POST them signed, record every try.
+
+Deliveries rows are the work items. A `deliver` job claims batches of due rows with
+FOR UPDATE SKIP LOCKED and leases them (status delivering, next_attempt_at = now + lease),
+commits, sends them concurrently without any transaction open, then writes back the outcomes.
+A worker that dies mid-batch leaves leased rows that fall due again when the lease runs out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+import msgspec
+from procrastinate import JobContext
+from procrastinate.exceptions import AlreadyEnqueued
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+from app.settings import Settings
+from db import deliveries
+from db.deliveries import Candidate, Claimed, Result
+from workers.app import app
+from workers.queues import JOB_PRIORITY, queueing_lock
+from workers.sender import Outcome, Sender, sender_for
+from workers.signing import signature_header
+
+logger = logging.getLogger("eventgate.delivery")
+
+JITTER = 0.2  # retry delays vary by ±20 % so a recovered endpoint is not hit all at once
+
+
+@app.task(name="deliver", queue="default", pass_context=True)
+async def deliver(context: JobContext, queue: str) -> int:
+    """Deliver what is due in `queue` until nothing is, or hand over after a while."""
+    settings = Settings.from_env()
+    pool: AsyncConnectionPool = context.app.connector.pool  # type: ignore[attr-defined]
+    sender = sender_for(settings)
+    deadline = time.monotonic() + settings.delivery_job_seconds
+    sent = 0
+    while claimed := await claim(pool, queue, settings):
+        await deliver_batch(pool, sender, claimed, settings)
+        sent += len(claimed)
+        if time.monotonic() >= deadline:
+            # Short jobs keep worker slots turning over (priorities, graceful shutdown).
+            async with pool.connection() as conn, conn.transaction():
+                await wake(conn, [queue])
+            break
+    return sent
+
+
+async def wake(conn: AsyncConnection, queues: Iterable[str]) -> None:
+    """Make sure a deliver job waits for each queue, inside the caller's transaction."""
+    for queue in queues:
+        try:
+            # A savepoint: a queueing-lock clash must not abort the caller's transaction.
+            async with conn.transaction():
+                await deliver.configure(
+                    connection=conn,
+                    queue=queue,
+                    queueing_lock=queueing_lock(queue),
+                    priority=JOB_PRIORITY[queue],
+                ).defer_async(queue=queue)
+        except AlreadyEnqueued:
+            pass  # a waiting job will claim these deliveries too
+
+
+async def claim(pool: AsyncConnectionPool, queue: str, settings: Settings) -> list[Claimed]:
+    """Lease a batch of due deliveries of the queue that their endpoints may take now."""
+    async with pool.connection() as conn, conn.transaction():
+        found = await deliveries.candidates(
+            conn, queue, settings.delivery_batch_size, settings.circuit_failure_threshold
+        )
+        chosen = await _admit(conn, found, settings) if found else []
+        if not chosen:
+            return []
+        return await deliveries.lease(conn, chosen, settings.delivery_lease_seconds)
+
+
+async def _admit(
+    conn: AsyncConnection, found: Sequence[Candidate], settings: Settings
+) -> list[Candidate]:
+    """One probe per half-open endpoint; no endpoint past its rate in this second."""
+    probing = {c.endpoint_id for c in found if c.probing}
+    if probing:
+        allowed = await deliveries.take_probes(conn, probing, settings.delivery_lease_seconds)
+        seen: set[uuid.UUID] = set()
+        kept = []
+        for c in found:
+            if c.probing and (c.endpoint_id not in allowed or c.endpoint_id in seen):
+                continue
+            seen.add(c.endpoint_id)
+            kept.append(c)
+        found = kept
+    return await _within_rate(conn, found)
+
+
+async def _within_rate(conn: AsyncConnection, found: Sequence[Candidate]) -> list[Candidate]:
+    limited: dict[uuid.UUID, list[Candidate]] = defaultdict(list)
+    for c in found:
+        if c.rate_limit_per_s is not None:
+            limited[c.endpoint_id].append(c)
+    if not limited:
+        return list(found)
+    totals = await deliveries.count_rate(conn, {e: len(rows) for e, rows in limited.items()})
+    refused: list[Candidate] = []
+    unused: dict[uuid.UUID, int] = {}
+    for endpoint_id, rows in limited.items():
+        limit = rows[0].rate_limit_per_s or 0
+        already = totals[endpoint_id] - len(rows)
+        take = max(0, min(len(rows), limit - already))
+        refused += rows[take:]
+        if take < len(rows):
+            unused[endpoint_id] = len(rows) - take
+    if unused:
+        await deliveries.uncount_rate(conn, unused)
+        await deliveries.postpone_to_next_second(conn, refused)
+    refused_ids = {c.id for c in refused}
+    return [c for c in found if c.id not in refused_ids]
+
+
+async def deliver_batch(
+    pool: AsyncConnectionPool, sender: Sender, claimed: Sequence[Claimed], settings: Settings
+) -> None:
+    """Send a claimed batch concurrently, then write every outcome back in one transaction."""
+    outcomes = await asyncio.gather(*(send_one(sender, c) for c in claimed))
+    results = [
+        plan(c, o, settings.delivery_retry_schedule) for c, o in zip(claimed, outcomes, strict=True)
+    ]
+    health = endpoint_health(claimed, outcomes)
+    async with pool.connection() as conn, conn.transaction():
+        await deliveries.record(conn, results)
+        if health:
+            await deliveries.update_endpoint_health(
+                conn,
+                health,
+                threshold=settings.circuit_failure_threshold,
+                cooldown_seconds=settings.circuit_cooldown_seconds,
+                disable_after_seconds=settings.endpoint_disable_after_seconds,
+            )
+
+
+def webhook_body(c: Claimed) -> bytes:
+    """The JSON POSTed for a delivery: the event as the API shows it."""
+    return msgspec.json.encode(
+        {
+            "id": c.event_id,
+            "source": c.source,
+            "event_type": c.event_type,
+            "payload": c.payload,
+            "metadata": c.metadata,
+            "created_at": c.created_at,
+        }
+    )
+
+
+async def send_one(sender: Sender, c: Claimed) -> Outcome | None:
+    """POST one delivery signed with every valid secret; None when the event is gone."""
+    if c.payload is None:
+        return None
+    body = webhook_body(c)
+    message_id = str(c.event_id)  # stable across retries: receivers de-duplicate on it
+    timestamp = int(time.time())
+    secrets = [c.secret] + ([c.previous_secret] if c.previous_secret else [])
+    headers = {
+        "content-type": "application/json",
+        "webhook-id": message_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": signature_header(secrets, message_id, timestamp, body),
+    }
+    return await sender.post(c.url, body, headers)
+
+
+def plan(c: Claimed, outcome: Outcome | None, schedule: Sequence[float]) -> Result:
+    """What a try means for its delivery: succeeded, failed with a next try, or dead."""
+    if outcome is None:
+        return _result(c, None, "dead", c.retry_index, 0.0, "the event is no longer stored")
+    if outcome.ok:
+        return _result(c, outcome, "succeeded", c.retry_index, 0.0, None)
+    error = outcome.error or f"HTTP {outcome.status_code}"
+    next_index = c.retry_index + 1
+    if next_index >= len(schedule):
+        return _result(c, outcome, "dead", c.retry_index, 0.0, error)
+    if outcome.retry_after is not None:
+        delay = outcome.retry_after
+    else:
+        delay = schedule[next_index] * random.uniform(1 - JITTER, 1 + JITTER)
+    return _result(c, outcome, "failed", next_index, delay, error)
+
+
+def _result(
+    c: Claimed,
+    outcome: Outcome | None,
+    status: str,
+    retry_index: int,
+    delay: float,
+    error: str | None,
+) -> Result:
+    return Result(
+        id=c.id,
+        created_at=c.created_at,
+        tenant_id=c.tenant_id,
+        endpoint_id=c.endpoint_id,
+        attempt=c.attempts,
+        status=status,
+        retry_index=retry_index,
+        delay_seconds=delay,
+        status_code=outcome.status_code if outcome else None,
+        response_body=outcome.body if outcome else None,
+        latency_ms=outcome.latency_ms if outcome else 0,
+        error=error,
+        started_at=outcome.started_at if outcome else datetime.now(UTC),
+    )
+
+
+def endpoint_health(
+    claimed: Sequence[Claimed], outcomes: Sequence[Outcome | None]
+) -> dict[uuid.UUID, tuple[bool, int, bool]]:
+    """Per endpoint: (a try succeeded, failures after the last success, answered 410 Gone)."""
+    health: dict[uuid.UUID, tuple[bool, int, bool]] = {}
+    pairs = sorted(
+        ((c, o) for c, o in zip(claimed, outcomes, strict=True) if o is not None),
+        key=lambda pair: pair[1].started_at,
+    )
+    for c, o in pairs:
+        succeeded, failures, gone = health.get(c.endpoint_id, (False, 0, False))
+        if o.ok:
+            health[c.endpoint_id] = (True, 0, gone)
+        else:
+            health[c.endpoint_id] = (succeeded, failures + 1, gone or o.status_code == 410)
+    return health

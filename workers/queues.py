@@ -1,0 +1,13 @@
+"""Delivery queues: an event's priority picks the procrastinate queue and job priority."""
+
+from __future__ import annotations
+
+QUEUE_OF_PRIORITY = {"high": "critical", "normal": "default", "low": "bulk"}
+DELIVERY_QUEUES = ("critical", "default", "bulk")
+# Higher runs first when one worker listens to several queues.
+JOB_PRIORITY = {"critical": 10, "default": 0, "bulk": -10}
+
+
+def queueing_lock(queue: str) -> str:
+    """At most one waiting deliver job per queue; a running one claims everything due."""
+    return f"deliver:{queue}"
