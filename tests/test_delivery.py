@@ -90,3 +90,109 @@ async def test_a_failing_answer_is_retried_and_every_attempt_recorded(client, wo
     # The message id is the same on every try, so the receiver can de-duplicate.
     assert len({r.headers["webhook-id"] for r in receiver.received}) == 1
     assert all(r.verified for r in receiver.received)
+
+
+def delivery_rows(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT status, attempts, last_status_code, last_error FROM deliveries ORDER BY event_id"
+        ).fetchall()
+
+
+async def test_a_thousand_events_to_three_endpoints_all_arrive_once(client, worker_env, receiver):
+    key = await make_key(worker_env)
+    for path in ("a", "b", "c"):
+        await add_endpoint(client, key, receiver, path)
+    sent = []
+    for _ in range(2):
+        batch = [event_body(payload={"n": n}) for n in range(500)]
+        response = await client.post("/v1/events/batch", json={"events": batch}, headers=auth(key))
+        sent += [e["event_id"] for e in response.json()["events"]]
+    async with running_worker(concurrency=6):
+        await wait_for(
+            lambda: statuses(worker_env) == {"succeeded": 3000}, timeout=60, what="3000 deliveries"
+        )
+    arrived = [(r.path, r.body["id"]) for r in receiver.received]
+    assert len(arrived) == 3000
+    assert set(arrived) == {(path, event_id) for path in "abc" for event_id in sent}
+    assert all(r.verified for r in receiver.received)
+
+
+async def test_dead_deliveries_are_listed_replayed_and_recovered(client, worker_env, receiver):
+    key = await make_key(worker_env)
+    endpoint = await add_endpoint(client, key, receiver, "down")
+    receiver.scripts["down"] = [500] * 6  # two events x three tries (schedule 0, 0.2, 0.2)
+    for n in range(2):
+        await client.post("/v1/events", json=event_body(payload={"n": n}), headers=auth(key))
+    async with running_worker():
+        await wait_for(lambda: statuses(worker_env) == {"dead": 2}, what="dead letters")
+        dead = (await client.get("/v1/deliveries?status=dead", headers=auth(key))).json()
+        assert len(dead["deliveries"]) == 2
+        assert all(d["attempts"] == 3 and d["last_status_code"] == 500 for d in dead["deliveries"])
+
+        first = dead["deliveries"][0]["id"]
+        retried = await client.post(f"/v1/deliveries/{first}/retry", headers=auth(key))
+        assert retried.status_code == 202
+        assert retried.json()["status"] == "pending"
+        await wait_for(lambda: statuses(worker_env) == {"dead": 1, "succeeded": 1}, what="replay")
+        again = await client.post(f"/v1/deliveries/{first}/retry", headers=auth(key))
+        assert again.status_code == 409  # a succeeded delivery is not retried
+
+        recovered = await client.post(
+            f"/v1/endpoints/{endpoint['id']}/recover",
+            json={"since": "2000-01-01T00:00:00Z"},
+            headers=auth(key),
+        )
+        assert recovered.status_code == 202
+        assert recovered.json()["recovered"] == 1
+        await wait_for(lambda: statuses(worker_env) == {"succeeded": 2}, what="recover")
+    assert len(receiver.received) == 8
+    assert sorted(r.body["payload"]["n"] for r in receiver.received[-2:]) == [0, 1]
+
+
+async def test_signatures_verify_across_a_secret_rotation(client, worker_env, receiver):
+    key = await make_key(worker_env)
+    endpoint = await add_endpoint(client, key, receiver, "rotating")
+    old_secret = receiver.secrets["rotating"][0]
+    rotated = await client.post(f"/v1/endpoints/{endpoint['id']}/rotate-secret", headers=auth(key))
+    new_secret = rotated.json()["secret"]
+    await client.post("/v1/events", json=event_body(), headers=auth(key))
+    async with running_worker():
+        await wait_for(lambda: statuses(worker_env) == {"succeeded": 1}, what="delivery")
+    got = receiver.received[0]
+    assert len(got.headers["webhook-signature"].split(" ")) == 2
+    # A receiver that knows only one of the two secrets verifies the request.
+    for secret in (old_secret, new_secret):
+        receiver.secrets["rotating"] = [secret]
+        assert receiver.verify("rotating", got.raw, got.headers)
+    receiver.secrets["rotating"] = ["whsec_" + "A" * 43 + "="]
+    assert not receiver.verify("rotating", got.raw, got.headers)
+
+
+async def test_send_time_check_refuses_private_destinations(
+    client, worker_env, receiver, monkeypatch
+):
+    key = await make_key(worker_env)
+    await add_endpoint(client, key, receiver, "private")
+    monkeypatch.setenv("EVENTGATE_ALLOW_PRIVATE_DESTINATIONS", "false")
+    await client.post("/v1/events", json=event_body(), headers=auth(key))
+    async with running_worker():
+        await wait_for(lambda: statuses(worker_env) == {"dead": 1}, what="refusal")
+    assert receiver.received == []
+    ((_status, attempts, code, error),) = delivery_rows(worker_env)
+    assert attempts == 3
+    assert code is None
+    assert "non-public address 127.0.0.1" in error
+
+
+async def test_a_test_send_is_signed_and_recorded(client, worker_env, receiver):
+    key = await make_key(worker_env)
+    endpoint = await add_endpoint(client, key, receiver, "t", event_types=["never.sent"])
+    sent = await client.post(f"/v1/endpoints/{endpoint['id']}/test", headers=auth(key))
+    assert sent.status_code == 202
+    async with running_worker():
+        await wait_for(lambda: statuses(worker_env) == {"succeeded": 1}, what="test send")
+    assert receiver.received[0].body["event_type"] == "eventgate.test"
+    assert receiver.received[0].verified
+    inbox = (await client.get("/v1/inbox", headers=auth(key))).json()
+    assert inbox["events"] == []  # test events stay out of the inbox

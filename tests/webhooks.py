@@ -33,9 +33,11 @@ class Received(msgspec.Struct):
 
     path: str
     headers: dict[str, str]
+    raw: bytes
     body: dict[str, Any]
     verified: bool
     at: float
+    wall: float
 
 
 class Receiver:
@@ -70,9 +72,11 @@ class Receiver:
                 Received(
                     path,
                     headers,
+                    raw,
                     msgspec.json.decode(raw),
                     self.verify(path, raw, headers),
                     time.monotonic(),
+                    time.time(),
                 )
             )
             self.arrived.set()

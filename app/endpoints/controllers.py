@@ -49,7 +49,7 @@ class EndpointController(Controller):
         row, secret = await services.create(
             conn, caller.tenant_id, data, settings.allow_private_destinations
         )
-        return EndpointCreated(services.view(row, settings.circuit_failure_threshold), secret)
+        return EndpointCreated(services.view(row), secret)
 
     @get("/", summary="List endpoints", responses=error_responses(400, 401, 403))
     async def list_endpoints(
@@ -62,8 +62,7 @@ class EndpointController(Controller):
     ) -> EndpointList:
         rows = await endpoints.list_page(conn, caller.tenant_id, decode_cursor(cursor), limit + 1)
         page, pagination = page_of(rows, limit, lambda row: row.id)
-        threshold = state.settings.circuit_failure_threshold
-        return EndpointList([services.view(r, threshold) for r in page], pagination)
+        return EndpointList([services.view(r) for r in page], pagination)
 
     @get(
         "/{endpoint_id:str}",
@@ -74,7 +73,7 @@ class EndpointController(Controller):
         self, endpoint_id: FromPath[str], conn: Transaction, caller: Caller, state: State
     ) -> EndpointView:
         row = await services.get(conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"))
-        return services.view(row, state.settings.circuit_failure_threshold)
+        return services.view(row)
 
     @patch(
         "/{endpoint_id:str}",
@@ -97,7 +96,7 @@ class EndpointController(Controller):
             data,
             settings.allow_private_destinations,
         )
-        return services.view(row, settings.circuit_failure_threshold)
+        return services.view(row)
 
     @delete(
         "/{endpoint_id:str}",
@@ -162,7 +161,7 @@ class EndpointController(Controller):
         )
         if row is None:
             raise NotFound("no such endpoint")
-        return services.view(row, state.settings.circuit_failure_threshold)
+        return services.view(row)
 
     @post(
         "/{endpoint_id:str}/enable",
@@ -174,7 +173,7 @@ class EndpointController(Controller):
         self, endpoint_id: FromPath[str], conn: Transaction, caller: Caller, state: State
     ) -> EndpointView:
         row = await services.enable(conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"))
-        return services.view(row, state.settings.circuit_failure_threshold)
+        return services.view(row)
 
     @post(
         "/{endpoint_id:str}/recover",

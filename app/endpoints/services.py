@@ -22,16 +22,16 @@ SECRET_GRACE_SECONDS = 24 * 3600
 TEST_EVENT_TYPE = "eventgate.test"
 
 
-def circuit_state(row: endpoints.Endpoint, threshold: int) -> str:
-    """closed, open (deliveries held back) or half-open (one probe may go)."""
-    if row.consecutive_failures < threshold:
+def circuit_state(row: endpoints.Endpoint) -> str:
+    """closed, open (deliveries held back) or half-open (one probe at a time)."""
+    if row.circuit_open_until is None:
         return "closed"
-    if row.circuit_open_until and row.circuit_open_until > datetime.now(UTC):
+    if row.circuit_open_until > datetime.now(UTC):
         return "open"
     return "half-open"
 
 
-def view(row: endpoints.Endpoint, threshold: int) -> EndpointView:
+def view(row: endpoints.Endpoint) -> EndpointView:
     """The public view of an endpoint."""
     return EndpointView(
         row.id,
@@ -43,7 +43,7 @@ def view(row: endpoints.Endpoint, threshold: int) -> EndpointView:
         row.rate_limit_per_s,
         row.ordered,
         row.metadata,
-        circuit_state(row, threshold),
+        circuit_state(row),
         row.consecutive_failures,
         row.failing_since,
         row.created_at,

@@ -1,0 +1,167 @@
+"""Endpoint management, destination checks and transactional fan-out."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from app.main import create_app
+from db import events
+from db.ids import new_id
+from tests.conftest import auth, event_body, make_key
+from workers.delivery import wake
+
+
+async def test_endpoint_crud_and_secret_rotation(client, database_url):
+    key = await make_key(database_url)
+    created = await client.post(
+        "/v1/endpoints",
+        json={
+            "url": "https://hooks.example.test/in",
+            "event_types": ["invoice.*"],
+            "rate_limit_per_s": 10,
+            "metadata": {"team": "billing"},
+        },
+        headers=auth(key),
+    )
+    assert created.status_code == 201, created.text
+    body = created.json()
+    endpoint, secret = body["endpoint"], body["secret"]
+    assert secret.startswith("whsec_")
+    assert endpoint["circuit"] == "closed"
+    assert endpoint["is_active"] is True
+    assert "secret" not in endpoint
+    path = f"/v1/endpoints/{endpoint['id']}"
+
+    patched = await client.patch(path, json={"ordered": True, "event_types": []}, headers=auth(key))
+    assert patched.json()["ordered"] is True
+    assert patched.json()["event_types"] == []
+    assert patched.json()["rate_limit_per_s"] == 10  # absent fields stay
+    cleared = await client.patch(path, json={"rate_limit_per_s": None}, headers=auth(key))
+    assert cleared.json()["rate_limit_per_s"] is None
+
+    assert (await client.get(f"{path}/secret", headers=auth(key))).json() == {
+        "secret": secret,
+        "previous_secret": None,
+        "previous_secret_expires_at": None,
+    }
+    rotated = (await client.post(f"{path}/rotate-secret", headers=auth(key))).json()
+    assert rotated["secret"] != secret
+    assert rotated["previous_secret"] == secret
+    assert rotated["previous_secret_expires_at"] is not None
+
+    for n in range(3):
+        await client.post(
+            "/v1/endpoints", json={"url": f"https://h{n}.example.test/"}, headers=auth(key)
+        )
+    page = (await client.get("/v1/endpoints?limit=3", headers=auth(key))).json()
+    rest = (
+        await client.get(
+            f"/v1/endpoints?limit=3&cursor={page['pagination']['next_cursor']}", headers=auth(key)
+        )
+    ).json()
+    assert len(page["endpoints"]) + len(rest["endpoints"]) == 4
+    assert rest["pagination"]["next_cursor"] is None
+
+    assert (await client.delete(path, headers=auth(key))).status_code == 204
+    assert (await client.get(path, headers=auth(key))).status_code == 404
+    bad = await client.patch(path, json={"nope": 1}, headers=auth(key))
+    assert bad.status_code in (400, 404)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/hook",
+        "http://localhost:8080/hook",
+        "http://10.1.2.3/",
+        "http://192.168.0.10/",
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]/",
+        "http://[::ffff:127.0.0.1]/",
+        "http://0.0.0.0/",
+        "ftp://example.test/",
+        "not a url",
+    ],
+)
+async def test_non_public_or_malformed_destinations_are_refused(settings, url):
+    strict = create_app(
+        type(settings)(database_url=settings.database_url, pool_min_size=1, pool_max_size=4)
+    )
+    async with AsyncTestClient(app=strict) as client:
+        key = await make_key(settings.database_url)
+        response = await client.post("/v1/endpoints", json={"url": url}, headers=auth(key))
+        assert response.status_code == 400, response.text
+        assert response.json()["error"]["details"]["field"] == "url"
+        assert (await client.get("/v1/endpoints", headers=auth(key))).json()["endpoints"] == []
+
+
+async def test_a_rolled_back_ingest_leaves_no_delivery_and_no_job(client, database_url):
+    key = await make_key(database_url)
+    await client.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/"}, headers=auth(key))
+    with psycopg.connect(database_url) as conn:
+        tenant_id = conn.execute("SELECT id FROM tenants").fetchone()[0]
+    row = events.NewEvent(
+        id=new_id(),
+        tenant_id=tenant_id,
+        source="s",
+        event_type="t",
+        payload={},
+        metadata={},
+        idempotency_key=None,
+        correlation_id=None,
+        priority="normal",
+    )
+
+    async def ingest_then_die(conn: psycopg.AsyncConnection) -> None:
+        async with conn.transaction():
+            queues = await events.insert_with_fan_out(conn, [row])
+            await wake(conn, queues)
+            assert queues == ["default"]
+            counted = await conn.execute(
+                "SELECT (SELECT count(*) FROM deliveries), (SELECT count(*) FROM procrastinate_jobs)"
+            )
+            assert await counted.fetchone() == (1, 1)
+            raise RuntimeError("the API died before COMMIT")
+
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        with pytest.raises(RuntimeError):
+            await ingest_then_die(conn)
+        counted = await conn.execute(
+            "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM deliveries),"
+            " (SELECT count(*) FROM procrastinate_jobs)"
+        )
+        assert await counted.fetchone() == (0, 0, 0)
+
+
+async def test_ingest_commits_the_event_its_deliveries_and_one_job(client, database_url):
+    key = await make_key(database_url)
+    for n in range(2):
+        await client.post(
+            "/v1/endpoints", json={"url": f"http://127.0.0.1:9/{n}"}, headers=auth(key)
+        )
+    disabled = (
+        await client.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/d"}, headers=auth(key))
+    ).json()["endpoint"]
+    await client.post(f"/v1/endpoints/{disabled['id']}/disable", headers=auth(key))
+    for priority in ("high", "normal", "normal", "low"):
+        body = event_body(metadata={"priority": priority})
+        assert (await client.post("/v1/events", json=body, headers=auth(key))).status_code == 201
+    with psycopg.connect(database_url) as conn:
+        per_queue = dict(
+            conn.execute(
+                "SELECT queue, count(*) FROM deliveries WHERE next_attempt_at < 'infinity'"
+                " GROUP BY queue"
+            ).fetchall()
+        )
+        parked = conn.execute(
+            "SELECT count(*) FROM deliveries WHERE next_attempt_at = 'infinity'"
+        ).fetchone()[0]
+        jobs = conn.execute(
+            "SELECT queue_name, priority FROM procrastinate_jobs ORDER BY queue_name"
+        ).fetchall()
+    assert per_queue == {"critical": 2, "default": 4, "bulk": 2}
+    assert parked == 4  # the disabled endpoint's deliveries wait
+    # One waiting job per queue, however many events: it claims everything due.
+    assert jobs == [("bulk", -10), ("critical", 10), ("default", 0)]
