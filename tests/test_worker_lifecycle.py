@@ -1,0 +1,90 @@
+"""Workers started with procrastinate's CLI: SIGTERM finishes in-flight deliveries, SIGKILL
+loses none of them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import auth, event_body, make_key
+from tests.test_delivery import add_endpoint, statuses
+from tests.webhooks import WORKER_ENV, running_receiver, wait_for
+
+ROOT = Path(__file__).parent.parent
+
+
+def start_worker(database_url: str, log: Path) -> subprocess.Popen:
+    env = {**os.environ, **WORKER_ENV, "EVENTGATE_DATABASE_URL": database_url}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "procrastinate", "--app=workers.app.app", "worker"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def exit_code(process: subprocess.Popen, timeout: float) -> int:
+    return await asyncio.wait_for(asyncio.to_thread(process.wait), timeout)
+
+
+@pytest.fixture
+async def receiver():
+    async with running_receiver() as running:
+        yield running
+
+
+async def ingest(client, key: str, count: int) -> list[str]:
+    events = [event_body(payload={"n": n}) for n in range(count)]
+    response = await client.post("/v1/events/batch", json={"events": events}, headers=auth(key))
+    return [e["event_id"] for e in response.json()["events"]]
+
+
+async def test_sigkill_mid_delivery_loses_nothing(client, database_url, receiver, tmp_path):
+    key = await make_key(database_url)
+    await add_endpoint(client, key, receiver, "k")
+    sent = await ingest(client, key, 30)
+    receiver.delay = 1.0  # keep deliveries in flight when the worker dies
+    first = start_worker(database_url, tmp_path / "first.log")
+    try:
+        await wait_for(lambda: receiver.in_flight > 0, timeout=30, what="in-flight deliveries")
+        first.send_signal(signal.SIGKILL)
+        assert await exit_code(first, 10) == -signal.SIGKILL
+    finally:
+        first.kill()
+    assert "delivering" in statuses(database_url)
+    receiver.delay = 0.0
+    second = start_worker(database_url, tmp_path / "second.log")
+    try:
+        # Bounded by the lease (4 s here) plus the one-second sweep.
+        await wait_for(lambda: statuses(database_url) == {"succeeded": 30}, timeout=60, what="all")
+    finally:
+        second.send_signal(signal.SIGTERM)
+        await exit_code(second, 40)
+    assert {r.body["id"] for r in receiver.received} == set(sent)
+
+
+async def test_sigterm_lets_in_flight_deliveries_finish(client, database_url, receiver, tmp_path):
+    key = await make_key(database_url)
+    await add_endpoint(client, key, receiver, "t")
+    await ingest(client, key, 30)
+    receiver.delay = 1.0
+    worker = start_worker(database_url, tmp_path / "worker.log")
+    try:
+        await wait_for(lambda: receiver.in_flight > 0, timeout=30, what="in-flight deliveries")
+        in_flight = receiver.in_flight
+        worker.send_signal(signal.SIGTERM)
+        assert await exit_code(worker, 40) == 0, (tmp_path / "worker.log").read_text()
+    finally:
+        worker.kill()
+    after = statuses(database_url)
+    assert "delivering" not in after  # every started delivery was finished and recorded
+    assert after.get("succeeded", 0) >= in_flight
+    assert after["succeeded"] == len({r.body["id"] for r in receiver.received})
