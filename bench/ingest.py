@@ -12,12 +12,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
-import socket
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -27,6 +23,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
+from bench.common import dev_or_given, tenant_of
 from db import events
 from db.ids import new_id
 
@@ -77,7 +74,8 @@ async def batch_load(url: str, key: str, concurrency: int, seconds: float, size:
 async def insert_ceiling(
     database_url: str, tenant_id: uuid.UUID, connections: int, seconds: float
 ) -> int:
-    """The same single-row INSERT, one transaction each, straight from psycopg."""
+    """The statement the API runs for one event (no endpoints: the fan-out inserts nothing),
+    one transaction each, straight from psycopg."""
     done = 0
     deadline = time.perf_counter() + seconds
 
@@ -96,47 +94,11 @@ async def insert_ceiling(
                     correlation_id=None,
                     priority="normal",
                 )
-                await events.insert_one(conn, row)
+                await events.insert_with_fan_out(conn, [row])
                 done += 1
 
     await asyncio.gather(*(writer() for _ in range(connections)))
     return done
-
-
-def start_dev(data_dir: str) -> tuple[subprocess.Popen, str, str, str]:
-    """Run `eventgate dev` and read its URL, key and database URL from its output."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTGATE_")}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app", "dev", "--port", str(port), "--data-dir", data_dir],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-        cwd=Path(__file__).parent.parent,
-    )
-    key = database_url = ""
-    assert process.stdout is not None
-    for line in process.stdout:
-        if line.startswith("EVENTGATE_API_KEY="):
-            key = line.strip().split("=", 1)[1]
-        elif line.startswith("Database: "):
-            database_url = line.strip().split(" ", 1)[1]
-        elif line.startswith("Eventgate API:"):
-            break
-    process.stdout.close()
-    time.sleep(2)
-    return process, f"http://127.0.0.1:{port}", key, database_url
-
-
-def tenant_of(database_url: str, key: str) -> uuid.UUID:
-    prefix = key.split("_")[1]
-    with psycopg.connect(database_url) as conn:
-        row = conn.execute("SELECT tenant_id FROM api_keys WHERE prefix = %s", (prefix,)).fetchone()
-    assert row is not None
-    return row[0]
 
 
 def report(args: argparse.Namespace, url: str, key: str, database_url: str) -> None:
@@ -165,16 +127,8 @@ def main() -> None:
     parser.add_argument("--key")
     parser.add_argument("--database-url")
     args = parser.parse_args()
-    if args.url:
-        report(args, args.url, args.key, args.database_url)
-        return
-    with tempfile.TemporaryDirectory(prefix="eventgate-bench-") as data_dir:
-        process, url, key, database_url = start_dev(data_dir)
-        try:
-            report(args, url, key, database_url)
-        finally:
-            process.send_signal(signal.SIGTERM)
-            process.wait(timeout=60)
+    with dev_or_given(args) as (url, key, database_url):
+        report(args, url, key, database_url)
 
 
 if __name__ == "__main__":

@@ -217,6 +217,9 @@ UPDATE endpoints e SET
     updated_at = now()
 FROM next n
 WHERE e.id = n.id
+  -- A healthy endpoint that stays healthy is not written (nor locked): no contention.
+  AND (n.failures > 0 OR e.consecutive_failures > 0 OR e.failing_since IS NOT NULL
+       OR e.circuit_open_until IS NOT NULL)
 RETURNING e.id, e.is_active, e.circuit_open_until
 """
 
@@ -343,7 +346,7 @@ async def lease(
         "lease": lease_seconds,
     }
     async with conn.cursor(row_factory=class_row(Claimed)) as cur:
-        await cur.execute(LEASE, params)
+        await cur.execute(LEASE, params, binary=True)
         return await cur.fetchall()
 
 
@@ -366,6 +369,7 @@ async def record(conn: AsyncConnection, results: Sequence[Result]) -> None:
             "latencies": [r.latency_ms for r in results],
             "started_ats": [r.started_at for r in results],
         },
+        binary=True,  # text-format arrays escape every character of every response body
     )
 
 
@@ -376,8 +380,9 @@ async def update_endpoint_health(
     threshold: int,
     cooldown_seconds: float,
     disable_after_seconds: float,
-) -> None:
-    """Apply (succeeded, failures after it, gone) per endpoint; hold back where it closed."""
+) -> dict[uuid.UUID, str]:
+    """Apply (succeeded, failures after it, gone) per endpoint; returns until when each
+    endpoint that was disabled or whose circuit opened must hold its deliveries back."""
     params = {
         "ids": list(health),
         "succeeded": [h[0] for h in health.values()],
@@ -387,6 +392,8 @@ async def update_endpoint_health(
         "cooldown": cooldown_seconds,
         "disable_after": disable_after_seconds,
     }
+    if not health:
+        return {}
     cur = await conn.execute(ENDPOINT_HEALTH, params)
     held: dict[uuid.UUID, str] = {}
     for endpoint_id, is_active, circuit_open_until in await cur.fetchall():
@@ -394,6 +401,11 @@ async def update_endpoint_health(
             held[endpoint_id] = "infinity"
         elif circuit_open_until is not None:
             held[endpoint_id] = circuit_open_until.isoformat()
+    return held
+
+
+async def hold_back(conn: AsyncConnection, held: dict[uuid.UUID, str]) -> None:
+    """Make the endpoints' unfinished deliveries wait until the given time ('infinity')."""
     if held:
         await conn.execute(HOLD_BACK, {"ids": list(held), "untils": list(held.values())})
 

@@ -139,6 +139,8 @@ async def insert_with_fan_out(conn: AsyncConnection, events: Sequence[NewEvent])
             "priorities": [e.priority for e in events],
             "created_ats": [created_at_of(e.id) for e in events],
         },
+        # Binary arrays: the text format escapes every character of every payload.
+        binary=True,
     )
     return [row[0] for row in await cur.fetchall()]
 

@@ -8,7 +8,7 @@ from procrastinate import App, PsycopgConnector
 from psycopg_pool import AsyncConnectionPool
 
 from app.settings import Settings
-from db.pool import with_keepalives
+from db.pool import use_msgspec_json, with_keepalives
 
 
 def pool_from_settings(**pool_args: Any) -> AsyncConnectionPool:
@@ -18,6 +18,7 @@ def pool_from_settings(**pool_args: Any) -> AsyncConnectionPool:
         with_keepalives(settings.require_database_url()),
         min_size=1,
         max_size=settings.worker_concurrency + 4,
+        configure=use_msgspec_json,
         **pool_args,
     )
 

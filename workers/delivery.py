@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
 import msgspec
+import psycopg
 from procrastinate import JobContext
 from procrastinate.exceptions import AlreadyEnqueued
 from psycopg import AsyncConnection
@@ -33,6 +34,7 @@ from workers.signing import signature_header
 
 logger = logging.getLogger("eventgate.delivery")
 
+DEADLOCK_RETRIES = 3
 JITTER = 0.2  # retry delays vary by ±20 % so a recovered endpoint is not hit all at once
 
 
@@ -73,14 +75,21 @@ async def wake(conn: AsyncConnection, queues: Iterable[str]) -> None:
 
 async def claim(pool: AsyncConnectionPool, queue: str, settings: Settings) -> list[Claimed]:
     """Lease a batch of due deliveries of the queue that their endpoints may take now."""
-    async with pool.connection() as conn, conn.transaction():
-        found = await deliveries.candidates(
-            conn, queue, settings.delivery_batch_size, settings.circuit_failure_threshold
-        )
-        chosen = await _admit(conn, found, settings) if found else []
-        if not chosen:
-            return []
-        return await deliveries.lease(conn, chosen, settings.delivery_lease_seconds)
+    for attempt in range(1, DEADLOCK_RETRIES + 1):
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                found = await deliveries.candidates(
+                    conn, queue, settings.delivery_batch_size, settings.circuit_failure_threshold
+                )
+                chosen = await _admit(conn, found, settings) if found else []
+                if not chosen:
+                    return []
+                return await deliveries.lease(conn, chosen, settings.delivery_lease_seconds)
+        except psycopg.errors.DeadlockDetected:
+            # A probe's endpoint lock can meet an API route locking endpoint then deliveries.
+            if attempt == DEADLOCK_RETRIES:
+                raise
+    return []
 
 
 async def _admit(
@@ -134,16 +143,23 @@ async def deliver_batch(
         plan(c, o, settings.delivery_retry_schedule) for c, o in zip(claimed, outcomes, strict=True)
     ]
     health = endpoint_health(claimed, outcomes)
-    async with pool.connection() as conn, conn.transaction():
-        await deliveries.record(conn, results)
-        if health:
-            await deliveries.update_endpoint_health(
-                conn,
-                health,
-                threshold=settings.circuit_failure_threshold,
-                cooldown_seconds=settings.circuit_cooldown_seconds,
-                disable_after_seconds=settings.endpoint_disable_after_seconds,
-            )
+    for attempt in range(1, DEADLOCK_RETRIES + 1):
+        try:
+            async with pool.connection() as conn, conn.transaction():
+                # Endpoints before deliveries: the order the API's endpoint routes lock in.
+                held = await deliveries.update_endpoint_health(
+                    conn,
+                    health,
+                    threshold=settings.circuit_failure_threshold,
+                    cooldown_seconds=settings.circuit_cooldown_seconds,
+                    disable_after_seconds=settings.endpoint_disable_after_seconds,
+                )
+                await deliveries.record(conn, results)
+                await deliveries.hold_back(conn, held)
+            return
+        except psycopg.errors.DeadlockDetected:
+            if attempt == DEADLOCK_RETRIES:
+                raise  # the leases run out and the deliveries go again: nothing is lost
 
 
 def webhook_body(c: Claimed) -> bytes:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 QUEUE_OF_PRIORITY = {"high": "critical", "normal": "default", "low": "bulk"}
 DELIVERY_QUEUES = ("critical", "default", "bulk")
+# Every queue Eventgate's tasks use (a worker on all of them runs everything).
+WORKER_QUEUES = (*DELIVERY_QUEUES, "maintenance")
 # Higher runs first when one worker listens to several queues.
 JOB_PRIORITY = {"critical": 10, "default": 0, "bulk": -10}
 

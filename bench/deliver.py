@@ -1,0 +1,211 @@
+"""Delivery throughput and latency against a real Eventgate and a local receiver, next to the
+ceilings of plain aiohttp POSTs to the same receiver and of no-op procrastinate jobs on the
+same database.
+
+    uv run python bench/deliver.py [--events 20000] [--rate 200] [--seconds 10]
+
+Starts `eventgate dev` (API and one worker in one process) with a throw-away data dir, or uses
+--url, --key and --database-url of a running Eventgate. The receiver runs in this process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from procrastinate import App, PsycopgConnector
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from bench.common import dev_or_given
+
+BODY = {"source": "bench", "event_type": "bench.deliver", "payload": {"text": "x" * 200}}
+
+
+class Receiver:
+    """Counts deliveries and when each event arrived."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.arrived: dict[str, float] = {}
+
+    async def handle(self, request: web.Request) -> web.Response:
+        """Answer 204 and note the arrival."""
+        body = await request.json()
+        self.count += 1
+        self.arrived.setdefault(body["id"], time.perf_counter())
+        return web.Response(status=204)
+
+
+async def serve(receiver: Receiver) -> tuple[web.AppRunner, str]:
+    """Serve the receiver on a free loopback port."""
+    app = web.Application()
+    app.router.add_post("/hook", receiver.handle)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
+    await site.start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+
+
+async def api(session: aiohttp.ClientSession, method: str, url: str, key: str, **kw) -> dict:
+    """One API call that must succeed."""
+    async with session.request(method, url, headers={"X-API-Key": key}, **kw) as response:
+        assert response.status < 300, (response.status, await response.text())
+        return await response.json() if response.status != 204 else {}
+
+
+async def drain_rate(
+    session: aiohttp.ClientSession,
+    base: str,
+    key: str,
+    receiver: Receiver,
+    hook: str,
+    events: int,
+) -> float:
+    """Queue `events` deliveries behind a disabled endpoint, enable it, time the drain."""
+    endpoint = (await api(session, "POST", f"{base}/v1/endpoints", key, json={"url": hook}))[
+        "endpoint"
+    ]
+    await api(session, "POST", f"{base}/v1/endpoints/{endpoint['id']}/disable", key)
+    for start in range(0, events, 500):
+        size = min(500, events - start)
+        await api(session, "POST", f"{base}/v1/events/batch", key, json={"events": [BODY] * size})
+    receiver.count = 0
+    started = time.perf_counter()
+    await api(session, "POST", f"{base}/v1/endpoints/{endpoint['id']}/enable", key)
+    while receiver.count < events:
+        await asyncio.sleep(0.01)
+    elapsed = time.perf_counter() - started
+    await api(session, "DELETE", f"{base}/v1/endpoints/{endpoint['id']}", key)
+    return events / elapsed
+
+
+async def latencies(
+    session: aiohttp.ClientSession,
+    base: str,
+    key: str,
+    receiver: Receiver,
+    hook: str,
+    rate: float,
+    seconds: float,
+) -> list[tuple[float, float]]:
+    """POST single events at a fixed rate; time from sending each, and from its 201 (after
+    the commit), to its arrival at the receiver."""
+    endpoint = (await api(session, "POST", f"{base}/v1/endpoints", key, json={"url": hook}))[
+        "endpoint"
+    ]
+    sent: dict[str, tuple[float, float]] = {}
+
+    async def one() -> None:
+        started = time.perf_counter()
+        event = await api(session, "POST", f"{base}/v1/events", key, json=BODY)
+        sent[event["event_id"]] = (started, time.perf_counter())
+
+    tasks = []
+    start = time.perf_counter()
+    for n in range(int(rate * seconds)):
+        await asyncio.sleep(max(0.0, n / rate - (time.perf_counter() - start)))
+        tasks.append(asyncio.create_task(one()))
+    await asyncio.gather(*tasks)
+    deadline = time.perf_counter() + 30
+    while any(e not in receiver.arrived for e in sent) and time.perf_counter() < deadline:
+        await asyncio.sleep(0.05)
+    await api(session, "DELETE", f"{base}/v1/endpoints/{endpoint['id']}", key)
+    return [
+        (receiver.arrived[e] - started, receiver.arrived[e] - answered)
+        for e, (started, answered) in sent.items()
+        if e in receiver.arrived
+    ]
+
+
+async def post_ceiling(url: str, concurrency: int, seconds: float) -> float:
+    """Plain aiohttp POSTs of a same-sized body to the same receiver."""
+    done = 0
+    deadline = time.perf_counter() + seconds
+    body = {"id": "ceiling", **BODY}
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
+
+        async def client() -> None:
+            nonlocal done
+            while time.perf_counter() < deadline:
+                async with s.post(url, json=body) as response:
+                    await response.read()
+                done += 1
+
+        await asyncio.gather(*(client() for _ in range(concurrency)))
+    return done / seconds
+
+
+async def noop_job_ceiling(database_url: str, jobs: int) -> float:
+    """No-op procrastinate jobs drained by one worker (concurrency 10) on the same database."""
+    app = App(connector=PsycopgConnector(conninfo=database_url))
+
+    @app.task(name="bench_noop", queue="bench_noop")
+    async def noop() -> None:
+        return None
+
+    async with app.open_async():
+        for start in range(0, jobs, 1000):
+            await noop.batch_defer_async(*({} for _ in range(min(1000, jobs - start))))
+        started = time.perf_counter()
+        await app.run_worker_async(
+            queues=["bench_noop"],
+            concurrency=10,
+            wait=False,
+            install_signal_handlers=False,
+            delete_jobs="always",
+        )
+        return jobs / (time.perf_counter() - started)
+
+
+async def run(args: argparse.Namespace, base: str, key: str, database_url: str) -> None:
+    """Measure everything and print it."""
+    receiver = Receiver()
+    runner, hook = await serve(receiver)
+    try:
+        async with aiohttp.ClientSession() as session:
+            rate = await drain_rate(session, base, key, receiver, hook, args.events)
+            lat = await latencies(session, base, key, receiver, hook, args.rate, args.seconds)
+        posts = await post_ceiling(hook, 100, 5.0)
+    finally:
+        await runner.cleanup()
+    jobs = await noop_job_ceiling(database_url, 3000)
+    q = statistics.quantiles([sent for sent, _ in lat], n=100)
+    a = statistics.quantiles([answered for _, answered in lat], n=100)
+    print(f"machine: {os.cpu_count()} cores; API, worker and Postgres in one `eventgate dev`")
+    print(f"deliveries (steady drain of {args.events})  {rate:8.0f} /s")
+    print(f"ceiling: aiohttp POSTs, 100 conns     {posts:8.0f} /s   ratio {rate / posts:.2f}")
+    print(f"ceiling: no-op procrastinate jobs     {jobs:8.0f} /s   ratio {rate / jobs:.2f}")
+    print(
+        f"latency at {args.rate:.0f} events/s, POST sent -> received:"
+        f" p50 {q[49] * 1000:.1f} ms  p99 {q[98] * 1000:.1f} ms  ({len(lat)} events)"
+    )
+    print(
+        f"latency at {args.rate:.0f} events/s, 201 answered -> received:"
+        f" p50 {a[49] * 1000:.1f} ms  p99 {a[98] * 1000:.1f} ms"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--rate", type=float, default=200.0)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--url")
+    parser.add_argument("--key")
+    parser.add_argument("--database-url")
+    args = parser.parse_args()
+    with dev_or_given(args) as (url, key, database_url):
+        asyncio.run(run(args, url, key, database_url))
+
+
+if __name__ == "__main__":
+    main()
