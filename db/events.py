@@ -27,6 +27,12 @@ class NewEvent(msgspec.Struct, kw_only=True):
     idempotency_key: str | None
     correlation_id: str | None
     priority: str
+    created_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        # The partition key is the time inside the UUIDv7 id.
+        if self.created_at is None:
+            self.created_at = created_at_of(self.id)
 
 
 class Event(msgspec.Struct):
@@ -54,10 +60,11 @@ INSERT_WITH_FAN_OUT = """
 WITH ev AS (
     INSERT INTO events (id, tenant_id, source, event_type, payload, metadata, idempotency_key,
                         correlation_id, priority, created_at)
-    SELECT * FROM unnest(%(ids)s::uuid[], %(tenant_ids)s::uuid[], %(sources)s::text[],
-                         %(event_types)s::text[], %(payloads)s::jsonb[], %(metadatas)s::jsonb[],
-                         %(idempotency_keys)s::text[], %(correlation_ids)s::text[],
-                         %(priorities)s::text[], %(created_ats)s::timestamptz[])
+    SELECT id, tenant_id, source, event_type, payload, metadata, idempotency_key,
+           correlation_id, priority, created_at
+    FROM jsonb_to_recordset(%(events)s::jsonb) AS r(
+        id uuid, tenant_id uuid, source text, event_type text, payload jsonb, metadata jsonb,
+        idempotency_key text, correlation_id text, priority text, created_at timestamptz)
     RETURNING id, tenant_id, event_type, priority, created_at
 ), fan_out AS (
     INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, queue, next_attempt_at,
@@ -125,22 +132,9 @@ def _key(tenant_id: uuid.UUID, event_id: uuid.UUID) -> dict[str, Any] | None:
 
 async def insert_with_fan_out(conn: AsyncConnection, events: Sequence[NewEvent]) -> list[str]:
     """Insert events and their deliveries; the queues that need a delivery job woken."""
+    # One JSON document encoded by msgspec (C speed) instead of ten Python-dumped arrays.
     cur = await conn.execute(
-        INSERT_WITH_FAN_OUT,
-        {
-            "ids": [e.id for e in events],
-            "tenant_ids": [e.tenant_id for e in events],
-            "sources": [e.source for e in events],
-            "event_types": [e.event_type for e in events],
-            "payloads": [Jsonb(e.payload) for e in events],
-            "metadatas": [Jsonb(e.metadata) for e in events],
-            "idempotency_keys": [e.idempotency_key for e in events],
-            "correlation_ids": [e.correlation_id for e in events],
-            "priorities": [e.priority for e in events],
-            "created_ats": [created_at_of(e.id) for e in events],
-        },
-        # Binary arrays: the text format escapes every character of every payload.
-        binary=True,
+        INSERT_WITH_FAN_OUT, {"events": Jsonb(list(events), dumps=msgspec.json.encode)}
     )
     return [row[0] for row in await cur.fetchall()]
 

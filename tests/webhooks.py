@@ -50,6 +50,7 @@ class Receiver:
         self.scripts: dict[str, list[int | tuple[int, dict[str, str]]]] = defaultdict(list)
         self.delay = 0.0
         self.in_flight = 0
+        self.in_flight_at: dict[str, int] = defaultdict(int)
         self.max_in_flight: dict[str, int] = defaultdict(int)
         self.url = ""
         self.arrived = asyncio.Event()
@@ -62,7 +63,8 @@ class Receiver:
         """Record, verify and answer one POST."""
         path = request.match_info["path"]
         self.in_flight += 1
-        self.max_in_flight[path] = max(self.max_in_flight[path], self.in_flight)
+        self.in_flight_at[path] += 1
+        self.max_in_flight[path] = max(self.max_in_flight[path], self.in_flight_at[path])
         try:
             raw = await request.read()
             if self.delay:
@@ -86,6 +88,7 @@ class Receiver:
             return web.Response(status=status, text=f"answer {status}", headers=extra)
         finally:
             self.in_flight -= 1
+            self.in_flight_at[path] -= 1
 
     def verify(self, path: str, raw: bytes, headers: dict[str, str]) -> bool:
         """True when any secret known for the path verifies the request."""

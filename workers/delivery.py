@@ -47,6 +47,10 @@ async def deliver(context: JobContext, queue: str) -> int:
     deadline = time.monotonic() + settings.delivery_job_seconds
     sent = 0
     while claimed := await claim(pool, queue, settings):
+        if len(claimed) == settings.delivery_batch_size:
+            # A full batch means a backlog: bring in another worker slot to share it.
+            async with pool.connection() as conn, conn.transaction():
+                await wake(conn, [queue])
         await deliver_batch(pool, sender, claimed, settings)
         sent += len(claimed)
         if time.monotonic() >= deadline:
