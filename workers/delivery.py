@@ -35,6 +35,7 @@ from workers.signing import signature_header
 logger = logging.getLogger("eventgate.delivery")
 
 DEADLOCK_RETRIES = 3
+LINGER_PAUSES = (0.02, 0.03, 0.05)  # about 0.1 s in all
 JITTER = 0.2  # retry delays vary by ±20 % so a recovered endpoint is not hit all at once
 
 
@@ -46,11 +47,7 @@ async def deliver(context: JobContext, queue: str) -> int:
     sender = sender_for(settings)
     deadline = time.monotonic() + settings.delivery_job_seconds
     sent = 0
-    while claimed := await claim(pool, queue, settings):
-        if len(claimed) == settings.delivery_batch_size:
-            # A full batch means a backlog: bring in another worker slot to share it.
-            async with pool.connection() as conn, conn.transaction():
-                await wake(conn, [queue])
+    while claimed := await claim_lingering(pool, queue, settings):
         await deliver_batch(pool, sender, claimed, settings)
         sent += len(claimed)
         if time.monotonic() >= deadline:
@@ -75,6 +72,21 @@ async def wake(conn: AsyncConnection, queues: Iterable[str]) -> None:
                 ).defer_async(queue=queue)
         except AlreadyEnqueued:
             pass  # a waiting job will claim these deliveries too
+
+
+async def claim_lingering(
+    pool: AsyncConnectionPool, queue: str, settings: Settings
+) -> list[Claimed]:
+    """Claim; when nothing is due, look again a few times before giving up.
+
+    An ingest that saw this job still waiting did not defer another one; if this job started
+    before that ingest committed, the short linger is what picks its deliveries up.
+    """
+    for pause in LINGER_PAUSES:
+        if claimed := await claim(pool, queue, settings):
+            return claimed
+        await asyncio.sleep(pause)
+    return await claim(pool, queue, settings)
 
 
 async def claim(pool: AsyncConnectionPool, queue: str, settings: Settings) -> list[Claimed]:
