@@ -144,3 +144,25 @@ async def test_priorities_use_separate_queues(client, worker_env, receiver):
             "SELECT queue, status, count(*) FROM deliveries GROUP BY 1, 2"
         ).fetchall()
     assert sorted(rows) == [("bulk", "pending", 50), ("critical", "succeeded", 1)]
+
+
+async def test_an_endpoint_failing_past_the_limit_is_disabled_with_a_reason(
+    client, worker_env, receiver, monkeypatch
+):
+    monkeypatch.setenv("EVENTGATE_ENDPOINT_DISABLE_AFTER_SECONDS", "0.3")
+    key = await make_key(worker_env)
+    endpoint = await add_endpoint(client, key, receiver, "broken")
+    receiver.scripts["broken"] = [500] * 10
+    await ingest(client, key, 1)
+    path = f"/v1/endpoints/{endpoint['id']}"
+    async with running_worker():
+        await wait_for(
+            lambda: _disabled(client, key, path), what="the endpoint to be disabled"
+        )
+    view = (await client.get(path, headers=auth(key))).json()
+    assert view["disabled_reason"].startswith("failing continuously since")
+    assert statuses(worker_env) == {"failed": 1}  # paused, not dropped
+
+
+async def _disabled(client, key: str, path: str) -> bool:
+    return not (await client.get(path, headers=auth(key))).json()["is_active"]

@@ -48,3 +48,34 @@ async def test_rotation_creates_ahead_and_drops_past_retention(worker_env):
         assert (today + timedelta(days=ahead)).strftime("%Y%m%d") in days
     # Successful jobs are deleted by the worker; a failed one would still be listed.
     assert [(job.task_name, job.status) for job in jobs] == []
+
+
+async def test_deliveries_and_attempts_keep_their_own_retention(worker_env, monkeypatch):
+    url = worker_env
+    monkeypatch.setenv("EVENTGATE_DELIVERY_RETENTION_DAYS", "30")
+    today = datetime.now(UTC).date()
+    kept_day, dropped_day = today - timedelta(days=20), today - timedelta(days=40)
+    with psycopg.connect(url, autocommit=True) as conn:
+        for table in ("events", "deliveries", "delivery_attempts"):
+            for day in (kept_day, dropped_day):
+                conn.execute(
+                    "SELECT eventgate_create_daily_partitions(%s::regclass, %s, 0)", (table, day)
+                )
+
+    async with worker_app.open_async():
+        await rotate_partitions.defer_async(timestamp=0)
+        await worker_app.run_worker_async(
+            wait=False, install_signal_handlers=False, queues=["maintenance"]
+        )
+
+    with psycopg.connect(url) as conn:
+        names = {
+            name for (name,) in conn.execute("SELECT partition_name FROM eventgate_partitions")
+        }
+    kept, dropped = kept_day.strftime("%Y%m%d"), dropped_day.strftime("%Y%m%d")
+    # Events keep 7 days; deliveries and their attempts keep 30.
+    assert f"events_p{kept}" not in names
+    for table in ("deliveries", "delivery_attempts"):
+        assert f"{table}_p{kept}" in names
+        assert f"{table}_p{dropped}" not in names
+        assert f"{table}_p{(today + timedelta(days=10)).strftime('%Y%m%d')}" in names
