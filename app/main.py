@@ -18,6 +18,7 @@ from app.event_types.controllers import EventTypeController
 from app.event_types.services import SchemaCache
 from app.events.controllers import EventController, InboxController
 from app.health import HealthController
+from app.invalidation import InvalidationListener
 from app.keys.controllers import KeyController
 from app.keys.verifier import KeyVerifier
 from app.openapi import openapi_config, openapi_json
@@ -35,13 +36,14 @@ def create_app(settings: Settings) -> Litestar:
         pool = await open_pool(
             database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
         )
-        verifier = KeyVerifier(pool, database_url, settings.key_cache_ttl_seconds)
+        listener = InvalidationListener(database_url)
+        verifier = KeyVerifier(pool, listener, settings.key_cache_ttl_seconds)
         app.state.pool = pool
         app.state.settings = settings
         app.state.key_verifier = verifier
         app.state.schemas = SchemaCache()
         background = [
-            asyncio.create_task(verifier.listen_for_invalidations()),
+            asyncio.create_task(listener.run()),
             asyncio.create_task(verifier.flush_last_used_every(settings.last_used_flush_seconds)),
         ]
         try:

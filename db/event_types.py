@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,13 +22,6 @@ class EventType(msgspec.Struct):
     version: int
     created_at: datetime
     updated_at: datetime
-
-
-class SchemaVersion(msgspec.Struct):
-    """The schema version of a type whose payloads are validated."""
-
-    name: str
-    version: int
 
 
 COLUMNS = "name, description, schema, archived, version, created_at, updated_at"
@@ -61,12 +53,6 @@ UPDATE event_types SET
     version = version + 1, updated_at = now()
 WHERE tenant_id = %(tenant_id)s AND name = %(name)s
 RETURNING {COLUMNS}
-"""
-
-# The types among `names` that carry a schema, with its version (event_types_pkey).
-SCHEMA_VERSIONS = """
-SELECT name, version FROM event_types
-WHERE tenant_id = %(tenant_id)s AND name = ANY(%(names)s) AND schema IS NOT NULL
 """
 
 GET_SCHEMA = """
@@ -142,15 +128,6 @@ async def update(
     async with conn.cursor(row_factory=class_row(EventType)) as cur:
         await cur.execute(UPDATE, params)
         return await cur.fetchone()
-
-
-async def schema_versions(
-    conn: AsyncConnection, tenant_id: uuid.UUID, names: Sequence[str]
-) -> list[SchemaVersion]:
-    """Which of these types validate payloads, and at which version."""
-    async with conn.cursor(row_factory=class_row(SchemaVersion)) as cur:
-        await cur.execute(SCHEMA_VERSIONS, {"tenant_id": tenant_id, "names": list(names)})
-        return await cur.fetchall()
 
 
 async def get_schema(

@@ -53,9 +53,10 @@ COLUMNS = (
     "id, tenant_id, source, event_type, payload, metadata, status, acknowledged_at, created_at"
 )
 
-# Insert events and, in the same statement, one delivery per matching endpoint (a disabled
-# endpoint's wait, never due until it is enabled). Returns the queues that got due deliveries
-# and have no delivery job waiting yet: only those need a new job.
+# Insert events (of one tenant) and, in the same statement, one delivery per matching endpoint
+# (a disabled endpoint's wait, never due until it is enabled). Returns the queues that got due
+# deliveries and have no delivery job waiting yet (only those need a new job), and the schema
+# version of each ingested type that has a schema.
 INSERT_WITH_FAN_OUT = """
 WITH ev AS (
     INSERT INTO events (id, tenant_id, source, event_type, payload, metadata, idempotency_key,
@@ -78,9 +79,15 @@ WITH ev AS (
     ORDER BY ev.id
     RETURNING queue, next_attempt_at
 )
-SELECT q.queue FROM (SELECT DISTINCT queue FROM fan_out WHERE next_attempt_at <> 'infinity') q
+SELECT 'wake' AS kind, q.queue AS name, 0 AS version
+FROM (SELECT DISTINCT queue FROM fan_out WHERE next_attempt_at <> 'infinity') q
 WHERE NOT EXISTS (SELECT 1 FROM procrastinate_jobs j
                   WHERE j.queueing_lock = 'deliver:' || q.queue AND j.status = 'todo')
+UNION ALL
+-- The schemas the payloads must match, read in the same round trip (checked before COMMIT).
+SELECT 'schema', t.name, t.version FROM event_types t
+WHERE t.tenant_id = (SELECT tenant_id FROM ev LIMIT 1) AND t.schema IS NOT NULL
+  AND t.name IN (SELECT event_type FROM ev)
 """
 
 # An event that skips the inbox and fan-out (test sends add their one delivery themselves).
@@ -130,13 +137,26 @@ def _key(tenant_id: uuid.UUID, event_id: uuid.UUID) -> dict[str, Any] | None:
     return {"tenant_id": tenant_id, "id": event_id, "created_at": created_at_of(event_id)}
 
 
-async def insert_with_fan_out(conn: AsyncConnection, events: Sequence[NewEvent]) -> list[str]:
-    """Insert events and their deliveries; the queues that need a delivery job woken."""
+class FanOut(msgspec.Struct):
+    """What inserting events found: queues to wake and schemas to check."""
+
+    wake_queues: list[str]
+    schema_versions: dict[str, int]
+
+
+async def insert_with_fan_out(conn: AsyncConnection, events: Sequence[NewEvent]) -> FanOut:
+    """Insert one tenant's events and their deliveries (call inside a transaction)."""
     # One JSON document encoded by msgspec (C speed) instead of ten Python-dumped arrays.
     cur = await conn.execute(
         INSERT_WITH_FAN_OUT, {"events": Jsonb(list(events), dumps=msgspec.json.encode)}
     )
-    return [row[0] for row in await cur.fetchall()]
+    result = FanOut([], {})
+    for kind, name, version in await cur.fetchall():
+        if kind == "wake":
+            result.wake_queues.append(name)
+        else:
+            result.schema_versions[name] = version
+    return result
 
 
 async def insert_acknowledged(conn: AsyncConnection, event: NewEvent) -> None:

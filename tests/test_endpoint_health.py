@@ -156,9 +156,7 @@ async def test_an_endpoint_failing_past_the_limit_is_disabled_with_a_reason(
     await ingest(client, key, 1)
     path = f"/v1/endpoints/{endpoint['id']}"
     async with running_worker():
-        await wait_for(
-            lambda: _disabled(client, key, path), what="the endpoint to be disabled"
-        )
+        await wait_for(lambda: _disabled(client, key, path), what="the endpoint to be disabled")
     view = (await client.get(path, headers=auth(key))).json()
     assert view["disabled_reason"].startswith("failing continuously since")
     assert statuses(worker_env) == {"failed": 1}  # paused, not dropped

@@ -116,9 +116,9 @@ async def test_a_rolled_back_ingest_leaves_no_delivery_and_no_job(client, databa
 
     async def ingest_then_die(conn: psycopg.AsyncConnection) -> None:
         async with conn.transaction():
-            queues = await events.insert_with_fan_out(conn, [row])
-            await wake(conn, queues)
-            assert queues == ["default"]
+            fan_out = await events.insert_with_fan_out(conn, [row])
+            await wake(conn, fan_out.wake_queues)
+            assert fan_out.wake_queues == ["default"]
             counted = await conn.execute(
                 "SELECT (SELECT count(*) FROM deliveries), (SELECT count(*) FROM procrastinate_jobs)"
             )

@@ -100,14 +100,17 @@ class SchemaCache:
         self,
         conn: AsyncConnection,
         tenant_id: uuid.UUID,
+        versions: dict[str, int],
         payloads: Sequence[tuple[str, str, dict[str, Any]]],
     ) -> None:
-        """Check (where, event_type, payload) items; BadRequest names the first failing path."""
-        names = {event_type for _, event_type, _ in payloads}
-        versions = await event_types.schema_versions(conn, tenant_id, sorted(names))
+        """Check (where, event_type, payload) items against the types' schemas at `versions`;
+        BadRequest names the first failing path."""
         if not versions:
             return
-        validators = {v.name: await self._validator(conn, tenant_id, v) for v in versions}
+        validators = {
+            name: await self._validator(conn, tenant_id, name, version)
+            for name, version in versions.items()
+        }
         for where, event_type, payload in payloads:
             validator = validators.get(event_type)
             if validator is None:
@@ -115,22 +118,21 @@ class SchemaCache:
             error = schema_errors.best_match(validator.iter_errors(payload))
             if error is not None:
                 path = error.json_path
-                field = f"{where}payload{path[1:]}"
                 raise BadRequest(
                     f"{where}payload does not match the schema of `{event_type}` at `{path}`: "
                     f"{error.message}",
-                    {"field": field, "event_type": event_type},
+                    {"field": f"{where}payload{path[1:]}", "event_type": event_type},
                 )
 
     async def _validator(
-        self, conn: AsyncConnection, tenant_id: uuid.UUID, version: event_types.SchemaVersion
+        self, conn: AsyncConnection, tenant_id: uuid.UUID, name: str, version: int
     ) -> Validator | None:
-        key = (tenant_id, version.name, version.version)
+        key = (tenant_id, name, version)
         validator = self._compiled.get(key)
         if validator is None:
-            schema = await event_types.get_schema(conn, tenant_id, version.name, version.version)
+            schema = await event_types.get_schema(conn, tenant_id, name, version)
             if schema is None:
-                return None  # changed meanwhile; the next request compiles the new version
+                return None
             if len(self._compiled) >= MAX_COMPILED:
                 self._compiled.clear()
             validator = self._compiled[key] = compile_schema(schema)

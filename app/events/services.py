@@ -54,21 +54,19 @@ async def store(
     schemas: SchemaCache,
     where: list[str] | None = None,
 ) -> None:
-    """Validate payloads against their types' schemas, then store the events, their
-    deliveries and the jobs that deliver them in one transaction."""
+    """Store the events, their deliveries and the jobs that deliver them in one transaction,
+    committed only if every payload matches its type's schema."""
+    payloads = [
+        (where[i] if where else "", row.event_type, row.payload) for i, row in enumerate(rows)
+    ]
     for attempt in (1, 2):
         try:
-            async with pool.connection() as conn:
-                await schemas.validate(
-                    conn,
-                    rows[0].tenant_id,
-                    [
-                        (where[i] if where else "", row.event_type, row.payload)
-                        for i, row in enumerate(rows)
-                    ],
-                )
-                async with conn.transaction():
-                    await wake(conn, await events.insert_with_fan_out(conn, rows))
+            # Pipelined: BEGIN and the insert go in one round trip, COMMIT in a second.
+            async with pool.connection() as conn, conn.pipeline(), conn.transaction():
+                fan_out = await events.insert_with_fan_out(conn, rows)
+                # Checked before COMMIT: a payload that fails takes its insert back with it.
+                await schemas.validate(conn, rows[0].tenant_id, fan_out.schema_versions, payloads)
+                await wake(conn, fan_out.wake_queues)
             return
         except psycopg.errors.CheckViolation as exc:
             if attempt == 2 or not (exc.diag.message_primary or "").startswith("no partition"):

@@ -17,10 +17,10 @@ from datetime import UTC, datetime
 
 import msgspec
 import psycopg
-from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from app.errors import Unauthorized
+from app.invalidation import InvalidationListener
 from app.keys import secrets
 from db import api_keys
 
@@ -50,13 +50,15 @@ def _usable(key: api_keys.ApiKey, now: datetime) -> bool:
 class KeyVerifier:
     """Checks API keys for one process; owns the cache, its invalidation and last-use batching."""
 
-    def __init__(self, pool: AsyncConnectionPool, database_url: str, ttl_seconds: float) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool, listener: InvalidationListener, ttl_seconds: float
+    ) -> None:
         self._pool = pool
-        self._database_url = database_url
+        self._listener = listener
         self._ttl = ttl_seconds
         self._cache: dict[str, _Cached] = {}
-        self._listening = False
         self._last_used: dict[uuid.UUID, datetime] = {}
+        listener.subscribe(api_keys.INVALIDATION_CHANNEL, self.forget, self._cache.clear)
 
     async def verify(self, presented: str) -> Principal:
         """The principal of a valid key; Unauthorized for anything else."""
@@ -95,34 +97,13 @@ class KeyVerifier:
         principal = Principal(
             key.id, key.tenant_id, key.prefix, frozenset(key.scopes), key.expires_at
         )
-        if self._listening:
+        if self._listener.listening:
             self._cache[prefix] = _Cached(principal, digest, time.monotonic() + self._ttl)
         return principal
 
     def forget(self, prefix: str) -> None:
         """Drop a cached verification (after a revocation or an expiry change)."""
         self._cache.pop(prefix, None)
-
-    async def listen_for_invalidations(self) -> None:
-        """Run for ever: evict keys announced on the invalidation channel, reconnecting on loss."""
-        while True:
-            try:
-                async with await psycopg.AsyncConnection.connect(
-                    self._database_url, autocommit=True
-                ) as conn:
-                    channel = sql.Identifier(api_keys.INVALIDATION_CHANNEL)
-                    await conn.execute(sql.SQL("LISTEN {}").format(channel))
-                    # Anything cached before this point may have missed a notification.
-                    self._cache.clear()
-                    self._listening = True
-                    async for note in conn.notifies():
-                        self.forget(note.payload)
-            except psycopg.Error as exc:
-                logger.warning("key invalidation listener lost its connection: %s", exc)
-            finally:
-                self._listening = False
-                self._cache.clear()
-            await asyncio.sleep(1.0)
 
     async def flush_last_used(self) -> None:
         """Write the last-use times gathered since the previous flush."""
