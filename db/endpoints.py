@@ -45,6 +45,7 @@ COLUMNS = (
     " ordered, metadata, consecutive_failures, failing_since, circuit_open_until, created_at,"
     " updated_at"
 )
+UNFINISHED = "('pending', 'delivering', 'failed')"
 LIVE = "tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL"
 
 INSERT = f"""
@@ -126,12 +127,15 @@ SELECT endpoint.*, ARRAY(SELECT DISTINCT queue FROM released) AS queues FROM end
 # Deleting keeps the row for history; its unfinished deliveries can never go, so they end dead.
 DELETE = f"""
 WITH endpoint AS (
-    UPDATE endpoints SET deleted_at = now(), is_active = false, disabled_reason = 'deleted'
+    UPDATE endpoints SET deleted_at = now(), is_active = false, disabled_reason = 'deleted',
+        updated_at = now()
     WHERE {LIVE}
-    RETURNING id
+    RETURNING {COLUMNS}
+), ended AS (
+    UPDATE deliveries SET status = 'dead', last_error = 'endpoint deleted', updated_at = now()
+    WHERE endpoint_id = (SELECT id FROM endpoint) AND status IN {UNFINISHED}
 )
-UPDATE deliveries SET status = 'dead', last_error = 'endpoint deleted', updated_at = now()
-WHERE endpoint_id = (SELECT id FROM endpoint) AND status IN ('pending', 'delivering', 'failed')
+SELECT * FROM endpoint
 """
 
 EXISTS = f"SELECT true FROM endpoints WHERE {LIVE}"
@@ -227,9 +231,11 @@ async def enable(
     return msgspec.convert(values, Endpoint), queues
 
 
-async def delete(conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID) -> None:
+async def delete(
+    conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
+) -> Endpoint | None:
     """Delete an endpoint (kept for history) and end its unfinished deliveries."""
-    await conn.execute(DELETE, {"tenant_id": tenant_id, "id": endpoint_id})
+    return await _one(conn, DELETE, {"tenant_id": tenant_id, "id": endpoint_id})
 
 
 async def exists(conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID) -> bool:

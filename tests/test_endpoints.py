@@ -64,7 +64,9 @@ async def test_endpoint_crud_and_secret_rotation(client, database_url):
     assert len(page["endpoints"]) + len(rest["endpoints"]) == 4
     assert rest["pagination"]["next_cursor"] is None
 
-    assert (await client.delete(path, headers=auth(key))).status_code == 204
+    deleted = await client.delete(path, headers=auth(key))
+    assert deleted.status_code == 200
+    assert deleted.json()["disabled_reason"] == "deleted"
     assert (await client.get(path, headers=auth(key))).status_code == 404
     bad = await client.patch(path, json={"nope": 1}, headers=auth(key))
     assert bad.status_code in (400, 404)
@@ -165,3 +167,18 @@ async def test_ingest_commits_the_event_its_deliveries_and_one_job(client, datab
     assert parked == 4  # the disabled endpoint's deliveries wait
     # One waiting job per queue, however many events: it claims everything due.
     assert jobs == [("bulk", -10), ("critical", 10), ("default", 0)]
+
+
+async def test_deleting_an_endpoint_ends_its_unfinished_deliveries(client, database_url):
+    key = await make_key(database_url)
+    endpoint = (
+        await client.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/"}, headers=auth(key))
+    ).json()["endpoint"]
+    await client.post("/v1/events", json=event_body(), headers=auth(key))
+    await client.delete(f"/v1/endpoints/{endpoint['id']}", headers=auth(key))
+    (delivery,) = (await client.get("/v1/deliveries", headers=auth(key))).json()["deliveries"]
+    assert delivery["status"] == "dead"
+    assert delivery["last_error"] == "endpoint deleted"
+    # New events no longer fan out to it.
+    await client.post("/v1/events", json=event_body(), headers=auth(key))
+    assert len((await client.get("/v1/deliveries", headers=auth(key))).json()["deliveries"]) == 1

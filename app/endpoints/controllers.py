@@ -101,15 +101,16 @@ class EndpointController(Controller):
     @delete(
         "/{endpoint_id:str}",
         summary="Delete an endpoint (its unfinished deliveries end as dead)",
-        status_code=204,
+        status_code=200,
         responses=error_responses(400, 401, 403, 404),
     )
     async def delete_endpoint(
         self, endpoint_id: FromPath[str], conn: Transaction, caller: Caller
-    ) -> None:
-        endpoint_uuid = parse_id(endpoint_id, "endpoint_id")
-        await services.get(conn, caller.tenant_id, endpoint_uuid)
-        await endpoints.delete(conn, caller.tenant_id, endpoint_uuid)
+    ) -> EndpointView:
+        row = await endpoints.delete(conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"))
+        if row is None:
+            raise NotFound("no such endpoint")
+        return services.view(row)
 
     @get(
         "/{endpoint_id:str}/secret",
