@@ -196,3 +196,26 @@ async def test_a_test_send_is_signed_and_recorded(client, worker_env, receiver):
     assert receiver.received[0].verified
     inbox = (await client.get("/v1/inbox", headers=auth(key))).json()
     assert inbox["events"] == []  # test events stay out of the inbox
+
+
+async def test_timeouts_fail_the_try_and_redirects_are_not_followed(client, worker_env, receiver):
+    key = await make_key(worker_env)
+    await add_endpoint(client, key, receiver, "moved", event_types=["invoice.*"])
+    receiver.scripts["moved"] = [(302, {"Location": receiver.endpoint_url("elsewhere")})]
+    await client.post("/v1/events", json=event_body(), headers=auth(key))
+    async with running_worker():
+        await wait_for(lambda: statuses(worker_env) == {"succeeded": 1}, what="delivery")
+        assert [r.path for r in receiver.received] == ["moved", "moved"]  # 302, then 200
+
+        await add_endpoint(client, key, receiver, "slow", event_types=["slow.*"])
+        receiver.delay = 2.5  # beyond the 2 s total timeout of the test settings
+        body = event_body(event_type="slow.thing")
+        await client.post("/v1/events", json=body, headers=auth(key))
+        await wait_for(lambda: statuses(worker_env) == {"succeeded": 1, "dead": 1}, what="timeouts")
+    rows = delivery_rows(worker_env)
+    assert ("dead", 3, None, "timed out") in rows
+    detail = (await client.get("/v1/deliveries?status=dead", headers=auth(key))).json()
+    dead_id = detail["deliveries"][0]["id"]
+    attempts = (await client.get(f"/v1/deliveries/{dead_id}", headers=auth(key))).json()
+    assert [a["error"] for a in attempts["attempts"]] == ["timed out"] * 3
+    assert all(1900 <= a["latency_ms"] < 2500 for a in attempts["attempts"])
