@@ -31,8 +31,9 @@ def grants(held: frozenset[str], scope: str) -> bool:
     return scope in held or ADMIN in held
 
 
-def require_scope(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+async def require_scope(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     """Guard: the caller's key must hold the scope named in the handler's opt["scope"]."""
+    # async on purpose: Litestar runs a sync guard in a worker thread on every request.
     scope = handler.opt.get("scope")
     if scope and not grants(connection.user.scopes, scope):
         raise Forbidden(f"this API key lacks the `{scope}` scope", {"required_scope": scope})
