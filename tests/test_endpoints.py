@@ -182,3 +182,18 @@ async def test_deleting_an_endpoint_ends_its_unfinished_deliveries(client, datab
     # New events no longer fan out to it.
     await client.post("/v1/events", json=event_body(), headers=auth(key))
     assert len((await client.get("/v1/deliveries", headers=auth(key))).json()["deliveries"]) == 1
+
+
+async def test_bodies_must_be_json_on_every_route_that_takes_one(client, database_url):
+    key = await make_key(database_url)
+    headers = {**auth(key), "Content-Type": "text/plain"}
+    for path in ("/v1/endpoints", "/v1/event-types", "/v1/keys"):
+        response = await client.post(path, content=b"hello", headers=headers)
+        assert response.status_code == 415, path
+        assert response.json()["error"]["code"] == "unsupported_media_type"
+    # Routes whose body is optional still work without one.
+    endpoint = (
+        await client.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/"}, headers=auth(key))
+    ).json()["endpoint"]
+    rotated = await client.post(f"/v1/endpoints/{endpoint['id']}/rotate-secret", headers=auth(key))
+    assert rotated.status_code == 200

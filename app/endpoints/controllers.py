@@ -23,6 +23,7 @@ from app.endpoints.schemas import (
 )
 from app.errors import NotFound
 from app.identifiers import parse_id
+from app.media import require_json
 from app.openapi import SECURITY, error_responses
 from app.pagination import Cursor, Limit, decode_cursor, page_of
 from app.request_id import request_id
@@ -38,10 +39,11 @@ class EndpointController(Controller):
     tags = ["endpoints"]  # noqa: RUF012 - Litestar reads class attributes
     guards = [require_scope]  # noqa: RUF012
     middleware = [api_key_auth]  # noqa: RUF012
+    before_request = require_json
     opt = {"scope": ENDPOINTS_MANAGE}  # noqa: RUF012
     security = SECURITY
 
-    @post("/", summary="Create an endpoint", responses=error_responses(400, 401, 403))
+    @post("/", summary="Create an endpoint", responses=error_responses(400, 401, 403, 415))
     async def create_endpoint(
         self, data: JSONBody[EndpointIn], conn: Transaction, caller: Caller, state: State
     ) -> EndpointCreated:
@@ -78,7 +80,7 @@ class EndpointController(Controller):
     @patch(
         "/{endpoint_id:str}",
         summary="Change an endpoint",
-        responses=error_responses(400, 401, 403, 404),
+        responses=error_responses(400, 401, 403, 404, 415),
     )
     async def update_endpoint(
         self,
@@ -131,7 +133,7 @@ class EndpointController(Controller):
         "/{endpoint_id:str}/rotate-secret",
         summary="Rotate the signing secret (the old one also signs for 24 hours)",
         status_code=200,
-        responses=error_responses(400, 401, 403, 404),
+        responses=error_responses(400, 401, 403, 404, 415),
     )
     async def rotate_secret(
         self,
@@ -180,7 +182,7 @@ class EndpointController(Controller):
         "/{endpoint_id:str}/recover",
         summary="Send again every dead delivery of the endpoint since a time",
         status_code=202,
-        responses=error_responses(400, 401, 403, 404),
+        responses=error_responses(400, 401, 403, 404, 415),
     )
     async def recover_endpoint(
         self,

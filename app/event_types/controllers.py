@@ -11,6 +11,7 @@ from app.auth import api_key_auth
 from app.dependencies import Caller, Transaction
 from app.event_types import services
 from app.event_types.schemas import EventTypeIn, EventTypeList, EventTypePatch, EventTypeView
+from app.media import require_json
 from app.openapi import SECURITY, error_responses
 from app.pagination import Cursor, Limit, Pagination, decode_name_cursor, encode_name_cursor
 from app.scopes import ENDPOINTS_MANAGE, EVENTS_READ, require_scope
@@ -24,13 +25,14 @@ class EventTypeController(Controller):
     tags = ["event types"]  # noqa: RUF012 - Litestar reads class attributes
     guards = [require_scope]  # noqa: RUF012
     middleware = [api_key_auth]  # noqa: RUF012
+    before_request = require_json
     security = SECURITY
 
     @post(
         "/",
         summary="Create an event type",
         opt={"scope": ENDPOINTS_MANAGE},
-        responses=error_responses(400, 401, 403, 409),
+        responses=error_responses(400, 401, 403, 409, 415),
     )
     async def create_event_type(
         self, data: JSONBody[EventTypeIn], conn: Transaction, caller: Caller
@@ -76,7 +78,7 @@ class EventTypeController(Controller):
         "/{name:str}",
         summary="Change an event type's description, schema or archived flag",
         opt={"scope": ENDPOINTS_MANAGE},
-        responses=error_responses(400, 401, 403, 404),
+        responses=error_responses(400, 401, 403, 404, 415),
     )
     async def update_event_type(
         self, name: FromPath[str], data: JSONBody[EventTypePatch], conn: Transaction, caller: Caller

@@ -12,7 +12,6 @@ from app.auth import api_key_auth
 from app.deliveries.controllers import view as delivery_view
 from app.deliveries.schemas import DeliveryList
 from app.dependencies import Caller, Transaction
-from app.errors import UnsupportedMediaType
 from app.events import services
 from app.events.schemas import (
     Acknowledged,
@@ -26,6 +25,7 @@ from app.events.schemas import (
     InboxPage,
 )
 from app.identifiers import parse_id
+from app.media import require_json
 from app.openapi import SECURITY, error_responses
 from app.pagination import MAX_LIMIT, Cursor, Limit, Pagination, decode_cursor, page_of
 from app.request_id import request_id
@@ -35,13 +35,6 @@ from db.ids import created_at_of
 
 MAX_EVENT_BYTES = 400 * 1024
 MAX_BATCH_BYTES = 16 * 1024 * 1024
-
-
-async def require_json(request: Request) -> None:
-    """before_request: bodies must be declared as JSON."""
-    media_type = request.content_type[0]
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise UnsupportedMediaType("Content-Type must be application/json")
 
 
 class EventController(Controller):

@@ -11,6 +11,7 @@ from app.dependencies import Caller, Transaction
 from app.identifiers import parse_id
 from app.keys import services
 from app.keys.schemas import CreatedKey, CreateKeyRequest, KeyList, KeyView, RotateKeyRequest
+from app.media import require_json
 from app.openapi import SECURITY, error_responses
 from app.pagination import Cursor, Limit, decode_cursor, page_of
 from app.scopes import KEYS_MANAGE, require_scope
@@ -24,6 +25,7 @@ class KeyController(Controller):
     tags = ["keys"]  # noqa: RUF012 - Litestar reads class attributes
     guards = [require_scope]  # noqa: RUF012
     middleware = [api_key_auth]  # noqa: RUF012
+    before_request = require_json
     opt = {"scope": KEYS_MANAGE}  # noqa: RUF012
     security = SECURITY
     responses = error_responses(400, 401, 403, 404, 409)
@@ -31,7 +33,7 @@ class KeyController(Controller):
     @post(
         "/",
         summary="Create an API key (the full key is returned once)",
-        responses=error_responses(400, 401, 403),
+        responses=error_responses(400, 401, 403, 415),
     )
     async def create_key(
         self, data: JSONBody[CreateKeyRequest], conn: Transaction, caller: Caller
@@ -54,7 +56,7 @@ class KeyController(Controller):
         "/{key_id:str}/rotate",
         summary="Rotate an API key (the old one works for grace_period_seconds)",
         status_code=201,
-        responses=error_responses(400, 401, 403, 404, 409),
+        responses=error_responses(400, 401, 403, 404, 409, 415),
     )
     async def rotate_key(
         self,
