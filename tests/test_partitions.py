@@ -79,3 +79,44 @@ async def test_deliveries_and_attempts_keep_their_own_retention(worker_env, monk
         assert f"{table}_p{kept}" in names
         assert f"{table}_p{dropped}" not in names
         assert f"{table}_p{(today + timedelta(days=10)).strftime('%Y%m%d')}" in names
+
+
+async def test_an_events_day_with_unfinished_deliveries_outlives_its_retention(worker_env):
+    url = worker_env
+    today = datetime.now(UTC).date()
+    waiting_day, done_day = today - timedelta(days=20), today - timedelta(days=21)
+    with psycopg.connect(url, autocommit=True) as conn:
+        tenant_id = conn.execute(
+            "INSERT INTO tenants (id, name) VALUES (gen_random_uuid(), 'old') RETURNING id"
+        ).fetchone()[0]
+        endpoint_id = conn.execute(
+            "INSERT INTO endpoints (id, tenant_id, url, secret)"
+            " VALUES (gen_random_uuid(), %s, 'https://x.test/', 'whsec_x') RETURNING id",
+            (tenant_id,),
+        ).fetchone()[0]
+        for day, status in ((waiting_day, "pending"), (done_day, "succeeded")):
+            for table in ("events", "deliveries"):
+                conn.execute(
+                    "SELECT eventgate_create_daily_partitions(%s::regclass, %s, 0)", (table, day)
+                )
+            at = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+            event_id = conn.execute(
+                "INSERT INTO events (id, tenant_id, source, event_type, payload, created_at)"
+                " VALUES (eventgate_uuidv7(%s), %s, 's', 't', '{}', %s) RETURNING id",
+                (at, tenant_id, at),
+            ).fetchone()[0]
+            conn.execute(
+                "INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, queue, status,"
+                " created_at) VALUES (eventgate_uuidv7(%s), %s, %s, %s, 'default', %s, %s)",
+                (at, tenant_id, event_id, endpoint_id, status, at),
+            )
+
+    async with worker_app.open_async():
+        await rotate_partitions.defer_async(timestamp=0)
+        await worker_app.run_worker_async(
+            wait=False, install_signal_handlers=False, queues=["maintenance"]
+        )
+
+    days = partition_days(url)
+    assert waiting_day.strftime("%Y%m%d") in days  # its delivery still needs the payload
+    assert done_day.strftime("%Y%m%d") not in days

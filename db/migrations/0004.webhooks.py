@@ -146,6 +146,69 @@ DO $$ BEGIN
 END $$;
 """
 
+KEEP_NEEDED_EVENTS = """
+SET LOCAL lock_timeout = '5s';
+
+CREATE OR REPLACE FUNCTION eventgate_drop_daily_partitions(parent regclass, before_day date)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    part record;
+    dropped integer := 0;
+    unfinished boolean;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('eventgate_partitions'));
+    FOR part IN
+        SELECT c.oid::regclass AS oid, c.relname
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = parent AND c.relname ~ '_p[0-9]{8}$'
+    LOOP
+        IF to_date(right(part.relname, 8), 'YYYYMMDD') < before_day THEN
+            -- An event whose deliveries are not finished (an endpoint paused for longer than
+            -- the event retention) is still needed: its day waits for the next rotation.
+            IF parent = 'events'::regclass
+               AND to_regclass('deliveries_p' || right(part.relname, 8)) IS NOT NULL THEN
+                EXECUTE format(
+                    'SELECT EXISTS (SELECT 1 FROM %I WHERE status IN (''pending'', ''delivering'', ''failed''))',
+                    'deliveries_p' || right(part.relname, 8)) INTO unfinished;
+                CONTINUE WHEN unfinished;
+            END IF;
+            EXECUTE format('DROP TABLE %s', part.oid);
+            dropped := dropped + 1;
+        END IF;
+    END LOOP;
+    RETURN dropped;
+END
+$$;
+COMMENT ON FUNCTION eventgate_drop_daily_partitions(regclass, date) IS
+    'Drops the daily partitions of parent whose whole day lies before before_day (UTC), but keeps '
+    'an events day whose deliveries are not all finished.';
+"""
+
+KEEP_NEEDED_EVENTS_ROLLBACK = """
+CREATE OR REPLACE FUNCTION eventgate_drop_daily_partitions(parent regclass, before_day date)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    part record;
+    dropped integer := 0;
+BEGIN
+    PERFORM pg_advisory_xact_lock(hashtext('eventgate_partitions'));
+    FOR part IN
+        SELECT c.oid::regclass AS oid, c.relname
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = parent AND c.relname ~ '_p[0-9]{8}$'
+    LOOP
+        IF to_date(right(part.relname, 8), 'YYYYMMDD') < before_day THEN
+            EXECUTE format('DROP TABLE %s', part.oid);
+            dropped := dropped + 1;
+        END IF;
+    END LOOP;
+    RETURN dropped;
+END
+$$;
+COMMENT ON FUNCTION eventgate_drop_daily_partitions(regclass, date) IS
+    'Drops the daily partitions of parent whose whole day lies before before_day (UTC).';
+"""
+
 VIEWS = """
 CREATE OR REPLACE VIEW eventgate_partitions AS
 SELECT parent.relname AS parent_table,
@@ -220,5 +283,6 @@ steps = [
         "DROP TABLE endpoint_rate_windows; DROP TABLE delivery_attempts; DROP TABLE deliveries;"
         "DROP TABLE endpoints; DROP TABLE event_types;",
     ),
+    step(KEEP_NEEDED_EVENTS, KEEP_NEEDED_EVENTS_ROLLBACK),
     step(VIEWS, VIEWS_ROLLBACK),
 ]
