@@ -138,8 +138,6 @@ WITH endpoint AS (
 SELECT * FROM endpoint
 """
 
-EXISTS = f"SELECT true FROM endpoints WHERE {LIVE}"
-
 
 async def insert(
     conn: AsyncConnection, endpoint_id: uuid.UUID, tenant_id: uuid.UUID, secret: str, **fields: Any
@@ -236,9 +234,3 @@ async def delete(
 ) -> Endpoint | None:
     """Delete an endpoint (kept for history) and end its unfinished deliveries."""
     return await _one(conn, DELETE, {"tenant_id": tenant_id, "id": endpoint_id})
-
-
-async def exists(conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID) -> bool:
-    """True when the tenant has this live endpoint."""
-    cur = await conn.execute(EXISTS, {"tenant_id": tenant_id, "id": endpoint_id})
-    return await cur.fetchone() is not None
