@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from litestar.testing import AsyncTestClient
 
+from app.errors import Unauthorized
 from app.main import create_app
 from tests.conftest import auth, event_body, make_key
 
@@ -181,3 +182,33 @@ async def test_last_used_at_is_recorded_without_a_write_per_request(client, data
     assert row[0] is not None
     shown = (await client.get("/v1/keys", headers=auth(admin))).json()["keys"][0]
     assert shown["last_used_at"] is not None
+
+
+async def test_concurrent_requests_with_a_cold_key_share_one_argon2_run(database_url, monkeypatch):
+    from app.invalidation import InvalidationListener
+    from app.keys import secrets
+    from app.keys.verifier import KeyVerifier
+    from db.pool import open_pool
+
+    key = await make_key(database_url)
+    wrong = key[:-1] + ("y" if key.endswith("x") else "x")
+    runs = []
+    real_verify = secrets.verify_key
+
+    def counting_verify(secret_hash: str, presented: str) -> bool:
+        runs.append(presented)
+        return real_verify(secret_hash, presented)
+
+    monkeypatch.setattr(secrets, "verify_key", counting_verify)
+    pool = await open_pool(database_url, min_size=1, max_size=4)
+    try:
+        verifier = KeyVerifier(pool, InvalidationListener(database_url), ttl_seconds=60)
+        principals = await asyncio.gather(*(verifier.verify(key) for _ in range(20)))
+        bad = await asyncio.gather(
+            *(verifier.verify(wrong) for _ in range(5)), return_exceptions=True
+        )
+    finally:
+        await pool.close()
+    assert len({p.key_id for p in principals}) == 1
+    assert len(runs) == 2  # one for the 20 good ones, one for the 5 bad ones
+    assert all(isinstance(exc, Unauthorized) for exc in bad)

@@ -58,6 +58,7 @@ class KeyVerifier:
         self._ttl = ttl_seconds
         self._cache: dict[str, _Cached] = {}
         self._last_used: dict[uuid.UUID, datetime] = {}
+        self._pending: dict[bytes, asyncio.Future[Principal]] = {}
         listener.subscribe(api_keys.INVALIDATION_CHANNEL, self.forget, self._cache.clear)
 
     async def verify(self, presented: str) -> Principal:
@@ -77,9 +78,23 @@ class KeyVerifier:
             if principal.expires_at is not None and principal.expires_at <= now:
                 raise Unauthorized("the API key has expired")
         else:
-            principal = await self._verify_in_database(prefix, presented, digest, now)
+            principal = await self._verify_once(prefix, presented, digest, now)
         self._last_used[principal.key_id] = now
         return principal
+
+    async def _verify_once(
+        self, prefix: str, presented: str, digest: bytes, now: datetime
+    ) -> Principal:
+        # Concurrent requests with the same uncached key share one argon2 run (a cold start
+        # under load would otherwise run it once per request).
+        pending = self._pending.get(digest)
+        if pending is None:
+            pending = asyncio.ensure_future(
+                self._verify_in_database(prefix, presented, digest, now)
+            )
+            self._pending[digest] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(digest, None))
+        return await asyncio.shield(pending)
 
     async def _verify_in_database(
         self, prefix: str, presented: str, digest: bytes, now: datetime
