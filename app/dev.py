@@ -34,6 +34,14 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
+async def _announce_when_listening(server: uvicorn.Server, host: str, port: int) -> None:
+    # Printed once the socket accepts connections, so a client started on it never races.
+    while not server.started and not server.should_exit:
+        await asyncio.sleep(0.05)
+    if server.started:
+        say(f"Eventgate API: http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+
+
 async def serve_with_worker(settings: Settings, host: str, port: int) -> None:
     """Serve the API and run a procrastinate worker until SIGINT or SIGTERM."""
     from workers.app import app as worker_app
@@ -61,7 +69,7 @@ async def serve_with_worker(settings: Settings, host: str, port: int) -> None:
             )
         )
         try:
-            await server.serve()
+            await asyncio.gather(server.serve(), _announce_when_listening(server, host, port))
         finally:
             stopping.set()  # graceful: in-flight deliveries finish
             await worker
@@ -93,7 +101,6 @@ def run(host: str, port: int, data_dir: Path) -> None:
             say("Created tenant 'default' and its admin key (shown once, keep it):")
             say(f"EVENTGATE_API_KEY={admin_key}")
         say(f"Database: {database_url}")
-        say(f"Eventgate API: http://{host}:{port}  (docs: http://{host}:{port}/docs)")
         asyncio.run(serve_with_worker(settings, host, port))
     finally:
         if embedded is not None:
