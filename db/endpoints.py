@@ -92,7 +92,7 @@ ROTATE_SECRET = f"""
 UPDATE endpoints SET previous_secret = secret, secret = %(secret)s,
     previous_secret_expires_at = now() + make_interval(secs => %(grace_seconds)s), updated_at = now()
 WHERE {LIVE}
-RETURNING {COLUMNS}
+RETURNING secret, previous_secret, previous_secret_expires_at
 """
 
 # Disabling parks the endpoint's unfinished deliveries (never due) so claims skip them cheaply.
@@ -202,10 +202,12 @@ async def rotate_secret(
     endpoint_id: uuid.UUID,
     secret: str,
     grace_seconds: float,
-) -> Endpoint | None:
+) -> Secrets | None:
     """Make `secret` current; the old one keeps signing for grace_seconds."""
     params = {"tenant_id": tenant_id, "id": endpoint_id, "secret": secret}
-    return await _one(conn, ROTATE_SECRET, {**params, "grace_seconds": grace_seconds})
+    async with conn.cursor(row_factory=class_row(Secrets)) as cur:
+        await cur.execute(ROTATE_SECRET, {**params, "grace_seconds": grace_seconds})
+        return await cur.fetchone()
 
 
 async def disable(

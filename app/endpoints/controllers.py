@@ -58,7 +58,6 @@ class EndpointController(Controller):
         self,
         conn: Transaction,
         caller: Caller,
-        state: State,
         limit: Limit = 50,
         cursor: Cursor = None,
     ) -> EndpointList:
@@ -72,7 +71,7 @@ class EndpointController(Controller):
         responses=error_responses(400, 401, 403, 404),
     )
     async def get_endpoint(
-        self, endpoint_id: FromPath[str], conn: Transaction, caller: Caller, state: State
+        self, endpoint_id: FromPath[str], conn: Transaction, caller: Caller
     ) -> EndpointView:
         row = await services.get(conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"))
         return services.view(row)
@@ -142,12 +141,12 @@ class EndpointController(Controller):
         caller: Caller,
         data: JSONBody[RotateSecretIn | None] = None,
     ) -> SecretView:
-        endpoint_uuid = parse_id(endpoint_id, "endpoint_id")
-        await services.rotate_secret(
-            conn, caller.tenant_id, endpoint_uuid, data.secret if data else None
+        found = await services.rotate_secret(
+            conn,
+            caller.tenant_id,
+            parse_id(endpoint_id, "endpoint_id"),
+            data.secret if data else None,
         )
-        found = await endpoints.get_secrets(conn, caller.tenant_id, endpoint_uuid)
-        assert found is not None
         return SecretView(found.secret, found.previous_secret, found.previous_secret_expires_at)
 
     @post(
@@ -157,7 +156,7 @@ class EndpointController(Controller):
         responses=error_responses(400, 401, 403, 404),
     )
     async def disable_endpoint(
-        self, endpoint_id: FromPath[str], conn: Transaction, caller: Caller, state: State
+        self, endpoint_id: FromPath[str], conn: Transaction, caller: Caller
     ) -> EndpointView:
         row = await endpoints.disable(
             conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"), "disabled by API"
@@ -173,7 +172,7 @@ class EndpointController(Controller):
         responses=error_responses(400, 401, 403, 404),
     )
     async def enable_endpoint(
-        self, endpoint_id: FromPath[str], conn: Transaction, caller: Caller, state: State
+        self, endpoint_id: FromPath[str], conn: Transaction, caller: Caller
     ) -> EndpointView:
         row = await services.enable(conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"))
         return services.view(row)

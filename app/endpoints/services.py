@@ -106,7 +106,7 @@ async def update(
 
 async def rotate_secret(
     conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, secret: str | None
-) -> endpoints.Endpoint:
+) -> endpoints.Secrets:
     """Switch to a new secret; the old one keeps signing for 24 hours."""
     row = await endpoints.rotate_secret(
         conn, tenant_id, endpoint_id, secret or new_secret(), SECRET_GRACE_SECONDS
