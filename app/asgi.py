@@ -5,7 +5,7 @@ from __future__ import annotations
 from litestar import Litestar
 
 from app.main import create_app
-from app.settings import Settings
+from core.settings import Settings
 
 
 def create() -> Litestar:

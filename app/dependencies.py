@@ -1,4 +1,7 @@
-"""Dependency providers shared by every controller."""
+"""Dependency providers shared by every controller; the lifespan puts their sources in state.
+
+Providers are async on purpose: Litestar runs a sync provider in a worker thread per request.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +9,40 @@ from collections.abc import AsyncGenerator
 
 from litestar import Request
 from litestar.datastructures import State
-from litestar.di import NamedDependency
+from litestar.di import NamedDependency, Provide
 from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
-from app.keys.verifier import Principal
+from app.event_types.services import SchemaCache
+from app.keys.verifier import KeyVerifier, Principal
+from core.settings import Settings
 
 
-async def provide_transaction(state: State) -> AsyncGenerator[AsyncConnection, None]:
+async def provide_pool(state: State) -> AsyncConnectionPool:
+    """The process's connection pool."""
+    return state.pool
+
+
+async def provide_settings(state: State) -> Settings:
+    """The settings the app was built with."""
+    return state.settings
+
+
+async def provide_schemas(state: State) -> SchemaCache:
+    """The process's compiled JSON Schema cache."""
+    return state.schemas
+
+
+async def provide_key_verifier(state: State) -> KeyVerifier:
+    """The process's API key verifier (and its cache)."""
+    return state.key_verifier
+
+
+async def provide_transaction(
+    pool: NamedDependency[AsyncConnectionPool],
+) -> AsyncGenerator[AsyncConnection, None]:
     """One transaction per request: committed before the response is sent, rolled back on error."""
-    async with state.pool.connection() as conn, conn.transaction():
+    async with pool.connection() as conn, conn.transaction():
         yield conn
 
 
@@ -23,6 +51,19 @@ async def provide_caller(request: Request) -> Principal:
     return request.user
 
 
-# Handler parameter types: the per-request transaction and the verified caller.
+DEPENDENCIES = {
+    "pool": Provide(provide_pool),
+    "settings": Provide(provide_settings),
+    "schemas": Provide(provide_schemas),
+    "key_verifier": Provide(provide_key_verifier),
+    "conn": Provide(provide_transaction),
+    "caller": Provide(provide_caller),
+}
+
+# Handler parameter types, injected by name.
 Transaction = NamedDependency[AsyncConnection]
 Caller = NamedDependency[Principal]
+Pool = NamedDependency[AsyncConnectionPool]
+AppSettings = NamedDependency[Settings]
+Schemas = NamedDependency[SchemaCache]
+Verifier = NamedDependency[KeyVerifier]

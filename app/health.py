@@ -6,8 +6,9 @@ import time
 
 import msgspec
 from litestar import Controller, Response, get
-from litestar.datastructures import State
 from psycopg_pool import AsyncConnectionPool
+
+from app.dependencies import Pool
 
 READY_TIMEOUT_SECONDS = 2.0
 
@@ -52,13 +53,13 @@ class HealthController(Controller):
     tags = ["health"]  # noqa: RUF012
 
     @get("/", summary="Liveness and readiness together")
-    async def health(self, state: State) -> Response[Health]:
-        return await readiness(state.pool)
+    async def health(self, pool: Pool) -> Response[Health]:
+        return await readiness(pool)
 
     @get("/live", summary="The process is up")
     async def live(self) -> Health:
         return Health("ok")
 
     @get("/ready", summary="The database answers (503 when it does not)")
-    async def ready(self, state: State) -> Response[Health]:
-        return await readiness(state.pool)
+    async def ready(self, pool: Pool) -> Response[Health]:
+        return await readiness(pool)

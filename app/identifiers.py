@@ -13,3 +13,8 @@ def parse_id(value: str, field: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError as exc:
         raise BadRequest(f"`{field}` is not a valid id", {"field": field}) from exc
+
+
+def parse_optional_id(value: str | None, field: str) -> uuid.UUID | None:
+    """The UUID in an optional query parameter (None when absent)."""
+    return parse_id(value, field) if value else None

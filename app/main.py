@@ -8,10 +8,9 @@ from collections.abc import AsyncIterator
 from importlib.metadata import version
 
 from litestar import Litestar
-from litestar.di import Provide
 
 from app.deliveries.controllers import DeliveryController
-from app.dependencies import provide_caller, provide_transaction
+from app.dependencies import DEPENDENCIES
 from app.endpoints.controllers import EndpointController
 from app.errors import EXCEPTION_HANDLERS
 from app.event_types.controllers import EventTypeController
@@ -23,7 +22,7 @@ from app.keys.controllers import KeyController
 from app.keys.verifier import KeyVerifier
 from app.openapi import openapi_config, openapi_json
 from app.request_id import add_request_id_header
-from app.settings import Settings
+from core.settings import Settings
 from db.pool import open_pool
 
 
@@ -41,6 +40,7 @@ def create_app(settings: Settings) -> Litestar:
         app.state.pool = pool
         app.state.settings = settings
         app.state.key_verifier = verifier
+        app.state.listener = listener
         app.state.schemas = SchemaCache()
         background = [
             asyncio.create_task(listener.run()),
@@ -67,10 +67,7 @@ def create_app(settings: Settings) -> Litestar:
             openapi_json,
         ],
         lifespan=[lifespan],
-        dependencies={
-            "conn": Provide(provide_transaction),
-            "caller": Provide(provide_caller),
-        },
+        dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_request_id_header],
         openapi_config=openapi_config(version("eventgate")),

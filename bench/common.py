@@ -28,7 +28,7 @@ def start_dev(data_dir: str) -> tuple[subprocess.Popen, str, str, str]:
     # Tunables pass through (EVENTGATE_DELIVERY_BATCH_SIZE=...); the database is dev's own.
     env = {k: v for k, v in os.environ.items() if k != "EVENTGATE_DATABASE_URL"}
     process = subprocess.Popen(
-        [sys.executable, "-m", "app", "dev", "--port", str(port), "--data-dir", data_dir],
+        [sys.executable, "-m", "cli", "dev", "--port", str(port), "--data-dir", data_dir],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,

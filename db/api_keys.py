@@ -8,8 +8,9 @@ from typing import Any
 
 import msgspec
 from psycopg import AsyncConnection
-from psycopg.rows import class_row, dict_row
 from psycopg.types.json import Jsonb
+
+from db.query import fetch_all, fetch_one
 
 # Revocations and expiry changes are announced on this channel (payload: the key prefix)
 # so every API process drops its cached verification at once.
@@ -47,10 +48,9 @@ class NewKey(msgspec.Struct, kw_only=True):
     metadata: dict[str, Any]
 
 
-class StoredSecret(msgspec.Struct):
+class StoredKey(ApiKey):
     """What verifying a presented key needs: the row and its argon2 hash."""
 
-    key: ApiKey
     secret_hash: str
 
 
@@ -115,53 +115,43 @@ async def insert(conn: AsyncConnection, new_key: NewKey) -> ApiKey:
     """Insert a key and return it."""
     params = msgspec.structs.asdict(new_key)
     params["metadata"] = Jsonb(new_key.metadata)
-    return await _one(conn, INSERT, params)  # type: ignore[return-value]
+    row = await fetch_one(conn, INSERT, params, ApiKey)
+    assert row is not None
+    return row
 
 
-async def get_for_verify(conn: AsyncConnection, prefix: str) -> StoredSecret | None:
+async def get_for_verify(conn: AsyncConnection, prefix: str) -> StoredKey | None:
     """The key with this prefix and its secret hash."""
-    async with conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(GET_FOR_VERIFY, {"prefix": prefix})
-        row = await cur.fetchone()
-    if row is None:
-        return None
-    secret_hash = row.pop("secret_hash")
-    return StoredSecret(ApiKey(**row), secret_hash)
+    return await fetch_one(conn, GET_FOR_VERIFY, {"prefix": prefix}, StoredKey)
 
 
 async def get(conn: AsyncConnection, tenant_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey | None:
     """One key of the tenant."""
-    return await _one(conn, GET, {"tenant_id": tenant_id, "id": key_id})
+    return await fetch_one(conn, GET, {"tenant_id": tenant_id, "id": key_id}, ApiKey)
 
 
 async def list_page(
     conn: AsyncConnection, tenant_id: uuid.UUID, after: uuid.UUID | None, limit: int
 ) -> list[ApiKey]:
     """Up to `limit` keys of the tenant with ids after `after`."""
-    async with conn.cursor(row_factory=class_row(ApiKey)) as cur:
-        await cur.execute(LIST_PAGE, {"tenant_id": tenant_id, "after": after, "limit": limit})
-        return await cur.fetchall()
+    params = {"tenant_id": tenant_id, "after": after, "limit": limit}
+    return await fetch_all(conn, LIST_PAGE, params, ApiKey)
 
 
 async def revoke(conn: AsyncConnection, tenant_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey | None:
     """Revoke the key (idempotent) and announce it; None when the tenant has no such key."""
-    return await _one(conn, REVOKE, {"tenant_id": tenant_id, "id": key_id})
+    return await fetch_one(conn, REVOKE, {"tenant_id": tenant_id, "id": key_id}, ApiKey)
 
 
 async def expire_after(
     conn: AsyncConnection, tenant_id: uuid.UUID, key_id: uuid.UUID, grace: timedelta
 ) -> ApiKey | None:
     """Make the key expire `grace` from now (or earlier if it already would), and announce it."""
-    return await _one(conn, EXPIRE_AFTER, {"tenant_id": tenant_id, "id": key_id, "grace": grace})
+    params = {"tenant_id": tenant_id, "id": key_id, "grace": grace}
+    return await fetch_one(conn, EXPIRE_AFTER, params, ApiKey)
 
 
 async def touch_last_used(conn: AsyncConnection, used: dict[uuid.UUID, datetime]) -> None:
     """Write the remembered last-use times in one statement."""
     if used:
         await conn.execute(TOUCH_LAST_USED, {"ids": list(used), "ats": list(used.values())})
-
-
-async def _one(conn: AsyncConnection, query: str, params: dict[str, Any]) -> ApiKey | None:
-    async with conn.cursor(row_factory=class_row(ApiKey)) as cur:
-        await cur.execute(query, params)
-        return await cur.fetchone()

@@ -1,4 +1,9 @@
-"""SQL for the endpoints table (webhook subscriptions and their circuit breaker)."""
+"""SQL for the endpoints table (webhook subscriptions).
+
+Disable, enable and delete also move the endpoint's waiting deliveries (park, release, end) in
+the same statement, so an endpoint and its deliveries never disagree: that is why this module
+writes deliveries too. The circuit-breaker columns are written by db/endpoint_health.py.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,17 @@ from typing import Any
 
 import msgspec
 from psycopg import AsyncConnection
-from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
+
+from core.vocabulary import UNFINISHED_DELIVERY_STATUSES, WAITING_DELIVERY_STATUSES, sql_in
+from db.query import fetch_all, fetch_one
+
+UNFINISHED = sql_in(UNFINISHED_DELIVERY_STATUSES)
+WAITING = sql_in(WAITING_DELIVERY_STATUSES)
 
 
 class Endpoint(msgspec.Struct):
-    """One endpoints row, without its secrets."""
+    """One endpoints row, without its secrets; circuit is derived from circuit_open_until."""
 
     id: uuid.UUID
     tenant_id: uuid.UUID
@@ -25,11 +35,43 @@ class Endpoint(msgspec.Struct):
     rate_limit_per_s: int | None
     ordered: bool
     metadata: dict[str, Any]
+    circuit: str
     consecutive_failures: int
     failing_since: datetime | None
-    circuit_open_until: datetime | None
     created_at: datetime
     updated_at: datetime
+
+
+class EndpointWithQueues(Endpoint):
+    """An endpoint just enabled, with the queues whose deliveries became due."""
+
+    queues: list[str]
+
+
+class NewEndpoint(msgspec.Struct, kw_only=True):
+    """The columns of an endpoint being created."""
+
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    url: str
+    description: str
+    event_types: list[str]
+    secret: str
+    rate_limit_per_s: int | None
+    ordered: bool
+    metadata: dict[str, Any]
+
+
+class EndpointChanges(msgspec.Struct, kw_only=True):
+    """A PATCH: `given` names the fields to change; the others are ignored."""
+
+    given: list[str]
+    url: str | None = None
+    description: str | None = None
+    event_types: list[str] | None = None
+    rate_limit_per_s: int | None = None
+    ordered: bool | None = None
+    metadata: dict[str, Any] | None = None
 
 
 class Secrets(msgspec.Struct):
@@ -42,12 +84,14 @@ class Secrets(msgspec.Struct):
 
 COLUMNS = (
     "id, tenant_id, url, description, event_types, is_active, disabled_reason, rate_limit_per_s,"
-    " ordered, metadata, consecutive_failures, failing_since, circuit_open_until, created_at,"
-    " updated_at"
+    " ordered, metadata,"
+    " CASE WHEN circuit_open_until IS NULL THEN 'closed'"
+    "      WHEN circuit_open_until > now() THEN 'open' ELSE 'half-open' END AS circuit,"
+    " consecutive_failures, failing_since, created_at, updated_at"
 )
-UNFINISHED = "('pending', 'delivering', 'failed')"
 LIVE = "tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL"
 
+# Create an endpoint (endpoints_pkey).
 INSERT = f"""
 INSERT INTO endpoints (id, tenant_id, url, description, event_types, secret, rate_limit_per_s,
                        ordered, metadata)
@@ -56,8 +100,10 @@ VALUES (%(id)s, %(tenant_id)s, %(url)s, %(description)s, %(event_types)s, %(secr
 RETURNING {COLUMNS}
 """
 
+# One live endpoint of a tenant (endpoints_pkey).
 GET = f"SELECT {COLUMNS} FROM endpoints WHERE {LIVE}"
 
+# A page of a tenant's live endpoints in id order after the cursor (endpoints_tenant_idx).
 LIST_PAGE = f"""
 SELECT {COLUMNS} FROM endpoints
 WHERE tenant_id = %(tenant_id)s AND deleted_at IS NULL AND (%(after)s::uuid IS NULL OR id > %(after)s)
@@ -65,7 +111,7 @@ ORDER BY id
 LIMIT %(limit)s
 """
 
-# PATCH: only the fields given change (the set of given fields is bound as a text[]).
+# PATCH: only the fields named in `given` change (endpoints_pkey).
 UPDATE = f"""
 UPDATE endpoints SET
     url = CASE WHEN 'url' = ANY(%(given)s) THEN %(url)s ELSE url END,
@@ -80,6 +126,7 @@ WHERE {LIVE}
 RETURNING {COLUMNS}
 """
 
+# The signing secrets of one live endpoint; previous only while its grace lasts (endpoints_pkey).
 GET_SECRETS = f"""
 SELECT secret,
        CASE WHEN previous_secret_expires_at > now() THEN previous_secret END AS previous_secret,
@@ -88,6 +135,7 @@ SELECT secret,
 FROM endpoints WHERE {LIVE}
 """
 
+# Make a new secret current; the old one keeps signing for the grace (endpoints_pkey).
 ROTATE_SECRET = f"""
 UPDATE endpoints SET previous_secret = secret, secret = %(secret)s,
     previous_secret_expires_at = now() + make_interval(secs => %(grace_seconds)s), updated_at = now()
@@ -95,7 +143,8 @@ WHERE {LIVE}
 RETURNING secret, previous_secret, previous_secret_expires_at
 """
 
-# Disabling parks the endpoint's unfinished deliveries (never due) so claims skip them cheaply.
+# Pause an endpoint and park its waiting deliveries (never due) so claims skip them cheaply
+# (endpoints_pkey, deliveries_unfinished_idx).
 DISABLE = f"""
 WITH endpoint AS (
     UPDATE endpoints SET is_active = false, disabled_reason = %(reason)s, updated_at = now()
@@ -103,12 +152,13 @@ WITH endpoint AS (
     RETURNING {COLUMNS}
 ), parked AS (
     UPDATE deliveries SET next_attempt_at = 'infinity', updated_at = now()
-    WHERE endpoint_id = (SELECT id FROM endpoint) AND status IN ('pending', 'failed')
+    WHERE endpoint_id = (SELECT id FROM endpoint) AND status IN {WAITING}
 )
 SELECT * FROM endpoint
 """
 
-# Enabling closes the circuit and makes every waiting delivery due now.
+# Resume an endpoint: close its circuit and make every waiting delivery due now
+# (endpoints_pkey, deliveries_unfinished_idx).
 ENABLE = f"""
 WITH endpoint AS (
     UPDATE endpoints SET is_active = true, disabled_reason = NULL, consecutive_failures = 0,
@@ -117,14 +167,15 @@ WITH endpoint AS (
     RETURNING {COLUMNS}
 ), released AS (
     UPDATE deliveries SET next_attempt_at = now(), updated_at = now()
-    WHERE endpoint_id = (SELECT id FROM endpoint) AND status IN ('pending', 'failed')
+    WHERE endpoint_id = (SELECT id FROM endpoint) AND status IN {WAITING}
       AND next_attempt_at > now()
     RETURNING queue
 )
 SELECT endpoint.*, ARRAY(SELECT DISTINCT queue FROM released) AS queues FROM endpoint
 """
 
-# Deleting keeps the row for history; its unfinished deliveries can never go, so they end dead.
+# Delete an endpoint but keep the row for history; its unfinished deliveries can never go, so
+# they end dead (endpoints_pkey, deliveries_unfinished_idx).
 DELETE = f"""
 WITH endpoint AS (
     UPDATE endpoints SET deleted_at = now(), is_active = false, disabled_reason = 'deleted',
@@ -139,61 +190,48 @@ SELECT * FROM endpoint
 """
 
 
-async def insert(
-    conn: AsyncConnection, endpoint_id: uuid.UUID, tenant_id: uuid.UUID, secret: str, **fields: Any
-) -> Endpoint:
+def _where(tenant_id: uuid.UUID, endpoint_id: uuid.UUID, **extra: Any) -> dict[str, Any]:
+    return {"tenant_id": tenant_id, "id": endpoint_id, **extra}
+
+
+async def insert(conn: AsyncConnection, new: NewEndpoint) -> Endpoint:
     """Create an endpoint."""
-    params = {**fields, "id": endpoint_id, "tenant_id": tenant_id, "secret": secret}
-    params["metadata"] = Jsonb(fields["metadata"])
-    async with conn.cursor(row_factory=class_row(Endpoint)) as cur:
-        await cur.execute(INSERT, params)
-        row = await cur.fetchone()
+    params = msgspec.structs.asdict(new)
+    params["metadata"] = Jsonb(new.metadata)
+    row = await fetch_one(conn, INSERT, params, Endpoint)
     assert row is not None
     return row
-
-
-async def _one(conn: AsyncConnection, query: str, params: dict[str, Any]) -> Endpoint | None:
-    async with conn.cursor(row_factory=class_row(Endpoint)) as cur:
-        await cur.execute(query, params)
-        return await cur.fetchone()
 
 
 async def get(
     conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
 ) -> Endpoint | None:
     """One live endpoint of the tenant."""
-    return await _one(conn, GET, {"tenant_id": tenant_id, "id": endpoint_id})
+    return await fetch_one(conn, GET, _where(tenant_id, endpoint_id), Endpoint)
 
 
 async def list_page(
     conn: AsyncConnection, tenant_id: uuid.UUID, after: uuid.UUID | None, limit: int
 ) -> list[Endpoint]:
     """Up to `limit` live endpoints after `after`, oldest first."""
-    async with conn.cursor(row_factory=class_row(Endpoint)) as cur:
-        await cur.execute(LIST_PAGE, {"tenant_id": tenant_id, "after": after, "limit": limit})
-        return await cur.fetchall()
+    params = {"tenant_id": tenant_id, "after": after, "limit": limit}
+    return await fetch_all(conn, LIST_PAGE, params, Endpoint)
 
 
 async def update(
-    conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, changes: dict[str, Any]
+    conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, changes: EndpointChanges
 ) -> Endpoint | None:
     """Change the given fields of an endpoint."""
-    params: dict[str, Any] = dict.fromkeys(
-        ("url", "description", "event_types", "rate_limit_per_s", "ordered", "metadata")
-    )
-    params.update(changes)
-    params["metadata"] = Jsonb(params["metadata"]) if params["metadata"] is not None else None
-    params.update(tenant_id=tenant_id, id=endpoint_id, given=list(changes))
-    return await _one(conn, UPDATE, params)
+    params = msgspec.structs.asdict(changes)
+    params["metadata"] = None if changes.metadata is None else Jsonb(changes.metadata)
+    return await fetch_one(conn, UPDATE, _where(tenant_id, endpoint_id, **params), Endpoint)
 
 
 async def get_secrets(
     conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
 ) -> Secrets | None:
     """The endpoint's current (and, during a rotation, previous) secret."""
-    async with conn.cursor(row_factory=class_row(Secrets)) as cur:
-        await cur.execute(GET_SECRETS, {"tenant_id": tenant_id, "id": endpoint_id})
-        return await cur.fetchone()
+    return await fetch_one(conn, GET_SECRETS, _where(tenant_id, endpoint_id), Secrets)
 
 
 async def rotate_secret(
@@ -204,35 +242,26 @@ async def rotate_secret(
     grace_seconds: float,
 ) -> Secrets | None:
     """Make `secret` current; the old one keeps signing for grace_seconds."""
-    params = {"tenant_id": tenant_id, "id": endpoint_id, "secret": secret}
-    async with conn.cursor(row_factory=class_row(Secrets)) as cur:
-        await cur.execute(ROTATE_SECRET, {**params, "grace_seconds": grace_seconds})
-        return await cur.fetchone()
+    params = _where(tenant_id, endpoint_id, secret=secret, grace_seconds=grace_seconds)
+    return await fetch_one(conn, ROTATE_SECRET, params, Secrets)
 
 
 async def disable(
     conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, reason: str
 ) -> Endpoint | None:
     """Pause an endpoint; its deliveries wait."""
-    return await _one(conn, DISABLE, {"tenant_id": tenant_id, "id": endpoint_id, "reason": reason})
+    return await fetch_one(conn, DISABLE, _where(tenant_id, endpoint_id, reason=reason), Endpoint)
 
 
 async def enable(
     conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
-) -> tuple[Endpoint, list[str]] | None:
-    """Resume an endpoint; returns it and the queues whose deliveries became due."""
-    cur = await conn.execute(ENABLE, {"tenant_id": tenant_id, "id": endpoint_id})
-    row = await cur.fetchone()
-    if row is None:
-        return None
-    names = [d.name for d in cur.description or []]
-    values = dict(zip(names, row, strict=True))
-    queues = values.pop("queues")
-    return msgspec.convert(values, Endpoint), queues
+) -> EndpointWithQueues | None:
+    """Resume an endpoint; returns it with the queues whose deliveries became due."""
+    return await fetch_one(conn, ENABLE, _where(tenant_id, endpoint_id), EndpointWithQueues)
 
 
 async def delete(
     conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
 ) -> Endpoint | None:
     """Delete an endpoint (kept for history) and end its unfinished deliveries."""
-    return await _one(conn, DELETE, {"tenant_id": tenant_id, "id": endpoint_id})
+    return await fetch_one(conn, DELETE, _where(tenant_id, endpoint_id), Endpoint)

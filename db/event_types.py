@@ -8,8 +8,9 @@ from typing import Any
 
 import msgspec
 from psycopg import AsyncConnection
-from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
+
+from db.query import fetch_all, fetch_one, fetch_value
 
 
 class EventType(msgspec.Struct):
@@ -26,6 +27,7 @@ class EventType(msgspec.Struct):
 
 COLUMNS = "name, description, schema, archived, version, created_at, updated_at"
 
+# Add a type; nothing when the name is taken (event_types_pkey).
 INSERT = f"""
 INSERT INTO event_types (tenant_id, name, description, schema)
 VALUES (%(tenant_id)s, %(name)s, %(description)s, %(schema)s)
@@ -33,6 +35,7 @@ ON CONFLICT (tenant_id, name) DO NOTHING
 RETURNING {COLUMNS}
 """
 
+# One type of a tenant (event_types_pkey).
 GET = f"SELECT {COLUMNS} FROM event_types WHERE tenant_id = %(tenant_id)s AND name = %(name)s"
 
 # Names sort the catalog; the cursor is the last name of the previous page (event_types_pkey).
@@ -44,7 +47,8 @@ ORDER BY name
 LIMIT %(limit)s
 """
 
-# Every change bumps version so cached compiled schemas are recompiled.
+# Change a type; every change bumps version so cached compiled schemas are recompiled
+# (event_types_pkey).
 UPDATE = f"""
 UPDATE event_types SET
     description = COALESCE(%(description)s, description),
@@ -55,6 +59,7 @@ WHERE tenant_id = %(tenant_id)s AND name = %(name)s
 RETURNING {COLUMNS}
 """
 
+# The schema of a type at one version: none when it changed meanwhile (event_types_pkey).
 GET_SCHEMA = """
 SELECT schema FROM event_types
 WHERE tenant_id = %(tenant_id)s AND name = %(name)s AND version = %(version)s
@@ -75,16 +80,12 @@ async def insert(
         "description": description,
         "schema": None if schema is None else Jsonb(schema),
     }
-    async with conn.cursor(row_factory=class_row(EventType)) as cur:
-        await cur.execute(INSERT, params)
-        return await cur.fetchone()
+    return await fetch_one(conn, INSERT, params, EventType)
 
 
 async def get(conn: AsyncConnection, tenant_id: uuid.UUID, name: str) -> EventType | None:
     """One type of the tenant."""
-    async with conn.cursor(row_factory=class_row(EventType)) as cur:
-        await cur.execute(GET, {"tenant_id": tenant_id, "name": name})
-        return await cur.fetchone()
+    return await fetch_one(conn, GET, {"tenant_id": tenant_id, "name": name}, EventType)
 
 
 async def list_page(
@@ -101,9 +102,7 @@ async def list_page(
         "limit": limit,
         "include_archived": include_archived,
     }
-    async with conn.cursor(row_factory=class_row(EventType)) as cur:
-        await cur.execute(LIST_PAGE, params)
-        return await cur.fetchall()
+    return await fetch_all(conn, LIST_PAGE, params, EventType)
 
 
 async def update(
@@ -125,15 +124,12 @@ async def update(
         "set_schema": set_schema,
         "archived": archived,
     }
-    async with conn.cursor(row_factory=class_row(EventType)) as cur:
-        await cur.execute(UPDATE, params)
-        return await cur.fetchone()
+    return await fetch_one(conn, UPDATE, params, EventType)
 
 
 async def get_schema(
     conn: AsyncConnection, tenant_id: uuid.UUID, name: str, version: int
 ) -> dict[str, Any] | None:
     """The schema of a type at one version (None if it changed meanwhile)."""
-    cur = await conn.execute(GET_SCHEMA, {"tenant_id": tenant_id, "name": name, "version": version})
-    row = await cur.fetchone()
-    return None if row is None else row[0]
+    params = {"tenant_id": tenant_id, "name": name, "version": version}
+    return await fetch_value(conn, GET_SCHEMA, params)

@@ -9,10 +9,11 @@ from typing import Any
 
 import msgspec
 from psycopg import AsyncConnection
-from psycopg.rows import class_row
 from psycopg.types.json import Jsonb
 
+from core.queues import QUEUE_OF_PRIORITY, QUEUEING_LOCK_PREFIX
 from db.ids import created_at_of, is_uuid7
+from db.query import fetch_all, fetch_one, fetch_tuples, fetch_value, jsonb_rows
 
 
 class NewEvent(msgspec.Struct, kw_only=True):
@@ -49,6 +50,9 @@ class Event(msgspec.Struct):
     created_at: datetime
 
 
+# The queue each priority's deliveries go to, bound into the fan-out statement.
+QUEUE_OF_JSON = Jsonb(QUEUE_OF_PRIORITY)
+
 COLUMNS = (
     "id, tenant_id, source, event_type, payload, metadata, status, acknowledged_at, created_at"
 )
@@ -56,7 +60,9 @@ COLUMNS = (
 # Insert events (of one tenant) and, in the same statement, one delivery per matching endpoint
 # (a disabled endpoint's wait, never due until it is enabled). Returns the queues that got due
 # deliveries and have no delivery job waiting yet (only those need a new job), and the schema
-# version of each ingested type that has a schema.
+# version of each ingested type that has a schema (endpoints_tenant_idx,
+# procrastinate_jobs_queueing_lock_idx_v1, event_types_pkey). Queue names and the queueing-lock
+# prefix come from core.queues as parameters.
 INSERT_WITH_FAN_OUT = """
 WITH ev AS (
     INSERT INTO events (id, tenant_id, source, event_type, payload, metadata, idempotency_key,
@@ -71,7 +77,7 @@ WITH ev AS (
     INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, queue, next_attempt_at,
                             created_at)
     SELECT eventgate_uuidv7(ev.created_at), ev.tenant_id, ev.id, e.id,
-           CASE ev.priority WHEN 'high' THEN 'critical' WHEN 'low' THEN 'bulk' ELSE 'default' END,
+           %(queue_of)s::jsonb ->> ev.priority,
            CASE WHEN e.is_active THEN now() ELSE 'infinity' END, ev.created_at
     FROM ev
     JOIN endpoints e ON e.tenant_id = ev.tenant_id AND e.deleted_at IS NULL
@@ -82,7 +88,7 @@ WITH ev AS (
 SELECT 'wake' AS kind, q.queue AS name, 0 AS version
 FROM (SELECT DISTINCT queue FROM fan_out WHERE next_attempt_at <> 'infinity') q
 WHERE NOT EXISTS (SELECT 1 FROM procrastinate_jobs j
-                  WHERE j.queueing_lock = 'deliver:' || q.queue AND j.status = 'todo')
+                  WHERE j.queueing_lock = %(lock_prefix)s || q.queue AND j.status = 'todo')
 UNION ALL
 -- The schemas the payloads must match, read in the same round trip (checked before COMMIT).
 SELECT 'schema', t.name, t.version FROM event_types t
@@ -90,7 +96,7 @@ WHERE t.tenant_id = (SELECT tenant_id FROM ev LIMIT 1) AND t.schema IS NOT NULL
   AND t.name IN (SELECT event_type FROM ev)
 """
 
-# An event that skips the inbox and fan-out (test sends add their one delivery themselves).
+# An event that skips the inbox and fan-out; test sends add their one delivery (events_pkey).
 INSERT_ACKNOWLEDGED = """
 INSERT INTO events (id, tenant_id, source, event_type, payload, metadata, priority, status,
                     acknowledged_at, created_at)
@@ -123,7 +129,7 @@ WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND created_at = %(created_at)s
 RETURNING acknowledged_at
 """
 
-# Delete one event of a tenant (events_pkey).
+# Delete one event of a tenant; its unfinished deliveries end dead when claimed (events_pkey).
 DELETE = """
 DELETE FROM events
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND created_at = %(created_at)s
@@ -147,11 +153,13 @@ class FanOut(msgspec.Struct):
 async def insert_with_fan_out(conn: AsyncConnection, events: Sequence[NewEvent]) -> FanOut:
     """Insert one tenant's events and their deliveries (call inside a transaction)."""
     # One JSON document encoded by msgspec (C speed) instead of ten Python-dumped arrays.
-    cur = await conn.execute(
-        INSERT_WITH_FAN_OUT, {"events": Jsonb(list(events), dumps=msgspec.json.encode)}
-    )
+    params = {
+        "events": jsonb_rows(events),
+        "queue_of": QUEUE_OF_JSON,
+        "lock_prefix": QUEUEING_LOCK_PREFIX,
+    }
     result = FanOut([], {})
-    for kind, name, version in await cur.fetchall():
+    for kind, name, version in await fetch_tuples(conn, INSERT_WITH_FAN_OUT, params):
         if kind == "wake":
             result.wake_queues.append(name)
         else:
@@ -173,11 +181,7 @@ async def insert_acknowledged(conn: AsyncConnection, event: NewEvent) -> None:
 async def get(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> Event | None:
     """One event of the tenant."""
     params = _key(tenant_id, event_id)
-    if params is None:
-        return None
-    async with conn.cursor(row_factory=class_row(Event)) as cur:
-        await cur.execute(GET, params)
-        return await cur.fetchone()
+    return None if params is None else await fetch_one(conn, GET, params, Event)
 
 
 async def inbox_page(
@@ -198,19 +202,13 @@ async def inbox_page(
         "event_type": event_type,
         "limit": limit,
     }
-    async with conn.cursor(row_factory=class_row(Event)) as cur:
-        await cur.execute(INBOX_PAGE, params)
-        return await cur.fetchall()
+    return await fetch_all(conn, INBOX_PAGE, params, Event)
 
 
 async def ack(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> datetime | None:
     """Acknowledge a pending event; None when it is not pending (or not there)."""
     params = _key(tenant_id, event_id)
-    if params is None:
-        return None
-    cur = await conn.execute(ACK, params)
-    row = await cur.fetchone()
-    return None if row is None else row[0]
+    return None if params is None else await fetch_value(conn, ACK, params)
 
 
 async def delete(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> bool:

@@ -7,9 +7,9 @@ from datetime import datetime
 
 import msgspec
 from psycopg import AsyncConnection
-from psycopg.rows import class_row
 
 from db.ids import new_id
+from db.query import fetch_all, fetch_one
 
 
 class Tenant(msgspec.Struct):
@@ -36,19 +36,23 @@ LIMIT 1
 # Find a tenant by name (tenants_name_key).
 GET_BY_NAME = "SELECT id, name, created_at FROM tenants WHERE name = %(name)s"
 
+# Every tenant, by name, for the operator's CLI (tenants_name_key).
+LIST_ALL = "SELECT id, name, created_at FROM tenants ORDER BY name"
+
 
 async def create_or_get(conn: AsyncConnection, name: str) -> tuple[Tenant, bool]:
     """The tenant called `name`, created when missing; the flag tells whether it is new."""
     tenant_id = new_id()
-    async with conn.cursor(row_factory=class_row(Tenant)) as cur:
-        await cur.execute(CREATE_OR_GET, {"id": tenant_id, "name": name})
-        tenant = await cur.fetchone()
+    tenant = await fetch_one(conn, CREATE_OR_GET, {"id": tenant_id, "name": name}, Tenant)
     assert tenant is not None
     return tenant, tenant.id == tenant_id
 
 
 async def get_by_name(conn: AsyncConnection, name: str) -> Tenant | None:
     """The tenant called `name`, if any."""
-    async with conn.cursor(row_factory=class_row(Tenant)) as cur:
-        await cur.execute(GET_BY_NAME, {"name": name})
-        return await cur.fetchone()
+    return await fetch_one(conn, GET_BY_NAME, {"name": name}, Tenant)
+
+
+async def list_all(conn: AsyncConnection) -> list[Tenant]:
+    """Every tenant, by name."""
+    return await fetch_all(conn, LIST_ALL, None, Tenant)

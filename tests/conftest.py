@@ -14,12 +14,11 @@ import pytest
 from litestar.testing import AsyncTestClient
 from psycopg import sql
 
-from app.keys import services as keys
 from app.main import create_app
-from app.scopes import ALL_SCOPES
-from app.settings import Settings
-from db import migrate, tenants
+from core.settings import Settings
+from db import migrate
 from db.embedded import EmbeddedPostgres
+from tests.helpers import WORKER_ENV, Receiver, running_receiver
 
 TEMPLATE = "eventgate_template"
 _copies = itertools.count()
@@ -103,27 +102,17 @@ async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
         yield test_client
 
 
-async def make_key(
-    database_url: str, tenant: str = "acme", scopes: list[str] | tuple[str, ...] = ALL_SCOPES, **kw
-) -> str:
-    """Create (or reuse) a tenant and give it a new key with these scopes."""
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        row, _ = await tenants.create_or_get(conn, tenant)
-        created = await keys.issue(conn, tenant_id=row.id, name="test", scopes=list(scopes), **kw)
-    return created.key
+@pytest.fixture
+def worker_env(database_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """The environment a worker of this test reads (small timings); returns the database URL."""
+    monkeypatch.setenv("EVENTGATE_DATABASE_URL", database_url)
+    for name, value in WORKER_ENV.items():
+        monkeypatch.setenv(name, value)
+    return database_url
 
 
-def auth(key: str) -> dict[str, str]:
-    """Headers that present `key`."""
-    return {"X-API-Key": key}
-
-
-def event_body(**overrides: object) -> dict[str, object]:
-    """A valid event body."""
-    body: dict[str, object] = {
-        "source": "billing",
-        "event_type": "invoice.paid",
-        "payload": {"n": 1},
-    }
-    body.update(overrides)
-    return body
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    """A webhook receiver on a free loopback port."""
+    async with running_receiver() as running:
+        yield running

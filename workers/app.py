@@ -12,7 +12,7 @@ from procrastinate.app import WorkerOptions
 from procrastinate.worker import Worker
 from psycopg_pool import AsyncConnectionPool
 
-from app.settings import Settings
+from core.settings import Settings
 from db.pool import use_msgspec_json, with_keepalives
 
 logger = logging.getLogger("eventgate.worker")

@@ -14,21 +14,22 @@ import random
 import time
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import msgspec
 import psycopg
 from procrastinate import JobContext
-from procrastinate.exceptions import AlreadyEnqueued
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from app.settings import Settings
-from db import deliveries
-from db.deliveries import Candidate, Claimed, Result
+from core.queues import DELIVER_TASK
+from core.settings import Settings
+from db import delivery_queue, endpoint_health, rate_windows
+from db.delivery_queue import Candidate, Claimed, Result
+from db.endpoint_health import BatchHealth
 from workers.app import app
-from workers.queues import JOB_PRIORITY, queueing_lock
+from workers.enqueue import wake
 from workers.sender import Outcome, Sender, sender_for
 from workers.signing import signature_header
 
@@ -39,7 +40,7 @@ LINGER_PAUSES = (0.02, 0.03, 0.05)  # about 0.1 s in all
 JITTER = 0.2  # retry delays vary by ±20 % so a recovered endpoint is not hit all at once
 
 
-@app.task(name="deliver", queue="default", pass_context=True)
+@app.task(name=DELIVER_TASK, queue="default", pass_context=True)
 async def deliver(context: JobContext, queue: str) -> int:
     """Deliver what is due in `queue` until nothing is, or hand over after a while."""
     settings = Settings.from_env()
@@ -56,22 +57,6 @@ async def deliver(context: JobContext, queue: str) -> int:
                 await wake(conn, [queue])
             break
     return sent
-
-
-async def wake(conn: AsyncConnection, queues: Iterable[str]) -> None:
-    """Make sure a deliver job waits for each queue, inside the caller's transaction."""
-    for queue in queues:
-        try:
-            # A savepoint: a queueing-lock clash must not abort the caller's transaction.
-            async with conn.transaction():
-                await deliver.configure(
-                    connection=conn,
-                    queue=queue,
-                    queueing_lock=queueing_lock(queue),
-                    priority=JOB_PRIORITY[queue],
-                ).defer_async(queue=queue)
-        except AlreadyEnqueued:
-            pass  # a waiting job will claim these deliveries too
 
 
 async def claim_lingering(
@@ -94,13 +79,13 @@ async def claim(pool: AsyncConnectionPool, queue: str, settings: Settings) -> li
     for attempt in range(1, DEADLOCK_RETRIES + 1):
         try:
             async with pool.connection() as conn, conn.transaction():
-                found = await deliveries.candidates(
+                found = await delivery_queue.candidates(
                     conn, queue, settings.delivery_batch_size, settings.circuit_failure_threshold
                 )
                 chosen = await _admit(conn, found, settings) if found else []
                 if not chosen:
                     return []
-                return await deliveries.lease(conn, chosen, settings.delivery_lease_seconds)
+                return await delivery_queue.lease(conn, chosen, settings.delivery_lease_seconds)
         except psycopg.errors.DeadlockDetected:
             # A probe's endpoint lock can meet an API route locking endpoint then deliveries.
             if attempt == DEADLOCK_RETRIES:
@@ -114,7 +99,7 @@ async def _admit(
     """One probe per half-open endpoint; no endpoint past its rate in this second."""
     probing = {c.endpoint_id for c in found if c.probing}
     if probing:
-        allowed = await deliveries.take_probes(conn, probing, settings.delivery_lease_seconds)
+        allowed = await endpoint_health.take_probes(conn, probing, settings.delivery_lease_seconds)
         seen: set[uuid.UUID] = set()
         kept = []
         for c in found:
@@ -133,7 +118,7 @@ async def _within_rate(conn: AsyncConnection, found: Sequence[Candidate]) -> lis
             limited[c.endpoint_id].append(c)
     if not limited:
         return list(found)
-    totals = await deliveries.count_rate(conn, {e: len(rows) for e, rows in limited.items()})
+    totals = await rate_windows.count(conn, {e: len(rows) for e, rows in limited.items()})
     refused: list[Candidate] = []
     unused: dict[uuid.UUID, int] = {}
     for endpoint_id, rows in limited.items():
@@ -144,8 +129,8 @@ async def _within_rate(conn: AsyncConnection, found: Sequence[Candidate]) -> lis
         if take < len(rows):
             unused[endpoint_id] = len(rows) - take
     if unused:
-        await deliveries.uncount_rate(conn, unused)
-        await deliveries.postpone_to_next_second(conn, refused)
+        await rate_windows.uncount(conn, unused)
+        await delivery_queue.postpone_to_next_second(conn, refused)
     refused_ids = {c.id for c in refused}
     return [c for c in found if c.id not in refused_ids]
 
@@ -158,20 +143,20 @@ async def deliver_batch(
     results = [
         plan(c, o, settings.delivery_retry_schedule) for c, o in zip(claimed, outcomes, strict=True)
     ]
-    health = endpoint_health(claimed, outcomes)
+    health = batch_health(claimed, outcomes)
     for attempt in range(1, DEADLOCK_RETRIES + 1):
         try:
             async with pool.connection() as conn, conn.transaction():
                 # Endpoints before deliveries: the order the API's endpoint routes lock in.
-                held = await deliveries.update_endpoint_health(
+                changed = await endpoint_health.record_batch(
                     conn,
                     health,
                     threshold=settings.circuit_failure_threshold,
                     cooldown_seconds=settings.circuit_cooldown_seconds,
                     disable_after_seconds=settings.endpoint_disable_after_seconds,
                 )
-                await deliveries.record(conn, results)
-                await deliveries.hold_back(conn, held)
+                await delivery_queue.record(conn, results)
+                await delivery_queue.hold_back(conn, [hold_for(c) for c in changed])
             return
         except psycopg.errors.DeadlockDetected:
             if attempt == DEADLOCK_RETRIES:
@@ -251,19 +236,28 @@ def _result(
     )
 
 
-def endpoint_health(
+def batch_health(
     claimed: Sequence[Claimed], outcomes: Sequence[Outcome | None]
-) -> dict[uuid.UUID, tuple[bool, int, bool]]:
-    """Per endpoint: (a try succeeded, failures after the last success, answered 410 Gone)."""
-    health: dict[uuid.UUID, tuple[bool, int, bool]] = {}
+) -> list[BatchHealth]:
+    """Per endpoint: whether a try succeeded, the failures after the last success, and
+    whether it answered 410 Gone."""
+    health: dict[uuid.UUID, BatchHealth] = {}
     pairs = sorted(
         ((c, o) for c, o in zip(claimed, outcomes, strict=True) if o is not None),
         key=lambda pair: pair[1].started_at,
     )
     for c, o in pairs:
-        succeeded, failures, gone = health.get(c.endpoint_id, (False, 0, False))
+        h = health.setdefault(c.endpoint_id, BatchHealth(c.endpoint_id, False, 0, False))
         if o.ok:
-            health[c.endpoint_id] = (True, 0, gone)
+            h.succeeded, h.failures = True, 0
         else:
-            health[c.endpoint_id] = (succeeded, failures + 1, gone or o.status_code == 410)
-    return health
+            h.failures += 1
+            h.gone = h.gone or o.status_code == 410
+    return list(health.values())
+
+
+def hold_for(change: endpoint_health.HealthChange) -> delivery_queue.Hold:
+    """A disabled endpoint's deliveries wait until it is enabled; an open circuit's until it
+    half-opens."""
+    until = change.circuit_open_until if change.is_active else None
+    return delivery_queue.Hold(change.endpoint_id, until)

@@ -9,10 +9,11 @@ from procrastinate import JobContext
 from procrastinate.exceptions import ProcrastinateException
 from procrastinate.jobs import Status
 
-from app.settings import Settings
-from db import deliveries, partitions
+from core.queues import MAINTENANCE_QUEUE
+from core.settings import Settings
+from db import delivery_queue, partitions, rate_windows
 from workers.app import app
-from workers.delivery import wake
+from workers.enqueue import wake
 
 logger = logging.getLogger("eventgate.maintenance")
 
@@ -30,7 +31,7 @@ def retention_days(settings: Settings) -> dict[str, int]:
 
 
 @app.periodic(cron="*/15 * * * *")
-@app.task(queue="maintenance", name="rotate_partitions", pass_context=True)
+@app.task(queue=MAINTENANCE_QUEUE, name="rotate_partitions", pass_context=True)
 async def rotate_partitions(context: JobContext, timestamp: int) -> dict[str, int]:
     """Create partitions ahead and drop those past retention, for every partitioned table."""
     settings = Settings.from_env()
@@ -47,7 +48,7 @@ async def rotate_partitions(context: JobContext, timestamp: int) -> dict[str, in
 
 
 @app.periodic(cron="* * * * *")
-@app.task(queue="maintenance", name="retry_stalled_jobs", pass_context=True)
+@app.task(queue=MAINTENANCE_QUEUE, name="retry_stalled_jobs", pass_context=True)
 async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
     """Put the jobs of workers that stopped heart-beating back in the queue."""
     manager = context.app.job_manager
@@ -65,7 +66,7 @@ async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
 
 
 @app.periodic(cron="* * * * * *")
-@app.task(queue="maintenance", name="wake_due_deliveries", pass_context=True)
+@app.task(queue=MAINTENANCE_QUEUE, name="wake_due_deliveries", pass_context=True)
 async def wake_due_deliveries(context: JobContext, timestamp: int) -> list[str]:
     """Every second: wake a deliver job for each queue with due deliveries.
 
@@ -73,7 +74,7 @@ async def wake_due_deliveries(context: JobContext, timestamp: int) -> list[str]:
     (a dead worker's) and catches any wake-up lost between an ingest and a finishing job.
     """
     async with context.app.connector.pool.connection() as conn, conn.transaction():  # type: ignore[attr-defined]
-        queues = await deliveries.due_queues(conn)
+        queues = await delivery_queue.due_queues(conn)
         await wake(conn, queues)
-        await deliveries.purge_rate_windows(conn)
+        await rate_windows.purge(conn)
     return queues

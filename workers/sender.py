@@ -14,8 +14,8 @@ import msgspec
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
-from app.endpoints.destinations import check_url, literal_address, refuse_address
-from app.settings import Settings
+from core.destinations import literal_address, refuse_address, well_formed_url
+from core.settings import Settings
 
 BODY_EXCERPT_BYTES = 4096
 USER_AGENT = "Eventgate-Webhooks/1"
@@ -104,7 +104,7 @@ class Sender:
 
     def _refuse_literal(self, url: str) -> None:
         # aiohttp does not consult the resolver for IP literals.
-        host, _ = check_url(url)
+        host, _ = well_formed_url(url)
         if not self.allow_private and literal_address(host) is not None:
             refuse_address(host, host)
 

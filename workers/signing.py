@@ -1,4 +1,4 @@
-"""Standard Webhooks signatures and endpoint secrets (whsec_<base64>)."""
+"""Standard Webhooks signatures of outgoing deliveries."""
 
 from __future__ import annotations
 
@@ -6,14 +6,8 @@ import base64
 import functools
 import hashlib
 import hmac
-import secrets
 
-SECRET_PREFIX = "whsec_"
-
-
-def new_secret() -> str:
-    """A fresh endpoint secret: 32 random bytes, base64, with the whsec_ prefix."""
-    return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(32)).decode()
+from core.secrets import SECRET_PREFIX
 
 
 @functools.lru_cache(maxsize=4096)

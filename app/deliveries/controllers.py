@@ -4,25 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import msgspec
 from litestar import Controller, get, post
 from litestar.params import FromPath, QueryParameter
 
 from app.auth import api_key_auth
-from app.deliveries.schemas import AttemptView, DeliveryDetail, DeliveryList, DeliveryView, Status
+from app.deliveries import services
+from app.deliveries.schemas import DeliveryDetail, DeliveryList, DeliveryView, Status
 from app.dependencies import Caller, Transaction
-from app.errors import Conflict, NotFound
-from app.identifiers import parse_id
+from app.identifiers import parse_id, parse_optional_id
 from app.openapi import SECURITY, error_responses
-from app.pagination import Cursor, Limit, decode_cursor, page_of
+from app.pagination import Cursor, Limit
 from app.scopes import ENDPOINTS_MANAGE, EVENTS_READ, require_scope
-from db import deliveries
-from workers.delivery import wake
-
-
-def view(row: deliveries.Delivery) -> DeliveryView:
-    """The public view of a delivery."""
-    return msgspec.convert(msgspec.structs.asdict(row), DeliveryView)
 
 
 class DeliveryController(Controller):
@@ -50,17 +42,15 @@ class DeliveryController(Controller):
         endpoint_id: Annotated[str | None, QueryParameter(description="Only this endpoint")] = None,
         event_id: Annotated[str | None, QueryParameter(description="Only this event")] = None,
     ) -> DeliveryList:
-        rows = await deliveries.list_page(
+        return await services.list_page(
             conn,
             caller.tenant_id,
-            before=decode_cursor(cursor),
-            limit=limit + 1,
+            cursor=cursor,
+            limit=limit,
             status=status,
-            endpoint_id=parse_id(endpoint_id, "endpoint_id") if endpoint_id else None,
-            event_id=parse_id(event_id, "event_id") if event_id else None,
+            endpoint_id=parse_optional_id(endpoint_id, "endpoint_id"),
+            event_id=parse_optional_id(event_id, "event_id"),
         )
-        page, pagination = page_of(rows, limit, lambda row: row.id)
-        return DeliveryList([view(r) for r in page], pagination)
 
     @get(
         "/{delivery_id:str}",
@@ -71,13 +61,7 @@ class DeliveryController(Controller):
     async def get_delivery(
         self, delivery_id: FromPath[str], conn: Transaction, caller: Caller
     ) -> DeliveryDetail:
-        row = await deliveries.get(conn, caller.tenant_id, parse_id(delivery_id, "delivery_id"))
-        if row is None:
-            raise NotFound("no such delivery")
-        attempts = await deliveries.attempts(conn, caller.tenant_id, row)
-        return DeliveryDetail(
-            view(row), [msgspec.convert(msgspec.structs.asdict(a), AttemptView) for a in attempts]
-        )
+        return await services.get(conn, caller.tenant_id, parse_id(delivery_id, "delivery_id"))
 
     @post(
         "/{delivery_id:str}/retry",
@@ -89,11 +73,4 @@ class DeliveryController(Controller):
     async def retry_delivery(
         self, delivery_id: FromPath[str], conn: Transaction, caller: Caller
     ) -> DeliveryView:
-        delivery_uuid = parse_id(delivery_id, "delivery_id")
-        row = await deliveries.retry(conn, caller.tenant_id, delivery_uuid)
-        if row is None:
-            if await deliveries.get(conn, caller.tenant_id, delivery_uuid) is None:
-                raise NotFound("no such delivery")
-            raise Conflict("only a dead or failed delivery can be retried")
-        await wake(conn, [row.queue])
-        return view(row)
+        return await services.retry(conn, caller.tenant_id, parse_id(delivery_id, "delivery_id"))

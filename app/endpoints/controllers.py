@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from app.auth import api_key_auth
-from app.dependencies import Caller, Transaction
+from app.dependencies import AppSettings, Caller, Transaction
 from app.endpoints import services
 from app.endpoints.schemas import (
     EndpointCreated,
@@ -21,15 +20,14 @@ from app.endpoints.schemas import (
     SecretView,
     TestSent,
 )
-from app.errors import NotFound
 from app.identifiers import parse_id
 from app.media import require_json
 from app.openapi import SECURITY, error_responses
-from app.pagination import Cursor, Limit, decode_cursor, page_of
+from app.pagination import Cursor, Limit
 from app.request_id import request_id
 from app.scopes import ENDPOINTS_MANAGE, require_scope
-from db import deliveries, endpoints
-from workers.delivery import wake
+
+EndpointId = FromPath[str]
 
 
 class EndpointController(Controller):
@@ -45,25 +43,16 @@ class EndpointController(Controller):
 
     @post("/", summary="Create an endpoint", responses=error_responses(400, 401, 403, 415))
     async def create_endpoint(
-        self, data: JSONBody[EndpointIn], conn: Transaction, caller: Caller, state: State
+        self, data: JSONBody[EndpointIn], conn: Transaction, caller: Caller, settings: AppSettings
     ) -> EndpointCreated:
-        settings = state.settings
-        row, secret = await services.create(
-            conn, caller.tenant_id, data, settings.allow_private_destinations
-        )
-        return EndpointCreated(services.view(row), secret)
+        allow_private = settings.allow_private_destinations
+        return await services.create(conn, caller.tenant_id, data, allow_private)
 
     @get("/", summary="List endpoints", responses=error_responses(400, 401, 403))
     async def list_endpoints(
-        self,
-        conn: Transaction,
-        caller: Caller,
-        limit: Limit = 50,
-        cursor: Cursor = None,
+        self, conn: Transaction, caller: Caller, limit: Limit = 50, cursor: Cursor = None
     ) -> EndpointList:
-        rows = await endpoints.list_page(conn, caller.tenant_id, decode_cursor(cursor), limit + 1)
-        page, pagination = page_of(rows, limit, lambda row: row.id)
-        return EndpointList([services.view(r) for r in page], pagination)
+        return await services.list_page(conn, caller.tenant_id, cursor, limit)
 
     @get(
         "/{endpoint_id:str}",
@@ -71,10 +60,9 @@ class EndpointController(Controller):
         responses=error_responses(400, 401, 403, 404),
     )
     async def get_endpoint(
-        self, endpoint_id: FromPath[str], conn: Transaction, caller: Caller
+        self, endpoint_id: EndpointId, conn: Transaction, caller: Caller
     ) -> EndpointView:
-        row = await services.get(conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"))
-        return services.view(row)
+        return await services.get(conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"))
 
     @patch(
         "/{endpoint_id:str}",
@@ -83,21 +71,15 @@ class EndpointController(Controller):
     )
     async def update_endpoint(
         self,
-        endpoint_id: FromPath[str],
+        endpoint_id: EndpointId,
         data: JSONBody[EndpointPatch],
         conn: Transaction,
         caller: Caller,
-        state: State,
+        settings: AppSettings,
     ) -> EndpointView:
-        settings = state.settings
-        row = await services.update(
-            conn,
-            caller.tenant_id,
-            parse_id(endpoint_id, "endpoint_id"),
-            data,
-            settings.allow_private_destinations,
-        )
-        return services.view(row)
+        endpoint_uuid = parse_id(endpoint_id, "endpoint_id")
+        allow_private = settings.allow_private_destinations
+        return await services.update(conn, caller.tenant_id, endpoint_uuid, data, allow_private)
 
     @delete(
         "/{endpoint_id:str}",
@@ -106,12 +88,9 @@ class EndpointController(Controller):
         responses=error_responses(400, 401, 403, 404),
     )
     async def delete_endpoint(
-        self, endpoint_id: FromPath[str], conn: Transaction, caller: Caller
+        self, endpoint_id: EndpointId, conn: Transaction, caller: Caller
     ) -> EndpointView:
-        row = await endpoints.delete(conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"))
-        if row is None:
-            raise NotFound("no such endpoint")
-        return services.view(row)
+        return await services.delete(conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"))
 
     @get(
         "/{endpoint_id:str}/secret",
@@ -119,14 +98,9 @@ class EndpointController(Controller):
         responses=error_responses(400, 401, 403, 404),
     )
     async def get_secret(
-        self, endpoint_id: FromPath[str], conn: Transaction, caller: Caller
+        self, endpoint_id: EndpointId, conn: Transaction, caller: Caller
     ) -> SecretView:
-        found = await endpoints.get_secrets(
-            conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id")
-        )
-        if found is None:
-            raise NotFound("no such endpoint")
-        return SecretView(found.secret, found.previous_secret, found.previous_secret_expires_at)
+        return await services.secrets(conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"))
 
     @post(
         "/{endpoint_id:str}/rotate-secret",
@@ -136,18 +110,14 @@ class EndpointController(Controller):
     )
     async def rotate_secret(
         self,
-        endpoint_id: FromPath[str],
+        endpoint_id: EndpointId,
         conn: Transaction,
         caller: Caller,
         data: JSONBody[RotateSecretIn | None] = None,
     ) -> SecretView:
-        found = await services.rotate_secret(
-            conn,
-            caller.tenant_id,
-            parse_id(endpoint_id, "endpoint_id"),
-            data.secret if data else None,
-        )
-        return SecretView(found.secret, found.previous_secret, found.previous_secret_expires_at)
+        endpoint_uuid = parse_id(endpoint_id, "endpoint_id")
+        secret = data.secret if data else None
+        return await services.rotate_secret(conn, caller.tenant_id, endpoint_uuid, secret)
 
     @post(
         "/{endpoint_id:str}/disable",
@@ -156,14 +126,9 @@ class EndpointController(Controller):
         responses=error_responses(400, 401, 403, 404),
     )
     async def disable_endpoint(
-        self, endpoint_id: FromPath[str], conn: Transaction, caller: Caller
+        self, endpoint_id: EndpointId, conn: Transaction, caller: Caller
     ) -> EndpointView:
-        row = await endpoints.disable(
-            conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"), "disabled by API"
-        )
-        if row is None:
-            raise NotFound("no such endpoint")
-        return services.view(row)
+        return await services.disable(conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"))
 
     @post(
         "/{endpoint_id:str}/enable",
@@ -172,10 +137,9 @@ class EndpointController(Controller):
         responses=error_responses(400, 401, 403, 404),
     )
     async def enable_endpoint(
-        self, endpoint_id: FromPath[str], conn: Transaction, caller: Caller
+        self, endpoint_id: EndpointId, conn: Transaction, caller: Caller
     ) -> EndpointView:
-        row = await services.enable(conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"))
-        return services.view(row)
+        return await services.enable(conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"))
 
     @post(
         "/{endpoint_id:str}/recover",
@@ -185,17 +149,15 @@ class EndpointController(Controller):
     )
     async def recover_endpoint(
         self,
-        endpoint_id: FromPath[str],
+        endpoint_id: EndpointId,
         data: JSONBody[RecoverIn],
         request: Request,
         conn: Transaction,
         caller: Caller,
     ) -> Recovered:
         endpoint_uuid = parse_id(endpoint_id, "endpoint_id")
-        await services.get(conn, caller.tenant_id, endpoint_uuid)
-        per_queue = await deliveries.recover(conn, caller.tenant_id, endpoint_uuid, data.since)
-        await wake(conn, per_queue)
-        return Recovered(endpoint_uuid, sum(per_queue.values()), request_id(request.scope))
+        count = await services.recover(conn, caller.tenant_id, endpoint_uuid, data.since)
+        return Recovered(endpoint_uuid, count, request_id(request.scope))
 
     @post(
         "/{endpoint_id:str}/test",
@@ -204,7 +166,7 @@ class EndpointController(Controller):
         responses=error_responses(400, 401, 403, 404, 409),
     )
     async def test_endpoint(
-        self, endpoint_id: FromPath[str], request: Request, conn: Transaction, caller: Caller
+        self, endpoint_id: EndpointId, request: Request, conn: Transaction, caller: Caller
     ) -> TestSent:
         event_id, delivery_id = await services.send_test(
             conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id")

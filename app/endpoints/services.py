@@ -1,86 +1,85 @@
-"""Endpoint rules: destinations checked, secrets generated and rotated, test sends."""
+"""Endpoint rules: destinations checked, secrets generated and rotated, pausing, recovery and
+test sends."""
 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
-from typing import Any
+from datetime import datetime
 
 import msgspec
 from psycopg import AsyncConnection
 
-from app.endpoints.destinations import RefusedDestination, check_destination
-from app.endpoints.destinations import check_url as well_formed
-from app.endpoints.schemas import EndpointIn, EndpointPatch, EndpointView
+from app.endpoints.schemas import (
+    EndpointCreated,
+    EndpointIn,
+    EndpointList,
+    EndpointPatch,
+    EndpointView,
+    SecretView,
+)
 from app.errors import BadRequest, Conflict, NotFound
+from app.pagination import decode_cursor, page_of
+from app.views import to_view, to_views
+from core.destinations import RefusedDestination, check_destination, well_formed_url
+from core.queues import QUEUE_OF_PRIORITY
+from core.secrets import new_endpoint_secret
 from db import deliveries, endpoints, events
 from db.ids import new_id
-from workers.delivery import wake
-from workers.signing import new_secret
+from workers.enqueue import wake
 
 SECRET_GRACE_SECONDS = 24 * 3600
 TEST_EVENT_TYPE = "eventgate.test"
-
-
-def circuit_state(row: endpoints.Endpoint) -> str:
-    """closed, open (deliveries held back) or half-open (one probe at a time)."""
-    if row.circuit_open_until is None:
-        return "closed"
-    if row.circuit_open_until > datetime.now(UTC):
-        return "open"
-    return "half-open"
-
-
-def view(row: endpoints.Endpoint) -> EndpointView:
-    """The public view of an endpoint."""
-    return EndpointView(
-        row.id,
-        row.url,
-        row.description,
-        row.event_types,
-        row.is_active,
-        row.disabled_reason,
-        row.rate_limit_per_s,
-        row.ordered,
-        row.metadata,
-        circuit_state(row),
-        row.consecutive_failures,
-        row.failing_since,
-        row.created_at,
-        row.updated_at,
-    )
 
 
 async def check_url(url: str, allow_private: bool) -> None:
     """BadRequest for a URL that is not http(s) or leads to a non-public address."""
     try:
         if allow_private:
-            well_formed(url)
+            well_formed_url(url)
         else:
             await check_destination(url)
     except RefusedDestination as exc:
         raise BadRequest(f"url refused: {exc}", {"field": "url"}) from exc
 
 
-async def create(
-    conn: AsyncConnection, tenant_id: uuid.UUID, data: EndpointIn, allow_private: bool
-) -> tuple[endpoints.Endpoint, str]:
-    """Create an endpoint with a fresh secret."""
-    await check_url(data.url, allow_private)
-    secret = new_secret()
-    fields = msgspec.structs.asdict(data)
-    row = await endpoints.insert(conn, new_id(), tenant_id, secret, **fields)
-    return row, secret
-
-
-async def get(
-    conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
-) -> endpoints.Endpoint:
-    """One live endpoint, or NotFound."""
-    row = await endpoints.get(conn, tenant_id, endpoint_id)
+def _found(row: endpoints.Endpoint | None) -> EndpointView:
     if row is None:
         raise NotFound("no such endpoint")
-    return row
+    return to_view(row, EndpointView)
+
+
+async def create(
+    conn: AsyncConnection, tenant_id: uuid.UUID, data: EndpointIn, allow_private: bool
+) -> EndpointCreated:
+    """Create an endpoint with a fresh secret (shown in this answer)."""
+    await check_url(data.url, allow_private)
+    new = endpoints.NewEndpoint(
+        id=new_id(),
+        tenant_id=tenant_id,
+        url=data.url,
+        description=data.description,
+        event_types=data.event_types,
+        secret=new_endpoint_secret(),
+        rate_limit_per_s=data.rate_limit_per_s,
+        ordered=data.ordered,
+        metadata=data.metadata,
+    )
+    row = await endpoints.insert(conn, new)
+    return EndpointCreated(to_view(row, EndpointView), new.secret)
+
+
+async def list_page(
+    conn: AsyncConnection, tenant_id: uuid.UUID, cursor: str | None, limit: int
+) -> EndpointList:
+    """A page of the tenant's live endpoints, oldest first."""
+    rows = await endpoints.list_page(conn, tenant_id, decode_cursor(cursor), limit + 1)
+    page, pagination = page_of(rows, limit, lambda row: row.id)
+    return EndpointList(to_views(page, EndpointView), pagination)
+
+
+async def get(conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID) -> EndpointView:
+    """One live endpoint, or NotFound."""
+    return _found(await endpoints.get(conn, tenant_id, endpoint_id))
 
 
 async def update(
@@ -89,50 +88,76 @@ async def update(
     endpoint_id: uuid.UUID,
     data: EndpointPatch,
     allow_private: bool,
-) -> endpoints.Endpoint:
+) -> EndpointView:
     """Apply a PATCH (a new url is checked like a new endpoint's)."""
-    changes: dict[str, Any] = {
-        name: value
-        for name, value in msgspec.structs.asdict(data).items()
-        if value is not msgspec.UNSET
-    }
-    if "url" in changes:
-        await check_url(changes["url"], allow_private)
-    row = await endpoints.update(conn, tenant_id, endpoint_id, changes)
-    if row is None:
+    given = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
+    if "url" in given:
+        await check_url(given["url"], allow_private)
+    changes = endpoints.EndpointChanges(given=list(given), **given)
+    return _found(await endpoints.update(conn, tenant_id, endpoint_id, changes))
+
+
+async def delete(
+    conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
+) -> EndpointView:
+    """Delete an endpoint (kept for history); its unfinished deliveries end dead."""
+    return _found(await endpoints.delete(conn, tenant_id, endpoint_id))
+
+
+async def secrets(
+    conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
+) -> SecretView:
+    """The signing secret, and the previous one while a rotation's grace lasts."""
+    found = await endpoints.get_secrets(conn, tenant_id, endpoint_id)
+    if found is None:
         raise NotFound("no such endpoint")
-    return row
+    return to_view(found, SecretView)
 
 
 async def rotate_secret(
     conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, secret: str | None
-) -> endpoints.Secrets:
+) -> SecretView:
     """Switch to a new secret; the old one keeps signing for 24 hours."""
-    row = await endpoints.rotate_secret(
-        conn, tenant_id, endpoint_id, secret or new_secret(), SECRET_GRACE_SECONDS
+    found = await endpoints.rotate_secret(
+        conn, tenant_id, endpoint_id, secret or new_endpoint_secret(), SECRET_GRACE_SECONDS
     )
-    if row is None:
+    if found is None:
         raise NotFound("no such endpoint")
-    return row
+    return to_view(found, SecretView)
+
+
+async def disable(
+    conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
+) -> EndpointView:
+    """Pause an endpoint: its deliveries wait, nothing is dropped."""
+    return _found(await endpoints.disable(conn, tenant_id, endpoint_id, "disabled by API"))
 
 
 async def enable(
     conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
-) -> endpoints.Endpoint:
+) -> EndpointView:
     """Resume an endpoint: its waiting deliveries go now."""
-    found = await endpoints.enable(conn, tenant_id, endpoint_id)
-    if found is None:
-        raise NotFound("no such endpoint")
-    row, queues = found
-    await wake(conn, queues)
-    return row
+    row = await endpoints.enable(conn, tenant_id, endpoint_id)
+    view = _found(row)
+    await wake(conn, row.queues if row else [])
+    return view
+
+
+async def recover(
+    conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, since: datetime
+) -> int:
+    """Send again every dead delivery of the endpoint created since `since`; how many."""
+    await get(conn, tenant_id, endpoint_id)
+    per_queue = await deliveries.recover(conn, tenant_id, endpoint_id, since)
+    await wake(conn, per_queue)
+    return sum(per_queue.values())
 
 
 async def send_test(
     conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
 ) -> tuple[uuid.UUID, uuid.UUID]:
     """Store a test event (acknowledged, so not in the inbox) and a delivery of it to this
-    endpoint only, and wake a worker."""
+    endpoint only, and wake a worker; returns (event id, delivery id)."""
     row = await get(conn, tenant_id, endpoint_id)
     if not row.is_active:
         raise Conflict("the endpoint is disabled; enable it first")
@@ -148,8 +173,9 @@ async def send_test(
         priority="high",
     )
     await events.insert_acknowledged(conn, event)
+    queue = QUEUE_OF_PRIORITY["high"]
     delivery_id = await deliveries.insert_one(
-        conn, tenant_id=tenant_id, event_id=event.id, endpoint_id=endpoint_id, queue="critical"
+        conn, tenant_id=tenant_id, event_id=event.id, endpoint_id=endpoint_id, queue=queue
     )
-    await wake(conn, ["critical"])
+    await wake(conn, [queue])
     return event.id, delivery_id

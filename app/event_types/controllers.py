@@ -13,9 +13,8 @@ from app.event_types import services
 from app.event_types.schemas import EventTypeIn, EventTypeList, EventTypePatch, EventTypeView
 from app.media import require_json
 from app.openapi import SECURITY, error_responses
-from app.pagination import Cursor, Limit, Pagination, decode_name_cursor, encode_name_cursor
+from app.pagination import Cursor, Limit
 from app.scopes import ENDPOINTS_MANAGE, EVENTS_READ, require_scope
-from db import event_types
 
 
 class EventTypeController(Controller):
@@ -55,13 +54,7 @@ class EventTypeController(Controller):
             bool, QueryParameter(description="Also list archived types")
         ] = False,
     ) -> EventTypeList:
-        rows = await event_types.list_page(
-            conn, caller.tenant_id, decode_name_cursor(cursor), limit + 1, include_archived
-        )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        next_cursor = encode_name_cursor(rows[-1].name) if more else None
-        return EventTypeList([services.view(r) for r in rows], Pagination(next_cursor, limit))
+        return await services.list_page(conn, caller.tenant_id, cursor, limit, include_archived)
 
     @get(
         "/{name:str}",
@@ -95,4 +88,4 @@ class EventTypeController(Controller):
     async def archive_event_type(
         self, name: FromPath[str], conn: Transaction, caller: Caller
     ) -> EventTypeView:
-        return await services.update(conn, caller.tenant_id, name, EventTypePatch(archived=True))
+        return await services.archive(conn, caller.tenant_id, name)

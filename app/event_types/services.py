@@ -13,7 +13,9 @@ from jsonschema.validators import validator_for
 from psycopg import AsyncConnection
 
 from app.errors import BadRequest, Conflict, NotFound
-from app.event_types.schemas import EventTypeIn, EventTypePatch, EventTypeView
+from app.event_types.schemas import EventTypeIn, EventTypeList, EventTypePatch, EventTypeView
+from app.pagination import Pagination, decode_name_cursor, encode_name_cursor
+from app.views import to_view, to_views
 from db import event_types
 
 MAX_COMPILED = 10_000
@@ -40,26 +42,34 @@ def checked_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
     return schema
 
 
-def view(row: event_types.EventType) -> EventTypeView:
-    """The public view of an event type."""
-    return EventTypeView(
-        row.name,
-        row.description,
-        row.schema,
-        row.archived,
-        row.version,
-        row.created_at,
-        row.updated_at,
-    )
-
-
 async def create(conn: AsyncConnection, tenant_id: uuid.UUID, data: EventTypeIn) -> EventTypeView:
     """Add a type to the catalog; Conflict when the name exists."""
     schema = checked_schema(data.schema)
     row = await event_types.insert(conn, tenant_id, data.name, data.description, schema)
     if row is None:
         raise Conflict(f"event type `{data.name}` already exists", {"field": "name"})
-    return view(row)
+    return to_view(row, EventTypeView)
+
+
+async def list_page(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    cursor: str | None,
+    limit: int,
+    include_archived: bool,
+) -> EventTypeList:
+    """A page of the tenant's event types by name."""
+    after = decode_name_cursor(cursor)
+    rows = await event_types.list_page(conn, tenant_id, after, limit + 1, include_archived)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_name_cursor(rows[-1].name) if more else None
+    return EventTypeList(to_views(rows, EventTypeView), Pagination(next_cursor, limit))
+
+
+async def archive(conn: AsyncConnection, tenant_id: uuid.UUID, name: str) -> EventTypeView:
+    """Archive a type (it stays listed with include_archived)."""
+    return await update(conn, tenant_id, name, EventTypePatch(archived=True))
 
 
 async def get(conn: AsyncConnection, tenant_id: uuid.UUID, name: str) -> EventTypeView:
@@ -67,7 +77,7 @@ async def get(conn: AsyncConnection, tenant_id: uuid.UUID, name: str) -> EventTy
     row = await event_types.get(conn, tenant_id, name)
     if row is None:
         raise NotFound("no such event type")
-    return view(row)
+    return to_view(row, EventTypeView)
 
 
 async def update(
@@ -87,7 +97,7 @@ async def update(
     )
     if row is None:
         raise NotFound("no such event type")
-    return view(row)
+    return to_view(row, EventTypeView)
 
 
 class SchemaCache:

@@ -5,13 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, Request, delete, get, post
-from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from app.auth import api_key_auth
-from app.deliveries.controllers import view as delivery_view
 from app.deliveries.schemas import DeliveryList
-from app.dependencies import Caller, Transaction
+from app.dependencies import AppSettings, Caller, Pool, Schemas, Transaction
 from app.events import services
 from app.events.schemas import (
     Acknowledged,
@@ -27,14 +25,13 @@ from app.events.schemas import (
 from app.identifiers import parse_id
 from app.media import require_json
 from app.openapi import SECURITY, error_responses
-from app.pagination import MAX_LIMIT, Cursor, Limit, Pagination, decode_cursor, page_of
+from app.pagination import Cursor, Limit
 from app.request_id import request_id
 from app.scopes import EVENTS_READ, EVENTS_WRITE, require_scope
-from db import deliveries, events
-from db.ids import created_at_of
 
-MAX_EVENT_BYTES = 400 * 1024
 MAX_BATCH_BYTES = 16 * 1024 * 1024
+SourceFilter = Annotated[str | None, QueryParameter(description="Only this source")]
+EventTypeFilter = Annotated[str | None, QueryParameter(description="Only this event type")]
 
 
 class EventController(Controller):
@@ -51,17 +48,21 @@ class EventController(Controller):
         summary="Ingest one event",
         opt={"scope": EVENTS_WRITE},
         before_request=require_json,
-        request_max_body_size=MAX_EVENT_BYTES,
+        request_max_body_size=services.MAX_EVENT_BYTES,
         responses=error_responses(400, 401, 403, 413, 415),
     )
     async def ingest_event(
-        self, data: JSONBody[EventIn], request: Request, state: State, caller: Caller
+        self,
+        data: JSONBody[EventIn],
+        request: Request,
+        pool: Pool,
+        settings: AppSettings,
+        schemas: Schemas,
+        caller: Caller,
     ) -> EventAccepted:
-        row = services.prepare(caller.tenant_id, data, max_bytes=0)
-        await services.store(state.pool, [row], state.settings.partitions_ahead_days, state.schemas)
-        return EventAccepted(
-            row.id, created_at_of(row.id), "pending", "event accepted", request_id(request.scope)
-        )
+        row = await services.ingest_one(pool, settings, schemas, caller.tenant_id, data)
+        rid = request_id(request.scope)
+        return EventAccepted(row.id, row.created_at, "pending", "event accepted", rid)
 
     @post(
         "/batch",
@@ -72,20 +73,16 @@ class EventController(Controller):
         responses=error_responses(400, 401, 403, 413, 415),
     )
     async def ingest_batch(
-        self, data: JSONBody[EventBatchIn], request: Request, state: State, caller: Caller
+        self,
+        data: JSONBody[EventBatchIn],
+        request: Request,
+        pool: Pool,
+        settings: AppSettings,
+        schemas: Schemas,
+        caller: Caller,
     ) -> BatchAccepted:
-        rows = [
-            services.prepare(caller.tenant_id, event, MAX_EVENT_BYTES, f"events[{i}].")
-            for i, event in enumerate(data.events)
-        ]
-        await services.store(
-            state.pool,
-            rows,
-            state.settings.partitions_ahead_days,
-            state.schemas,
-            [f"events[{i}]." for i in range(len(rows))],
-        )
-        items = [BatchItem(row.id, created_at_of(row.id), "pending") for row in rows]
+        rows = await services.ingest_batch(pool, settings, schemas, caller.tenant_id, data.events)
+        items = [BatchItem(row.id, row.created_at, "pending") for row in rows]
         return BatchAccepted(items, len(items), "events accepted", request_id(request.scope))
 
     @get(
@@ -97,23 +94,19 @@ class EventController(Controller):
     async def get_event(
         self, event_id: FromPath[str], conn: Transaction, caller: Caller
     ) -> EventView:
-        event = await services.get(conn, caller.tenant_id, parse_id(event_id, "event_id"))
-        return services.view(event)
+        return await services.get(conn, caller.tenant_id, parse_id(event_id, "event_id"))
 
     @get(
         "/{event_id:str}/deliveries",
-        summary="List the deliveries of an event",
+        summary="List the deliveries of an event (at most 100)",
         opt={"scope": EVENTS_READ},
         responses=error_responses(400, 401, 403, 404),
     )
     async def list_event_deliveries(
         self, event_id: FromPath[str], conn: Transaction, caller: Caller
     ) -> DeliveryList:
-        event = await services.get(conn, caller.tenant_id, parse_id(event_id, "event_id"))
-        rows = await deliveries.list_page(
-            conn, caller.tenant_id, before=None, limit=MAX_LIMIT, event_id=event.id
-        )
-        return DeliveryList([delivery_view(r) for r in rows], Pagination(None, MAX_LIMIT))
+        event_uuid = parse_id(event_id, "event_id")
+        return await services.event_deliveries(conn, caller.tenant_id, event_uuid)
 
     @post(
         "/{event_id:str}/ack",
@@ -140,7 +133,7 @@ class EventController(Controller):
         self, event_id: FromPath[str], request: Request, conn: Transaction, caller: Caller
     ) -> Deleted:
         event_uuid = parse_id(event_id, "event_id")
-        deleted = await events.delete(conn, caller.tenant_id, event_uuid)
+        deleted = await services.delete(conn, caller.tenant_id, event_uuid)
         return Deleted(event_uuid, deleted, request_id(request.scope))
 
 
@@ -166,18 +159,15 @@ class InboxController(Controller):
         caller: Caller,
         limit: Limit = 50,
         cursor: Cursor = None,
-        source: Annotated[str | None, QueryParameter(description="Only this source")] = None,
-        event_type: Annotated[
-            str | None, QueryParameter(description="Only this event type")
-        ] = None,
+        source: SourceFilter = None,
+        event_type: EventTypeFilter = None,
     ) -> InboxPage:
-        rows = await events.inbox_page(
+        return await services.inbox_page(
             conn,
             caller.tenant_id,
-            after=decode_cursor(cursor),
+            cursor=cursor,
             source=source,
             event_type=event_type,
-            limit=limit + 1,
+            limit=limit,
+            request_id=request_id(request.scope),
         )
-        page, pagination = page_of(rows, limit, lambda event: event.id)
-        return InboxPage([services.view(e) for e in page], pagination, request_id(request.scope))

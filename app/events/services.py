@@ -1,4 +1,4 @@
-"""Event rules: checking what is ingested, storing it atomically, the inbox and acks."""
+"""Event rules: checking what is ingested, storing it atomically, the inbox, acks and deletes."""
 
 from __future__ import annotations
 
@@ -11,20 +11,26 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from app.deliveries.schemas import DeliveryList, DeliveryView
 from app.errors import BadRequest, Conflict, NotFound, PayloadTooLarge
 from app.event_types.services import SchemaCache
-from app.events.schemas import EventIn, EventView, KnownMetadata
-from db import events, partitions
+from app.events.schemas import EventIn, EventView, InboxPage, KnownMetadata
+from app.pagination import MAX_LIMIT, Pagination, decode_cursor, page_of
+from app.views import to_view, to_views
+from core.settings import Settings
+from db import deliveries, events, partitions
 from db.ids import new_id
-from workers.delivery import wake
+from workers.enqueue import wake
 
+MAX_EVENT_BYTES = 400 * 1024
 _PATH = re.compile(r"at `\$\.?([^`]*)`")
 
 
 def prepare(
-    tenant_id: uuid.UUID, event: EventIn, max_bytes: int, where: str = ""
+    tenant_id: uuid.UUID, event: EventIn, where: str = "", check_size: bool = True
 ) -> events.NewEvent:
-    """Check one incoming event and turn it into the row to insert."""
+    """Check one incoming event and turn it into the row to insert; a single event's size is
+    already bounded by the request body limit, so only batch items need `check_size`."""
     metadata = event.metadata or {}
     try:
         known = msgspec.convert(metadata, KnownMetadata)
@@ -32,8 +38,8 @@ def prepare(
         path = _PATH.search(str(exc))
         field = f"{where}metadata" + (f".{path.group(1)}" if path and path.group(1) else "")
         raise BadRequest(f"{exc} (field `{field}`)", {"field": field}) from exc
-    if max_bytes and len(msgspec.json.encode(event.payload)) > max_bytes:
-        raise PayloadTooLarge(f"{where}payload is larger than {max_bytes} bytes")
+    if check_size and len(msgspec.json.encode(event.payload)) > MAX_EVENT_BYTES:
+        raise PayloadTooLarge(f"{where}payload is larger than {MAX_EVENT_BYTES} bytes")
     return events.NewEvent(
         id=new_id(),
         tenant_id=tenant_id,
@@ -59,6 +65,8 @@ async def store(
     payloads = [
         (where[i] if where else "", row.event_type, row.payload) for i, row in enumerate(rows)
     ]
+    # This service owns its transaction (not the per-request one): a missing partition aborts
+    # it, and the retry needs a fresh transaction after the partitions are created.
     for attempt in (1, 2):
         try:
             # Not pipelined: measured, psycopg's pipeline costs more CPU than its round trips.
@@ -79,26 +87,73 @@ async def store(
                 await partitions.create_ahead(conn, table, today, days_ahead)
 
 
-def view(event: events.Event) -> EventView:
-    """The public view of a stored event."""
-    return EventView(
-        event.id,
-        event.source,
-        event.event_type,
-        event.payload,
-        event.metadata,
-        event.status,
-        event.acknowledged_at,
-        event.created_at,
-    )
+async def ingest_one(
+    pool: AsyncConnectionPool,
+    settings: Settings,
+    schemas: SchemaCache,
+    tenant_id: uuid.UUID,
+    event: EventIn,
+) -> events.NewEvent:
+    """Check and store one event with its deliveries; returns the stored row."""
+    row = prepare(tenant_id, event, check_size=False)
+    await store(pool, [row], settings.partitions_ahead_days, schemas)
+    return row
 
 
-async def get(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> events.Event:
+async def ingest_batch(
+    pool: AsyncConnectionPool,
+    settings: Settings,
+    schemas: SchemaCache,
+    tenant_id: uuid.UUID,
+    batch: list[EventIn],
+) -> list[events.NewEvent]:
+    """Check and store a batch, all or nothing; returns the stored rows in request order."""
+    where = [f"events[{i}]." for i in range(len(batch))]
+    rows = [prepare(tenant_id, event, where[i]) for i, event in enumerate(batch)]
+    await store(pool, rows, settings.partitions_ahead_days, schemas, where)
+    return rows
+
+
+async def get(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> EventView:
     """One event of the tenant, or NotFound."""
     event = await events.get(conn, tenant_id, event_id)
     if event is None:
         raise NotFound("no such event")
-    return event
+    return to_view(event, EventView)
+
+
+async def inbox_page(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    *,
+    cursor: str | None,
+    source: str | None,
+    event_type: str | None,
+    limit: int,
+    request_id: str,
+) -> InboxPage:
+    """A page of the tenant's pending events, oldest first."""
+    rows = await events.inbox_page(
+        conn,
+        tenant_id,
+        after=decode_cursor(cursor),
+        source=source,
+        event_type=event_type,
+        limit=limit + 1,
+    )
+    page, pagination = page_of(rows, limit, lambda event: event.id)
+    return InboxPage(to_views(page, EventView), pagination, request_id)
+
+
+async def event_deliveries(
+    conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID
+) -> DeliveryList:
+    """The deliveries of one event of the tenant (at most MAX_LIMIT), or NotFound."""
+    event = await get(conn, tenant_id, event_id)
+    rows = await deliveries.list_page(
+        conn, tenant_id, before=None, limit=MAX_LIMIT, event_id=event.id
+    )
+    return DeliveryList(to_views(rows, DeliveryView), Pagination(None, MAX_LIMIT))
 
 
 async def ack(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> datetime:
@@ -108,3 +163,8 @@ async def ack(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) 
         await get(conn, tenant_id, event_id)
         raise Conflict("the event was already acknowledged")
     return acknowledged_at
+
+
+async def delete(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> bool:
+    """Delete an event of the tenant; True when there was one."""
+    return await events.delete(conn, tenant_id, event_id)

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from litestar import Controller, delete, get, post
-from litestar.datastructures import State
 from litestar.params import FromPath, JSONBody
 
 from app.auth import api_key_auth
-from app.dependencies import Caller, Transaction
+from app.dependencies import Caller, Transaction, Verifier
 from app.identifiers import parse_id
 from app.keys import services
 from app.keys.schemas import CreatedKey, CreateKeyRequest, KeyList, KeyView, RotateKeyRequest
 from app.media import require_json
 from app.openapi import SECURITY, error_responses
-from app.pagination import Cursor, Limit, decode_cursor, page_of
+from app.pagination import Cursor, Limit
 from app.scopes import KEYS_MANAGE, require_scope
-from db import api_keys
 
 
 class KeyController(Controller):
@@ -44,13 +42,11 @@ class KeyController(Controller):
     async def list_keys(
         self, conn: Transaction, caller: Caller, limit: Limit = 50, cursor: Cursor = None
     ) -> KeyList:
-        rows = await api_keys.list_page(conn, caller.tenant_id, decode_cursor(cursor), limit + 1)
-        page, pagination = page_of(rows, limit, lambda key: key.id)
-        return KeyList([services.view(key) for key in page], pagination)
+        return await services.list_page(conn, caller, cursor, limit)
 
     @get("/{key_id:str}", summary="Get an API key", responses=error_responses(400, 401, 403, 404))
     async def get_key(self, key_id: FromPath[str], conn: Transaction, caller: Caller) -> KeyView:
-        return services.view(await services.get(conn, caller, parse_id(key_id, "key_id")))
+        return await services.get(conn, caller, parse_id(key_id, "key_id"))
 
     @post(
         "/{key_id:str}/rotate",
@@ -63,13 +59,12 @@ class KeyController(Controller):
         key_id: FromPath[str],
         conn: Transaction,
         caller: Caller,
-        state: State,
+        key_verifier: Verifier,
         data: JSONBody[RotateKeyRequest | None] = None,
     ) -> CreatedKey:
         grace = data.grace_period_seconds if data else 0
-        return await services.rotate(
-            conn, state.key_verifier, caller, parse_id(key_id, "key_id"), grace
-        )
+        key_uuid = parse_id(key_id, "key_id")
+        return await services.rotate(conn, key_verifier, caller, key_uuid, grace)
 
     @delete(
         "/{key_id:str}",
@@ -78,7 +73,6 @@ class KeyController(Controller):
         responses=error_responses(400, 401, 403, 404),
     )
     async def revoke_key(
-        self, key_id: FromPath[str], conn: Transaction, caller: Caller, state: State
+        self, key_id: FromPath[str], conn: Transaction, caller: Caller, key_verifier: Verifier
     ) -> KeyView:
-        key_uuid = parse_id(key_id, "key_id")
-        return services.view(await services.revoke(conn, state.key_verifier, caller, key_uuid))
+        return await services.revoke(conn, key_verifier, caller, parse_id(key_id, "key_id"))

@@ -12,16 +12,13 @@ from psycopg import AsyncConnection
 
 from app.errors import BadRequest, Conflict, Forbidden, NotFound
 from app.keys import secrets
-from app.keys.schemas import CreatedKey, CreateKeyRequest, KeyView
+from app.keys.schemas import CreatedKey, CreateKeyRequest, KeyList, KeyView
 from app.keys.verifier import KeyVerifier, Principal
+from app.pagination import decode_cursor, page_of
 from app.scopes import grants
+from app.views import to_view, to_views
 from db import api_keys
 from db.ids import new_id
-
-
-def view(key: api_keys.ApiKey) -> KeyView:
-    """The public view of a key row."""
-    return KeyView(**msgspec.structs.asdict(key))
 
 
 async def issue(
@@ -49,7 +46,7 @@ async def issue(
         metadata=metadata or {},
     )
     key = await api_keys.insert(conn, new_key)
-    return CreatedKey(**msgspec.structs.asdict(key), key=full_key)
+    return CreatedKey(**msgspec.structs.asdict(to_view(key, KeyView)), key=full_key)
 
 
 async def create(conn: AsyncConnection, caller: Principal, request: CreateKeyRequest) -> CreatedKey:
@@ -70,12 +67,25 @@ async def create(conn: AsyncConnection, caller: Principal, request: CreateKeyReq
     )
 
 
-async def get(conn: AsyncConnection, caller: Principal, key_id: uuid.UUID) -> api_keys.ApiKey:
-    """One key of the caller's tenant, or NotFound."""
+async def list_page(
+    conn: AsyncConnection, caller: Principal, cursor: str | None, limit: int
+) -> KeyList:
+    """A page of the caller's tenant's keys, oldest first."""
+    rows = await api_keys.list_page(conn, caller.tenant_id, decode_cursor(cursor), limit + 1)
+    page, pagination = page_of(rows, limit, lambda key: key.id)
+    return KeyList(to_views(page, KeyView), pagination)
+
+
+async def _get(conn: AsyncConnection, caller: Principal, key_id: uuid.UUID) -> api_keys.ApiKey:
     key = await api_keys.get(conn, caller.tenant_id, key_id)
     if key is None:
         raise NotFound("no such API key")
     return key
+
+
+async def get(conn: AsyncConnection, caller: Principal, key_id: uuid.UUID) -> KeyView:
+    """One key of the caller's tenant, or NotFound."""
+    return to_view(await _get(conn, caller, key_id), KeyView)
 
 
 async def rotate(
@@ -86,7 +96,7 @@ async def rotate(
     grace_seconds: int,
 ) -> CreatedKey:
     """Issue a replacement with the same name and scopes; the old key expires after the grace."""
-    old = await get(conn, caller, key_id)
+    old = await _get(conn, caller, key_id)
     if old.revoked_at is not None:
         raise Conflict("a revoked key cannot be rotated")
     now = datetime.now(UTC)
@@ -108,11 +118,11 @@ async def rotate(
 
 async def revoke(
     conn: AsyncConnection, verifier: KeyVerifier, caller: Principal, key_id: uuid.UUID
-) -> api_keys.ApiKey:
+) -> KeyView:
     """Revoke a key of the caller's tenant (again is fine); every process forgets it."""
     key = await api_keys.revoke(conn, caller.tenant_id, key_id)
     if key is None:
         raise NotFound("no such API key")
     # Other processes hear it by NOTIFY; this one must not wait for its own echo.
     verifier.forget(key.prefix)
-    return key
+    return to_view(key, KeyView)

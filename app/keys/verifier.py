@@ -106,7 +106,7 @@ class KeyVerifier:
         matches = await asyncio.to_thread(secrets.verify_key, stored.secret_hash, presented)
         if not matches:
             raise Unauthorized("the API key is not valid")
-        key = stored.key
+        key = stored
         if not _usable(key, now):
             raise Unauthorized("the API key has been revoked or has expired")
         principal = Principal(
@@ -115,6 +115,10 @@ class KeyVerifier:
         if self._listener.listening:
             self._cache[prefix] = _Cached(principal, digest, time.monotonic() + self._ttl)
         return principal
+
+    def is_cached(self, prefix: str) -> bool:
+        """True while a verification of this prefix is remembered."""
+        return prefix in self._cache
 
     def forget(self, prefix: str) -> None:
         """Drop a cached verification (after a revocation or an expiry change)."""

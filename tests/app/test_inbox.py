@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from tests.conftest import auth, event_body, make_key
+from tests.helpers import auth, event_body, make_key
 
 
 async def ingest(client, key, n, **overrides) -> list[str]:

@@ -27,7 +27,7 @@ def eventgate(
     *args: str, env: dict[str, str] | None = None, **kwargs
 ) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "app", *args],
+        [sys.executable, "-m", "cli", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -40,7 +40,7 @@ def eventgate(
 def start_dev(data_dir: Path, port: int) -> tuple[subprocess.Popen, list[str]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTGATE_")}
     process = subprocess.Popen(
-        [sys.executable, "-m", "app", "dev", "--port", str(port), "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "cli", "dev", "--port", str(port), "--data-dir", str(data_dir)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -132,6 +132,59 @@ def test_admin_subcommands(database_url):
         "keys", "create", "--tenant", "nobody", "--name", "x", "--scopes", "admin", env=env
     )
     assert missing.returncode != 0
+    listed = eventgate("tenants", "list", env=env)
+    assert [line.split("\t")[1] for line in listed.stdout.splitlines()] == ["acme"]
     rolled = eventgate("migrate", "rollback", "--all", env=env)
     assert rolled.returncode == 0, rolled.stderr
     assert eventgate("migrate", "status", env=env).stdout.count("pending\t") == 4
+
+
+def test_keys_are_listed_and_revoked_by_the_operator(database_url):
+    env = {**os.environ, "EVENTGATE_DATABASE_URL": database_url}
+    eventgate("tenants", "create", "acme", env=env)
+    created = eventgate(
+        "keys", "create", "--tenant", "acme", "--name", "ops", "--scopes", "admin", env=env
+    )
+    key_id = created.stderr.split()[0].removeprefix("id=")
+    listed = eventgate("keys", "list", "--tenant", "acme", env=env)
+    assert listed.returncode == 0, listed.stderr
+    (row,) = [line.split("\t") for line in listed.stdout.splitlines()]
+    assert row[0] == key_id
+    assert row[2] == "ops"
+    assert row[4] == "active"
+    assert created.stdout.split("=", 1)[1].split("_")[1] == row[1]  # the prefix, not the secret
+    revoked = eventgate("keys", "revoke", "--tenant", "acme", key_id, env=env)
+    assert revoked.returncode == 0, revoked.stderr
+    assert (
+        eventgate("keys", "list", "--tenant", "acme", env=env).stdout.split("\t")[4] == "revoked\n"
+    )
+    other = eventgate("keys", "revoke", "--tenant", "acme", "0" * 32, env=env)
+    assert other.returncode != 0
+    assert "has no key" in other.stderr
+
+
+def test_version_and_help_show_every_default():
+    version = eventgate("--version")
+    assert re.fullmatch(r"eventgate \d+\.\d+\.\d+\n", version.stdout)
+    for command in ("dev", "serve", "migrate"):
+        text = eventgate(command, "--help").stdout
+        options = re.findall(r"^  (--[a-z-]+)", text, re.MULTILINE)
+        assert options, text
+        assert text.count("(default:") >= len([o for o in options if o != "--help"]) - 1, text
+
+
+def test_a_second_ctrl_c_during_shutdown_is_quiet(tmp_path):
+    port = free_port()
+    process, _ = start_dev(tmp_path, port)
+    process.send_signal(signal.SIGINT)
+    assert process.stdout is not None
+    seen = [process.stdout.readline()]
+    while seen[-1] and not seen[-1].startswith("Stopping"):
+        seen.append(process.stdout.readline())
+    process.send_signal(signal.SIGINT)  # while the first is still shutting down
+    rest, _ = process.communicate(timeout=60)
+    output = "".join(seen) + rest
+    assert process.returncode == 0, output
+    assert "Traceback" not in output
+    assert "KeyboardInterrupt" not in output
+    assert "Already stopping" in output

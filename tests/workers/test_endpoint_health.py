@@ -5,31 +5,21 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from tests.conftest import auth, event_body, make_key
-from tests.test_delivery import add_endpoint, statuses
-from tests.webhooks import WORKER_ENV, running_receiver, running_worker, wait_for
+from tests.helpers import (
+    add_endpoint,
+    auth,
+    ingest,
+    make_key,
+    running_worker,
+    statuses,
+    wait_for,
+)
 
 
 @pytest.fixture
-def worker_env(database_url, monkeypatch):
-    monkeypatch.setenv("EVENTGATE_DATABASE_URL", database_url)
-    for name, value in WORKER_ENV.items():
-        monkeypatch.setenv(name, value)
+def worker_env(worker_env, monkeypatch):
     monkeypatch.setenv("EVENTGATE_DELIVERY_RETRY_SCHEDULE", "0,0.1,0.1,0.1,0.1,0.1")
-    return database_url
-
-
-@pytest.fixture
-async def receiver():
-    async with running_receiver() as running:
-        yield running
-
-
-async def ingest(client, key: str, count: int, **metadata) -> list[str]:
-    events = [event_body(payload={"n": n}, metadata=metadata or None) for n in range(count)]
-    response = await client.post("/v1/events/batch", json={"events": events}, headers=auth(key))
-    assert response.status_code == 201, response.text
-    return [e["event_id"] for e in response.json()["events"]]
+    return worker_env
 
 
 async def test_the_circuit_opens_holds_deliveries_back_and_probes_one_at_a_time(

@@ -3,42 +3,16 @@
 from __future__ import annotations
 
 import psycopg
-import pytest
 
-from tests.conftest import auth, event_body, make_key
-from tests.webhooks import WORKER_ENV, Receiver, running_receiver, running_worker, wait_for
-
-
-@pytest.fixture
-def worker_env(database_url, monkeypatch):
-    monkeypatch.setenv("EVENTGATE_DATABASE_URL", database_url)
-    for name, value in WORKER_ENV.items():
-        monkeypatch.setenv(name, value)
-    return database_url
-
-
-@pytest.fixture
-async def receiver():
-    async with running_receiver() as running:
-        yield running
-
-
-async def add_endpoint(client, key: str, receiver: Receiver, path: str, **fields) -> dict:
-    response = await client.post(
-        "/v1/endpoints",
-        json={"url": receiver.endpoint_url(path), **fields},
-        headers=auth(key),
-    )
-    assert response.status_code == 201, response.text
-    created = response.json()
-    receiver.secrets[path] = [created["secret"]]
-    return created["endpoint"]
-
-
-def statuses(url: str) -> dict[str, int]:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall()
-    return dict(rows)
+from tests.helpers import (
+    add_endpoint,
+    auth,
+    event_body,
+    make_key,
+    running_worker,
+    statuses,
+    wait_for,
+)
 
 
 async def test_an_event_reaches_every_subscribed_endpoint_signed(client, worker_env, receiver):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from urllib.parse import urlsplit
 
 import psycopg
 from psycopg import sql
 
-from tests.conftest import auth, event_body, make_key
+from tests.helpers import auth, event_body, make_key, wait_for
 
 
 async def test_request_id_is_echoed_or_generated(client):
@@ -77,11 +76,11 @@ async def test_ready_is_503_while_the_database_is_unreachable_and_recovers(
         assert down.json()["database"]["ok"] is False
     finally:
         await set_connections_allowed(server_url, database, True)
-    for _ in range(100):
-        if (await client.get("/health/ready")).status_code == 200:
-            break
-        await asyncio.sleep(0.1)
-    assert (await client.get("/health/ready")).status_code == 200
+
+    async def ready() -> bool:
+        return (await client.get("/health/ready")).status_code == 200
+
+    await wait_for(ready, what="ready again")
 
 
 async def test_openapi_describes_every_route_with_auth_and_errors(client):

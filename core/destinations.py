@@ -21,7 +21,7 @@ def is_public(address: IPAddress) -> bool:
     return address.is_global and not address.is_multicast
 
 
-def check_url(url: str) -> tuple[str, int]:
+def well_formed_url(url: str) -> tuple[str, int]:
     """The host and port of a well-formed http(s) URL; RefusedDestination otherwise."""
     try:
         parts = urlsplit(url)
@@ -55,7 +55,7 @@ async def check_destination(url: str, timeout: float = 3.0) -> None:
 
     A name that does not resolve now is accepted: it is checked again at every send.
     """
-    host, port = check_url(url)
+    host, port = well_formed_url(url)
     if literal_address(host) is not None:
         refuse_address(host, host)
         return

@@ -6,7 +6,7 @@ import uuid
 
 import psycopg
 
-from tests.conftest import auth, event_body, make_key
+from tests.helpers import auth, event_body, make_key
 
 
 async def count_events(database_url: str) -> int:

@@ -9,8 +9,8 @@ from litestar.testing import AsyncTestClient
 from app.main import create_app
 from db import events
 from db.ids import new_id
-from tests.conftest import auth, event_body, make_key
-from workers.delivery import wake
+from tests.helpers import auth, event_body, make_key
+from workers.enqueue import wake
 
 
 async def test_endpoint_crud_and_secret_rotation(client, database_url):

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import psycopg
 
 from db import migrate
@@ -54,3 +57,25 @@ def test_every_table_has_a_comment(database_url):
             """
         ).fetchall()
     assert uncommented == []
+
+
+def test_migrations_are_append_only():
+    """A migration on main never changes: a database already past it would not see the edit.
+
+    db/migrations/SHA256SUMS lists every migration file with its checksum and only grows: a
+    new migration adds its line (`sha256sum 0005.* >> SHA256SUMS`), an existing line never
+    changes."""
+    folder = Path(migrate.MIGRATIONS_DIR)
+    listed = dict(
+        reversed(line.split(maxsplit=1))
+        for line in (folder / "SHA256SUMS").read_text().splitlines()
+        if line.strip()
+    )
+    present = {p.name for p in folder.iterdir() if p.suffix in (".sql", ".py")}
+    assert present == set(listed), "every migration file is listed in SHA256SUMS, and only those"
+    changed = [
+        name
+        for name, digest in listed.items()
+        if hashlib.sha256((folder / name).read_bytes()).hexdigest() != digest
+    ]
+    assert changed == [], "migrations already on main changed: put the change in a new one"

@@ -15,14 +15,20 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from app.main import create_app
-from app.settings import Settings
+from core.settings import Settings
 from db import migrate
 from db.embedded import EmbeddedPostgres
-from tests.conftest import auth, event_body, make_key
-from tests.test_delivery import add_endpoint, statuses
-from tests.webhooks import WORKER_ENV, running_receiver, wait_for
-
-ROOT = Path(__file__).parent.parent
+from tests.helpers import (
+    ROOT,
+    WORKER_ENV,
+    add_endpoint,
+    auth,
+    event_body,
+    make_key,
+    running_receiver,
+    statuses,
+    wait_for,
+)
 
 
 def start_worker(database_url: str, log: Path) -> subprocess.Popen:

@@ -1,4 +1,5 @@
-"""A real webhook receiver on loopback and a real in-process procrastinate worker for tests."""
+"""What tests share: keys and bodies, a real webhook receiver on loopback, a real in-process
+procrastinate worker, ingest and endpoint helpers, and waiting for a condition."""
 
 from __future__ import annotations
 
@@ -7,14 +8,22 @@ import contextlib
 import time
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import msgspec
+import psycopg
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from app.keys import services as keys
+from app.scopes import ALL_SCOPES
+from db import tenants
 from workers.app import app as worker_app
 from workers.sender import close_senders
+
+# The project's top folder (commands run as subprocesses start there).
+ROOT = Path(__file__).parent.parent
 
 # Small numbers so retries, leases and circuits play out within a test.
 WORKER_ENV = {
@@ -155,3 +164,57 @@ async def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: st
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or condition}")
         await asyncio.sleep(0.05)
+
+
+async def make_key(
+    database_url: str, tenant: str = "acme", scopes: list[str] | tuple[str, ...] = ALL_SCOPES, **kw
+) -> str:
+    """Create (or reuse) a tenant and give it a new key with these scopes."""
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        row, _ = await tenants.create_or_get(conn, tenant)
+        created = await keys.issue(conn, tenant_id=row.id, name="test", scopes=list(scopes), **kw)
+    return created.key
+
+
+def auth(key: str) -> dict[str, str]:
+    """Headers that present `key`."""
+    return {"X-API-Key": key}
+
+
+def event_body(**overrides: object) -> dict[str, object]:
+    """A valid event body."""
+    body: dict[str, object] = {
+        "source": "billing",
+        "event_type": "invoice.paid",
+        "payload": {"n": 1},
+    }
+    body.update(overrides)
+    return body
+
+
+async def add_endpoint(client: Any, key: str, receiver: Receiver, path: str, **fields: Any) -> dict:
+    """Create an endpoint that points at one path of the receiver, which learns its secret."""
+    response = await client.post(
+        "/v1/endpoints",
+        json={"url": receiver.endpoint_url(path), **fields},
+        headers=auth(key),
+    )
+    assert response.status_code == 201, response.text
+    created = response.json()
+    receiver.secrets[path] = [created["secret"]]
+    return created["endpoint"]
+
+
+async def ingest(client: Any, key: str, count: int, **metadata: Any) -> list[str]:
+    """Ingest `count` events in one batch; returns their ids."""
+    events = [event_body(payload={"n": n}, metadata=metadata or None) for n in range(count)]
+    response = await client.post("/v1/events/batch", json={"events": events}, headers=auth(key))
+    assert response.status_code == 201, response.text
+    return [e["event_id"] for e in response.json()["events"]]
+
+
+def statuses(url: str) -> dict[str, int]:
+    """How many deliveries are in each status."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall()
+    return dict(rows)

@@ -1,0 +1,62 @@
+"""Delivery rules: what a tenant may see of its deliveries, and sending one again."""
+
+from __future__ import annotations
+
+import uuid
+
+from psycopg import AsyncConnection
+
+from app.deliveries.schemas import AttemptView, DeliveryDetail, DeliveryList, DeliveryView
+from app.errors import Conflict, NotFound
+from app.pagination import decode_cursor, page_of
+from app.views import to_view, to_views
+from db import deliveries
+from workers.enqueue import wake
+
+
+async def list_page(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    *,
+    cursor: str | None,
+    limit: int,
+    status: str | None,
+    endpoint_id: uuid.UUID | None,
+    event_id: uuid.UUID | None,
+) -> DeliveryList:
+    """A page of the tenant's deliveries, newest first, optionally filtered."""
+    rows = await deliveries.list_page(
+        conn,
+        tenant_id,
+        before=decode_cursor(cursor),
+        limit=limit + 1,
+        status=status,
+        endpoint_id=endpoint_id,
+        event_id=event_id,
+    )
+    page, pagination = page_of(rows, limit, lambda row: row.id)
+    return DeliveryList(to_views(page, DeliveryView), pagination)
+
+
+async def get(
+    conn: AsyncConnection, tenant_id: uuid.UUID, delivery_id: uuid.UUID
+) -> DeliveryDetail:
+    """One delivery with every try, or NotFound."""
+    row = await deliveries.get(conn, tenant_id, delivery_id)
+    if row is None:
+        raise NotFound("no such delivery")
+    attempts = await deliveries.attempts(conn, tenant_id, row)
+    return DeliveryDetail(to_view(row, DeliveryView), to_views(attempts, AttemptView))
+
+
+async def retry(
+    conn: AsyncConnection, tenant_id: uuid.UUID, delivery_id: uuid.UUID
+) -> DeliveryView:
+    """Make a dead or failed delivery due now; Conflict for any other state."""
+    row = await deliveries.retry(conn, tenant_id, delivery_id)
+    if row is None:
+        if await deliveries.get(conn, tenant_id, delivery_id) is None:
+            raise NotFound("no such delivery")
+        raise Conflict("only a dead or failed delivery can be retried")
+    await wake(conn, [row.queue])
+    return to_view(row, DeliveryView)

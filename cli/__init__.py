@@ -1,0 +1,1 @@
+"""The `eventgate` command line: the top layer, composing app, workers and db."""

@@ -1,0 +1,132 @@
+"""The `eventgate` command: dev, serve, migrate, tenants and keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from importlib.metadata import version
+from pathlib import Path
+
+from core.settings import Settings
+
+
+def _database_url() -> str:
+    return Settings.from_env().require_database_url()
+
+
+def _dev(args: argparse.Namespace) -> None:
+    from cli import dev
+
+    dev.run(args.host, args.port, Path(args.data_dir))
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    _database_url()
+    uvicorn.run(
+        "app.asgi:create",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        access_log=False,
+    )
+
+
+def _migrate(args: argparse.Namespace) -> None:
+    from db import migrate
+
+    url = _database_url()
+    if args.action == "apply":
+        print("applied:", ", ".join(migrate.apply(url)) or "nothing pending")
+    elif args.action == "rollback":
+        count = None if args.all else args.count
+        print("rolled back:", ", ".join(migrate.rollback(url, count)) or "nothing")
+    else:
+        for migration_id, applied in migrate.status(url):
+            print(f"{'applied' if applied else 'pending'}\t{migration_id}")
+
+
+def _tenants(args: argparse.Namespace) -> None:
+    from cli import operator
+
+    asyncio.run(operator.TENANT_ACTIONS[args.action](_database_url(), args))
+
+
+def _keys(args: argparse.Namespace) -> None:
+    from cli import operator
+
+    asyncio.run(operator.KEY_ACTIONS[args.action](_database_url(), args))
+
+
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows every option's default."""
+
+
+def _command(commands: argparse._SubParsersAction, name: str, text: str) -> argparse.ArgumentParser:
+    return commands.add_parser(name, help=text, description=text, formatter_class=_Help)
+
+
+def _add_dev_and_serve(commands: argparse._SubParsersAction) -> None:
+    dev = _command(commands, "dev", "embedded Postgres + migrations + API + worker, one process")
+    dev.add_argument("--host", default="127.0.0.1", help="address the API listens on")
+    dev.add_argument("--port", type=int, default=8080, help="port the API listens on")
+    dev.add_argument("--data-dir", default=".eventgate", help="where the embedded Postgres lives")
+    dev.set_defaults(run=_dev)
+
+    serve = _command(commands, "serve", "the API only (EVENTGATE_DATABASE_URL required)")
+    serve.add_argument("--host", default="127.0.0.1", help="address the API listens on")
+    serve.add_argument("--port", type=int, default=8080, help="port the API listens on")
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.set_defaults(run=_serve)
+
+    migrate = _command(commands, "migrate", "apply, roll back or list migrations")
+    migrate.add_argument("action", choices=["apply", "rollback", "status"], help="what to do")
+    migrate.add_argument("--count", type=int, default=1, help="rollback: how many")
+    migrate.add_argument("--all", action="store_true", help="rollback: every migration")
+    migrate.set_defaults(run=_migrate)
+
+
+def _add_tenants_and_keys(commands: argparse._SubParsersAction) -> None:
+    tenants = _command(commands, "tenants", "manage tenants").add_subparsers(
+        dest="action", required=True
+    )
+    create_tenant = _command(tenants, "create", "create a tenant (nothing if it exists)")
+    create_tenant.add_argument("name", help="the tenant's unique name")
+    _command(tenants, "list", "list every tenant")
+    for action in tenants.choices.values():
+        action.set_defaults(run=_tenants)
+
+    keys = _command(commands, "keys", "manage API keys").add_subparsers(
+        dest="action", required=True
+    )
+    create_key = _command(keys, "create", "create a key (printed once)")
+    create_key.add_argument("--tenant", required=True, help="the tenant's name")
+    create_key.add_argument("--name", required=True, help="what the key is for")
+    create_key.add_argument(
+        "--scopes", nargs="+", required=True, help="e.g. admin, or events:write,events:read"
+    )
+    list_keys = _command(keys, "list", "list a tenant's keys (never their secrets)")
+    list_keys.add_argument("--tenant", required=True, help="the tenant's name")
+    revoke_key = _command(keys, "revoke", "revoke a key at once, in every API process")
+    revoke_key.add_argument("--tenant", required=True, help="the tenant's name")
+    revoke_key.add_argument("key_id", help="the key's id, as `keys list` shows it")
+    for action in keys.choices.values():
+        action.set_defaults(run=_keys)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The command line of `eventgate`."""
+    root = argparse.ArgumentParser(prog="eventgate", description=__doc__, formatter_class=_Help)
+    root.add_argument("--version", action="version", version=f"eventgate {version('eventgate')}")
+    commands = root.add_subparsers(dest="command", required=True)
+    _add_dev_and_serve(commands)
+    _add_tenants_and_keys(commands)
+    return root
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the `eventgate` console script."""
+    args = parser().parse_args(argv)
+    args.run(args)

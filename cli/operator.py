@@ -1,0 +1,83 @@
+"""The operator's tenant and key commands: direct database work, no API key needed."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+
+import psycopg
+
+from app.keys import services as keys
+from app.scopes import ALL_SCOPES
+from db import api_keys, tenants
+
+
+async def _connect(url: str) -> psycopg.AsyncConnection:
+    return await psycopg.AsyncConnection.connect(url, autocommit=True)
+
+
+async def _tenant(conn: psycopg.AsyncConnection, name: str) -> tenants.Tenant:
+    tenant = await tenants.get_by_name(conn, name)
+    if tenant is None:
+        sys.exit(f"no tenant named {name!r} (eventgate tenants create {name})")
+    return tenant
+
+
+async def create_tenant(url: str, args: argparse.Namespace) -> None:
+    """Create a tenant, or report the existing one."""
+    async with await _connect(url) as conn:
+        tenant, created = await tenants.create_or_get(conn, args.name)
+    print(f"{'created' if created else 'exists'}\t{tenant.id}\t{tenant.name}")
+
+
+async def list_tenants(url: str, args: argparse.Namespace) -> None:
+    """Print every tenant: id, name, created."""
+    async with await _connect(url) as conn:
+        for tenant in await tenants.list_all(conn):
+            print(f"{tenant.id}\t{tenant.name}\t{tenant.created_at.isoformat()}")
+
+
+async def create_key(url: str, args: argparse.Namespace) -> None:
+    """Create a key; the full key goes to stdout (once), its id and scopes to stderr."""
+    scopes = [s for chunk in args.scopes for s in chunk.split(",") if s]
+    unknown = sorted(set(scopes) - set(ALL_SCOPES))
+    if unknown or not scopes:
+        sys.exit(f"unknown or missing scopes {unknown}; choose from {' '.join(ALL_SCOPES)}")
+    async with await _connect(url) as conn:
+        tenant = await _tenant(conn, args.tenant)
+        key = await keys.issue(conn, tenant_id=tenant.id, name=args.name, scopes=scopes)
+    print(f"id={key.id} scopes={','.join(key.scopes)}", file=sys.stderr)
+    print(f"EVENTGATE_API_KEY={key.key}")
+
+
+async def list_keys(url: str, args: argparse.Namespace) -> None:
+    """Print a tenant's keys: id, prefix, name, scopes, state."""
+    async with await _connect(url) as conn:
+        tenant = await _tenant(conn, args.tenant)
+        after = None
+        while page := await api_keys.list_page(conn, tenant.id, after, 100):
+            for key in page:
+                state = "revoked" if key.revoked_at else "active"
+                print(f"{key.id}\t{key.prefix}\t{key.name}\t{','.join(key.scopes)}\t{state}")
+            after = page[-1].id
+
+
+async def revoke_key(url: str, args: argparse.Namespace) -> None:
+    """Revoke one of a tenant's keys; every API process forgets it within a second."""
+    try:
+        key_id = uuid.UUID(args.key_id)
+    except ValueError:
+        sys.exit(f"{args.key_id!r} is not a key id")
+    async with await _connect(url) as conn:
+        tenant = await _tenant(conn, args.tenant)
+        key = await api_keys.revoke(conn, tenant.id, key_id)
+    if key is None:
+        sys.exit(f"tenant {args.tenant!r} has no key {key_id}")
+    print(f"revoked\t{key.id}\t{key.prefix}\t{key.name}")
+
+
+Action = Callable[[str, argparse.Namespace], Awaitable[None]]
+TENANT_ACTIONS: dict[str, Action] = {"create": create_tenant, "list": list_tenants}
+KEY_ACTIONS: dict[str, Action] = {"create": create_key, "list": list_keys, "revoke": revoke_key}

@@ -1,0 +1,29 @@
+"""Status vocabularies, defined once here and mirrored by the CHECKs in the migrations."""
+
+from __future__ import annotations
+
+from typing import Final, Literal
+
+DeliveryStatus = Literal["pending", "delivering", "succeeded", "failed", "dead"]
+DELIVERY_STATUSES: Final = ("pending", "delivering", "succeeded", "failed", "dead")
+# Not finished: waiting, being sent, or failed with a try ahead. Partial indexes on deliveries
+# use exactly this predicate, so queries must spell it the same way (see sql_in).
+UNFINISHED_DELIVERY_STATUSES: Final = ("pending", "delivering", "failed")
+# Waiting for a try (not held by a worker right now).
+WAITING_DELIVERY_STATUSES: Final = ("pending", "failed")
+
+EventStatus = Literal["pending", "acknowledged"]
+EVENT_STATUSES: Final = ("pending", "acknowledged")
+
+Priority = Literal["low", "normal", "high"]
+PRIORITIES: Final = ("low", "normal", "high")
+
+
+def sql_in(values: tuple[str, ...]) -> str:
+    """A SQL list literal of fixed vocabulary words: `('a', 'b')`.
+
+    Only for the constants above (never input): a partial index is used only when the query's
+    predicate is written as literals, not as a bound array.
+    """
+    assert all(v.isidentifier() for v in values)
+    return "(" + ", ".join(f"'{v}'" for v in values) + ")"

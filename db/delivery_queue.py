@@ -1,0 +1,205 @@
+"""SQL of the delivery work queue: claim due deliveries, lease them, write the outcomes back.
+
+The deliveries table is the queue. Claimers lock due rows with FOR UPDATE SKIP LOCKED, lease
+them (status delivering, next_attempt_at pushed out by the lease) and commit before any HTTP.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from psycopg import AsyncConnection
+
+from core.queues import DELIVERY_QUEUES
+from core.vocabulary import UNFINISHED_DELIVERY_STATUSES, WAITING_DELIVERY_STATUSES, sql_in
+from db.query import fetch_all, fetch_tuples, jsonb_rows
+
+UNFINISHED = sql_in(UNFINISHED_DELIVERY_STATUSES)
+WAITING = sql_in(WAITING_DELIVERY_STATUSES)
+
+
+class Candidate(msgspec.Struct):
+    """A due delivery locked by a claim, with what decides whether it may go now."""
+
+    id: uuid.UUID
+    created_at: datetime
+    endpoint_id: uuid.UUID
+    rate_limit_per_s: int | None
+    probing: bool
+
+
+class Claimed(msgspec.Struct):
+    """A claimed delivery with everything its HTTP request needs."""
+
+    id: uuid.UUID
+    created_at: datetime
+    tenant_id: uuid.UUID
+    event_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    attempts: int
+    retry_index: int
+    url: str
+    secret: str
+    previous_secret: str | None
+    source: str | None
+    event_type: str | None
+    payload: dict[str, Any] | None
+    metadata: dict[str, Any] | None
+
+
+class Result(msgspec.Struct, kw_only=True):
+    """The outcome of one try, as it is written back."""
+
+    id: uuid.UUID
+    created_at: datetime
+    tenant_id: uuid.UUID
+    endpoint_id: uuid.UUID
+    attempt: int
+    status: str
+    retry_index: int
+    delay_seconds: float
+    status_code: int | None
+    response_body: str | None
+    latency_ms: int
+    error: str | None
+    started_at: datetime
+
+
+class Hold(msgspec.Struct):
+    """Hold an endpoint's waiting deliveries back until a time (None: until it is enabled)."""
+
+    endpoint_id: uuid.UUID
+    until: datetime | None
+
+
+# Lock due deliveries of one queue, oldest due first, skipping rows other claimers hold; none
+# from a disabled or open-circuit endpoint, only the head of an ordered one
+# (deliveries_due_idx; the ordered check uses deliveries_unfinished_idx).
+CANDIDATES = f"""
+SELECT d.id, d.created_at, d.endpoint_id, e.rate_limit_per_s,
+       e.consecutive_failures >= %(circuit_threshold)s AS probing
+FROM deliveries d
+JOIN endpoints e ON e.id = d.endpoint_id
+WHERE d.queue = %(queue)s AND d.status IN {UNFINISHED} AND d.next_attempt_at <= now()
+  AND e.is_active AND (e.circuit_open_until IS NULL OR e.circuit_open_until <= now())
+  AND (NOT e.ordered OR NOT EXISTS (
+      SELECT 1 FROM deliveries p
+      WHERE p.endpoint_id = d.endpoint_id AND p.status IN {UNFINISHED} AND p.event_id < d.event_id))
+ORDER BY d.next_attempt_at
+LIMIT %(limit)s
+FOR UPDATE OF d SKIP LOCKED
+"""
+
+# Make deliveries over their endpoint's rate due at the next one-second window (deliveries_pkey).
+POSTPONE_TO_NEXT_SECOND = """
+UPDATE deliveries d SET next_attempt_at = date_trunc('second', now()) + interval '1 second'
+FROM unnest(%(ids)s::uuid[], %(created_ats)s::timestamptz[]) AS c(id, created_at)
+WHERE d.id = c.id AND d.created_at = c.created_at
+"""
+
+# Lease the chosen rows and read what sending needs; a missing event was deleted or expired
+# (deliveries_pkey, endpoints_pkey, events_pkey).
+LEASE = """
+WITH leased AS (
+    UPDATE deliveries d SET status = 'delivering', attempts = d.attempts + 1,
+        next_attempt_at = now() + make_interval(secs => %(lease)s), updated_at = now()
+    FROM jsonb_to_recordset(%(rows)s::jsonb) AS c(id uuid, created_at timestamptz)
+    WHERE d.id = c.id AND d.created_at = c.created_at
+    RETURNING d.id, d.created_at, d.tenant_id, d.event_id, d.endpoint_id, d.attempts, d.retry_index
+)
+SELECT l.id, l.created_at, l.tenant_id, l.event_id, l.endpoint_id, l.attempts, l.retry_index,
+       e.url, e.secret,
+       CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END AS previous_secret,
+       ev.source, ev.event_type, ev.payload, ev.metadata
+FROM leased l
+JOIN endpoints e ON e.id = l.endpoint_id
+LEFT JOIN events ev ON ev.id = l.event_id AND ev.created_at = l.created_at
+"""
+
+# Write back a batch of tries and insert their attempts. A row re-claimed after its lease ran
+# out (attempts moved on) keeps the newer claim's state; the attempt is recorded either way.
+# delivery_attempts belongs to the queue: an attempt is written with its outcome, atomically
+# (deliveries_pkey).
+RECORD = """
+WITH r AS (
+    SELECT * FROM jsonb_to_recordset(%(results)s::jsonb) AS r(
+        id uuid, created_at timestamptz, tenant_id uuid, endpoint_id uuid, attempt int,
+        status text, retry_index int, delay_seconds float8, status_code int,
+        response_body text, latency_ms int, error text, started_at timestamptz)
+), updated AS (
+    UPDATE deliveries d SET status = r.status, retry_index = r.retry_index,
+        next_attempt_at = now() + make_interval(secs => r.delay_seconds),
+        last_status_code = r.status_code, last_error = r.error, last_attempt_at = now(),
+        updated_at = now()
+    FROM r
+    WHERE d.id = r.id AND d.created_at = r.created_at AND d.attempts = r.attempt
+      AND d.status = 'delivering'
+)
+INSERT INTO delivery_attempts (id, tenant_id, delivery_id, endpoint_id, attempt, status_code,
+                               response_body, latency_ms, error, started_at, created_at)
+SELECT eventgate_uuidv7(r.started_at), r.tenant_id, r.id, r.endpoint_id, r.attempt,
+       r.status_code, r.response_body, r.latency_ms, r.error, r.started_at,
+       date_trunc('milliseconds', r.started_at)
+FROM r
+"""
+
+# Hold back the waiting deliveries of endpoints just disabled (never due until enabled) or
+# whose circuit just opened (due when it half-opens) (deliveries_unfinished_idx).
+HOLD_BACK = f"""
+UPDATE deliveries d
+SET next_attempt_at = GREATEST(d.next_attempt_at, COALESCE(h.until, 'infinity')),
+    updated_at = now()
+FROM unnest(%(ids)s::uuid[], %(untils)s::timestamptz[]) AS h(id, until)
+WHERE d.endpoint_id = h.id AND d.status IN {WAITING}
+"""
+
+# The delivery queues that hold deliveries due now; the sweeper wakes a job for each
+# (deliveries_due_idx, one probe per queue).
+DUE_QUEUES = f"""
+SELECT q.queue FROM unnest(%(queues)s::text[]) AS q(queue)
+WHERE EXISTS (SELECT 1 FROM deliveries d
+              WHERE d.queue = q.queue AND d.status IN {UNFINISHED} AND d.next_attempt_at <= now())
+"""
+
+
+async def candidates(
+    conn: AsyncConnection, queue: str, limit: int, circuit_threshold: int
+) -> list[Candidate]:
+    """Lock up to `limit` due deliveries of the queue (call inside a transaction)."""
+    params = {"queue": queue, "limit": limit, "circuit_threshold": circuit_threshold}
+    return await fetch_all(conn, CANDIDATES, params, Candidate)
+
+
+async def postpone_to_next_second(conn: AsyncConnection, rows: Sequence[Candidate]) -> None:
+    """Make these deliveries due at the next one-second window."""
+    params = {"ids": [r.id for r in rows], "created_ats": [r.created_at for r in rows]}
+    await conn.execute(POSTPONE_TO_NEXT_SECOND, params)
+
+
+async def lease(
+    conn: AsyncConnection, rows: Sequence[Candidate], lease_seconds: float
+) -> list[Claimed]:
+    """Mark these deliveries delivering for the lease and return what sending them needs."""
+    return await fetch_all(conn, LEASE, {"rows": jsonb_rows(rows), "lease": lease_seconds}, Claimed)
+
+
+async def record(conn: AsyncConnection, results: Sequence[Result]) -> None:
+    """Write back a batch of tries and their attempts."""
+    await conn.execute(RECORD, {"results": jsonb_rows(results)})
+
+
+async def hold_back(conn: AsyncConnection, holds: Sequence[Hold]) -> None:
+    """Make the endpoints' waiting deliveries wait until each hold's time."""
+    if holds:
+        params = {"ids": [h.endpoint_id for h in holds], "untils": [h.until for h in holds]}
+        await conn.execute(HOLD_BACK, params)
+
+
+async def due_queues(conn: AsyncConnection) -> list[str]:
+    """The delivery queues that hold deliveries due now."""
+    rows = await fetch_tuples(conn, DUE_QUEUES, {"queues": list(DELIVERY_QUEUES)})
+    return [row[0] for row in rows]

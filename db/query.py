@@ -1,0 +1,53 @@
+"""The one way db/ modules run a statement and turn its rows into Structs."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, LiteralString, TypeVar
+
+import msgspec
+from psycopg import AsyncConnection
+from psycopg.rows import class_row
+from psycopg.types.json import Jsonb
+
+Row = TypeVar("Row", bound=msgspec.Struct)
+Params = Mapping[str, Any] | Sequence[Any] | None
+
+
+async def fetch_one(
+    conn: AsyncConnection, query: LiteralString, params: Params, row: type[Row]
+) -> Row | None:
+    """The first row as a `row` Struct, or None."""
+    async with conn.cursor(row_factory=class_row(row)) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchone()
+
+
+async def fetch_all(
+    conn: AsyncConnection, query: LiteralString, params: Params, row: type[Row]
+) -> list[Row]:
+    """Every row as a `row` Struct."""
+    async with conn.cursor(row_factory=class_row(row)) as cur:
+        await cur.execute(query, params)
+        return await cur.fetchall()
+
+
+async def fetch_value(conn: AsyncConnection, query: LiteralString, params: Params = None) -> Any:
+    """The first column of the first row, or None when there is no row."""
+    cur = await conn.execute(query, params)
+    found = await cur.fetchone()
+    return None if found is None else found[0]
+
+
+async def fetch_tuples(
+    conn: AsyncConnection, query: LiteralString, params: Params = None
+) -> list[tuple[Any, ...]]:
+    """Every row as a plain tuple (for small two-column answers)."""
+    cur = await conn.execute(query, params)
+    return await cur.fetchall()
+
+
+def jsonb_rows(rows: Sequence[msgspec.Struct]) -> Jsonb:
+    """Rows as one msgspec-encoded jsonb document, for jsonb_to_recordset: far cheaper than
+    many Python-dumped arrays."""
+    return Jsonb(list(rows), dumps=msgspec.json.encode)
