@@ -20,7 +20,7 @@ from app.health import HealthController
 from app.invalidation import InvalidationListener
 from app.keys.controllers import KeyController
 from app.keys.verifier import KeyVerifier
-from app.openapi import openapi_config, openapi_json
+from app.openapi import docs_assets, openapi_config, openapi_json
 from app.request_id import add_request_id_header
 from core.settings import Settings
 from db.pool import open_pool
@@ -65,6 +65,7 @@ def create_app(settings: Settings) -> Litestar:
             EndpointController,
             DeliveryController,
             openapi_json,
+            docs_assets(),
         ],
         lifespan=[lifespan],
         dependencies=DEPENDENCIES,

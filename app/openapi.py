@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from litestar import MediaType, Request, get
+import swagger_ui
+from litestar import MediaType, Request, Router, get
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.static_files import create_static_files_router
 
 from app.errors import ERROR_STATUS_DESCRIPTIONS, ErrorBody
+
+# Swagger UI's assets come from the installed swagger-ui-py package: /docs works offline.
+SWAGGER_ASSETS = Path(swagger_ui.__file__).parent / "static"
+ASSETS_PATH = "/docs-assets"
 
 # Every /v1 route accepts the key in either header.
 SECURITY = [{"ApiKeyHeader": []}, {"BearerAuth": []}]
@@ -33,6 +40,13 @@ async def openapi_json(request: Request) -> dict[str, Any]:
     return request.app.openapi_schema.to_schema()
 
 
+def docs_assets() -> Router:
+    """The Swagger UI files /docs loads, served from the installed package."""
+    return create_static_files_router(
+        path=ASSETS_PATH, directories=[SWAGGER_ASSETS], include_in_schema=False
+    )
+
+
 def openapi_config(version: str) -> OpenAPIConfig:
     """Swagger UI at /docs (its own copy of the spec at /docs/openapi.json)."""
     return OpenAPIConfig(
@@ -44,7 +58,15 @@ def openapi_config(version: str) -> OpenAPIConfig:
             '`{"error": {"code", "message", "details", "request_id"}}`.'
         ),
         path="/docs",
-        render_plugins=[SwaggerRenderPlugin(path="/")],
+        render_plugins=[
+            SwaggerRenderPlugin(
+                path="/",
+                js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
+                css_url=f"{ASSETS_PATH}/swagger-ui.css",
+                standalone_preset_js_url=f"{ASSETS_PATH}/swagger-ui-standalone-preset.js",
+                favicon=f"<link rel='icon' type='image/png' href='{ASSETS_PATH}/favicon-32x32.png'>",
+            )
+        ],
         components=Components(
             security_schemes={
                 "ApiKeyHeader": SecurityScheme(

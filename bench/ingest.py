@@ -1,5 +1,7 @@
-"""Ingest throughput: POST /v1/events and /v1/events/batch against a real Eventgate,
-next to the ceiling of the same INSERT done directly with psycopg on the same database.
+"""Ingest throughput: POST /v1/events and /v1/events/batch against a real Eventgate, next to
+two ceilings measured in the same run on the same database: a bare Litestar app served by
+uvicorn whose one route runs the same insert (the framework ceiling), and the same insert sent
+straight from psycopg (the database ceiling).
 
     uv run python bench/ingest.py [--concurrency 32] [--seconds 10]
 
@@ -11,11 +13,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import socket
 import statistics
+import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -23,7 +29,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from bench.common import dev_or_given, tenant_of
+from bench.common import ROOT, dev_or_given, tenant_of
 from db import events
 from db.ids import new_id
 
@@ -101,22 +107,52 @@ async def insert_ceiling(
     return done
 
 
+@contextlib.contextmanager
+def bare_litestar(database_url: str, tenant_id: uuid.UUID) -> Iterator[str]:
+    """Serve bench/bare_app.py with uvicorn on a free port; yields its base URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "BENCH_DATABASE_URL": database_url, "BENCH_TENANT_ID": str(tenant_id)}
+    command = [sys.executable, "-m", "uvicorn", "bench.bare_app:create", "--factory"]
+    options = ["--port", str(port), "--log-level", "warning", "--no-access-log"]
+    process = subprocess.Popen([*command, *options], env=env, cwd=ROOT)
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                break
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def rate(latencies: list[float], seconds: float) -> str:
+    """Requests per second with p50 and p99 latency."""
+    q = statistics.quantiles(latencies, n=100)
+    rps = len(latencies) / seconds
+    return f"{rps:9.0f} req/s   p50 {q[49] * 1000:.1f} ms  p99 {q[98] * 1000:.1f} ms"
+
+
 def report(args: argparse.Namespace, url: str, key: str, database_url: str) -> None:
     tenant_id = tenant_of(database_url, key)
-    asyncio.run(http_load(url, key, args.concurrency, 1.0))  # warm up (key cache, pool)
-    latencies = asyncio.run(http_load(url, key, args.concurrency, args.seconds))
-    api_rps = len(latencies) / args.seconds
-    ceiling = asyncio.run(insert_ceiling(database_url, tenant_id, args.concurrency, args.seconds))
-    ceiling_rps = ceiling / args.seconds
-    batch = asyncio.run(batch_load(url, key, 2, args.seconds, 500)) / args.seconds
-    quantiles = statistics.quantiles(latencies, n=100)
-    print(f"machine: {os.cpu_count()} cores; {args.concurrency} clients; {args.seconds:.0f} s each")
-    print(
-        f"POST /v1/events          {api_rps:9.0f} req/s   p50 {quantiles[49] * 1000:.1f} ms  p99 {quantiles[98] * 1000:.1f} ms"
-    )
-    print(f"ceiling: psycopg INSERT  {ceiling_rps:9.0f} rows/s  ({args.concurrency} connections)")
-    print(f"ratio                    {api_rps / ceiling_rps:9.2f}")
-    print(f"POST /v1/events/batch    {batch:9.0f} events/s  (500 per request, 2 clients)")
+    seconds, clients = args.seconds, args.concurrency
+    asyncio.run(http_load(url, key, clients, 1.0))  # warm up (key cache, pool)
+    api = asyncio.run(http_load(url, key, clients, seconds))
+    with bare_litestar(database_url, tenant_id) as bare_url:
+        asyncio.run(http_load(bare_url, key, clients, 1.0))
+        bare = asyncio.run(http_load(bare_url, key, clients, seconds))
+    ceiling = asyncio.run(insert_ceiling(database_url, tenant_id, clients, seconds)) / seconds
+    batch = asyncio.run(batch_load(url, key, 2, seconds, 500)) / seconds
+    api_rps, bare_rps = len(api) / seconds, len(bare) / seconds
+    print(f"machine: {os.cpu_count()} cores; {clients} clients; {seconds:.0f} s each")
+    print(f"POST /v1/events (Eventgate)     {rate(api, seconds)}")
+    print(f"ceiling: bare Litestar INSERT   {rate(bare, seconds)}")
+    print(f"ratio to the framework ceiling  {api_rps / bare_rps:9.2f}")
+    print(f"ceiling: psycopg INSERT         {ceiling:9.0f} rows/s  ({clients} connections)")
+    print(f"ratio to the database ceiling   {api_rps / ceiling:9.2f}")
+    print(f"POST /v1/events/batch           {batch:9.0f} events/s  (500 per request, 2 clients)")
 
 
 def main() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlsplit
 
 import psycopg
@@ -108,3 +109,15 @@ async def test_openapi_describes_every_route_with_auth_and_errors(client):
     docs = await client.get("/docs")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
+
+
+async def test_docs_load_every_asset_from_this_server(client):
+    docs = await client.get("/docs")
+    assert docs.status_code == 200
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", docs.text)
+    assert len(assets) >= 4  # stylesheet, two scripts, icon
+    for asset in assets:
+        assert asset.startswith("/"), f"{asset} is not served by Eventgate (no CDN)"
+        assert (await client.get(asset)).status_code == 200, asset
+    assert "http://" not in docs.text
+    assert "https://" not in docs.text

