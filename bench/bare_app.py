@@ -14,8 +14,8 @@ from typing import Any
 
 from litestar import Litestar, post
 
+from bench.common import event_row
 from db import events
-from db.ids import new_id
 from db.pool import open_pool
 
 
@@ -32,17 +32,7 @@ def create() -> Litestar:
 
     @post("/v1/events")
     async def ingest(data: dict[str, Any]) -> dict[str, str]:
-        row = events.NewEvent(
-            id=new_id(),
-            tenant_id=tenant_id,
-            source=data["source"],
-            event_type=data["event_type"],
-            payload=data["payload"],
-            metadata={"priority": "normal"},
-            idempotency_key=None,
-            correlation_id=None,
-            priority="normal",
-        )
+        row = event_row(tenant_id, data)
         async with state["pool"].connection() as conn:
             await events.insert_with_fan_out(conn, [row])
         return {"event_id": str(row.id)}

@@ -17,6 +17,9 @@ from pathlib import Path
 
 import psycopg
 
+from db import events
+from db.ids import new_id
+
 ROOT = Path(__file__).parent.parent
 
 
@@ -70,3 +73,18 @@ def dev_or_given(args: argparse.Namespace) -> Iterator[tuple[str, str, str]]:
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=60)
+
+
+def event_row(tenant_id: uuid.UUID, body: dict) -> events.NewEvent:
+    """The row POST /v1/events stores for `body` (normal priority, no idempotency key)."""
+    return events.NewEvent(
+        id=new_id(),
+        tenant_id=tenant_id,
+        source=body["source"],
+        event_type=body["event_type"],
+        payload=body["payload"],
+        metadata={"priority": "normal"},
+        idempotency_key=None,
+        correlation_id=None,
+        priority="normal",
+    )

@@ -29,9 +29,8 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from bench.common import ROOT, dev_or_given, tenant_of
+from bench.common import ROOT, dev_or_given, event_row, tenant_of
 from db import events
-from db.ids import new_id
 
 BODY = {"source": "bench", "event_type": "bench.ingest", "payload": {"n": 1, "text": "x" * 200}}
 
@@ -89,18 +88,7 @@ async def insert_ceiling(
         nonlocal done
         async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
             while time.perf_counter() < deadline:
-                row = events.NewEvent(
-                    id=new_id(),
-                    tenant_id=tenant_id,
-                    source=BODY["source"],
-                    event_type=BODY["event_type"],
-                    payload=BODY["payload"],
-                    metadata={"priority": "normal"},
-                    idempotency_key=None,
-                    correlation_id=None,
-                    priority="normal",
-                )
-                await events.insert_with_fan_out(conn, [row])
+                await events.insert_with_fan_out(conn, [event_row(tenant_id, BODY)])
                 done += 1
 
     await asyncio.gather(*(writer() for _ in range(connections)))

@@ -31,9 +31,16 @@ class _Server(uvicorn.Server):
 
 
 def say(line: str) -> None:
-    """Print a line for the person at the terminal, at once."""
-    sys.stdout.write(line + "\n")
-    sys.stdout.flush()
+    """Print a line for the person at the terminal, at once (nobody reading is fine)."""
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+
+
+def _tell(line: str) -> None:
+    # From a signal handler: an unbuffered write cannot re-enter sys.stdout's buffer.
+    with contextlib.suppress(OSError, ValueError):
+        os.write(sys.stdout.fileno(), (line + "\n").encode())
 
 
 class Stopper:
@@ -58,13 +65,13 @@ class Stopper:
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
         """The signal handler."""
         if self.requested:
-            say("Already stopping: waiting for in-flight deliveries and PostgreSQL ...")
+            _tell("Already stopping: waiting for in-flight deliveries and PostgreSQL ...")
             return
         self.requested = True
         if self._loop is None or self._stop is None or self._loop.is_closed():
-            say("Interrupted during start-up.")
+            _tell("Interrupted during start-up.")
             raise SystemExit(130)
-        say("Stopping (in-flight deliveries finish first) ...")
+        _tell("Stopping (in-flight deliveries finish first) ...")
         self._loop.call_soon_threadsafe(self._stop)
 
 
