@@ -35,5 +35,6 @@ class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         return AuthenticationResult(user=principal, auth=key)
 
 
-# Declared on the authenticated controllers, not the app, so unknown routes stay 404.
-api_key_auth = DefineMiddleware(ApiKeyAuthenticationMiddleware)
+# Declared on the authenticated controllers, not the app, so unknown routes stay 404. OPTIONS
+# (Litestar's own answer: 204 with Allow) carries no data and needs no key; HEAD does.
+api_key_auth = DefineMiddleware(ApiKeyAuthenticationMiddleware, exclude_http_methods=["OPTIONS"])

@@ -34,6 +34,10 @@ class BadRequest(EventgateError):
     status_code, code = 400, "validation_error"
 
 
+class MalformedRequest(EventgateError):
+    status_code, code = 400, "bad_request"
+
+
 class Unauthorized(EventgateError):
     status_code, code = 401, "unauthorized"
 
@@ -138,7 +142,9 @@ def handle_http_exception(request: Request, exc: HTTPException) -> Response[Erro
         message, details = _validation_message(exc)
         return error_response(request, status, "validation_error", message, details)
     code = HTTP_CODES.get(status, "error")
-    return error_response(request, status, code, exc.detail, None)
+    response = error_response(request, status, code, exc.detail, None)
+    response.headers.update(exc.headers or {})  # e.g. Allow on a 405
+    return response
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response[ErrorBody]:
@@ -167,8 +173,18 @@ def handle_database_unavailable(
     return response
 
 
+def handle_unstorable_value(request: Request, exc: psycopg.DataError) -> Response[ErrorBody]:
+    """A value the database cannot hold (NUL in text, out of range): the client's input."""
+    if "NUL" in str(exc) or isinstance(exc, psycopg.errors.UntranslatableCharacter):
+        message = "a value holds \\u0000 (NUL), which cannot be stored"
+    else:
+        message = f"a value cannot be stored: {exc.diag.message_primary or 'out of range'}"
+    return error_response(request, 400, "validation_error", message)
+
+
 EXCEPTION_HANDLERS = {
     EventgateError: handle_domain_error,
+    psycopg.DataError: handle_unstorable_value,
     psycopg.OperationalError: handle_database_unavailable,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,

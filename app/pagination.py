@@ -12,6 +12,7 @@ import msgspec
 from litestar.params import QueryParameter
 
 from app.errors import BadRequest
+from db.ids import is_uuid7
 
 MAX_LIMIT = 100
 T = TypeVar("T")
@@ -42,9 +43,12 @@ def decode_cursor(cursor: str | None) -> uuid.UUID | None:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return uuid.UUID(bytes=raw)
+        after = uuid.UUID(bytes=raw)
     except (binascii.Error, ValueError) as exc:
         raise BadRequest("the cursor is not valid", {"field": "cursor"}) from exc
+    if not is_uuid7(after):  # every id this API issues is a UUIDv7
+        raise BadRequest("the cursor is not valid", {"field": "cursor"})
+    return after
 
 
 def page_of(
@@ -67,6 +71,9 @@ def decode_name_cursor(cursor: str | None) -> str | None:
     if cursor is None:
         return None
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        name = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, ValueError) as exc:
         raise BadRequest("the cursor is not valid", {"field": "cursor"}) from exc
+    if "\x00" in name:
+        raise BadRequest("the cursor is not valid", {"field": "cursor"})
+    return name

@@ -34,6 +34,8 @@ def grants(held: frozenset[str], scope: str) -> bool:
 async def require_scope(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     """Guard: the caller's key must hold the scope named in the handler's opt["scope"]."""
     # async on purpose: Litestar runs a sync guard in a worker thread on every request.
+    if connection.scope.get("method") == "OPTIONS":
+        return  # Litestar's OPTIONS answer reveals nothing and is not authenticated
     scope = handler.opt.get("scope")
     if scope and not grants(connection.user.scopes, scope):
         raise Forbidden(f"this API key lacks the `{scope}` scope", {"required_scope": scope})

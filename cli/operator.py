@@ -72,10 +72,11 @@ async def revoke_key(url: str, args: argparse.Namespace) -> None:
         sys.exit(f"{args.key_id!r} is not a key id")
     async with await _connect(url) as conn:
         tenant = await _tenant(conn, args.tenant)
-        key = await api_keys.revoke(conn, tenant.id, key_id)
-    if key is None:
+        revoked = await api_keys.revoke(conn, tenant.id, key_id)
+    if not revoked:
         sys.exit(f"tenant {args.tenant!r} has no key {key_id}")
-    print(f"revoked\t{key.id}\t{key.prefix}\t{key.name}")
+    for key in revoked:  # the key asked for, then the keys rotated from it
+        print(f"revoked\t{key.id}\t{key.prefix}\t{key.name}")
 
 
 Action = Callable[[str, argparse.Namespace], Awaitable[None]]

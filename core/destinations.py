@@ -14,10 +14,36 @@ class RefusedDestination(ValueError):
     """The URL is malformed or leads to a loopback, private or otherwise non-public address."""
 
 
+# NAT64's well-known prefix carries an IPv4 address in its last 32 bits (RFC 6052); the
+# local-use prefix (RFC 8215) only ever leads to a private network.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address stands for: IPv4-mapped, IPv4-compatible, NAT64,
+    6to4 or Teredo (the client address); None for a plain IPv6 address."""
+    if address.ipv4_mapped:
+        return address.ipv4_mapped
+    if address.sixtofour:
+        return address.sixtofour
+    if address.teredo:
+        return address.teredo[1]
+    as_int = int(address)
+    if address in _NAT64 or (as_int >> 32 == 0 and as_int > 1):
+        return ipaddress.IPv4Address(as_int & 0xFFFFFFFF)
+    return None
+
+
 def is_public(address: IPAddress) -> bool:
-    """True for globally routable unicast addresses (IPv4-mapped IPv6 judged as IPv4)."""
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    """True for globally routable unicast addresses; an IPv6 address that embeds an IPv4
+    address is judged by that address."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address in _LOCAL_NAT64:
+            return False
+        inner = embedded_ipv4(address)
+        if inner is not None:
+            return is_public(inner)
     return address.is_global and not address.is_multicast
 
 

@@ -48,6 +48,12 @@ class NewKey(msgspec.Struct, kw_only=True):
     metadata: dict[str, Any]
 
 
+class LockedKey(ApiKey):
+    """A key locked for rotation, with the key that already replaced it, if any."""
+
+    replaced_by: uuid.UUID | None
+
+
 class StoredKey(ApiKey):
     """What verifying a presented key needs: the row and its argon2 hash."""
 
@@ -82,25 +88,41 @@ ORDER BY id
 LIMIT %(limit)s
 """
 
-# Revoke a key now and tell every process (api_keys_pkey).
-REVOKE = f"""
-WITH revoked AS (
-    UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
-    WHERE tenant_id = %(tenant_id)s AND id = %(id)s
-    RETURNING {COLUMNS}
-)
-SELECT {COLUMNS} FROM revoked, pg_notify('{INVALIDATION_CHANNEL}', revoked.prefix)
+# Lock one key of a tenant for a rotation: concurrent rotations and revocations of it wait
+# and then see what the first one did (api_keys_pkey).
+LOCK_FOR_ROTATION = f"""
+SELECT {COLUMNS}, replaced_by FROM api_keys
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s
+FOR UPDATE
 """
 
-# Let a key expire after a grace period, never later than it already would (api_keys_pkey).
-EXPIRE_AFTER = f"""
-WITH expiring AS (
+# Revoke a key and every key rotated from it, and tell every process; returns them all, the
+# one asked for first (api_keys_pkey along the chain).
+REVOKE = f"""
+WITH RECURSIVE chain AS (
+    SELECT id, replaced_by FROM api_keys WHERE tenant_id = %(tenant_id)s AND id = %(id)s
+    UNION
+    SELECT k.id, k.replaced_by FROM api_keys k JOIN chain c ON k.id = c.replaced_by
+), revoked AS (
+    -- RETURNING runs for every revoked row, so each one's prefix is announced.
+    UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
+    WHERE id IN (SELECT id FROM chain)
+    RETURNING {COLUMNS}, pg_notify('{INVALIDATION_CHANNEL}', prefix) AS told
+)
+SELECT {COLUMNS} FROM revoked ORDER BY id <> %(id)s
+"""
+
+# Mark a key rotated: it expires after the grace (never later than it already would) and
+# names its replacement; tell every process (api_keys_pkey).
+MARK_ROTATED = f"""
+WITH rotated AS (
     UPDATE api_keys
-    SET expires_at = least(coalesce(expires_at, 'infinity'), now() + %(grace)s)
+    SET expires_at = least(coalesce(expires_at, 'infinity'), now() + %(grace)s),
+        replaced_by = %(replacement)s
     WHERE tenant_id = %(tenant_id)s AND id = %(id)s
     RETURNING {COLUMNS}
 )
-SELECT {COLUMNS} FROM expiring, pg_notify('{INVALIDATION_CHANNEL}', expiring.prefix)
+SELECT {COLUMNS} FROM rotated, pg_notify('{INVALIDATION_CHANNEL}', rotated.prefix)
 """
 
 # Record when keys were last used, batched from memory (api_keys_pkey).
@@ -138,17 +160,32 @@ async def list_page(
     return await fetch_all(conn, LIST_PAGE, params, ApiKey)
 
 
-async def revoke(conn: AsyncConnection, tenant_id: uuid.UUID, key_id: uuid.UUID) -> ApiKey | None:
-    """Revoke the key (idempotent) and announce it; None when the tenant has no such key."""
-    return await fetch_one(conn, REVOKE, {"tenant_id": tenant_id, "id": key_id}, ApiKey)
+async def revoke(conn: AsyncConnection, tenant_id: uuid.UUID, key_id: uuid.UUID) -> list[ApiKey]:
+    """Revoke the key and the keys rotated from it (idempotent) and announce them; the key
+    asked for comes first, and the list is empty when the tenant has no such key."""
+    return await fetch_all(conn, REVOKE, {"tenant_id": tenant_id, "id": key_id}, ApiKey)
 
 
-async def expire_after(
-    conn: AsyncConnection, tenant_id: uuid.UUID, key_id: uuid.UUID, grace: timedelta
+async def lock_for_rotation(
+    conn: AsyncConnection, tenant_id: uuid.UUID, key_id: uuid.UUID
+) -> LockedKey | None:
+    """Lock one key of the tenant until the transaction ends (call inside a transaction)."""
+    return await fetch_one(
+        conn, LOCK_FOR_ROTATION, {"tenant_id": tenant_id, "id": key_id}, LockedKey
+    )
+
+
+async def mark_rotated(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    key_id: uuid.UUID,
+    replacement: uuid.UUID,
+    grace: timedelta,
 ) -> ApiKey | None:
-    """Make the key expire `grace` from now (or earlier if it already would), and announce it."""
-    params = {"tenant_id": tenant_id, "id": key_id, "grace": grace}
-    return await fetch_one(conn, EXPIRE_AFTER, params, ApiKey)
+    """Make the key expire `grace` from now (or earlier if it already would), name its
+    replacement, and announce it."""
+    params = {"tenant_id": tenant_id, "id": key_id, "grace": grace, "replacement": replacement}
+    return await fetch_one(conn, MARK_ROTATED, params, ApiKey)
 
 
 async def touch_last_used(conn: AsyncConnection, used: dict[uuid.UUID, datetime]) -> None:

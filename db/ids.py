@@ -19,6 +19,11 @@ def created_at_of(id_: uuid.UUID) -> datetime:
     return datetime.fromtimestamp(millis / 1000, tz=UTC)
 
 
+# The latest millisecond a datetime can hold: a UUIDv7's 48-bit time goes far beyond it.
+_MAX_MILLIS = int(datetime.max.replace(tzinfo=UTC).timestamp() * 1000) - 1
+
+
 def is_uuid7(id_: uuid.UUID) -> bool:
-    """True when the id is a version-7 UUID (only those carry a usable timestamp)."""
-    return id_.version == 7
+    """True when the id is a version-7 UUID whose time a datetime can hold (only those can be
+    Eventgate ids and carry a usable timestamp)."""
+    return id_.version == 7 and (id_.int >> 80) <= _MAX_MILLIS

@@ -21,7 +21,7 @@ from app.endpoints.schemas import (
     TestSent,
 )
 from app.identifiers import parse_id
-from app.media import require_json
+from app.media import check_json_body
 from app.openapi import SECURITY, error_responses
 from app.pagination import Cursor, Limit
 from app.request_id import request_id
@@ -37,7 +37,7 @@ class EndpointController(Controller):
     tags = ["endpoints"]  # noqa: RUF012 - Litestar reads class attributes
     guards = [require_scope]  # noqa: RUF012
     middleware = [api_key_auth]  # noqa: RUF012
-    before_request = require_json
+    before_request = check_json_body
     opt = {"scope": ENDPOINTS_MANAGE}  # noqa: RUF012
     security = SECURITY
 

@@ -11,7 +11,7 @@ from app.auth import api_key_auth
 from app.dependencies import Caller, Transaction
 from app.event_types import services
 from app.event_types.schemas import EventTypeIn, EventTypeList, EventTypePatch, EventTypeView
-from app.media import require_json
+from app.media import check_json_body
 from app.openapi import SECURITY, error_responses
 from app.pagination import Cursor, Limit
 from app.scopes import ENDPOINTS_MANAGE, EVENTS_READ, require_scope
@@ -24,7 +24,7 @@ class EventTypeController(Controller):
     tags = ["event types"]  # noqa: RUF012 - Litestar reads class attributes
     guards = [require_scope]  # noqa: RUF012
     middleware = [api_key_auth]  # noqa: RUF012
-    before_request = require_json
+    before_request = check_json_body
     security = SECURITY
 
     @post(

@@ -6,10 +6,8 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
+import jsonschema_rs
 import msgspec
-from jsonschema import exceptions as schema_errors
-from jsonschema.protocols import Validator
-from jsonschema.validators import validator_for
 from psycopg import AsyncConnection
 
 from app.errors import BadRequest, Conflict, NotFound
@@ -19,26 +17,40 @@ from app.views import to_view, to_views
 from db import event_types
 
 MAX_COMPILED = 10_000
+# Patterns run on Rust's regex engine: linear time, so no pattern can stall the API.
+LINEAR_PATTERNS = jsonschema_rs.RegexOptions()
 
 
-def compile_schema(schema: dict[str, Any]) -> Validator:
-    """A validator for the schema (its $schema picks the draft; 2020-12 by default)."""
-    cls = validator_for(schema)
-    cls.check_schema(schema)
-    return cls(schema)
+def compile_schema(schema: dict[str, Any]) -> jsonschema_rs.Validator:
+    """A validator for the schema (its $schema picks the draft; 2020-12 by default).
+
+    Offline: a $ref must resolve inside the document (nothing is ever fetched or opened),
+    and the schema must match its metaschema. Raises ValueError naming the problem."""
+    return jsonschema_rs.validator_for(
+        schema, offline=True, pattern_options=LINEAR_PATTERNS, validate_formats=False
+    )
+
+
+def json_path(parts: Sequence[str | int]) -> str:
+    """`$.a[0].b` for the path parts of an error."""
+    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
 
 
 def checked_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The schema if it is a valid JSON Schema, else BadRequest naming the problem."""
+    """The schema if it is a valid, self-contained JSON Schema, else BadRequest naming the
+    problem."""
     if schema is not None:
         try:
             compile_schema(schema)
-        except schema_errors.SchemaError as exc:
-            path = exc.json_path
+        except (jsonschema_rs.ValidationError, jsonschema_rs.ReferencingError) as exc:
+            problem = str(exc).split("\n", 1)[0]
+            path = json_path(getattr(exc, "instance_path", []))
             raise BadRequest(
-                f"schema is not a valid JSON Schema at `{path}`: {exc.message}",
+                f"schema is not a valid, self-contained JSON Schema at `{path}`: {problem}",
                 {"field": "schema", "path": path},
             ) from exc
+        except ValueError as exc:  # the document nests deeper than the compiler allows
+            raise BadRequest(f"schema is not usable: {exc}", {"field": "schema"}) from exc
     return schema
 
 
@@ -104,7 +116,7 @@ class SchemaCache:
     """Compiled payload validators per (tenant, type, version): compiling is never repeated."""
 
     def __init__(self) -> None:
-        self._compiled: dict[tuple[uuid.UUID, str, int], Validator] = {}
+        self._compiled: dict[tuple[uuid.UUID, str, int], jsonschema_rs.Validator] = {}
 
     async def validate(
         self,
@@ -125,9 +137,9 @@ class SchemaCache:
             validator = validators.get(event_type)
             if validator is None:
                 continue
-            error = schema_errors.best_match(validator.iter_errors(payload))
+            error = next(iter(validator.iter_errors(payload)), None)
             if error is not None:
-                path = error.json_path
+                path = json_path(error.instance_path)
                 raise BadRequest(
                     f"{where}payload does not match the schema of `{event_type}` at `{path}`: "
                     f"{error.message}",
@@ -136,7 +148,7 @@ class SchemaCache:
 
     async def _validator(
         self, conn: AsyncConnection, tenant_id: uuid.UUID, name: str, version: int
-    ) -> Validator | None:
+    ) -> jsonschema_rs.Validator | None:
         key = (tenant_id, name, version)
         validator = self._compiled.get(key)
         if validator is None:
@@ -145,5 +157,13 @@ class SchemaCache:
                 return None
             if len(self._compiled) >= MAX_COMPILED:
                 self._compiled.clear()
-            validator = self._compiled[key] = compile_schema(schema)
+            try:
+                validator = self._compiled[key] = compile_schema(schema)
+            except (ValueError, jsonschema_rs.ReferencingError) as exc:
+                # Stored before schemas were checked this strictly.
+                raise BadRequest(
+                    f"the schema of `{name}` is not usable ({str(exc).splitlines()[0]}); "
+                    f"replace it with PATCH /v1/event-types/{name}",
+                    {"event_type": name},
+                ) from exc
         return validator

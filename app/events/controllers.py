@@ -23,7 +23,7 @@ from app.events.schemas import (
     InboxPage,
 )
 from app.identifiers import parse_id
-from app.media import require_json
+from app.media import check_json_body
 from app.openapi import SECURITY, error_responses
 from app.pagination import Cursor, Limit
 from app.request_id import request_id
@@ -47,7 +47,7 @@ class EventController(Controller):
         "/",
         summary="Ingest one event",
         opt={"scope": EVENTS_WRITE},
-        before_request=require_json,
+        before_request=check_json_body,
         request_max_body_size=services.MAX_EVENT_BYTES,
         responses=error_responses(400, 401, 403, 413, 415),
     )
@@ -68,7 +68,7 @@ class EventController(Controller):
         "/batch",
         summary="Ingest up to 500 events, all or nothing",
         opt={"scope": EVENTS_WRITE},
-        before_request=require_json,
+        before_request=check_json_body,
         request_max_body_size=MAX_BATCH_BYTES,
         responses=error_responses(400, 401, 403, 413, 415),
     )

@@ -10,7 +10,7 @@ from app.dependencies import Caller, Transaction, Verifier
 from app.identifiers import parse_id
 from app.keys import services
 from app.keys.schemas import CreatedKey, CreateKeyRequest, KeyList, KeyView, RotateKeyRequest
-from app.media import require_json
+from app.media import check_json_body
 from app.openapi import SECURITY, error_responses
 from app.pagination import Cursor, Limit
 from app.scopes import KEYS_MANAGE, require_scope
@@ -23,7 +23,7 @@ class KeyController(Controller):
     tags = ["keys"]  # noqa: RUF012 - Litestar reads class attributes
     guards = [require_scope]  # noqa: RUF012
     middleware = [api_key_auth]  # noqa: RUF012
-    before_request = require_json
+    before_request = check_json_body
     opt = {"scope": KEYS_MANAGE}  # noqa: RUF012
     security = SECURITY
     responses = error_responses(400, 401, 403, 404, 409)

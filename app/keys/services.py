@@ -95,12 +95,18 @@ async def rotate(
     key_id: uuid.UUID,
     grace_seconds: int,
 ) -> CreatedKey:
-    """Issue a replacement with the same name and scopes; the old key expires after the grace."""
-    old = await _get(conn, caller, key_id)
+    """Issue a replacement with the same name and scopes; the old key expires after the grace.
+
+    The old key's row stays locked until the transaction ends, so of concurrent rotations one
+    wins and the others see it rotated, and a revocation waits or is seen."""
+    old = await api_keys.lock_for_rotation(conn, caller.tenant_id, key_id)
+    if old is None:
+        raise NotFound("no such API key")
     if old.revoked_at is not None:
         raise Conflict("a revoked key cannot be rotated")
-    now = datetime.now(UTC)
-    if old.expires_at is not None and old.expires_at <= now:
+    if old.replaced_by is not None:
+        raise Conflict("the key was already rotated", {"replaced_by": str(old.replaced_by)})
+    if old.expires_at is not None and old.expires_at <= datetime.now(UTC):
         raise Conflict("an expired key cannot be rotated")
     replacement = await issue(
         conn,
@@ -111,7 +117,8 @@ async def rotate(
         metadata={**old.metadata, "rotated_from": str(old.id)},
         created_by=caller.key_id,
     )
-    await api_keys.expire_after(conn, caller.tenant_id, old.id, timedelta(seconds=grace_seconds))
+    grace = timedelta(seconds=grace_seconds)
+    await api_keys.mark_rotated(conn, caller.tenant_id, old.id, replacement.id, grace)
     verifier.forget(old.prefix)
     return replacement
 
@@ -119,10 +126,12 @@ async def rotate(
 async def revoke(
     conn: AsyncConnection, verifier: KeyVerifier, caller: Principal, key_id: uuid.UUID
 ) -> KeyView:
-    """Revoke a key of the caller's tenant (again is fine); every process forgets it."""
-    key = await api_keys.revoke(conn, caller.tenant_id, key_id)
-    if key is None:
+    """Revoke a key of the caller's tenant and the keys rotated from it (again is fine);
+    every process forgets them."""
+    revoked = await api_keys.revoke(conn, caller.tenant_id, key_id)
+    if not revoked:
         raise NotFound("no such API key")
     # Other processes hear it by NOTIFY; this one must not wait for its own echo.
-    verifier.forget(key.prefix)
-    return to_view(key, KeyView)
+    for key in revoked:
+        verifier.forget(key.prefix)
+    return to_view(revoked[0], KeyView)

@@ -11,6 +11,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
+import os
 import time
 import uuid
 from datetime import UTC, datetime
@@ -25,6 +26,13 @@ from app.keys import secrets
 from db import api_keys
 
 logger = logging.getLogger("eventgate.keys")
+
+# argon2 runs at most this many at once per process, so a flood of wrong secrets always
+# leaves a core to the event loop (and to every request whose key is cached).
+ARGON2_AT_ONCE = max(1, (os.cpu_count() or 2) - 1)
+# After a wrong secret for a prefix, other unverified secrets for that prefix are refused
+# without hashing for this long: guessing one key costs the guesser, not the server.
+FAILURE_MEMORY_SECONDS = 1.0
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -59,6 +67,8 @@ class KeyVerifier:
         self._cache: dict[str, _Cached] = {}
         self._last_used: dict[uuid.UUID, datetime] = {}
         self._pending: dict[bytes, asyncio.Future[Principal]] = {}
+        self._argon2 = asyncio.Semaphore(ARGON2_AT_ONCE)
+        self._failed_until: dict[str, float] = {}
         listener.subscribe(api_keys.INVALIDATION_CHANNEL, self.forget, self._cache.clear)
 
     async def verify(self, presented: str) -> Principal:
@@ -99,12 +109,18 @@ class KeyVerifier:
     async def _verify_in_database(
         self, prefix: str, presented: str, digest: bytes, now: datetime
     ) -> Principal:
+        if self._recently_failed(prefix):
+            raise Unauthorized("the API key is not valid")
         async with self._pool.connection() as conn:
             stored = await api_keys.get_for_verify(conn, prefix)
         if stored is None:
             raise Unauthorized("the API key is not valid")
-        matches = await asyncio.to_thread(secrets.verify_key, stored.secret_hash, presented)
+        async with self._argon2:
+            if self._recently_failed(prefix):  # failed while this request waited its turn
+                raise Unauthorized("the API key is not valid")
+            matches = await asyncio.to_thread(secrets.verify_key, stored.secret_hash, presented)
         if not matches:
+            self._remember_failure(prefix)
             raise Unauthorized("the API key is not valid")
         key = stored
         if not _usable(key, now):
@@ -115,6 +131,15 @@ class KeyVerifier:
         if self._listener.listening:
             self._cache[prefix] = _Cached(principal, digest, time.monotonic() + self._ttl)
         return principal
+
+    def _recently_failed(self, prefix: str) -> bool:
+        return self._failed_until.get(prefix, 0.0) > time.monotonic()
+
+    def _remember_failure(self, prefix: str) -> None:
+        now = time.monotonic()
+        if len(self._failed_until) > 10_000:  # bounded: forget the expired ones
+            self._failed_until = {p: t for p, t in self._failed_until.items() if t > now}
+        self._failed_until[prefix] = now + FAILURE_MEMORY_SECONDS
 
     def is_cached(self, prefix: str) -> bool:
         """True while a verification of this prefix is remembered."""

@@ -31,7 +31,7 @@ async def test_create_returns_the_key_once_and_never_again(client, database_url,
     for response in (listed, fetched):
         assert response.status_code == 200
         assert new_key not in response.text
-        assert new_key.rsplit("_", 1)[1] not in response.text
+        assert new_key[len("eg_0123456789abcdef_") :] not in response.text  # the secret part
         assert "secret_hash" not in response.text
         assert "argon2" not in response.text
     assert body["id"] in [k["id"] for k in listed.json()["keys"]]
@@ -212,3 +212,44 @@ async def test_concurrent_requests_with_a_cold_key_share_one_argon2_run(database
     assert len({p.key_id for p in principals}) == 1
     assert len(runs) == 2  # one for the 20 good ones, one for the 5 bad ones
     assert all(isinstance(exc, Unauthorized) for exc in bad)
+
+
+async def test_a_flood_of_wrong_secrets_hashes_little_and_never_all_at_once(
+    database_url, monkeypatch
+):
+    from app.invalidation import InvalidationListener
+    from app.keys import secrets
+    from app.keys.verifier import ARGON2_AT_ONCE, FAILURE_MEMORY_SECONDS, KeyVerifier
+    from db.pool import open_pool
+
+    key = await make_key(database_url)
+    prefix = key.split("_")[1]
+    running, most, runs = 0, 0, []
+    real_verify = secrets.verify_key
+
+    def counting_verify(secret_hash: str, presented: str) -> bool:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        runs.append(presented)
+        try:
+            return real_verify(secret_hash, presented)
+        finally:
+            running -= 1
+
+    monkeypatch.setattr(secrets, "verify_key", counting_verify)
+    guesses = [f"eg_{prefix}_{'g' * 40}{n:03d}" for n in range(30)]
+    pool = await open_pool(database_url, min_size=1, max_size=4)
+    try:
+        verifier = KeyVerifier(pool, InvalidationListener(database_url), ttl_seconds=60)
+        refused = await asyncio.gather(
+            *(verifier.verify(g) for g in guesses), return_exceptions=True
+        )
+        assert all(isinstance(exc, Unauthorized) for exc in refused)
+        assert most <= ARGON2_AT_ONCE
+        assert len(runs) <= ARGON2_AT_ONCE  # the first failure stops the rest from hashing
+        # Once the memory fades, the real key is verified again.
+        await asyncio.sleep(FAILURE_MEMORY_SECONDS)
+        assert (await verifier.verify(key)).prefix == prefix
+    finally:
+        await pool.close()
