@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from litestar.connection import ASGIConnection
 from litestar.middleware import (
     AbstractAuthenticationMiddleware,
@@ -31,7 +33,14 @@ class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         if key is None:
             raise Unauthorized("an API key is required (X-API-Key or Authorization: Bearer)")
         verifier: KeyVerifier = connection.app.state.key_verifier
-        principal = await verifier.verify(key)
+        try:
+            principal = await verifier.verify(key)
+        except Unauthorized:
+            # A refused key is answered late: a guesser's connections each try a couple of
+            # keys a second instead of thousands, which keeps a flood from crowding out valid
+            # requests (the wait is a sleep, not work).
+            await asyncio.sleep(connection.app.state.settings.auth_failure_delay_seconds)
+            raise
         return AuthenticationResult(user=principal, auth=key)
 
 

@@ -198,4 +198,5 @@ ERROR_STATUS_DESCRIPTIONS = {
     409: "Conflict with the resource's current state",
     413: "Request body too large",
     415: "Content-Type is not application/json",
+    503: "The database is unreachable for a moment; retry after Retry-After seconds",
 }

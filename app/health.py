@@ -6,6 +6,7 @@ import time
 
 import msgspec
 from litestar import Controller, Response, get
+from litestar.openapi import ResponseSpec
 from psycopg_pool import AsyncConnectionPool
 
 from app.dependencies import Pool
@@ -46,13 +47,16 @@ async def readiness(pool: AsyncConnectionPool) -> Response[Health]:
     return Response(Health(status, database), status_code=code)
 
 
+NOT_READY = {503: ResponseSpec(data_container=Health, description="The database does not answer")}
+
+
 class HealthController(Controller):
     """/health, /health/live, /health/ready: no authentication."""
 
     path = "/health"
     tags = ["health"]  # noqa: RUF012
 
-    @get("/", summary="Liveness and readiness together")
+    @get("/", summary="Liveness and readiness together", responses=NOT_READY)
     async def health(self, pool: Pool) -> Response[Health]:
         return await readiness(pool)
 
@@ -60,6 +64,6 @@ class HealthController(Controller):
     async def live(self) -> Health:
         return Health("ok")
 
-    @get("/ready", summary="The database answers (503 when it does not)")
+    @get("/ready", summary="The database answers (503 when it does not)", responses=NOT_READY)
     async def ready(self, pool: Pool) -> Response[Health]:
         return await readiness(pool)

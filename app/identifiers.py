@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
+
+from litestar.params import Parameter
 
 from app.errors import BadRequest
+
+# A resource id in a path: a UUID as the API returned it (anything else is a 400).
+IdPath = Annotated[
+    str, Parameter(description="The id, as the API returned it", schema_extra={"format": "uuid"})
+]
 
 
 def parse_id(value: str, field: str) -> uuid.UUID:

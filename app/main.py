@@ -20,7 +20,8 @@ from app.health import HealthController
 from app.invalidation import InvalidationListener
 from app.keys.controllers import KeyController
 from app.keys.verifier import KeyVerifier
-from app.openapi import docs_assets, openapi_config, openapi_json
+from app.openapi import StrictStructSchemaPlugin, docs_assets, openapi_config, openapi_json
+from app.options import complete_allow_header
 from app.request_id import add_request_id_header
 from core.settings import Settings
 from db.pool import open_pool
@@ -70,6 +71,7 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
-        before_send=[add_request_id_header],
+        before_send=[add_request_id_header, complete_allow_header],
         openapi_config=openapi_config(version("eventgate")),
+        plugins=[StrictStructSchemaPlugin()],
     )

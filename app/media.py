@@ -49,6 +49,8 @@ def _too_deep() -> MalformedRequest:
 
 def check_shape(value: Any) -> None:
     """BadRequest when a decoded JSON value nests deeper than MAX_JSON_DEPTH."""
+    if not isinstance(value, dict | list):
+        return
     stack = [(value, 1)]
     while stack:
         node, depth = stack.pop()

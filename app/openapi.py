@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import swagger_ui
 from litestar import MediaType, Request, Router, get
+from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi import OpenAPIConfig, ResponseSpec
 from litestar.openapi.plugins import SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, Schema, SecurityScheme
 from litestar.static_files import create_static_files_router
 
 from app.errors import ERROR_STATUS_DESCRIPTIONS, ErrorBody
@@ -22,8 +24,22 @@ ASSETS_PATH = "/docs-assets"
 SECURITY = [{"ApiKeyHeader": []}, {"BearerAuth": []}]
 
 
+class StrictStructSchemaPlugin(StructSchemaPlugin):
+    """Request Structs that refuse unknown fields say so: `additionalProperties: false`."""
+
+    def to_openapi_schema(self, field_definition: Any, schema_creator: Any) -> Schema:
+        """Litestar's Struct schema, closed when the Struct forbids unknown fields."""
+        schema = super().to_openapi_schema(field_definition, schema_creator)
+        info = msgspec.inspect.type_info(field_definition.type_)
+        if isinstance(info, msgspec.inspect.StructType) and info.forbid_unknown_fields:
+            schema.additional_properties = False
+        return schema
+
+
 def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
-    """The documented error responses of a route, each in the standard envelope."""
+    """The documented error responses of a route, each in the standard envelope; every route
+    may also answer 503 when the database is unreachable."""
+    statuses = (*statuses, 503)
     return {
         status: ResponseSpec(
             data_container=ErrorBody,

@@ -21,7 +21,13 @@ Limit = Annotated[
     int, QueryParameter(ge=1, le=MAX_LIMIT, description=f"Page size, 1 to {MAX_LIMIT}")
 ]
 Cursor = Annotated[
-    str | None, QueryParameter(description="Opaque cursor from pagination.next_cursor")
+    str | None,
+    QueryParameter(
+        description="Opaque cursor from pagination.next_cursor",
+        min_length=1,
+        max_length=1000,
+        pattern=r"^[A-Za-z0-9_-]+$",
+    ),
 ]
 
 

@@ -20,6 +20,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     partitions_ahead_days: int = 7
     key_cache_ttl_seconds: float = 60.0
     last_used_flush_seconds: float = 5.0
+    # How late a presented-but-refused API key is answered (401): slows key guessing.
+    auth_failure_delay_seconds: float = 0.5
     worker_concurrency: int = 10
     delivery_retention_days: int = 30
     # Delay before each try, counted from the previous failure (the first is the first try).

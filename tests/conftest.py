@@ -90,6 +90,7 @@ def settings(database_url: str) -> Settings:
         pool_min_size=1,
         pool_max_size=10,
         last_used_flush_seconds=0.2,
+        auth_failure_delay_seconds=0.0,  # tests send many refused keys on purpose
         # Tests deliver to a receiver on loopback.
         allow_private_destinations=True,
     )

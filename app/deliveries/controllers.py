@@ -5,16 +5,20 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, get, post
-from litestar.params import FromPath, QueryParameter
+from litestar.params import QueryParameter
 
 from app.auth import api_key_auth
 from app.deliveries import services
 from app.deliveries.schemas import DeliveryDetail, DeliveryList, DeliveryView, Status
 from app.dependencies import Caller, Transaction
-from app.identifiers import parse_id, parse_optional_id
+from app.identifiers import IdPath, parse_id, parse_optional_id
 from app.openapi import SECURITY, error_responses
 from app.pagination import Cursor, Limit
 from app.scopes import ENDPOINTS_MANAGE, EVENTS_READ, require_scope
+
+IdQuery = Annotated[
+    str | None, QueryParameter(description="Only this id", schema_extra={"format": "uuid"})
+]
 
 
 class DeliveryController(Controller):
@@ -39,8 +43,8 @@ class DeliveryController(Controller):
         limit: Limit = 50,
         cursor: Cursor = None,
         status: Annotated[Status | None, QueryParameter(description="Only this status")] = None,
-        endpoint_id: Annotated[str | None, QueryParameter(description="Only this endpoint")] = None,
-        event_id: Annotated[str | None, QueryParameter(description="Only this event")] = None,
+        endpoint_id: IdQuery = None,
+        event_id: IdQuery = None,
     ) -> DeliveryList:
         return await services.list_page(
             conn,
@@ -59,7 +63,7 @@ class DeliveryController(Controller):
         responses=error_responses(400, 401, 403, 404),
     )
     async def get_delivery(
-        self, delivery_id: FromPath[str], conn: Transaction, caller: Caller
+        self, delivery_id: IdPath, conn: Transaction, caller: Caller
     ) -> DeliveryDetail:
         return await services.get(conn, caller.tenant_id, parse_id(delivery_id, "delivery_id"))
 
@@ -71,6 +75,6 @@ class DeliveryController(Controller):
         responses=error_responses(400, 401, 403, 404, 409),
     )
     async def retry_delivery(
-        self, delivery_id: FromPath[str], conn: Transaction, caller: Caller
+        self, delivery_id: IdPath, conn: Transaction, caller: Caller
     ) -> DeliveryView:
         return await services.retry(conn, caller.tenant_id, parse_id(delivery_id, "delivery_id"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from litestar import Controller, Request, delete, get, patch, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
 from app.auth import api_key_auth
 from app.dependencies import AppSettings, Caller, Transaction
@@ -20,14 +20,12 @@ from app.endpoints.schemas import (
     SecretView,
     TestSent,
 )
-from app.identifiers import parse_id
+from app.identifiers import IdPath, parse_id
 from app.media import check_json_body
 from app.openapi import SECURITY, error_responses
 from app.pagination import Cursor, Limit
 from app.request_id import request_id
 from app.scopes import ENDPOINTS_MANAGE, require_scope
-
-EndpointId = FromPath[str]
 
 
 class EndpointController(Controller):
@@ -60,7 +58,7 @@ class EndpointController(Controller):
         responses=error_responses(400, 401, 403, 404),
     )
     async def get_endpoint(
-        self, endpoint_id: EndpointId, conn: Transaction, caller: Caller
+        self, endpoint_id: IdPath, conn: Transaction, caller: Caller
     ) -> EndpointView:
         return await services.get(conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"))
 
@@ -71,7 +69,7 @@ class EndpointController(Controller):
     )
     async def update_endpoint(
         self,
-        endpoint_id: EndpointId,
+        endpoint_id: IdPath,
         data: JSONBody[EndpointPatch],
         conn: Transaction,
         caller: Caller,
@@ -88,7 +86,7 @@ class EndpointController(Controller):
         responses=error_responses(400, 401, 403, 404),
     )
     async def delete_endpoint(
-        self, endpoint_id: EndpointId, conn: Transaction, caller: Caller
+        self, endpoint_id: IdPath, conn: Transaction, caller: Caller
     ) -> EndpointView:
         return await services.delete(conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"))
 
@@ -98,7 +96,7 @@ class EndpointController(Controller):
         responses=error_responses(400, 401, 403, 404),
     )
     async def get_secret(
-        self, endpoint_id: EndpointId, conn: Transaction, caller: Caller
+        self, endpoint_id: IdPath, conn: Transaction, caller: Caller
     ) -> SecretView:
         return await services.secrets(conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"))
 
@@ -110,7 +108,7 @@ class EndpointController(Controller):
     )
     async def rotate_secret(
         self,
-        endpoint_id: EndpointId,
+        endpoint_id: IdPath,
         conn: Transaction,
         caller: Caller,
         data: JSONBody[RotateSecretIn | None] = None,
@@ -126,7 +124,7 @@ class EndpointController(Controller):
         responses=error_responses(400, 401, 403, 404),
     )
     async def disable_endpoint(
-        self, endpoint_id: EndpointId, conn: Transaction, caller: Caller
+        self, endpoint_id: IdPath, conn: Transaction, caller: Caller
     ) -> EndpointView:
         return await services.disable(conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"))
 
@@ -137,7 +135,7 @@ class EndpointController(Controller):
         responses=error_responses(400, 401, 403, 404),
     )
     async def enable_endpoint(
-        self, endpoint_id: EndpointId, conn: Transaction, caller: Caller
+        self, endpoint_id: IdPath, conn: Transaction, caller: Caller
     ) -> EndpointView:
         return await services.enable(conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id"))
 
@@ -149,7 +147,7 @@ class EndpointController(Controller):
     )
     async def recover_endpoint(
         self,
-        endpoint_id: EndpointId,
+        endpoint_id: IdPath,
         data: JSONBody[RecoverIn],
         request: Request,
         conn: Transaction,
@@ -166,7 +164,7 @@ class EndpointController(Controller):
         responses=error_responses(400, 401, 403, 404, 409),
     )
     async def test_endpoint(
-        self, endpoint_id: EndpointId, request: Request, conn: Transaction, caller: Caller
+        self, endpoint_id: IdPath, request: Request, conn: Transaction, caller: Caller
     ) -> TestSent:
         event_id, delivery_id = await services.send_test(
             conn, caller.tenant_id, parse_id(endpoint_id, "endpoint_id")

@@ -10,7 +10,7 @@ import msgspec
 
 from app.pagination import Pagination
 
-Url = Annotated[str, msgspec.Meta(min_length=1, max_length=2048)]
+Url = Annotated[str, msgspec.Meta(min_length=8, max_length=2048, pattern=r"^https?://[^\s]+$")]
 # An exact type name, `prefix.*`, or `*`.
 TypePattern = Annotated[
     str,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, Request, delete, get, post
-from litestar.params import FromPath, JSONBody, QueryParameter
+from litestar.params import JSONBody, QueryParameter
 
 from app.auth import api_key_auth
 from app.deliveries.schemas import DeliveryList
@@ -22,7 +22,7 @@ from app.events.schemas import (
     EventView,
     InboxPage,
 )
-from app.identifiers import parse_id
+from app.identifiers import IdPath, parse_id
 from app.media import check_json_body
 from app.openapi import SECURITY, error_responses
 from app.pagination import Cursor, Limit
@@ -30,8 +30,12 @@ from app.request_id import request_id
 from app.scopes import EVENTS_READ, EVENTS_WRITE, require_scope
 
 MAX_BATCH_BYTES = 16 * 1024 * 1024
-SourceFilter = Annotated[str | None, QueryParameter(description="Only this source")]
-EventTypeFilter = Annotated[str | None, QueryParameter(description="Only this event type")]
+SourceFilter = Annotated[
+    str | None, QueryParameter(description="Only this source", min_length=1, max_length=255)
+]
+EventTypeFilter = Annotated[
+    str | None, QueryParameter(description="Only this event type", min_length=1, max_length=255)
+]
 
 
 class EventController(Controller):
@@ -91,9 +95,7 @@ class EventController(Controller):
         opt={"scope": EVENTS_READ},
         responses=error_responses(400, 401, 403, 404),
     )
-    async def get_event(
-        self, event_id: FromPath[str], conn: Transaction, caller: Caller
-    ) -> EventView:
+    async def get_event(self, event_id: IdPath, conn: Transaction, caller: Caller) -> EventView:
         return await services.get(conn, caller.tenant_id, parse_id(event_id, "event_id"))
 
     @get(
@@ -103,7 +105,7 @@ class EventController(Controller):
         responses=error_responses(400, 401, 403, 404),
     )
     async def list_event_deliveries(
-        self, event_id: FromPath[str], conn: Transaction, caller: Caller
+        self, event_id: IdPath, conn: Transaction, caller: Caller
     ) -> DeliveryList:
         event_uuid = parse_id(event_id, "event_id")
         return await services.event_deliveries(conn, caller.tenant_id, event_uuid)
@@ -116,7 +118,7 @@ class EventController(Controller):
         responses=error_responses(400, 401, 403, 404, 409),
     )
     async def ack_event(
-        self, event_id: FromPath[str], request: Request, conn: Transaction, caller: Caller
+        self, event_id: IdPath, request: Request, conn: Transaction, caller: Caller
     ) -> Acknowledged:
         event_uuid = parse_id(event_id, "event_id")
         acknowledged_at = await services.ack(conn, caller.tenant_id, event_uuid)
@@ -130,7 +132,7 @@ class EventController(Controller):
         responses=error_responses(400, 401, 403),
     )
     async def delete_event(
-        self, event_id: FromPath[str], request: Request, conn: Transaction, caller: Caller
+        self, event_id: IdPath, request: Request, conn: Transaction, caller: Caller
     ) -> Deleted:
         event_uuid = parse_id(event_id, "event_id")
         deleted = await services.delete(conn, caller.tenant_id, event_uuid)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from litestar import Controller, delete, get, post
-from litestar.params import FromPath, JSONBody
+from litestar.params import JSONBody
 
 from app.auth import api_key_auth
 from app.dependencies import Caller, Transaction, Verifier
-from app.identifiers import parse_id
+from app.identifiers import IdPath, parse_id
 from app.keys import services
 from app.keys.schemas import CreatedKey, CreateKeyRequest, KeyList, KeyView, RotateKeyRequest
 from app.media import check_json_body
@@ -45,7 +45,7 @@ class KeyController(Controller):
         return await services.list_page(conn, caller, cursor, limit)
 
     @get("/{key_id:str}", summary="Get an API key", responses=error_responses(400, 401, 403, 404))
-    async def get_key(self, key_id: FromPath[str], conn: Transaction, caller: Caller) -> KeyView:
+    async def get_key(self, key_id: IdPath, conn: Transaction, caller: Caller) -> KeyView:
         return await services.get(conn, caller, parse_id(key_id, "key_id"))
 
     @post(
@@ -56,7 +56,7 @@ class KeyController(Controller):
     )
     async def rotate_key(
         self,
-        key_id: FromPath[str],
+        key_id: IdPath,
         conn: Transaction,
         caller: Caller,
         key_verifier: Verifier,
@@ -73,6 +73,6 @@ class KeyController(Controller):
         responses=error_responses(400, 401, 403, 404),
     )
     async def revoke_key(
-        self, key_id: FromPath[str], conn: Transaction, caller: Caller, key_verifier: Verifier
+        self, key_id: IdPath, conn: Transaction, caller: Caller, key_verifier: Verifier
     ) -> KeyView:
         return await services.revoke(conn, key_verifier, caller, parse_id(key_id, "key_id"))

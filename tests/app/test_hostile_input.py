@@ -331,3 +331,11 @@ async def test_ipv6_forms_that_embed_a_private_ipv4_are_refused(settings, databa
 def test_public_ipv6_and_their_public_embeddings_stay_allowed():
     for address in ("2606:4700:4700::1111", "64:ff9b::808:808", "2002:808:808::"):
         assert is_public(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("raw", [b"null", b"false", b"0", b'"x"', b"[]"])
+async def test_a_body_that_is_not_an_object_is_a_400(client, database_url, raw):
+    key = await make_key(database_url)
+    for path in ("/v1/events", "/v1/events/batch", "/v1/keys", "/v1/endpoints", "/v1/event-types"):
+        response = await client.post(path, content=raw, headers={**auth(key), **JSON})
+        assert_error(response, 400)
