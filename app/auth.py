@@ -1,4 +1,8 @@
-"""Authentication middleware: X-API-Key or Authorization: Bearer, verified by the KeyVerifier."""
+"""Authentication middleware: X-API-Key or Authorization: Bearer, verified by the KeyVerifier.
+
+Requests without a valid key are counted per client address (and wrong secrets per key
+prefix): past those limits they get a 429 instead of a 401.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,11 @@ from litestar.middleware import (
     DefineMiddleware,
 )
 
+from app.client_ip import client_ip
 from app.errors import Unauthorized
+from app.keys import secrets
 from app.keys.verifier import KeyVerifier
+from app.rate_limits.limiter import RateLimiter
 
 
 def presented_key(connection: ASGIConnection) -> str | None:
@@ -30,18 +37,39 @@ class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
         key = presented_key(connection)
-        if key is None:
-            raise Unauthorized("an API key is required (X-API-Key or Authorization: Bearer)")
         verifier: KeyVerifier = connection.app.state.key_verifier
         try:
+            if key is None:
+                raise Unauthorized("an API key is required (X-API-Key or Authorization: Bearer)")
             principal = await verifier.verify(key)
-        except Unauthorized:
-            # A refused key is answered late: a guesser's connections each try a couple of
-            # keys a second instead of thousands, which keeps a flood from crowding out valid
-            # requests (the wait is a sleep, not work).
-            await asyncio.sleep(connection.app.state.settings.auth_failure_delay_seconds)
-            raise
+        except Unauthorized as refused:
+            raise await answer_refusal(connection, key, refused) from None
         return AuthenticationResult(user=principal, auth=key)
+
+
+async def answer_refusal(
+    connection: ASGIConnection, key: str | None, refused: Unauthorized
+) -> Exception:
+    """Count a request without a valid key; the error to answer: 401, or 429 past the
+    limits."""
+    state = connection.app.state
+    settings = state.settings
+    if key is not None:
+        # A refused key is answered late: a guesser's connections each try a couple of keys
+        # a second instead of thousands, so a flood cannot crowd out valid requests (the
+        # wait is a sleep, not work).
+        await asyncio.sleep(settings.auth_failure_delay_seconds)
+    if not settings.rate_limits_enabled:
+        return refused
+    limiter: RateLimiter = state.rate_limiter
+    prefix = secrets.prefix_of(key) if key else None
+    decision = await limiter.admit_anonymous(
+        client_ip(connection.scope, settings.trusted_proxies), prefix
+    )
+    if not decision.taken.allowed:
+        return decision.refuse("this address (or this key prefix) without a valid key")
+    refused.headers.update(decision.headers())
+    return refused
 
 
 # Declared on the authenticated controllers, not the app, so unknown routes stay 404. OPTIONS

@@ -18,5 +18,12 @@ async def ensure_default_tenant(database_url: str) -> str | None:
             tenant, created = await tenants.create_or_get(conn, DEFAULT_TENANT)
             if not created:
                 return None
-            key = await keys.issue(conn, tenant_id=tenant.id, name="admin", scopes=list(ALL_SCOPES))
+            # The operator's own first key: no rate limit (keys it creates get the tiers).
+            key = await keys.issue(
+                conn,
+                tenant_id=tenant.id,
+                name="admin",
+                scopes=list(ALL_SCOPES),
+                rate_limit_tier="unlimited",
+            )
     return key.key

@@ -24,10 +24,13 @@ class EventgateError(Exception):
     status_code = 500
     code = "internal_error"
 
-    def __init__(self, message: str, details: Any = None) -> None:
+    def __init__(
+        self, message: str, details: Any = None, headers: dict[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
+        self.headers = headers or {}
 
 
 class BadRequest(EventgateError):
@@ -60,6 +63,10 @@ class PayloadTooLarge(EventgateError):
 
 class UnsupportedMediaType(EventgateError):
     status_code, code = 415, "unsupported_media_type"
+
+
+class RateLimited(EventgateError):
+    status_code, code = 429, "rate_limited"
 
 
 class ServiceUnavailable(EventgateError):
@@ -105,8 +112,10 @@ def error_response(
 
 
 def handle_domain_error(request: Request, exc: EventgateError) -> Response[ErrorBody]:
-    """Domain errors carry their own status and code."""
-    return error_response(request, exc.status_code, exc.code, exc.message, exc.details)
+    """Domain errors carry their own status, code and headers (Retry-After, RateLimit...)."""
+    response = error_response(request, exc.status_code, exc.code, exc.message, exc.details)
+    response.headers.update(exc.headers)
+    return response
 
 
 def _field_of(item: dict[str, Any]) -> str | None:
@@ -198,5 +207,6 @@ ERROR_STATUS_DESCRIPTIONS = {
     409: "Conflict with the resource's current state",
     413: "Request body too large",
     415: "Content-Type is not application/json",
+    429: "Over a rate limit: wait Retry-After seconds (RateLimit headers say which)",
     503: "The database is unreachable for a moment; retry after Retry-After seconds",
 }

@@ -22,6 +22,8 @@ from app.keys.controllers import KeyController
 from app.keys.verifier import KeyVerifier
 from app.openapi import StrictStructSchemaPlugin, docs_assets, openapi_config, openapi_json
 from app.options import complete_allow_header
+from app.rate_limits.controllers import KeyRateLimitController, RateLimitTierController
+from app.rate_limits.limiter import RateLimiter
 from app.request_id import add_request_id_header
 from core.settings import Settings
 from db.pool import open_pool
@@ -43,6 +45,7 @@ def create_app(settings: Settings) -> Litestar:
         app.state.key_verifier = verifier
         app.state.listener = listener
         app.state.schemas = SchemaCache()
+        app.state.rate_limiter = RateLimiter(pool, settings)
         background = [
             asyncio.create_task(listener.run()),
             asyncio.create_task(verifier.flush_last_used_every(settings.last_used_flush_seconds)),
@@ -65,6 +68,8 @@ def create_app(settings: Settings) -> Litestar:
             EventTypeController,
             EndpointController,
             DeliveryController,
+            RateLimitTierController,
+            KeyRateLimitController,
             openapi_json,
             docs_assets(),
         ],

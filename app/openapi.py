@@ -38,8 +38,8 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
 
 def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
     """The documented error responses of a route, each in the standard envelope; every route
-    may also answer 503 when the database is unreachable."""
-    statuses = (*statuses, 503)
+    may also answer 429 (rate limits) and 503 (the database is unreachable)."""
+    statuses = tuple(sorted({*statuses, 429, 503}))
     return {
         status: ResponseSpec(
             data_container=ErrorBody,

@@ -123,11 +123,29 @@ def rate(latencies: list[float], seconds: float) -> str:
     return f"{rps:9.0f} req/s   p50 {q[49] * 1000:.1f} ms  p99 {q[98] * 1000:.1f} ms"
 
 
+def use_tier(database_url: str, key: str, tier: str) -> None:
+    """Move the key to a tier, as the operator would, and make every process read it again."""
+    prefix = key.split("_")[1]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO rate_limit_tiers (name, per_minute, per_hour, per_day, burst)"
+            " VALUES ('bench', 1000000000, 1000000000, 1000000000, 1000000000)"
+            " ON CONFLICT (name) DO NOTHING"
+        )
+        conn.execute("UPDATE api_keys SET rate_limit_tier = %s WHERE prefix = %s", (tier, prefix))
+        conn.execute("SELECT pg_notify('eventgate_api_keys', %s)", (prefix,))
+    time.sleep(0.5)
+
+
 def report(args: argparse.Namespace, url: str, key: str, database_url: str) -> None:
     tenant_id = tenant_of(database_url, key)
     seconds, clients = args.seconds, args.concurrency
     asyncio.run(http_load(url, key, clients, 1.0))  # warm up (key cache, pool)
+    use_tier(database_url, key, "unlimited")  # no limit: nothing is counted
     api = asyncio.run(http_load(url, key, clients, seconds))
+    use_tier(database_url, key, "bench")  # limits that never bite, counted on every request
+    limited = asyncio.run(http_load(url, key, clients, seconds))
+    use_tier(database_url, key, "unlimited")
     with bare_litestar(database_url, tenant_id) as bare_url:
         asyncio.run(http_load(bare_url, key, clients, 1.0))
         bare = asyncio.run(http_load(bare_url, key, clients, seconds))
@@ -136,6 +154,8 @@ def report(args: argparse.Namespace, url: str, key: str, database_url: str) -> N
     api_rps, bare_rps = len(api) / seconds, len(bare) / seconds
     print(f"machine: {os.cpu_count()} cores; {clients} clients; {seconds:.0f} s each")
     print(f"POST /v1/events (Eventgate)     {rate(api, seconds)}")
+    print(f"  the same, rate limits counted {rate(limited, seconds)}")
+    print(f"  cost of the limits            {1 - len(limited) / len(api):9.1%}")
     print(f"ceiling: bare Litestar INSERT   {rate(bare, seconds)}")
     print(f"ratio to the framework ceiling  {api_rps / bare_rps:9.2f}")
     print(f"ceiling: psycopg INSERT         {ceiling:9.0f} rows/s  ({clients} connections)")

@@ -89,7 +89,12 @@ async def serve_with_worker(settings: Settings, host: str, port: int, stopper: S
     from workers.sender import close_senders
 
     config = uvicorn.Config(
-        create_app(settings), host=host, port=port, log_level="info", access_log=False
+        create_app(settings),
+        host=host,
+        port=port,
+        log_level="info",
+        access_log=False,
+        proxy_headers=False,  # X-Forwarded-For only from EVENTGATE_TRUSTED_PROXIES
     )
     server = _Server(config)
     stopper.serving(asyncio.get_running_loop(), lambda: setattr(server, "should_exit", True))

@@ -31,6 +31,8 @@ def _serve(args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         access_log=False,
+        # X-Forwarded-For is believed only from EVENTGATE_TRUSTED_PROXIES, by Eventgate itself.
+        proxy_headers=False,
     )
 
 
@@ -58,6 +60,12 @@ def _keys(args: argparse.Namespace) -> None:
     from cli import operator
 
     asyncio.run(operator.KEY_ACTIONS[args.action](_database_url(), args))
+
+
+def _rate_limits(args: argparse.Namespace) -> None:
+    from cli import operator
+
+    asyncio.run(operator.RATE_LIMIT_ACTIONS[args.action](_database_url(), args))
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -114,6 +122,17 @@ def _add_tenants_and_keys(commands: argparse._SubParsersAction) -> None:
     revoke_key.add_argument("key_id", help="the key's id, as `keys list` shows it")
     for action in keys.choices.values():
         action.set_defaults(run=_keys)
+
+    limits = _command(commands, "rate-limits", "the API's rate-limit tiers").add_subparsers(
+        dest="action", required=True
+    )
+    tier = _command(limits, "set-tier", "create or change a tier (omitted windows: no limit)")
+    tier.add_argument("name", help="the tier's name, e.g. standard")
+    for window in ("per-minute", "per-hour", "per-day", "burst"):
+        tier.add_argument(f"--{window}", type=int, default=None, help=f"requests {window}")
+    _command(limits, "list", "list the tiers ('-' is no limit)")
+    for action in limits.choices.values():
+        action.set_defaults(run=_rate_limits)
 
 
 def parser() -> argparse.ArgumentParser:

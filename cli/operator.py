@@ -11,7 +11,7 @@ import psycopg
 
 from app.keys import services as keys
 from app.scopes import ALL_SCOPES
-from db import api_keys, tenants
+from db import api_keys, rate_limits, tenants
 
 
 async def _connect(url: str) -> psycopg.AsyncConnection:
@@ -79,6 +79,27 @@ async def revoke_key(url: str, args: argparse.Namespace) -> None:
         print(f"revoked\t{key.id}\t{key.prefix}\t{key.name}")
 
 
+async def set_tier(url: str, args: argparse.Namespace) -> None:
+    """Create or change a tier (the operator may raise limits)."""
+    tier = rate_limits.Tier(args.name, args.per_minute, args.per_hour, args.per_day, args.burst)
+    async with await _connect(url) as conn:
+        saved = await rate_limits.set_tier(conn, tier)
+    print(_tier_line(saved))
+
+
+async def list_tiers(url: str, args: argparse.Namespace) -> None:
+    """Print every tier: name, per minute, per hour, per day, burst ('-' is no limit)."""
+    async with await _connect(url) as conn:
+        for tier in await rate_limits.list_tiers(conn):
+            print(_tier_line(tier))
+
+
+def _tier_line(tier: rate_limits.Tier) -> str:
+    cells = (tier.per_minute, tier.per_hour, tier.per_day, tier.burst)
+    return "\t".join([tier.name, *("-" if c is None else str(c) for c in cells)])
+
+
 Action = Callable[[str, argparse.Namespace], Awaitable[None]]
 TENANT_ACTIONS: dict[str, Action] = {"create": create_tenant, "list": list_tenants}
 KEY_ACTIONS: dict[str, Action] = {"create": create_key, "list": list_keys, "revoke": revoke_key}
+RATE_LIMIT_ACTIONS: dict[str, Action] = {"set-tier": set_tier, "list": list_tiers}

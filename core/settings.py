@@ -38,6 +38,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     circuit_cooldown_seconds: float = 60.0
     endpoint_disable_after_seconds: float = 5 * 24 * 3600.0
     allow_private_destinations: bool = False
+    # API rate limits (tiers and overrides live in the database).
+    rate_limits_enabled: bool = True
+    # Requests without a valid key, per client address per minute (then 429).
+    anonymous_per_minute: int = 60
+    # Wrong secrets for one key prefix per minute, from anywhere (then 429).
+    wrong_secrets_per_prefix_per_minute: int = 10
+    # Proxies whose X-Forwarded-For names the client (comma-separated CIDRs; none by default).
+    trusted_proxies: tuple[str, ...] = ()
+    # How long tiers and overrides read from the database are reused.
+    rate_limit_cache_seconds: float = 5.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -50,7 +60,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             if name.startswith(PREFIX) and name[len(PREFIX) :].lower() in fields
         }
         # Lists are written comma-separated: EVENTGATE_DELIVERY_RETRY_SCHEDULE=0,5,300
-        for name in ("delivery_retry_schedule",):
+        for name in ("delivery_retry_schedule", "trusted_proxies"):
             if isinstance(values.get(name), str):
                 values[name] = [part.strip() for part in str(values[name]).split(",")]
         settings = msgspec.convert(values, cls, strict=False)

@@ -43,6 +43,7 @@ class NewKey(msgspec.Struct, kw_only=True):
     prefix: str
     secret_hash: str
     scopes: list[str]
+    rate_limit_tier: str
     expires_at: datetime | None
     created_by: uuid.UUID | None
     metadata: dict[str, Any]
@@ -67,10 +68,10 @@ COLUMNS = (
 
 # Store a new key (api_keys_pkey, api_keys_prefix_key).
 INSERT = f"""
-INSERT INTO api_keys (id, tenant_id, name, prefix, secret_hash, scopes, expires_at,
-                      created_by, metadata)
+INSERT INTO api_keys (id, tenant_id, name, prefix, secret_hash, scopes, rate_limit_tier,
+                      expires_at, created_by, metadata)
 VALUES (%(id)s, %(tenant_id)s, %(name)s, %(prefix)s, %(secret_hash)s, %(scopes)s,
-        %(expires_at)s, %(created_by)s, %(metadata)s)
+        %(rate_limit_tier)s, %(expires_at)s, %(created_by)s, %(metadata)s)
 RETURNING {COLUMNS}
 """
 
@@ -86,6 +87,17 @@ SELECT {COLUMNS} FROM api_keys
 WHERE tenant_id = %(tenant_id)s AND (%(after)s::uuid IS NULL OR id > %(after)s)
 ORDER BY id
 LIMIT %(limit)s
+"""
+
+# Rename a key or change its tier, and tell every process to read it again (api_keys_pkey).
+UPDATE = f"""
+WITH changed AS (
+    UPDATE api_keys SET name = coalesce(%(name)s, name),
+        rate_limit_tier = coalesce(%(rate_limit_tier)s, rate_limit_tier)
+    WHERE tenant_id = %(tenant_id)s AND id = %(id)s
+    RETURNING {COLUMNS}
+)
+SELECT {COLUMNS} FROM changed, pg_notify('{INVALIDATION_CHANNEL}', changed.prefix)
 """
 
 # Lock one key of a tenant for a rotation: concurrent rotations and revocations of it wait
@@ -164,6 +176,24 @@ async def revoke(conn: AsyncConnection, tenant_id: uuid.UUID, key_id: uuid.UUID)
     """Revoke the key and the keys rotated from it (idempotent) and announce them; the key
     asked for comes first, and the list is empty when the tenant has no such key."""
     return await fetch_all(conn, REVOKE, {"tenant_id": tenant_id, "id": key_id}, ApiKey)
+
+
+async def update(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    key_id: uuid.UUID,
+    *,
+    name: str | None,
+    rate_limit_tier: str | None,
+) -> ApiKey | None:
+    """Rename a key or change its tier (None leaves a field as it is)."""
+    params = {
+        "tenant_id": tenant_id,
+        "id": key_id,
+        "name": name,
+        "rate_limit_tier": rate_limit_tier,
+    }
+    return await fetch_one(conn, UPDATE, params, ApiKey)
 
 
 async def lock_for_rotation(

@@ -14,6 +14,7 @@ from app.dependencies import Caller, Transaction
 from app.identifiers import IdPath, parse_id, parse_optional_id
 from app.openapi import SECURITY, error_responses
 from app.pagination import Cursor, Limit
+from app.rate_limits.middleware import api_rate_limit
 from app.scopes import ENDPOINTS_MANAGE, EVENTS_READ, require_scope
 
 IdQuery = Annotated[
@@ -27,7 +28,7 @@ class DeliveryController(Controller):
     path = "/v1/deliveries"
     tags = ["deliveries"]  # noqa: RUF012 - Litestar reads class attributes
     guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth]  # noqa: RUF012
+    middleware = [api_key_auth, api_rate_limit]  # noqa: RUF012
     security = SECURITY
 
     @get(

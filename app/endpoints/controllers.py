@@ -24,6 +24,7 @@ from app.identifiers import IdPath, parse_id
 from app.media import check_json_body
 from app.openapi import SECURITY, error_responses
 from app.pagination import Cursor, Limit
+from app.rate_limits.middleware import api_rate_limit
 from app.request_id import request_id
 from app.scopes import ENDPOINTS_MANAGE, require_scope
 
@@ -34,7 +35,7 @@ class EndpointController(Controller):
     path = "/v1/endpoints"
     tags = ["endpoints"]  # noqa: RUF012 - Litestar reads class attributes
     guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth]  # noqa: RUF012
+    middleware = [api_key_auth, api_rate_limit]  # noqa: RUF012
     before_request = check_json_body
     opt = {"scope": ENDPOINTS_MANAGE}  # noqa: RUF012
     security = SECURITY

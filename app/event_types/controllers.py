@@ -14,6 +14,7 @@ from app.event_types.schemas import EventTypeIn, EventTypeList, EventTypePatch, 
 from app.media import check_json_body
 from app.openapi import SECURITY, error_responses
 from app.pagination import Cursor, Limit
+from app.rate_limits.middleware import api_rate_limit
 from app.scopes import ENDPOINTS_MANAGE, EVENTS_READ, require_scope
 
 
@@ -23,7 +24,7 @@ class EventTypeController(Controller):
     path = "/v1/event-types"
     tags = ["event types"]  # noqa: RUF012 - Litestar reads class attributes
     guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth]  # noqa: RUF012
+    middleware = [api_key_auth, api_rate_limit]  # noqa: RUF012
     before_request = check_json_body
     security = SECURITY
 

@@ -26,6 +26,7 @@ from app.identifiers import IdPath, parse_id
 from app.media import check_json_body
 from app.openapi import SECURITY, error_responses
 from app.pagination import Cursor, Limit
+from app.rate_limits.middleware import api_rate_limit
 from app.request_id import request_id
 from app.scopes import EVENTS_READ, EVENTS_WRITE, require_scope
 
@@ -44,7 +45,7 @@ class EventController(Controller):
     path = "/v1/events"
     tags = ["events"]  # noqa: RUF012 - Litestar reads class attributes
     guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth]  # noqa: RUF012
+    middleware = [api_key_auth, api_rate_limit]  # noqa: RUF012
     security = SECURITY
 
     @post(
@@ -145,7 +146,7 @@ class InboxController(Controller):
     path = "/v1/inbox"
     tags = ["events"]  # noqa: RUF012
     guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth]  # noqa: RUF012
+    middleware = [api_key_auth, api_rate_limit]  # noqa: RUF012
     security = SECURITY
 
     @get(

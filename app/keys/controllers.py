@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from litestar import Controller, delete, get, post
+from litestar import Controller, delete, get, patch, post
 from litestar.params import JSONBody
 
 from app.auth import api_key_auth
 from app.dependencies import Caller, Transaction, Verifier
 from app.identifiers import IdPath, parse_id
 from app.keys import services
-from app.keys.schemas import CreatedKey, CreateKeyRequest, KeyList, KeyView, RotateKeyRequest
+from app.keys.schemas import (
+    CreatedKey,
+    CreateKeyRequest,
+    KeyList,
+    KeyPatch,
+    KeyView,
+    RotateKeyRequest,
+)
 from app.media import check_json_body
 from app.openapi import SECURITY, error_responses
 from app.pagination import Cursor, Limit
+from app.rate_limits.middleware import api_rate_limit
 from app.scopes import KEYS_MANAGE, require_scope
 
 
@@ -22,7 +30,7 @@ class KeyController(Controller):
     path = "/v1/keys"
     tags = ["keys"]  # noqa: RUF012 - Litestar reads class attributes
     guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth]  # noqa: RUF012
+    middleware = [api_key_auth, api_rate_limit]  # noqa: RUF012
     before_request = check_json_body
     opt = {"scope": KEYS_MANAGE}  # noqa: RUF012
     security = SECURITY
@@ -47,6 +55,22 @@ class KeyController(Controller):
     @get("/{key_id:str}", summary="Get an API key", responses=error_responses(400, 401, 403, 404))
     async def get_key(self, key_id: IdPath, conn: Transaction, caller: Caller) -> KeyView:
         return await services.get(conn, caller, parse_id(key_id, "key_id"))
+
+    @patch(
+        "/{key_id:str}",
+        summary="Rename a key or move it to a tier no more generous than its own",
+        responses=error_responses(400, 401, 403, 404, 415),
+    )
+    async def update_key(
+        self,
+        key_id: IdPath,
+        data: JSONBody[KeyPatch],
+        conn: Transaction,
+        caller: Caller,
+        key_verifier: Verifier,
+    ) -> KeyView:
+        key_uuid = parse_id(key_id, "key_id")
+        return await services.update(conn, key_verifier, caller, key_uuid, data)
 
     @post(
         "/{key_id:str}/rotate",

@@ -21,6 +21,9 @@ ScopeName = Literal[
 ]
 
 
+TierName = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[a-z0-9_-]+$")]
+
+
 class CreateKeyRequest(msgspec.Struct, forbid_unknown_fields=True):
     """A new API key: its name, scopes and optional expiry."""
 
@@ -28,6 +31,16 @@ class CreateKeyRequest(msgspec.Struct, forbid_unknown_fields=True):
     scopes: Annotated[list[ScopeName], msgspec.Meta(min_length=1)]
     expires_at: datetime | None = None
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    rate_limit_tier: TierName | None = None
+
+
+class KeyPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Changes to a key: its name, or a tier no more generous than its current one."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=200)] | msgspec.UnsetType = (
+        msgspec.UNSET
+    )
+    rate_limit_tier: TierName | msgspec.UnsetType = msgspec.UNSET
 
 
 class RotateKeyRequest(msgspec.Struct, forbid_unknown_fields=True):

@@ -12,9 +12,10 @@ from psycopg import AsyncConnection
 
 from app.errors import BadRequest, Conflict, Forbidden, NotFound
 from app.keys import secrets
-from app.keys.schemas import CreatedKey, CreateKeyRequest, KeyList, KeyView
+from app.keys.schemas import CreatedKey, CreateKeyRequest, KeyList, KeyPatch, KeyView
 from app.keys.verifier import KeyVerifier, Principal
 from app.pagination import decode_cursor, page_of
+from app.rate_limits import services as rate_limit_rules
 from app.scopes import grants
 from app.views import to_view, to_views
 from db import api_keys
@@ -30,6 +31,7 @@ async def issue(
     expires_at: datetime | None = None,
     metadata: dict[str, Any] | None = None,
     created_by: uuid.UUID | None = None,
+    rate_limit_tier: str = "standard",
 ) -> CreatedKey:
     """Create a key and return it with its full secret (shown this once)."""
     prefix, full_key = secrets.generate()
@@ -41,6 +43,7 @@ async def issue(
         prefix=prefix,
         secret_hash=secret_hash,
         scopes=sorted(set(scopes)),
+        rate_limit_tier=rate_limit_tier,
         expires_at=expires_at,
         created_by=created_by,
         metadata=metadata or {},
@@ -56,6 +59,8 @@ async def create(conn: AsyncConnection, caller: Principal, request: CreateKeyReq
         raise Forbidden("a key cannot grant scopes its creator lacks", {"scopes": missing})
     if request.expires_at is not None and request.expires_at <= datetime.now(UTC):
         raise BadRequest("expires_at must be in the future", {"field": "expires_at"})
+    tier = request.rate_limit_tier or caller.tier
+    await rate_limit_rules.check_tier(conn, tier, caller.tier)
     return await issue(
         conn,
         tenant_id=caller.tenant_id,
@@ -64,7 +69,27 @@ async def create(conn: AsyncConnection, caller: Principal, request: CreateKeyReq
         expires_at=request.expires_at,
         metadata=request.metadata,
         created_by=caller.key_id,
+        rate_limit_tier=tier,
     )
+
+
+async def update(
+    conn: AsyncConnection,
+    verifier: KeyVerifier,
+    caller: Principal,
+    key_id: uuid.UUID,
+    patch: KeyPatch,
+) -> KeyView:
+    """Rename a key or move it to a tier no more generous than its current one."""
+    key = await _get(conn, caller, key_id)
+    tier = None if patch.rate_limit_tier is msgspec.UNSET else patch.rate_limit_tier
+    if tier is not None:
+        await rate_limit_rules.check_tier(conn, tier, key.rate_limit_tier)
+    name = None if patch.name is msgspec.UNSET else patch.name
+    changed = await api_keys.update(conn, caller.tenant_id, key_id, name=name, rate_limit_tier=tier)
+    assert changed is not None
+    verifier.forget(changed.prefix)  # its cached principal carries the old tier
+    return to_view(changed, KeyView)
 
 
 async def list_page(
@@ -116,6 +141,7 @@ async def rotate(
         expires_at=old.expires_at,
         metadata={**old.metadata, "rotated_from": str(old.id)},
         created_by=caller.key_id,
+        rate_limit_tier=old.rate_limit_tier,
     )
     grace = timedelta(seconds=grace_seconds)
     await api_keys.mark_rotated(conn, caller.tenant_id, old.id, replacement.id, grace)

@@ -43,6 +43,7 @@ class Principal(msgspec.Struct, frozen=True):
     prefix: str
     scopes: frozenset[str]
     expires_at: datetime | None
+    tier: str = "standard"
 
 
 class _Cached(msgspec.Struct):
@@ -126,7 +127,12 @@ class KeyVerifier:
         if not _usable(key, now):
             raise Unauthorized("the API key has been revoked or has expired")
         principal = Principal(
-            key.id, key.tenant_id, key.prefix, frozenset(key.scopes), key.expires_at
+            key.id,
+            key.tenant_id,
+            key.prefix,
+            frozenset(key.scopes),
+            key.expires_at,
+            key.rate_limit_tier,
         )
         if self._listener.listening:
             self._cache[prefix] = _Cached(principal, digest, time.monotonic() + self._ttl)

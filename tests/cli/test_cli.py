@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from db import migrate
 from db.embedded import server_pid
 
 
@@ -107,7 +108,8 @@ def test_admin_subcommands(database_url):
     env = {**os.environ, "EVENTGATE_DATABASE_URL": database_url}
     status = eventgate("migrate", "status", env=env)
     assert status.returncode == 0, status.stderr
-    assert status.stdout.count("applied\t") == 5
+    every = len(migrate.status(database_url))
+    assert status.stdout.count("applied\t") == every
     tenant = eventgate("tenants", "create", "acme", env=env)
     assert tenant.stdout.startswith("created\t")
     assert eventgate("tenants", "create", "acme", env=env).stdout.startswith("exists\t")
@@ -136,7 +138,7 @@ def test_admin_subcommands(database_url):
     assert [line.split("\t")[1] for line in listed.stdout.splitlines()] == ["acme"]
     rolled = eventgate("migrate", "rollback", "--all", env=env)
     assert rolled.returncode == 0, rolled.stderr
-    assert eventgate("migrate", "status", env=env).stdout.count("pending\t") == 5
+    assert eventgate("migrate", "status", env=env).stdout.count("pending\t") == every
 
 
 def test_keys_are_listed_and_revoked_by_the_operator(database_url):

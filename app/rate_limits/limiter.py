@@ -1,0 +1,136 @@
+"""Which limits a request counts against, taking it from the shared counters, and the headers
+that tell the client where it stands.
+
+Counting is exact across processes (one statement on row-locked counters); the limits
+themselves (tiers, overrides) are read from the database and reused for a few seconds.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import msgspec
+from psycopg_pool import AsyncConnectionPool
+
+from app.errors import RateLimited
+from core.settings import Settings
+from db import rate_limits
+from db.rate_limits import Override, Tier, Window
+
+MINUTE, HOUR, DAY = 60, 3600, 86400
+
+
+class Decision(msgspec.Struct):
+    """What taking a request gave: admitted or not, and the windows it was counted in."""
+
+    windows: list[Window]
+    taken: rate_limits.Taken
+
+    def headers(self) -> dict[str, str]:
+        """RateLimit-Policy and RateLimit (IETF httpapi draft) and the older X-RateLimit-*."""
+        if not self.windows or self.taken.tightest is None:
+            return {}
+        tight = self.windows[self.taken.tightest - 1]
+        remaining = self.taken.remaining or 0
+        reset = self.taken.reset_seconds or 1
+        return {
+            "RateLimit-Policy": ", ".join(
+                f'"{w.name}";q={w.limit};w={w.seconds}' for w in self.windows
+            ),
+            "RateLimit": f'"{tight.name}";r={remaining};t={reset}',
+            "X-RateLimit-Limit": str(tight.limit),
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": str(int(time.time()) + reset),
+        }
+
+    def refuse(self, what: str) -> RateLimited:
+        """The 429 for a refused request, with Retry-After and the RateLimit headers."""
+        headers = {**self.headers(), "Retry-After": str(self.taken.reset_seconds or 1)}
+        tight = self.windows[(self.taken.tightest or 1) - 1]
+        return RateLimited(
+            f"{what} is over its limit of {tight.limit} requests per {tight.seconds} s; "
+            f"retry in {headers['Retry-After']} s",
+            {"policy": tight.name, "limit": tight.limit, "window_seconds": tight.seconds},
+            headers,
+        )
+
+
+def _windows(prefix: str, bucket: str, per: dict[int, int | None]) -> list[Window]:
+    names = {1: "burst", MINUTE: "minute", HOUR: "hour", DAY: "day"}
+    return [
+        Window(f"{prefix}{names[seconds]}", bucket, seconds, limit)
+        for seconds, limit in per.items()
+        if limit is not None
+    ]
+
+
+def tier_windows(key_id: uuid.UUID, tier: Tier) -> list[Window]:
+    """A key's tier limits, counted over every route together."""
+    per = {1: tier.burst, MINUTE: tier.per_minute, HOUR: tier.per_hour, DAY: tier.per_day}
+    return _windows("", f"key:{key_id}", per)
+
+
+def override_windows(key_id: uuid.UUID, override: Override) -> list[Window]:
+    """A key's own limits on one route, counted apart from its other routes."""
+    per = {MINUTE: override.per_minute, HOUR: override.per_hour, DAY: override.per_day}
+    return _windows("route-", f"key:{key_id}:{override.route}", per)
+
+
+class RateLimiter:
+    """One per API process: reads limits (cached briefly) and takes requests."""
+
+    def __init__(self, pool: AsyncConnectionPool, settings: Settings) -> None:
+        self._pool = pool
+        self._settings = settings
+        self._tiers: tuple[float, dict[str, Tier]] = (0.0, {})
+        self._overrides: dict[uuid.UUID, tuple[float, dict[str, Override]]] = {}
+
+    async def admit_key(self, key_id: uuid.UUID, tier_name: str, route: str) -> Decision:
+        """Take one request of an authenticated key on a route (`POST /v1/events`)."""
+        tier = (await self._tier_map()).get(tier_name)
+        windows = tier_windows(key_id, tier) if tier else []
+        override = (await self._override_map(key_id)).get(route)
+        if override is not None:
+            windows += override_windows(key_id, override)
+        return await self.take(windows)
+
+    async def admit_anonymous(self, client: str, prefix: str | None) -> Decision:
+        """Take one refused authentication: per client address, and per key prefix when a
+        wrong secret was presented for a real-looking key."""
+        settings = self._settings
+        windows = [Window("anonymous", f"ip:{client}", MINUTE, settings.anonymous_per_minute)]
+        if prefix is not None:
+            limit = settings.wrong_secrets_per_prefix_per_minute
+            windows.append(Window("wrong-secret", f"prefix:{prefix}", MINUTE, limit))
+        return await self.take(windows)
+
+    async def take(self, windows: list[Window]) -> Decision:
+        """Count the request in every window (or in none, when one is full)."""
+        if not windows:
+            return Decision([], rate_limits.Taken(True, None, None, None))
+        async with self._pool.connection() as conn:
+            return Decision(windows, await rate_limits.take(conn, windows))
+
+    async def _tier_map(self) -> dict[str, Tier]:
+        until, tiers = self._tiers
+        if until < time.monotonic():
+            async with self._pool.connection() as conn:
+                tiers = {t.name: t for t in await rate_limits.list_tiers(conn)}
+            self._tiers = (time.monotonic() + self._settings.rate_limit_cache_seconds, tiers)
+        return tiers
+
+    async def _override_map(self, key_id: uuid.UUID) -> dict[str, Override]:
+        until, overrides = self._overrides.get(key_id, (0.0, {}))
+        if until < time.monotonic():
+            async with self._pool.connection() as conn:
+                overrides = {o.route: o for o in await rate_limits.list_overrides(conn, key_id)}
+            if len(self._overrides) > 50_000:
+                self._overrides.clear()
+            expires = time.monotonic() + self._settings.rate_limit_cache_seconds
+            self._overrides[key_id] = (expires, overrides)
+        return overrides
+
+    def forget_overrides(self, key_id: uuid.UUID) -> None:
+        """Read the key's overrides again on its next request (after this process changed them)."""
+        self._overrides.pop(key_id, None)

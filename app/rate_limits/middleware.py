@@ -1,0 +1,57 @@
+"""Rate limiting at the edge: every authenticated request is taken from its key's counters
+before the handler runs, and every answer carries the RateLimit headers."""
+
+from __future__ import annotations
+
+from litestar import Litestar
+from litestar.datastructures import MutableScopeHeaders
+from litestar.middleware import DefineMiddleware
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.rate_limits.limiter import RateLimiter
+
+
+def route_of(scope: Scope) -> str:
+    """The route a request is counted under: method and path template, `POST /v1/events`."""
+    handler = scope["route_handler"]
+    template = scope.get("path_template") or min(handler.paths)
+    return f"{scope['method']} {template.rstrip('/') or '/'}"
+
+
+def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
+    """Refuse a key's request over its limits with a 429; add the headers to the others."""
+
+    async def limited(scope: Scope, receive: Receive, send: Send) -> None:
+        state = scope["app"].state
+        if scope["method"] == "OPTIONS" or not state.settings.rate_limits_enabled:
+            await app(scope, receive, send)
+            return
+        principal = scope["user"]
+        limiter: RateLimiter = state.rate_limiter
+        decision = await limiter.admit_key(principal.key_id, principal.tier, route_of(scope))
+        if not decision.taken.allowed:
+            raise decision.refuse("this API key")
+        headers = decision.headers()
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start" and headers:
+                MutableScopeHeaders.from_message(message).update(headers)
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+    return limited
+
+
+# Declared right after authentication on every authenticated controller.
+api_rate_limit = DefineMiddleware(rate_limit_middleware)
+
+
+def route_names(app: Litestar) -> set[str]:
+    """Every `METHOD /path` of the app, as overrides name them."""
+    return {
+        f"{method} {route.path.rstrip('/') or '/'}"
+        for route in app.routes
+        for method in getattr(route, "methods", ())
+        if method not in ("OPTIONS", "HEAD")
+    }
