@@ -48,6 +48,7 @@ class Taken(msgspec.Struct):
     tightest: int | None
     remaining: int | None
     reset_seconds: int | None
+    first_end_seconds: float | None = None
 
 
 # Every tier, by name (rate_limit_tiers_pkey).
@@ -78,10 +79,10 @@ FROM jsonb_to_recordset(%(overrides)s::jsonb)
     AS o(route text, per_minute integer, per_hour integer, per_day integer)
 """
 
-# Count one request in every window unless one is over its limit (rate_limit_counters_pkey).
+# Count `wanted` requests in every window unless one would go over (rate_limit_counters_pkey).
 TAKE = """
-SELECT allowed, tightest, remaining, reset_seconds
-FROM eventgate_rate_limit_take(%(buckets)s, %(windows)s, %(limits)s)
+SELECT allowed, tightest, remaining, reset_seconds, first_end_seconds
+FROM eventgate_rate_limit_take(%(buckets)s, %(windows)s, %(limits)s, %(wanted)s)
 """
 
 # Forget counters whose window ended (a scan of a small UNLOGGED table).
@@ -121,12 +122,13 @@ async def replace_overrides(
     await conn.execute(REPLACE_OVERRIDES, {"key_id": key_id, "overrides": jsonb_rows(overrides)})
 
 
-async def take(conn: AsyncConnection, windows: Sequence[Window]) -> Taken:
-    """Count one request against every window, or none if one is full."""
+async def take(conn: AsyncConnection, windows: Sequence[Window], wanted: int = 1) -> Taken:
+    """Count `wanted` requests against every window, or none if one has no room for them."""
     params = {
         "buckets": [w.bucket for w in windows],
         "windows": [w.seconds for w in windows],
         "limits": [w.limit for w in windows],
+        "wanted": wanted,
     }
     row = await fetch_one(conn, TAKE, params, Taken)
     assert row is not None

@@ -1,12 +1,17 @@
 """Which limits a request counts against, taking it from the shared counters, and the headers
 that tell the client where it stands.
 
-Counting is exact across processes (one statement on row-locked counters); the limits
-themselves (tiers, overrides) are read from the database and reused for a few seconds.
+Counting is exact across processes (one statement on row-locked counters) and never admits
+more than a limit: a process may count a few requests ahead (a reservation, as Convoy does)
+and serve them from memory, but only within the windows they were counted in, and fewer as a
+window fills up (one at a time near the end). The limits themselves (tiers, overrides) are
+read from the database and reused for a few seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
+import math
 import time
 import uuid
 
@@ -19,6 +24,20 @@ from db import rate_limits
 from db.rate_limits import Override, Tier, Window
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
+# Reserved requests stop being served this long before their first window ends (the database's
+# clock decides the window; this covers the round trip).
+RESERVATION_MARGIN_SECONDS = 0.25
+MAX_RESERVATION = 100
+
+
+class Reservation(msgspec.Struct):
+    """Requests counted in the database ahead of time, served from memory until `until`."""
+
+    left: int
+    until: float
+    taken_at: float
+    taken: rate_limits.Taken
+    next_batch: int
 
 
 class Decision(msgspec.Struct):
@@ -85,6 +104,8 @@ class RateLimiter:
         self._settings = settings
         self._tiers: tuple[float, dict[str, Tier]] = (0.0, {})
         self._overrides: dict[uuid.UUID, tuple[float, dict[str, Override]]] = {}
+        self._reservations: dict[tuple[Window, ...], Reservation] = {}
+        self._locks: dict[tuple[Window, ...], asyncio.Lock] = {}
 
     async def admit_key(self, key_id: uuid.UUID, tier_name: str, route: str) -> Decision:
         """Take one request of an authenticated key on a route (`POST /v1/events`)."""
@@ -93,7 +114,40 @@ class RateLimiter:
         override = (await self._override_map(key_id)).get(route)
         if override is not None:
             windows += override_windows(key_id, override)
-        return await self.take(windows)
+        if not windows:
+            return Decision([], rate_limits.Taken(True, None, None, None))
+        signature = tuple(windows)
+        if len(self._locks) > 50_000:
+            self._locks.clear()
+            self._reservations.clear()
+        async with self._locks.setdefault(signature, asyncio.Lock()):
+            return Decision(windows, await self._reserved(signature))
+
+    async def _reserved(self, signature: tuple[Window, ...]) -> rate_limits.Taken:
+        now = time.monotonic()
+        held = self._reservations.get(signature)
+        if held is not None and now < held.until:
+            if held.left > 0:
+                held.left -= 1
+                reset = max(1, math.ceil((held.taken.reset_seconds or 1) - (now - held.taken_at)))
+                return msgspec.structs.replace(
+                    held.taken,
+                    remaining=(held.taken.remaining or 0) + held.left,
+                    reset_seconds=reset,
+                )
+            batch = held.next_batch
+        else:
+            batch = 1
+        async with self._pool.connection() as conn:
+            taken = await rate_limits.take(conn, list(signature), batch)
+            if not taken.allowed and batch > 1:
+                batch = 1  # not room for a batch: maybe for this one request
+                taken = await rate_limits.take(conn, list(signature), batch)
+        if taken.allowed and taken.first_end_seconds is not None:
+            until = now + taken.first_end_seconds - RESERVATION_MARGIN_SECONDS
+            next_batch = max(1, min(MAX_RESERVATION, (taken.remaining or 0) // 8))
+            self._reservations[signature] = Reservation(batch - 1, until, now, taken, next_batch)
+        return taken
 
     async def admit_anonymous(self, client: str, prefix: str | None) -> Decision:
         """Take one refused authentication: per client address, and per key prefix when a

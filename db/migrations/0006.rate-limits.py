@@ -67,8 +67,10 @@ COMMENT ON TABLE rate_limit_refusals IS
 """
 
 TAKE = r"""
-CREATE FUNCTION eventgate_rate_limit_take(buckets text[], windows integer[], limits integer[])
-RETURNS TABLE (allowed boolean, tightest integer, remaining integer, reset_seconds integer)
+CREATE FUNCTION eventgate_rate_limit_take(
+    buckets text[], windows integer[], limits integer[], wanted integer DEFAULT 1)
+RETURNS TABLE (allowed boolean, tightest integer, remaining integer, reset_seconds integer,
+               first_end_seconds double precision)
 LANGUAGE plpgsql AS $$
 DECLARE
     i integer;
@@ -77,17 +79,20 @@ DECLARE
     left_now integer;
     resets integer;
     refused_kind text;
+    expires double precision;
 BEGIN
     allowed := true;
+    expires := 'infinity';
     BEGIN
         FOR i IN 1 .. coalesce(cardinality(buckets), 0) LOOP
             starts := to_timestamp(floor(extract(epoch FROM now()) / windows[i]) * windows[i]);
             INSERT INTO rate_limit_counters AS c (bucket, window_seconds, window_start, hits)
-            VALUES (buckets[i], windows[i], starts, 1)
-            ON CONFLICT ON CONSTRAINT rate_limit_counters_pkey DO UPDATE SET hits = c.hits + 1
+            VALUES (buckets[i], windows[i], starts, wanted)
+            ON CONFLICT ON CONSTRAINT rate_limit_counters_pkey DO UPDATE SET hits = c.hits + wanted
             RETURNING c.hits INTO hits_now;
             left_now := limits[i] - hits_now;
             resets := greatest(1, ceil(extract(epoch FROM starts - now()) + windows[i]))::integer;
+            expires := least(expires, extract(epoch FROM starts - now()) + windows[i]);
             IF left_now < 0 OR remaining IS NULL OR left_now < remaining THEN
                 tightest := i;
                 remaining := greatest(left_now, 0);
@@ -106,14 +111,15 @@ BEGIN
         VALUES ((now() AT TIME ZONE 'UTC')::date, refused_kind, 1)
         ON CONFLICT ON CONSTRAINT rate_limit_refusals_pkey DO UPDATE SET refused = r.refused + 1;
     END;
+    first_end_seconds := expires;
     RETURN NEXT;
 END
 $$;
-COMMENT ON FUNCTION eventgate_rate_limit_take(text[], integer[], integer[]) IS
-    'Count one request in each (bucket, window) unless one of them is over its limit, in which '
-    'case nothing is counted. Returns whether it was admitted and the tightest window: its '
-    'position in the arrays, what remains and the seconds until it resets. Row locks make it '
-    'exact across processes.';
+COMMENT ON FUNCTION eventgate_rate_limit_take(text[], integer[], integer[], integer) IS
+    'Count `wanted` requests in each (bucket, window) unless one of them would go over its '
+    'limit, in which case nothing is counted. Returns whether they were admitted, the tightest '
+    'window (its position in the arrays, what remains, seconds until it resets) and the seconds '
+    'until the first of the windows ends. Row locks make it exact across processes.';
 """
 
 steps = [
@@ -125,5 +131,5 @@ steps = [
         " ALTER TABLE api_keys ALTER COLUMN rate_limit_tier SET DEFAULT 'default';"
         " DROP TABLE rate_limit_tiers;",
     ),
-    step(TAKE, "DROP FUNCTION eventgate_rate_limit_take(text[], integer[], integer[]);"),
+    step(TAKE, "DROP FUNCTION eventgate_rate_limit_take(text[], integer[], integer[], integer);"),
 ]
