@@ -14,6 +14,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from app.event_types.services import SchemaCache
+from app.idempotency import SHARED_TRANSACTION
 from app.keys.verifier import KeyVerifier, Principal
 from core.settings import Settings
 
@@ -39,9 +40,15 @@ async def provide_key_verifier(state: State) -> KeyVerifier:
 
 
 async def provide_transaction(
-    pool: NamedDependency[AsyncConnectionPool],
+    pool: NamedDependency[AsyncConnectionPool], request: Request
 ) -> AsyncGenerator[AsyncConnection, None]:
-    """One transaction per request: committed before the response is sent, rolled back on error."""
+    """One transaction per request: committed before the response is sent, rolled back on
+    error. A request with an Idempotency-Key already runs in one that will also store its
+    answer: the handler joins it."""
+    shared = request.scope.get(SHARED_TRANSACTION)
+    if shared is not None:
+        yield shared
+        return
     async with pool.connection() as conn, conn.transaction():
         yield conn
 

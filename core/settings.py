@@ -46,6 +46,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     wrong_secrets_per_prefix_per_minute: int = 10
     # Proxies whose X-Forwarded-For names the client (comma-separated CIDRs; none by default).
     trusted_proxies: tuple[str, ...] = ()
+    # How long an Idempotency-Key's first answer is replayed.
+    idempotency_ttl_seconds: float = 24 * 3600.0
     # How long tiers and overrides read from the database are reused.
     rate_limit_cache_seconds: float = 5.0
 

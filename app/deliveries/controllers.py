@@ -11,6 +11,7 @@ from app.auth import api_key_auth
 from app.deliveries import services
 from app.deliveries.schemas import DeliveryDetail, DeliveryList, DeliveryView, Status
 from app.dependencies import Caller, Transaction
+from app.idempotency import api_idempotency
 from app.identifiers import IdPath, parse_id, parse_optional_id
 from app.openapi import SECURITY, error_responses
 from app.pagination import Cursor, Limit
@@ -28,7 +29,7 @@ class DeliveryController(Controller):
     path = "/v1/deliveries"
     tags = ["deliveries"]  # noqa: RUF012 - Litestar reads class attributes
     guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth, api_rate_limit]  # noqa: RUF012
+    middleware = [api_key_auth, api_rate_limit, api_idempotency]  # noqa: RUF012
     security = SECURITY
 
     @get(

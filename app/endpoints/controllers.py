@@ -20,6 +20,7 @@ from app.endpoints.schemas import (
     SecretView,
     TestSent,
 )
+from app.idempotency import api_idempotency
 from app.identifiers import IdPath, parse_id
 from app.media import check_json_body
 from app.openapi import SECURITY, error_responses
@@ -35,7 +36,7 @@ class EndpointController(Controller):
     path = "/v1/endpoints"
     tags = ["endpoints"]  # noqa: RUF012 - Litestar reads class attributes
     guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth, api_rate_limit]  # noqa: RUF012
+    middleware = [api_key_auth, api_rate_limit, api_idempotency]  # noqa: RUF012
     before_request = check_json_body
     opt = {"scope": ENDPOINTS_MANAGE}  # noqa: RUF012
     security = SECURITY

@@ -11,6 +11,7 @@ from app.auth import api_key_auth
 from app.dependencies import Caller, Transaction
 from app.event_types import services
 from app.event_types.schemas import EventTypeIn, EventTypeList, EventTypePatch, EventTypeView
+from app.idempotency import api_idempotency
 from app.media import check_json_body
 from app.openapi import SECURITY, error_responses
 from app.pagination import Cursor, Limit
@@ -24,7 +25,7 @@ class EventTypeController(Controller):
     path = "/v1/event-types"
     tags = ["event types"]  # noqa: RUF012 - Litestar reads class attributes
     guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth, api_rate_limit]  # noqa: RUF012
+    middleware = [api_key_auth, api_rate_limit, api_idempotency]  # noqa: RUF012
     before_request = check_json_body
     security = SECURITY
 

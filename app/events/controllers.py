@@ -22,6 +22,7 @@ from app.events.schemas import (
     EventView,
     InboxPage,
 )
+from app.idempotency import SHARED_TRANSACTION, api_idempotency
 from app.identifiers import IdPath, parse_id
 from app.media import check_json_body
 from app.openapi import SECURITY, error_responses
@@ -45,7 +46,7 @@ class EventController(Controller):
     path = "/v1/events"
     tags = ["events"]  # noqa: RUF012 - Litestar reads class attributes
     guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth, api_rate_limit]  # noqa: RUF012
+    middleware = [api_key_auth, api_rate_limit, api_idempotency]  # noqa: RUF012
     security = SECURITY
 
     @post(
@@ -65,7 +66,8 @@ class EventController(Controller):
         schemas: Schemas,
         caller: Caller,
     ) -> EventAccepted:
-        row = await services.ingest_one(pool, settings, schemas, caller.tenant_id, data)
+        joined = request.scope.get(SHARED_TRANSACTION)
+        row = await services.ingest_one(pool, settings, schemas, caller.tenant_id, data, joined)
         rid = request_id(request.scope)
         return EventAccepted(row.id, row.created_at, "pending", "event accepted", rid)
 
@@ -86,7 +88,9 @@ class EventController(Controller):
         schemas: Schemas,
         caller: Caller,
     ) -> BatchAccepted:
-        rows = await services.ingest_batch(pool, settings, schemas, caller.tenant_id, data.events)
+        joined = request.scope.get(SHARED_TRANSACTION)
+        tenant_id = caller.tenant_id
+        rows = await services.ingest_batch(pool, settings, schemas, tenant_id, data.events, joined)
         items = [BatchItem(row.id, row.created_at, "pending") for row in rows]
         return BatchAccepted(items, len(items), "events accepted", request_id(request.scope))
 
@@ -146,7 +150,7 @@ class InboxController(Controller):
     path = "/v1/inbox"
     tags = ["events"]  # noqa: RUF012
     guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth, api_rate_limit]  # noqa: RUF012
+    middleware = [api_key_auth, api_rate_limit, api_idempotency]  # noqa: RUF012
     security = SECURITY
 
     @get(

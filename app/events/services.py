@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import uuid
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import msgspec
@@ -59,18 +61,20 @@ async def store(
     days_ahead: int,
     schemas: SchemaCache,
     where: list[str] | None = None,
+    joined: AsyncConnection | None = None,
 ) -> None:
     """Store the events, their deliveries and the jobs that deliver them in one transaction,
-    committed only if every payload matches its type's schema."""
+    committed only if every payload matches its type's schema. With `joined` (a request's
+    transaction that also stores its Idempotency-Key answer) they commit with that one."""
     payloads = [
         (where[i] if where else "", row.event_type, row.payload) for i, row in enumerate(rows)
     ]
     # This service owns its transaction (not the per-request one): a missing partition aborts
-    # it, and the retry needs a fresh transaction after the partitions are created.
+    # it, and the retry needs a fresh transaction (a savepoint, inside a joined one).
     for attempt in (1, 2):
         try:
             # Not pipelined: measured, psycopg's pipeline costs more CPU than its round trips.
-            async with pool.connection() as conn, conn.transaction():
+            async with _transaction(pool, joined) as conn:
                 fan_out = await events.insert_with_fan_out(conn, rows)
                 # Checked before COMMIT: a payload that fails takes its insert back with it.
                 await schemas.validate(conn, rows[0].tenant_id, fan_out.schema_versions, payloads)
@@ -81,10 +85,22 @@ async def store(
                 raise
         except psycopg.errors.UntranslatableCharacter as exc:
             raise BadRequest("payload or metadata holds \\u0000, which cannot be stored") from exc
-        async with pool.connection() as conn:
+        async with _transaction(pool, joined) as conn:
             today = datetime.now(UTC).date()
             for table in partitions.PARTITIONED_TABLES:
                 await partitions.create_ahead(conn, table, today, days_ahead)
+
+
+@contextlib.asynccontextmanager
+async def _transaction(
+    pool: AsyncConnectionPool, joined: AsyncConnection | None
+) -> AsyncIterator[AsyncConnection]:
+    if joined is not None:
+        async with joined.transaction():  # a savepoint of the joined transaction
+            yield joined
+    else:
+        async with pool.connection() as conn, conn.transaction():
+            yield conn
 
 
 async def ingest_one(
@@ -93,10 +109,11 @@ async def ingest_one(
     schemas: SchemaCache,
     tenant_id: uuid.UUID,
     event: EventIn,
+    joined: AsyncConnection | None = None,
 ) -> events.NewEvent:
     """Check and store one event with its deliveries; returns the stored row."""
     row = prepare(tenant_id, event, check_size=False)
-    await store(pool, [row], settings.partitions_ahead_days, schemas)
+    await store(pool, [row], settings.partitions_ahead_days, schemas, joined=joined)
     return row
 
 
@@ -106,11 +123,12 @@ async def ingest_batch(
     schemas: SchemaCache,
     tenant_id: uuid.UUID,
     batch: list[EventIn],
+    joined: AsyncConnection | None = None,
 ) -> list[events.NewEvent]:
     """Check and store a batch, all or nothing; returns the stored rows in request order."""
     where = [f"events[{i}]." for i in range(len(batch))]
     rows = [prepare(tenant_id, event, where[i]) for i, event in enumerate(batch)]
-    await store(pool, rows, settings.partitions_ahead_days, schemas, where)
+    await store(pool, rows, settings.partitions_ahead_days, schemas, where, joined)
     return rows
 
 

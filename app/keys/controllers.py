@@ -25,7 +25,9 @@ from app.scopes import KEYS_MANAGE, require_scope
 
 
 class KeyController(Controller):
-    """Create, list, rotate and revoke the API keys of the caller's tenant."""
+    """Create, list, rotate and revoke the API keys of the caller's tenant.
+
+    No Idempotency-Key here: a replay would need the full key, which is never stored."""
 
     path = "/v1/keys"
     tags = ["keys"]  # noqa: RUF012 - Litestar reads class attributes

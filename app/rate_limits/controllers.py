@@ -7,6 +7,7 @@ from litestar.params import JSONBody
 
 from app.auth import api_key_auth
 from app.dependencies import Caller, Transaction
+from app.idempotency import api_idempotency
 from app.identifiers import IdPath, parse_id
 from app.media import check_json_body
 from app.openapi import SECURITY, error_responses
@@ -21,7 +22,7 @@ class RateLimitTierController(Controller):
 
     path = "/v1/rate-limit-tiers"
     tags = ["rate limits"]  # noqa: RUF012 - Litestar reads class attributes
-    middleware = [api_key_auth, api_rate_limit]  # noqa: RUF012
+    middleware = [api_key_auth, api_rate_limit, api_idempotency]  # noqa: RUF012
     security = SECURITY
 
     @get("/", summary="List the rate-limit tiers", responses=error_responses(401, 429))
@@ -35,7 +36,7 @@ class KeyRateLimitController(Controller):
     path = "/v1/keys/{key_id:str}/rate-limits"
     tags = ["rate limits"]  # noqa: RUF012
     guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth, api_rate_limit]  # noqa: RUF012
+    middleware = [api_key_auth, api_rate_limit, api_idempotency]  # noqa: RUF012
     before_request = check_json_body
     opt = {"scope": KEYS_MANAGE}  # noqa: RUF012
     security = SECURITY

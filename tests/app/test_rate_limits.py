@@ -246,7 +246,7 @@ async def test_the_purge_forgets_ended_windows_and_refusals_are_counted(worker_e
             "UPDATE rate_limit_counters SET window_start = window_start - interval '2 days'"
         )
     async with running_worker(queues=["maintenance"]):
-        await worker_app.configure_task("purge_rate_limit_counters").defer_async(timestamp=0)
+        await worker_app.configure_task("purge_expired").defer_async(timestamp=0)
 
         async def purged() -> bool:
             async with await psycopg.AsyncConnection.connect(worker_env) as conn:
