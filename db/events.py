@@ -60,18 +60,28 @@ COLUMNS = (
 # Insert events (of one tenant) and, in the same statement, one delivery per matching endpoint
 # (a disabled endpoint's wait, never due until it is enabled). Returns the queues that got due
 # deliveries and have no delivery job waiting yet (only those need a new job), and the schema
-# version of each ingested type that has a schema (endpoints_tenant_idx,
+# version of each ingested type that has a schema. With only_unchecked (one statement, no
+# transaction around it) nothing is inserted when a type has a schema (endpoints_tenant_idx,
 # procrastinate_jobs_queueing_lock_idx_v1, event_types_pkey). Queue names and the queueing-lock
 # prefix come from core.queues as parameters.
 INSERT_WITH_FAN_OUT = """
-WITH ev AS (
+WITH r AS (
+    SELECT * FROM jsonb_to_recordset(%(events)s::jsonb) AS r(
+        id uuid, tenant_id uuid, source text, event_type text, payload jsonb, metadata jsonb,
+        idempotency_key text, correlation_id text, priority text, created_at timestamptz)
+), schemas AS (
+    -- The schemas the payloads must match (the caller checks them before COMMIT).
+    SELECT t.name, t.version FROM event_types t
+    WHERE t.tenant_id = (SELECT tenant_id FROM r LIMIT 1) AND t.schema IS NOT NULL
+      AND t.name IN (SELECT event_type FROM r)
+), ev AS (
     INSERT INTO events (id, tenant_id, source, event_type, payload, metadata, idempotency_key,
                         correlation_id, priority, created_at)
     SELECT id, tenant_id, source, event_type, payload, metadata, idempotency_key,
            correlation_id, priority, created_at
-    FROM jsonb_to_recordset(%(events)s::jsonb) AS r(
-        id uuid, tenant_id uuid, source text, event_type text, payload jsonb, metadata jsonb,
-        idempotency_key text, correlation_id text, priority text, created_at timestamptz)
+    FROM r
+    -- Run on its own (autocommit), nothing may be stored before its schema check.
+    WHERE NOT (%(only_unchecked)s AND EXISTS (SELECT 1 FROM schemas))
     RETURNING id, tenant_id, event_type, priority, created_at
 ), fan_out AS (
     INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, queue, next_attempt_at,
@@ -90,10 +100,7 @@ FROM (SELECT DISTINCT queue FROM fan_out WHERE next_attempt_at <> 'infinity') q
 WHERE NOT EXISTS (SELECT 1 FROM procrastinate_jobs j
                   WHERE j.queueing_lock = %(lock_prefix)s || q.queue AND j.status = 'todo')
 UNION ALL
--- The schemas the payloads must match, read in the same round trip (checked before COMMIT).
-SELECT 'schema', t.name, t.version FROM event_types t
-WHERE t.tenant_id = (SELECT tenant_id FROM ev LIMIT 1) AND t.schema IS NOT NULL
-  AND t.name IN (SELECT event_type FROM ev)
+SELECT 'schema', name, version FROM schemas
 """
 
 # An event that skips the inbox and fan-out; test sends add their one delivery (events_pkey).
@@ -150,13 +157,18 @@ class FanOut(msgspec.Struct):
     schema_versions: dict[str, int]
 
 
-async def insert_with_fan_out(conn: AsyncConnection, events: Sequence[NewEvent]) -> FanOut:
-    """Insert one tenant's events and their deliveries (call inside a transaction)."""
+async def insert_with_fan_out(
+    conn: AsyncConnection, events: Sequence[NewEvent], *, only_unchecked: bool = False
+) -> FanOut:
+    """Insert one tenant's events and their deliveries. Inside a transaction, the caller
+    checks the returned schema versions before COMMIT; with only_unchecked (autocommit),
+    nothing is inserted when any type has a schema (schema_versions then says which)."""
     # One JSON document encoded by msgspec (C speed) instead of ten Python-dumped arrays.
     params = {
         "events": jsonb_rows(events),
         "queue_of": QUEUE_OF_JSON,
         "lock_prefix": QUEUEING_LOCK_PREFIX,
+        "only_unchecked": only_unchecked,
     }
     result = FanOut([], {})
     for kind, name, version in await fetch_tuples(conn, INSERT_WITH_FAN_OUT, params):

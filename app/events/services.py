@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import msgspec
@@ -63,43 +63,82 @@ async def store(
     where: list[str] | None = None,
     joined: AsyncConnection | None = None,
 ) -> None:
-    """Store the events, their deliveries and the jobs that deliver them in one transaction,
-    committed only if every payload matches its type's schema. With `joined` (a request's
-    transaction that also stores its Idempotency-Key answer) they commit with that one."""
+    """Store the events and their deliveries atomically, and wake a worker for them; payloads
+    of a type with a schema are checked before COMMIT. With `joined` (a request's transaction
+    that also stores its Idempotency-Key answer) they commit with that one."""
+    if joined is None:
+        # The common case is one statement, one round trip: the event and its deliveries
+        # commit together, or nothing is stored when a type has a schema to check first.
+        fan_out = await _with_partitions(pool, None, days_ahead, _insert_unchecked(rows))
+        if not fan_out.schema_versions:
+            if fan_out.wake_queues:
+                # Woken after the commit: the deliveries are already durable work items, and
+                # if this process dies first the sweeper wakes a worker within a second.
+                async with pool.connection() as conn, conn.transaction():
+                    await wake(conn, fan_out.wake_queues)
+            return
     payloads = [
         (where[i] if where else "", row.event_type, row.payload) for i, row in enumerate(rows)
     ]
-    # This service owns its transaction (not the per-request one): a missing partition aborts
-    # it, and the retry needs a fresh transaction (a savepoint, inside a joined one).
+    await _with_partitions(pool, joined, days_ahead, _insert_checked(rows, schemas, payloads))
+
+
+def _insert_unchecked(
+    rows: list[events.NewEvent],
+) -> Callable[[AsyncConnection], Awaitable[events.FanOut]]:
+    async def run(conn: AsyncConnection) -> events.FanOut:
+        return await events.insert_with_fan_out(conn, rows, only_unchecked=True)
+
+    return run
+
+
+def _insert_checked(
+    rows: list[events.NewEvent], schemas: SchemaCache, payloads: list[tuple[str, str, dict]]
+) -> Callable[[AsyncConnection], Awaitable[events.FanOut]]:
+    async def run(conn: AsyncConnection) -> events.FanOut:
+        async with conn.transaction():  # a transaction, or a savepoint of the joined one
+            fan_out = await events.insert_with_fan_out(conn, rows)
+            # Checked before COMMIT: a payload that fails takes its insert back with it.
+            await schemas.validate(conn, rows[0].tenant_id, fan_out.schema_versions, payloads)
+            await wake(conn, fan_out.wake_queues)
+        return fan_out
+
+    return run
+
+
+async def _with_partitions(
+    pool: AsyncConnectionPool,
+    joined: AsyncConnection | None,
+    days_ahead: int,
+    insert: Callable[[AsyncConnection], Awaitable[events.FanOut]],
+) -> events.FanOut:
+    """Run an insert; if its day's partition is missing, create the partitions and retry once
+    (a fresh statement or transaction: the failed one is gone)."""
     for attempt in (1, 2):
         try:
-            # Not pipelined: measured, psycopg's pipeline costs more CPU than its round trips.
-            async with _transaction(pool, joined) as conn:
-                fan_out = await events.insert_with_fan_out(conn, rows)
-                # Checked before COMMIT: a payload that fails takes its insert back with it.
-                await schemas.validate(conn, rows[0].tenant_id, fan_out.schema_versions, payloads)
-                await wake(conn, fan_out.wake_queues)
-            return
+            async with _connection(pool, joined) as conn:
+                return await insert(conn)
         except psycopg.errors.CheckViolation as exc:
             if attempt == 2 or not (exc.diag.message_primary or "").startswith("no partition"):
                 raise
         except psycopg.errors.UntranslatableCharacter as exc:
             raise BadRequest("payload or metadata holds \\u0000, which cannot be stored") from exc
-        async with _transaction(pool, joined) as conn:
+        async with _connection(pool, joined) as conn:
             today = datetime.now(UTC).date()
             for table in partitions.PARTITIONED_TABLES:
                 await partitions.create_ahead(conn, table, today, days_ahead)
+    raise AssertionError("unreachable")
 
 
 @contextlib.asynccontextmanager
-async def _transaction(
+async def _connection(
     pool: AsyncConnectionPool, joined: AsyncConnection | None
 ) -> AsyncIterator[AsyncConnection]:
     if joined is not None:
-        async with joined.transaction():  # a savepoint of the joined transaction
+        async with joined.transaction():  # a savepoint: a failure leaves the joined one usable
             yield joined
     else:
-        async with pool.connection() as conn, conn.transaction():
+        async with pool.connection() as conn:  # autocommit
             yield conn
 
 
