@@ -38,6 +38,10 @@ class KeyMismatch(EventgateError):
     status_code, code = 422, "idempotency_key_mismatch"
 
 
+class _Discard(Exception):
+    """Leave the request's transaction by rolling it back."""
+
+
 class _Captured:
     """The handler's answer, held back until its transaction has committed."""
 
@@ -114,28 +118,31 @@ def idempotency_middleware(app: ASGIApp) -> ASGIApp:
         state = scope["app"].state
         tenant_id = scope["user"].tenant_id
         captured = _Captured()
-        async with state.pool.connection() as conn, conn.transaction():
-            if not await idempotency.claim(conn, tenant_id, key):
-                raise KeyInUse(
-                    "a request with this Idempotency-Key is still running",
-                    None,
-                    {"Retry-After": "1"},
-                )
-            stored = await idempotency.get(conn, tenant_id, key)
-            if stored is not None:
-                if stored.fingerprint != fingerprint:
-                    raise KeyMismatch("this Idempotency-Key was used for a different request")
-                await _replay(send, stored)
-                return
-            scope[SHARED_TRANSACTION] = conn  # type: ignore[literal-required]
-            await app(scope, receive, captured.send)
-            if 200 <= captured.status < 300:
+        try:
+            async with state.pool.connection() as conn, conn.transaction():
+                if not await idempotency.claim(conn, tenant_id, key):
+                    raise KeyInUse(
+                        "a request with this Idempotency-Key is still running",
+                        None,
+                        {"Retry-After": "1"},
+                    )
+                stored = await idempotency.get(conn, tenant_id, key)
+                if stored is not None:
+                    if stored.fingerprint != fingerprint:
+                        raise KeyMismatch("this Idempotency-Key was used for a different request")
+                    await _replay(send, stored)
+                    return
+                scope[SHARED_TRANSACTION] = conn  # type: ignore[literal-required]
+                await app(scope, receive, captured.send)
+                if not 200 <= captured.status < 300:
+                    raise _Discard  # an error answer changes nothing and is not stored
                 body = b"".join(captured.chunks)
-                answer = StoredAnswer(
-                    fingerprint, captured.status, captured.header(b"content-type"), body
-                )
+                content_type = captured.header(b"content-type")
+                answer = StoredAnswer(fingerprint, captured.status, content_type, body)
                 ttl = timedelta(seconds=state.settings.idempotency_ttl_seconds)
                 await idempotency.store(conn, tenant_id, key, answer, ttl)
+        except _Discard:
+            pass
         await captured.flush(send)
 
     return once
