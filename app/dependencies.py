@@ -13,7 +13,7 @@ from litestar.di import NamedDependency, Provide
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from app.event_types.services import SchemaCache
+from app.events.services import Ingest
 from app.idempotency import SHARED_TRANSACTION
 from app.keys.verifier import KeyVerifier, Principal
 from core.settings import Settings
@@ -29,9 +29,9 @@ async def provide_settings(state: State) -> Settings:
     return state.settings
 
 
-async def provide_schemas(state: State) -> SchemaCache:
-    """The process's compiled JSON Schema cache."""
-    return state.schemas
+async def provide_ingest(state: State) -> Ingest:
+    """The process's event ingest service."""
+    return state.ingest
 
 
 async def provide_key_verifier(state: State) -> KeyVerifier:
@@ -61,8 +61,8 @@ async def provide_caller(request: Request) -> Principal:
 DEPENDENCIES = {
     "pool": Provide(provide_pool),
     "settings": Provide(provide_settings),
-    "schemas": Provide(provide_schemas),
     "key_verifier": Provide(provide_key_verifier),
+    "ingest": Provide(provide_ingest),
     "conn": Provide(provide_transaction),
     "caller": Provide(provide_caller),
 }
@@ -72,5 +72,5 @@ Transaction = NamedDependency[AsyncConnection]
 Caller = NamedDependency[Principal]
 Pool = NamedDependency[AsyncConnectionPool]
 AppSettings = NamedDependency[Settings]
-Schemas = NamedDependency[SchemaCache]
 Verifier = NamedDependency[KeyVerifier]
+Ingestor = NamedDependency[Ingest]

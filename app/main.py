@@ -16,6 +16,7 @@ from app.errors import EXCEPTION_HANDLERS
 from app.event_types.controllers import EventTypeController
 from app.event_types.services import SchemaCache
 from app.events.controllers import EventController, InboxController
+from app.events.services import Ingest
 from app.health import HealthController
 from app.invalidation import InvalidationListener
 from app.keys.controllers import KeyController
@@ -45,6 +46,7 @@ def create_app(settings: Settings) -> Litestar:
         app.state.key_verifier = verifier
         app.state.listener = listener
         app.state.schemas = SchemaCache()
+        app.state.ingest = Ingest(pool, settings, app.state.schemas)
         app.state.rate_limiter = RateLimiter(pool, settings)
         background = [
             asyncio.create_task(listener.run()),

@@ -142,33 +142,33 @@ async def _connection(
             yield conn
 
 
-async def ingest_one(
-    pool: AsyncConnectionPool,
-    settings: Settings,
-    schemas: SchemaCache,
-    tenant_id: uuid.UUID,
-    event: EventIn,
-    joined: AsyncConnection | None = None,
-) -> events.NewEvent:
-    """Check and store one event with its deliveries; returns the stored row."""
-    row = prepare(tenant_id, event, check_size=False)
-    await store(pool, [row], settings.partitions_ahead_days, schemas, joined=joined)
-    return row
+class Ingest:
+    """Event ingest for one API process: its pool, partition horizon and schema cache.
 
+    One object, so an ingest route resolves a single dependency: Litestar resolves several
+    at once in a task group, which costs more than the rest of the route's work."""
 
-async def ingest_batch(
-    pool: AsyncConnectionPool,
-    settings: Settings,
-    schemas: SchemaCache,
-    tenant_id: uuid.UUID,
-    batch: list[EventIn],
-    joined: AsyncConnection | None = None,
-) -> list[events.NewEvent]:
-    """Check and store a batch, all or nothing; returns the stored rows in request order."""
-    where = [f"events[{i}]." for i in range(len(batch))]
-    rows = [prepare(tenant_id, event, where[i]) for i, event in enumerate(batch)]
-    await store(pool, rows, settings.partitions_ahead_days, schemas, where, joined)
-    return rows
+    def __init__(self, pool: AsyncConnectionPool, settings: Settings, schemas: SchemaCache) -> None:
+        self._pool = pool
+        self._days_ahead = settings.partitions_ahead_days
+        self._schemas = schemas
+
+    async def one(
+        self, tenant_id: uuid.UUID, event: EventIn, joined: AsyncConnection | None = None
+    ) -> events.NewEvent:
+        """Check and store one event with its deliveries; returns the stored row."""
+        row = prepare(tenant_id, event, check_size=False)
+        await store(self._pool, [row], self._days_ahead, self._schemas, joined=joined)
+        return row
+
+    async def batch(
+        self, tenant_id: uuid.UUID, batch: list[EventIn], joined: AsyncConnection | None = None
+    ) -> list[events.NewEvent]:
+        """Check and store a batch, all or nothing; returns the stored rows in request order."""
+        where = [f"events[{i}]." for i in range(len(batch))]
+        rows = [prepare(tenant_id, event, where[i]) for i, event in enumerate(batch)]
+        await store(self._pool, rows, self._days_ahead, self._schemas, where, joined)
+        return rows
 
 
 async def get(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> EventView:
