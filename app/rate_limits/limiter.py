@@ -40,11 +40,26 @@ class Reservation(msgspec.Struct):
     next_batch: int
 
 
+class Plan(msgspec.Struct):
+    """The windows a key's requests on one route count against, and their policy header."""
+
+    windows: tuple[Window, ...]
+    policy: str
+    until: float
+
+    @classmethod
+    def of(cls, windows: list[Window], until: float) -> Plan:
+        """A plan for these windows, valid until `until` (monotonic)."""
+        policy = ", ".join(f'"{w.name}";q={w.limit};w={w.seconds}' for w in windows)
+        return cls(tuple(windows), policy, until)
+
+
 class Decision(msgspec.Struct):
     """What taking a request gave: admitted or not, and the windows it was counted in."""
 
-    windows: list[Window]
+    windows: tuple[Window, ...]
     taken: rate_limits.Taken
+    policy: str = ""
 
     def headers(self) -> dict[str, str]:
         """RateLimit-Policy and RateLimit (IETF httpapi draft) and the older X-RateLimit-*."""
@@ -53,10 +68,9 @@ class Decision(msgspec.Struct):
         tight = self.windows[self.taken.tightest - 1]
         remaining = self.taken.remaining or 0
         reset = self.taken.reset_seconds or 1
+        policy = self.policy or Plan.of(list(self.windows), 0.0).policy
         return {
-            "RateLimit-Policy": ", ".join(
-                f'"{w.name}";q={w.limit};w={w.seconds}' for w in self.windows
-            ),
+            "RateLimit-Policy": policy,
             "RateLimit": f'"{tight.name}";r={remaining};t={reset}',
             "X-RateLimit-Limit": str(tight.limit),
             "X-RateLimit-Remaining": str(remaining),
@@ -106,38 +120,52 @@ class RateLimiter:
         self._overrides: dict[uuid.UUID, tuple[float, dict[str, Override]]] = {}
         self._reservations: dict[tuple[Window, ...], Reservation] = {}
         self._locks: dict[tuple[Window, ...], asyncio.Lock] = {}
+        self._plans: dict[tuple[uuid.UUID, str, str], Plan] = {}
 
     async def admit_key(self, key_id: uuid.UUID, tier_name: str, route: str) -> Decision:
         """Take one request of an authenticated key on a route (`POST /v1/events`)."""
-        tier = (await self._tier_map()).get(tier_name)
+        plan = self._plans.get((key_id, tier_name, route))
+        if plan is None or plan.until < time.monotonic():
+            plan = await self._plan(key_id, tier_name, route)
+        if not plan.windows:
+            return Decision((), rate_limits.Taken(True, None, None, None))
+        taken = self._from_reservation(plan.windows)  # no await: nothing interleaves
+        if taken is None:
+            async with self._locks.setdefault(plan.windows, asyncio.Lock()):
+                taken = self._from_reservation(plan.windows) or await self._reserve(plan.windows)
+        return Decision(plan.windows, taken, plan.policy)
+
+    async def _plan(self, key_id: uuid.UUID, tier_name: str, route: str) -> Plan:
+        tiers = await self._tier_map(refresh=False)
+        if tier_name not in tiers:  # a tier created since the cache was filled
+            tiers = await self._tier_map(refresh=True)
+        tier = tiers.get(tier_name)
         windows = tier_windows(key_id, tier) if tier else []
         override = (await self._override_map(key_id)).get(route)
         if override is not None:
             windows += override_windows(key_id, override)
-        if not windows:
-            return Decision([], rate_limits.Taken(True, None, None, None))
-        signature = tuple(windows)
-        if len(self._locks) > 50_000:
+        if len(self._plans) > 50_000:
+            self._plans.clear()
             self._locks.clear()
             self._reservations.clear()
-        async with self._locks.setdefault(signature, asyncio.Lock()):
-            return Decision(windows, await self._reserved(signature))
+        plan = Plan.of(windows, time.monotonic() + self._settings.rate_limit_cache_seconds)
+        self._plans[(key_id, tier_name, route)] = plan
+        return plan
 
-    async def _reserved(self, signature: tuple[Window, ...]) -> rate_limits.Taken:
-        now = time.monotonic()
+    def _from_reservation(self, signature: tuple[Window, ...]) -> rate_limits.Taken | None:
         held = self._reservations.get(signature)
-        if held is not None and now < held.until:
-            if held.left > 0:
-                held.left -= 1
-                reset = max(1, math.ceil((held.taken.reset_seconds or 1) - (now - held.taken_at)))
-                return msgspec.structs.replace(
-                    held.taken,
-                    remaining=(held.taken.remaining or 0) + held.left,
-                    reset_seconds=reset,
-                )
-            batch = held.next_batch
-        else:
-            batch = 1
+        now = time.monotonic()
+        if held is None or now >= held.until or held.left <= 0:
+            return None
+        held.left -= 1
+        reset = max(1, math.ceil((held.taken.reset_seconds or 1) - (now - held.taken_at)))
+        remaining = (held.taken.remaining or 0) + held.left
+        return msgspec.structs.replace(held.taken, remaining=remaining, reset_seconds=reset)
+
+    async def _reserve(self, signature: tuple[Window, ...]) -> rate_limits.Taken:
+        held = self._reservations.get(signature)
+        now = time.monotonic()
+        batch = held.next_batch if held is not None and now < held.until else 1
         async with self._pool.connection() as conn:
             taken = await rate_limits.take(conn, list(signature), batch)
             if not taken.allowed and batch > 1:
@@ -162,13 +190,13 @@ class RateLimiter:
     async def take(self, windows: list[Window]) -> Decision:
         """Count the request in every window (or in none, when one is full)."""
         if not windows:
-            return Decision([], rate_limits.Taken(True, None, None, None))
+            return Decision((), rate_limits.Taken(True, None, None, None))
         async with self._pool.connection() as conn:
-            return Decision(windows, await rate_limits.take(conn, windows))
+            return Decision(tuple(windows), await rate_limits.take(conn, windows))
 
-    async def _tier_map(self) -> dict[str, Tier]:
+    async def _tier_map(self, refresh: bool) -> dict[str, Tier]:
         until, tiers = self._tiers
-        if until < time.monotonic():
+        if refresh or until < time.monotonic():
             async with self._pool.connection() as conn:
                 tiers = {t.name: t for t in await rate_limits.list_tiers(conn)}
             self._tiers = (time.monotonic() + self._settings.rate_limit_cache_seconds, tiers)
@@ -188,3 +216,5 @@ class RateLimiter:
     def forget_overrides(self, key_id: uuid.UUID) -> None:
         """Read the key's overrides again on its next request (after this process changed them)."""
         self._overrides.pop(key_id, None)
+        for plan_key in [k for k in self._plans if k[0] == key_id]:
+            del self._plans[plan_key]
