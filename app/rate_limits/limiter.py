@@ -24,9 +24,10 @@ from db import rate_limits
 from db.rate_limits import Override, Tier, Window
 
 MINUTE, HOUR, DAY = 60, 3600, 86400
-# Reserved requests stop being served this long before their first window ends (the database's
-# clock decides the window; this covers the round trip).
-RESERVATION_MARGIN_SECONDS = 0.25
+# Reserved requests stop being served this long before their first window ends. The window's
+# end is measured from before the statement was sent, so it is never late; this margin only
+# absorbs clock drift between the two processes.
+RESERVATION_MARGIN_SECONDS = 0.05
 MAX_RESERVATION = 100
 
 
