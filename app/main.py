@@ -18,6 +18,7 @@ from app.event_types.services import SchemaCache
 from app.events.controllers import EventController, InboxController
 from app.events.services import Ingest
 from app.health import HealthController
+from app.http_hygiene import COMPRESSION, add_security_headers, cors_config
 from app.invalidation import InvalidationListener
 from app.keys.controllers import KeyController
 from app.keys.verifier import KeyVerifier
@@ -78,7 +79,9 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[lifespan],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
-        before_send=[add_request_id_header, complete_allow_header],
+        before_send=[add_request_id_header, complete_allow_header, add_security_headers],
+        cors_config=cors_config(settings),
+        compression_config=COMPRESSION,
         openapi_config=openapi_config(version("eventgate")),
         plugins=[StrictStructSchemaPlugin()],
     )

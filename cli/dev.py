@@ -95,6 +95,7 @@ async def serve_with_worker(settings: Settings, host: str, port: int, stopper: S
         log_level="info",
         access_log=False,
         proxy_headers=False,  # X-Forwarded-For only from EVENTGATE_TRUSTED_PROXIES
+        server_header=False,  # no server banner
     )
     server = _Server(config)
     stopper.serving(asyncio.get_running_loop(), lambda: setattr(server, "should_exit", True))

@@ -33,6 +33,7 @@ def _serve(args: argparse.Namespace) -> None:
         access_log=False,
         # X-Forwarded-For is believed only from EVENTGATE_TRUSTED_PROXIES, by Eventgate itself.
         proxy_headers=False,
+        server_header=False,  # no server banner
     )
 
 

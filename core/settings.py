@@ -46,6 +46,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     wrong_secrets_per_prefix_per_minute: int = 10
     # Proxies whose X-Forwarded-For names the client (comma-separated CIDRs; none by default).
     trusted_proxies: tuple[str, ...] = ()
+    # Browser origins allowed to call the API (comma-separated); none by default.
+    cors_origins: tuple[str, ...] = ()
     # How long an Idempotency-Key's first answer is replayed.
     idempotency_ttl_seconds: float = 24 * 3600.0
     # How long tiers and overrides read from the database are reused.
@@ -62,7 +64,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             if name.startswith(PREFIX) and name[len(PREFIX) :].lower() in fields
         }
         # Lists are written comma-separated: EVENTGATE_DELIVERY_RETRY_SCHEDULE=0,5,300
-        for name in ("delivery_retry_schedule", "trusted_proxies"):
+        for name in ("delivery_retry_schedule", "trusted_proxies", "cors_origins"):
             if isinstance(values.get(name), str):
                 values[name] = [part.strip() for part in str(values[name]).split(",")]
         settings = msgspec.convert(values, cls, strict=False)

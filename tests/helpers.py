@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
+import subprocess
+import sys
 import time
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import msgspec
 import psycopg
 from aiohttp import web
@@ -218,3 +223,30 @@ def statuses(url: str) -> dict[str, int]:
     with psycopg.connect(url) as conn:
         rows = conn.execute("SELECT status, count(*) FROM deliveries GROUP BY status").fetchall()
     return dict(rows)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def api_process(database_url: str, **extra_env: str) -> Iterator[str]:
+    """An `eventgate serve` process of its own on the same database; yields its base URL."""
+    port = free_port()
+    env = {**os.environ, "EVENTGATE_DATABASE_URL": database_url, **extra_env}
+    command = [sys.executable, "-m", "cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        while True:
+            assert process.poll() is None, "the API process exited"
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{base}/health/ready").status_code == 200:
+                    break
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

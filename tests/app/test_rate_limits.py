@@ -4,14 +4,8 @@ headers and the older X-RateLimit-* on every answer of a limited route."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import re
-import socket
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 
 import httpx
 import msgspec
@@ -19,37 +13,10 @@ import psycopg
 from litestar.testing import AsyncTestClient
 
 from app.main import create_app
-from tests.helpers import ROOT, auth, event_body, make_key, wait_for
+from tests.helpers import api_process, auth, event_body, make_key, wait_for
 
 POLICY = re.compile(r'^"[a-z-]+";q=\d+;w=\d+(, "[a-z-]+";q=\d+;w=\d+)*$')
 CURRENT = re.compile(r'^"([a-z-]+)";r=(\d+);t=(\d+)$')
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextlib.contextmanager
-def api_process(database_url: str, **extra_env: str) -> Iterator[str]:
-    """An `eventgate serve` process of its own on the same database; yields its base URL."""
-    port = free_port()
-    env = {**os.environ, "EVENTGATE_DATABASE_URL": database_url, **extra_env}
-    command = [sys.executable, "-m", "cli", "serve", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        while True:
-            assert process.poll() is None, "the API process exited"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base}/health/ready").status_code == 200:
-                    break
-            time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
 
 
 def key_id_of(database_url: str, key: str) -> str:
