@@ -30,6 +30,8 @@ class Endpoint(msgspec.Struct):
     url: str
     description: str
     event_types: list[str]
+    channels: list[str]
+    filter: dict[str, Any] | None
     is_active: bool
     disabled_reason: str | None
     rate_limit_per_s: int | None
@@ -56,6 +58,10 @@ class NewEndpoint(msgspec.Struct, kw_only=True):
     url: str
     description: str
     event_types: list[str]
+    channels: list[str]
+    filter: dict[str, Any] | None
+    filter_path: str | None
+    filter_vars: dict[str, Any] | None
     secret: str
     rate_limit_per_s: int | None
     ordered: bool
@@ -69,6 +75,10 @@ class EndpointChanges(msgspec.Struct, kw_only=True):
     url: str | None = None
     description: str | None = None
     event_types: list[str] | None = None
+    channels: list[str] | None = None
+    filter: dict[str, Any] | None = None
+    filter_path: str | None = None
+    filter_vars: dict[str, Any] | None = None
     rate_limit_per_s: int | None = None
     ordered: bool | None = None
     metadata: dict[str, Any] | None = None
@@ -83,7 +93,8 @@ class Secrets(msgspec.Struct):
 
 
 COLUMNS = (
-    "id, tenant_id, url, description, event_types, is_active, disabled_reason, rate_limit_per_s,"
+    "id, tenant_id, url, description, event_types, channels, filter, is_active, disabled_reason,"
+    " rate_limit_per_s,"
     " ordered, metadata,"
     " CASE WHEN circuit_open_until IS NULL THEN 'closed'"
     "      WHEN circuit_open_until > now() THEN 'open' ELSE 'half-open' END AS circuit,"
@@ -93,9 +104,10 @@ LIVE = "tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL"
 
 # Create an endpoint (endpoints_pkey).
 INSERT = f"""
-INSERT INTO endpoints (id, tenant_id, url, description, event_types, secret, rate_limit_per_s,
-                       ordered, metadata)
-VALUES (%(id)s, %(tenant_id)s, %(url)s, %(description)s, %(event_types)s, %(secret)s,
+INSERT INTO endpoints (id, tenant_id, url, description, event_types, channels, filter,
+                       filter_path, filter_vars, secret, rate_limit_per_s, ordered, metadata)
+VALUES (%(id)s, %(tenant_id)s, %(url)s, %(description)s, %(event_types)s, %(channels)s,
+        %(filter)s, %(filter_path)s::jsonpath, %(filter_vars)s, %(secret)s,
         %(rate_limit_per_s)s, %(ordered)s, %(metadata)s)
 RETURNING {COLUMNS}
 """
@@ -117,6 +129,11 @@ UPDATE endpoints SET
     url = CASE WHEN 'url' = ANY(%(given)s) THEN %(url)s ELSE url END,
     description = CASE WHEN 'description' = ANY(%(given)s) THEN %(description)s ELSE description END,
     event_types = CASE WHEN 'event_types' = ANY(%(given)s) THEN %(event_types)s ELSE event_types END,
+    channels = CASE WHEN 'channels' = ANY(%(given)s) THEN %(channels)s ELSE channels END,
+    filter = CASE WHEN 'filter' = ANY(%(given)s) THEN %(filter)s ELSE filter END,
+    filter_path = CASE WHEN 'filter' = ANY(%(given)s) THEN %(filter_path)s::jsonpath
+                       ELSE filter_path END,
+    filter_vars = CASE WHEN 'filter' = ANY(%(given)s) THEN %(filter_vars)s ELSE filter_vars END,
     rate_limit_per_s = CASE WHEN 'rate_limit_per_s' = ANY(%(given)s)
                             THEN %(rate_limit_per_s)s ELSE rate_limit_per_s END,
     ordered = CASE WHEN 'ordered' = ANY(%(given)s) THEN %(ordered)s ELSE ordered END,
@@ -194,10 +211,16 @@ def _where(tenant_id: uuid.UUID, endpoint_id: uuid.UUID, **extra: Any) -> dict[s
     return {"tenant_id": tenant_id, "id": endpoint_id, **extra}
 
 
+def _as_jsonb(params: dict[str, Any]) -> dict[str, Any]:
+    for name in ("metadata", "filter", "filter_vars"):
+        if params[name] is not None:
+            params[name] = Jsonb(params[name])
+    return params
+
+
 async def insert(conn: AsyncConnection, new: NewEndpoint) -> Endpoint:
     """Create an endpoint."""
-    params = msgspec.structs.asdict(new)
-    params["metadata"] = Jsonb(new.metadata)
+    params = _as_jsonb(msgspec.structs.asdict(new))
     row = await fetch_one(conn, INSERT, params, Endpoint)
     assert row is not None
     return row
@@ -222,8 +245,7 @@ async def update(
     conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, changes: EndpointChanges
 ) -> Endpoint | None:
     """Change the given fields of an endpoint."""
-    params = msgspec.structs.asdict(changes)
-    params["metadata"] = None if changes.metadata is None else Jsonb(changes.metadata)
+    params = _as_jsonb(msgspec.structs.asdict(changes))
     return await fetch_one(conn, UPDATE, _where(tenant_id, endpoint_id, **params), Endpoint)
 
 

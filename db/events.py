@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, LiteralString
 
 import msgspec
 from psycopg import AsyncConnection
@@ -28,6 +28,7 @@ class NewEvent(msgspec.Struct, kw_only=True):
     idempotency_key: str | None
     correlation_id: str | None
     priority: str
+    channels: list[str] = msgspec.field(default_factory=list)
     created_at: datetime | None = None
 
     def __post_init__(self) -> None:
@@ -45,6 +46,7 @@ class Event(msgspec.Struct):
     event_type: str
     payload: dict[str, Any]
     metadata: dict[str, Any]
+    channels: list[str]
     status: str
     acknowledged_at: datetime | None
     created_at: datetime
@@ -54,21 +56,24 @@ class Event(msgspec.Struct):
 QUEUE_OF_JSON = Jsonb(QUEUE_OF_PRIORITY)
 
 COLUMNS = (
-    "id, tenant_id, source, event_type, payload, metadata, status, acknowledged_at, created_at"
+    "id, tenant_id, source, event_type, payload, metadata, channels, status, acknowledged_at,"
+    " created_at"
 )
 
 # Insert events (of one tenant) and, in the same statement, one delivery per matching endpoint
-# (a disabled endpoint's wait, never due until it is enabled). Returns the queues that got due
+# (by type pattern and channel through endpoints_subscription_idx, then by payload filter; a
+# disabled endpoint's wait, never due until it is enabled). Returns the queues that got due
 # deliveries and have no delivery job waiting yet (only those need a new job), and the schema
 # version of each ingested type that has a schema. With only_unchecked (one statement, no
-# transaction around it) nothing is inserted when a type has a schema (endpoints_tenant_idx,
+# transaction around it) nothing is inserted when a type has a schema (endpoints_subscription_idx,
 # procrastinate_jobs_queueing_lock_idx_v1, event_types_pkey). Queue names and the queueing-lock
 # prefix come from core.queues as parameters.
 INSERT_WITH_FAN_OUT = """
 WITH r AS (
     SELECT * FROM jsonb_to_recordset(%(events)s::jsonb) AS r(
         id uuid, tenant_id uuid, source text, event_type text, payload jsonb, metadata jsonb,
-        idempotency_key text, correlation_id text, priority text, created_at timestamptz)
+        idempotency_key text, correlation_id text, priority text, channels text[],
+        created_at timestamptz)
 ), schemas AS (
     -- The schemas the payloads must match (the caller checks them before COMMIT).
     SELECT t.name, t.version FROM event_types t
@@ -76,13 +81,13 @@ WITH r AS (
       AND t.name IN (SELECT event_type FROM r)
 ), ev AS (
     INSERT INTO events (id, tenant_id, source, event_type, payload, metadata, idempotency_key,
-                        correlation_id, priority, created_at)
+                        correlation_id, priority, channels, created_at)
     SELECT id, tenant_id, source, event_type, payload, metadata, idempotency_key,
-           correlation_id, priority, created_at
+           correlation_id, priority, channels, created_at
     FROM r
     -- Run on its own (autocommit), nothing may be stored before its schema check.
     WHERE NOT (%(only_unchecked)s AND EXISTS (SELECT 1 FROM schemas))
-    RETURNING id, tenant_id, event_type, priority, created_at
+    RETURNING id, tenant_id, event_type, priority, payload, channels, created_at
 ), fan_out AS (
     INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, queue, next_attempt_at,
                             created_at)
@@ -90,8 +95,12 @@ WITH r AS (
            %(queue_of)s::jsonb ->> ev.priority,
            CASE WHEN e.is_active THEN now() ELSE 'infinity' END, ev.created_at
     FROM ev
-    JOIN endpoints e ON e.tenant_id = ev.tenant_id AND e.deleted_at IS NULL
-     AND eventgate_event_type_matches(e.event_types, ev.event_type)
+    -- Index lookups by key: the cost follows the matching endpoints, not all of them.
+    JOIN endpoints e
+      ON e.subscription_keys && eventgate_event_keys(ev.tenant_id, ev.event_type, ev.channels)
+     AND e.tenant_id = ev.tenant_id AND e.deleted_at IS NULL
+     AND (e.filter_path IS NULL
+          OR jsonb_path_match(ev.payload, e.filter_path, e.filter_vars, true) IS TRUE)
     ORDER BY ev.id
     RETURNING queue, next_attempt_at
 )
@@ -117,16 +126,23 @@ SELECT {COLUMNS} FROM events
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND created_at = %(created_at)s
 """
 
-# A page of a tenant's pending events, oldest first, after the cursor (events_inbox_idx).
+# A page of a tenant's pending events, oldest first, after the cursor (events_inbox_idx). The
+# cursor is always bound (the nil id when there is none) so every plan starts the index there.
 INBOX_PAGE = f"""
 SELECT {COLUMNS} FROM events
 WHERE tenant_id = %(tenant_id)s AND status = 'pending'
-  AND (%(after)s::uuid IS NULL OR (id > %(after)s AND created_at >= %(after_created_at)s))
-  AND (%(source)s::text IS NULL OR source = %(source)s)
-  AND (%(event_type)s::text IS NULL OR event_type = %(event_type)s)
-ORDER BY id
-LIMIT %(limit)s
+  AND id > %(after)s AND created_at >= %(after_created_at)s
 """
+# Each filter is its own statement, never `(x IS NULL OR col = x)`: a prepared statement's
+# generic plan then still uses the filter's index (events_inbox_source_idx,
+# events_inbox_type_idx, events_inbox_channels_idx), which already yields the id order.
+INBOX_FILTERS: dict[str, LiteralString] = {
+    "source": "AND source = %(source)s",
+    "event_type": "AND event_type = %(event_type)s",
+    "channel": "AND channels <> '{}' AND channels @> ARRAY[%(channel)s::text]",
+}
+INBOX_ORDER = "ORDER BY id LIMIT %(limit)s"
+NIL_ID = uuid.UUID(int=0)
 
 # Acknowledge a pending event; a concurrent second ack finds it no longer pending (events_pkey).
 ACK = """
@@ -201,20 +217,27 @@ async def inbox_page(
     tenant_id: uuid.UUID,
     *,
     after: uuid.UUID | None,
-    source: str | None,
-    event_type: str | None,
+    filters: dict[str, str],
     limit: int,
 ) -> list[Event]:
-    """Up to `limit` pending events of the tenant after `after`, oldest first."""
+    """Up to `limit` pending events of the tenant after `after`, oldest first, with the given
+    filters (keys of INBOX_FILTERS) all holding."""
+    after_created_at = created_at_of(after) if after and is_uuid7(after) else datetime.min
+    query: LiteralString = INBOX_PAGE
+    for name in INBOX_FILTERS:
+        if name in filters:
+            query += INBOX_FILTERS[name] + "\n"
     params = {
         "tenant_id": tenant_id,
-        "after": after,
-        "after_created_at": created_at_of(after) if after and is_uuid7(after) else None,
-        "source": source,
-        "event_type": event_type,
+        "after": after or NIL_ID,
+        "after_created_at": after_created_at.replace(tzinfo=UTC),
         "limit": limit,
+        **filters,
     }
-    return await fetch_all(conn, INBOX_PAGE, params, Event)
+    # A channel's density is only known from the value (the array's element statistics), so
+    # that statement is planned for each value instead of once for all.
+    prepare = False if "channel" in filters else None
+    return await fetch_all(conn, query + INBOX_ORDER, params, Event, prepare=prepare)
 
 
 async def ack(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> datetime | None:

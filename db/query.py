@@ -24,11 +24,16 @@ async def fetch_one(
 
 
 async def fetch_all(
-    conn: AsyncConnection, query: LiteralString, params: Params, row: type[Row]
+    conn: AsyncConnection,
+    query: LiteralString,
+    params: Params,
+    row: type[Row],
+    *,
+    prepare: bool | None = None,
 ) -> list[Row]:
-    """Every row as a `row` Struct."""
+    """Every row as a `row` Struct; prepare=False plans the statement afresh each time."""
     async with conn.cursor(row_factory=class_row(row)) as cur:
-        await cur.execute(query, params)
+        await cur.execute(query, params, prepare=prepare)
         return await cur.fetchall()
 
 

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 import msgspec
 
+from app.events.schemas import Channel
 from app.pagination import Pagination
 
 Url = Annotated[str, msgspec.Meta(min_length=8, max_length=2048, pattern=r"^https?://[^\s]+$")]
@@ -19,15 +20,22 @@ TypePattern = Annotated[
 TypePatterns = Annotated[list[TypePattern], msgspec.Meta(max_length=100)]
 RatePerSecond = Annotated[int, msgspec.Meta(ge=1, le=100_000)]
 Description = Annotated[str, msgspec.Meta(max_length=1000)]
+EndpointChannels = Annotated[list[Channel], msgspec.Meta(max_length=100)]
+# Payload fields to operators ($eq $neq $in $nin $gt $gte $lt $lte $exists, $and/$or);
+# checked by app/endpoints/filters.py.
+Filter = Annotated[dict[str, Any], msgspec.Meta(description="Payload filter")]
 Secret = Annotated[str, msgspec.Meta(pattern=r"^whsec_[A-Za-z0-9+/]{32,}={0,2}$")]
 
 
 class EndpointIn(msgspec.Struct, forbid_unknown_fields=True):
-    """A new webhook endpoint. event_types empty means every type."""
+    """A new webhook endpoint. event_types empty means every type; with channels, only events
+    carrying one of them; with a filter, only events whose payload matches it."""
 
     url: Url
     description: Description = ""
     event_types: TypePatterns = msgspec.field(default_factory=list)
+    channels: EndpointChannels = msgspec.field(default_factory=list)
+    filter: Filter | None = None
     rate_limit_per_s: RatePerSecond | None = None
     ordered: bool = False
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
@@ -39,6 +47,8 @@ class EndpointPatch(msgspec.Struct, forbid_unknown_fields=True):
     url: Url | msgspec.UnsetType = msgspec.UNSET
     description: Description | msgspec.UnsetType = msgspec.UNSET
     event_types: TypePatterns | msgspec.UnsetType = msgspec.UNSET
+    channels: EndpointChannels | msgspec.UnsetType = msgspec.UNSET
+    filter: Filter | msgspec.UnsetType | None = msgspec.UNSET
     rate_limit_per_s: RatePerSecond | msgspec.UnsetType | None = msgspec.UNSET
     ordered: bool | msgspec.UnsetType = msgspec.UNSET
     metadata: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
@@ -51,6 +61,8 @@ class EndpointView(msgspec.Struct):
     url: str
     description: str
     event_types: list[str]
+    channels: list[str]
+    filter: dict[str, Any] | None
     is_active: bool
     disabled_reason: str | None
     rate_limit_per_s: int | None

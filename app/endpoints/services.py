@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 
 import msgspec
 from psycopg import AsyncConnection
 
+from app.endpoints.filters import compile_filter
 from app.endpoints.schemas import (
     EndpointCreated,
     EndpointIn,
@@ -42,6 +44,14 @@ async def check_url(url: str, allow_private: bool) -> None:
         raise BadRequest(f"url refused: {exc}", {"field": "url"}) from exc
 
 
+def _compiled(spec: dict[str, Any] | None) -> dict[str, Any]:
+    """The filter columns: as given, its jsonpath predicate and its bound values."""
+    if spec is None:
+        return {"filter": None, "filter_path": None, "filter_vars": None}
+    path, values = compile_filter(spec)
+    return {"filter": spec, "filter_path": path, "filter_vars": values}
+
+
 def _found(row: endpoints.Endpoint | None) -> EndpointView:
     if row is None:
         raise NotFound("no such endpoint")
@@ -59,6 +69,8 @@ async def create(
         url=data.url,
         description=data.description,
         event_types=data.event_types,
+        channels=data.channels,
+        **_compiled(data.filter),
         secret=new_endpoint_secret(),
         rate_limit_per_s=data.rate_limit_per_s,
         ordered=data.ordered,
@@ -93,6 +105,8 @@ async def update(
     given = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
     if "url" in given:
         await check_url(given["url"], allow_private)
+    if "filter" in given:
+        given.update(_compiled(given["filter"]))
     changes = endpoints.EndpointChanges(given=list(given), **given)
     return _found(await endpoints.update(conn, tenant_id, endpoint_id, changes))
 

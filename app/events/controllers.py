@@ -12,6 +12,7 @@ from app.deliveries.schemas import DeliveryList
 from app.dependencies import Caller, Ingestor, Transaction
 from app.events import services
 from app.events.schemas import (
+    CHANNEL_PATTERN,
     Acknowledged,
     BatchAccepted,
     BatchItem,
@@ -37,6 +38,10 @@ SourceFilter = Annotated[
 ]
 EventTypeFilter = Annotated[
     str | None, QueryParameter(description="Only this event type", min_length=1, max_length=255)
+]
+ChannelFilter = Annotated[
+    str | None,
+    QueryParameter(description="Only events carrying this channel", pattern=CHANNEL_PATTERN),
 ]
 
 
@@ -156,13 +161,14 @@ class InboxController(Controller):
         cursor: Cursor = None,
         source: SourceFilter = None,
         event_type: EventTypeFilter = None,
+        channel: ChannelFilter = None,
     ) -> InboxPage:
+        filters = {"source": source, "event_type": event_type, "channel": channel}
         return await services.inbox_page(
             conn,
             caller.tenant_id,
             cursor=cursor,
-            source=source,
-            event_type=event_type,
+            filters={name: value for name, value in filters.items() if value is not None},
             limit=limit,
             request_id=request_id(request.scope),
         )

@@ -12,6 +12,10 @@ from app.pagination import Pagination
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 Priority = Literal["low", "normal", "high"]
+# Channels address events to one customer (or any group); endpoints subscribe to them.
+CHANNEL_PATTERN = r"^[A-Za-z0-9_.:@-]{1,128}$"
+Channel = Annotated[str, msgspec.Meta(pattern=CHANNEL_PATTERN)]
+Channels = Annotated[list[Channel], msgspec.Meta(max_length=10)]
 
 
 class EventIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -22,6 +26,7 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True):
     event_type: Name
     payload: dict[str, Any]
     metadata: dict[str, Any] | None = None
+    channels: Channels = msgspec.field(default_factory=list)
 
 
 class KnownMetadata(msgspec.Struct):
@@ -73,6 +78,7 @@ class EventView(msgspec.Struct):
     event_type: str
     payload: dict[str, Any]
     metadata: dict[str, Any]
+    channels: list[str]
     status: str
     acknowledged_at: datetime | None
     created_at: datetime

@@ -52,6 +52,7 @@ def prepare(
         idempotency_key=known.idempotency_key,
         correlation_id=known.correlation_id,
         priority=known.priority,
+        channels=event.channels,
     )
 
 
@@ -184,19 +185,14 @@ async def inbox_page(
     tenant_id: uuid.UUID,
     *,
     cursor: str | None,
-    source: str | None,
-    event_type: str | None,
+    filters: dict[str, str],
     limit: int,
     request_id: str,
 ) -> InboxPage:
-    """A page of the tenant's pending events, oldest first."""
+    """A page of the tenant's pending events, oldest first, filtered by source, event_type
+    and channel."""
     rows = await events.inbox_page(
-        conn,
-        tenant_id,
-        after=decode_cursor(cursor),
-        source=source,
-        event_type=event_type,
-        limit=limit + 1,
+        conn, tenant_id, after=decode_cursor(cursor), filters=filters, limit=limit + 1
     )
     page, pagination = page_of(rows, limit, lambda event: event.id)
     return InboxPage(to_views(page, EventView), pagination, request_id)

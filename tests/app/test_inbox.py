@@ -101,3 +101,25 @@ async def test_ack_and_delete_edge_cases(client, database_url):
     assert again.status_code == 200
     assert again.json()["deleted"] is False
     assert (await client.get(f"/v1/events/{event_id}", headers=auth(key))).status_code == 404
+
+
+async def test_inbox_filters_by_channel_and_pages_within_it(client, database_url):
+    key = await make_key(database_url)
+    mine = await ingest(client, key, 3, channels=["customer-1", "eu"])
+    await ingest(client, key, 2, channels=["customer-2"])
+    await ingest(client, key, 2)
+    first = await client.get(
+        "/v1/inbox", params={"channel": "customer-1", "limit": 2}, headers=auth(key)
+    )
+    assert [e["id"] for e in first.json()["events"]] == mine[:2]
+    cursor = first.json()["pagination"]["next_cursor"]
+    rest = await client.get(
+        "/v1/inbox", params={"channel": "customer-1", "cursor": cursor}, headers=auth(key)
+    )
+    assert [e["id"] for e in rest.json()["events"]] == mine[2:]
+    both = {"channel": "eu", "source": "billing"}
+    assert (
+        len((await client.get("/v1/inbox", params=both, headers=auth(key))).json()["events"]) == 3
+    )
+    none = await client.get("/v1/inbox", params={"channel": "nobody"}, headers=auth(key))
+    assert none.json()["events"] == []

@@ -1,0 +1,87 @@
+"""Inbox filters stay index-served once psycopg prepares the statement (a generic plan)."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+from db import events, tenants
+
+# 20,000 pending events: one source, type and channel in a thousand is rare.
+FILL = """
+INSERT INTO events (id, tenant_id, source, event_type, payload, channels, created_at)
+SELECT eventgate_uuidv7(now()), %(tenant_id)s,
+       CASE WHEN i %% 1000 = 0 THEN 'rare' ELSE 'common' END,
+       CASE WHEN i %% 1000 = 1 THEN 'rare.type' ELSE 'common.type' END,
+       '{}', CASE WHEN i %% 1000 = 2 THEN ARRAY['rare'] ELSE ARRAY['common'] END, now()
+FROM generate_series(1, 20000) AS i
+"""
+
+
+def _index_conditions(plan: dict) -> list[str]:
+    found = [plan.get("Index Cond", "")]
+    for child in plan.get("Plans", []):
+        found.extend(_index_conditions(child))
+    return found
+
+
+@pytest.fixture
+async def filled(database_url: str):
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        tenant, _ = await tenants.create_or_get(conn, "acme")
+        await conn.execute(FILL, {"tenant_id": tenant.id})
+        await conn.execute("ANALYZE events")
+    return tenant.id
+
+
+@pytest.mark.parametrize(("column", "value"), [("source", "rare"), ("event_type", "rare.type")])
+async def test_a_prepared_inbox_filter_uses_its_index_in_the_generic_plan(
+    database_url, filled, column, value
+):
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        for _ in range(7):  # past psycopg's prepare threshold and the server's 5 custom plans
+            page = await events.inbox_page(
+                conn, filled, after=None, filters={column: value}, limit=51
+            )
+            assert len(page) == 20
+        statements = await (
+            await conn.execute(
+                "SELECT name FROM pg_prepared_statements WHERE statement LIKE %s",
+                [f"%AND {column} = %"],
+            )
+        ).fetchall()
+        assert len(statements) == 1, statements
+        statement_name = statements[0][0]
+        await conn.execute("SET plan_cache_mode = force_generic_plan")
+        explain = psycopg.ClientCursor(conn).mogrify(
+            f"EXPLAIN (FORMAT JSON) EXECUTE {statement_name}(%s, %s, %s, %s, %s)",
+            [str(filled), str(events.NIL_ID), "0001-01-01T00:00:00Z", value, 51],
+        )
+        plan = (await (await conn.execute(explain)).fetchone())[0]
+    conditions = " ".join(_index_conditions(plan[0]["Plan"]))
+    assert f"{column} = " in conditions, conditions
+
+
+async def test_the_channel_filter_is_planned_for_its_value_and_uses_its_index(database_url, filled):
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        for _ in range(7):
+            page = await events.inbox_page(
+                conn, filled, after=None, filters={"channel": "rare"}, limit=51
+            )
+            assert len(page) == 20
+            assert all(event.channels == ["rare"] for event in page)
+        prepared = await (
+            await conn.execute(
+                "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%channels @>%'"
+            )
+        ).fetchone()
+        assert prepared == (0,)
+        explain = await (
+            await conn.execute(
+                "EXPLAIN (FORMAT JSON) SELECT id FROM events WHERE tenant_id = %s"
+                " AND status = 'pending' AND channels <> '{}' AND channels @> ARRAY['rare']"
+                " ORDER BY id LIMIT 51",
+                [filled],
+            )
+        ).fetchone()
+    assert "channels @>" in " ".join(_index_conditions(explain[0][0]["Plan"]))
