@@ -70,7 +70,10 @@ INBOX_CASES = [
 EVENT = {"source": "scale", "event_type": "scale.created", "payload": {"n": 1}}
 
 
-async def timed(session: aiohttp.ClientSession, method: str, url: str, **kw) -> float:
+async def timed(
+    session: aiohttp.ClientSession, method: str, url: str, kw: dict | None = None
+) -> float:
+    kw = kw or {}
     started = time.perf_counter()
     async with session.request(method, url, **kw) as response:
         await response.read()
@@ -118,9 +121,9 @@ async def inbox(url: str, key: str, requests: int) -> None:
         base = None
         for label, params in INBOX_CASES:
             for _ in range(20):  # warm: caches, prepared statements
-                await timed(session, "GET", f"{url}/v1/inbox", params=params)
+                await timed(session, "GET", f"{url}/v1/inbox", {"params": params})
             samples = [
-                await timed(session, "GET", f"{url}/v1/inbox", params=params)
+                await timed(session, "GET", f"{url}/v1/inbox", {"params": params})
                 for _ in range(requests)
             ]
             p50, p95 = quantiles(samples)

@@ -87,7 +87,9 @@ WITH r AS (
     FROM r
     -- Run on its own (autocommit), nothing may be stored before its schema check.
     WHERE NOT (%(only_unchecked)s AND EXISTS (SELECT 1 FROM schemas))
-    RETURNING id, tenant_id, event_type, priority, payload, channels, created_at
+    -- The keys are computed once per event here, not once per endpoint in the join below.
+    RETURNING id, tenant_id, priority, payload, created_at,
+              eventgate_event_keys(tenant_id, event_type, channels) AS keys
 ), fan_out AS (
     INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, queue, next_attempt_at,
                             created_at)
@@ -95,12 +97,16 @@ WITH r AS (
            %(queue_of)s::jsonb ->> ev.priority,
            CASE WHEN e.is_active THEN now() ELSE 'infinity' END, ev.created_at
     FROM ev
-    -- Index lookups by key: the cost follows the matching endpoints, not all of them.
-    JOIN endpoints e
-      ON e.subscription_keys && eventgate_event_keys(ev.tenant_id, ev.event_type, ev.channels)
-     AND e.tenant_id = ev.tenant_id AND e.deleted_at IS NULL
-     AND (e.filter_path IS NULL
-          OR jsonb_path_match(ev.payload, e.filter_path, e.filter_vars, true) IS TRUE)
+    -- One index lookup per event (OFFSET 0 keeps it a per-event subquery, never a join that
+    -- compares every event with every endpoint): the cost follows the matching endpoints.
+    CROSS JOIN LATERAL (
+        SELECT e.id, e.is_active FROM endpoints e
+        WHERE e.subscription_keys && ev.keys AND e.tenant_id = ev.tenant_id
+          AND e.deleted_at IS NULL
+          AND (e.filter_path IS NULL
+               OR jsonb_path_match(ev.payload, e.filter_path, e.filter_vars, true) IS TRUE)
+        OFFSET 0
+    ) e
     ORDER BY ev.id
     RETURNING queue, next_attempt_at
 )
@@ -135,13 +141,17 @@ WHERE tenant_id = %(tenant_id)s AND status = 'pending'
 """
 # Each filter is its own statement, never `(x IS NULL OR col = x)`: a prepared statement's
 # generic plan then still uses the filter's index (events_inbox_source_idx,
-# events_inbox_type_idx, events_inbox_channels_idx), which already yields the id order.
+# events_inbox_type_idx), which already yields the id order.
 INBOX_FILTERS: dict[str, LiteralString] = {
-    "source": "AND source = %(source)s",
-    "event_type": "AND event_type = %(event_type)s",
-    "channel": "AND channels <> '{}' AND channels @> ARRAY[%(channel)s::text]",
+    "source": "AND source = %(source)s\n",
+    "event_type": "AND event_type = %(event_type)s\n",
 }
 INBOX_ORDER = "ORDER BY id LIMIT %(limit)s"
+# A channel may sit at any of an event's ten positions: one branch per position, each an
+# ordered range of events_inbox_channel<k>_idx (channels are unique per event, so no event
+# comes twice).
+INBOX_CHANNEL_AT: LiteralString = "AND channels[{k}] = %(channel)s AND channels[{k}] IS NOT NULL\n"
+MAX_CHANNELS = 10
 NIL_ID = uuid.UUID(int=0)
 
 # Acknowledge a pending event; a concurrent second ack finds it no longer pending (events_pkey).
@@ -212,6 +222,23 @@ async def get(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) 
     return None if params is None else await fetch_one(conn, GET, params, Event)
 
 
+def inbox_query(filters: dict[str, str]) -> LiteralString:
+    """The inbox statement for this set of filters (built from the constants above only)."""
+    query: LiteralString = INBOX_PAGE
+    for name in INBOX_FILTERS:
+        if name in filters:
+            query += INBOX_FILTERS[name]
+    if "channel" not in filters:
+        return query + INBOX_ORDER
+    # Each branch takes its own first page in index order (the planner merges partitions
+    # under a LIMIT, but not the branches of a UNION): at most ten pages are then sorted.
+    branches = [
+        f"({query}{INBOX_CHANNEL_AT.replace('{k}', str(k))}{INBOX_ORDER})"
+        for k in range(1, MAX_CHANNELS + 1)
+    ]
+    return "\nUNION ALL\n".join(branches) + "\n" + INBOX_ORDER
+
+
 async def inbox_page(
     conn: AsyncConnection,
     tenant_id: uuid.UUID,
@@ -221,12 +248,8 @@ async def inbox_page(
     limit: int,
 ) -> list[Event]:
     """Up to `limit` pending events of the tenant after `after`, oldest first, with the given
-    filters (keys of INBOX_FILTERS) all holding."""
+    filters (source, event_type, channel) all holding."""
     after_created_at = created_at_of(after) if after and is_uuid7(after) else datetime.min
-    query: LiteralString = INBOX_PAGE
-    for name in INBOX_FILTERS:
-        if name in filters:
-            query += INBOX_FILTERS[name] + "\n"
     params = {
         "tenant_id": tenant_id,
         "after": after or NIL_ID,
@@ -234,10 +257,7 @@ async def inbox_page(
         "limit": limit,
         **filters,
     }
-    # A channel's density is only known from the value (the array's element statistics), so
-    # that statement is planned for each value instead of once for all.
-    prepare = False if "channel" in filters else None
-    return await fetch_all(conn, query + INBOX_ORDER, params, Event, prepare=prepare)
+    return await fetch_all(conn, inbox_query(filters), params, Event)
 
 
 async def ack(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> datetime | None:

@@ -28,12 +28,10 @@ async def fetch_all(
     query: LiteralString,
     params: Params,
     row: type[Row],
-    *,
-    prepare: bool | None = None,
 ) -> list[Row]:
-    """Every row as a `row` Struct; prepare=False plans the statement afresh each time."""
+    """Every row as a `row` Struct."""
     async with conn.cursor(row_factory=class_row(row)) as cur:
-        await cur.execute(query, params, prepare=prepare)
+        await cur.execute(query, params)
         return await cur.fetchall()
 
 

@@ -52,7 +52,7 @@ def prepare(
         idempotency_key=known.idempotency_key,
         correlation_id=known.correlation_id,
         priority=known.priority,
-        channels=event.channels,
+        channels=list(dict.fromkeys(event.channels)),  # each once: the inbox relies on it
     )
 
 

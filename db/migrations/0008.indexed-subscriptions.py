@@ -64,8 +64,16 @@ COMMENT ON COLUMN events.channels IS
 CREATE INDEX events_inbox_source_idx ON events (tenant_id, source, id) WHERE status = 'pending';
 CREATE INDEX events_inbox_type_idx ON events (tenant_id, event_type, id)
     WHERE status = 'pending';
-CREATE INDEX events_inbox_channels_idx ON events USING gin (channels)
-    WITH (fastupdate = off) WHERE status = 'pending' AND channels <> '{}';
+-- One btree per channel position (an event carries at most 10, each once): a channel's
+-- inbox is then ten ordered index ranges merged, index-served at any density, which a GIN
+-- index (unordered: every match fetched, then sorted) is not.
+DO $$ BEGIN
+    FOR k IN 1..10 LOOP
+        EXECUTE format('CREATE INDEX events_inbox_channel%s_idx ON events '
+                       '(tenant_id, (channels[%s]), id) '
+                       'WHERE status = ''pending'' AND channels[%s] IS NOT NULL', k, k, k);
+    END LOOP;
+END $$;
 """
 
 steps = [
@@ -82,7 +90,9 @@ steps = [
     ),
     step(
         EVENTS,
-        "DROP INDEX events_inbox_channels_idx; DROP INDEX events_inbox_type_idx;"
+        "DO $$ BEGIN FOR k IN 1..10 LOOP"
+        " EXECUTE format('DROP INDEX events_inbox_channel%s_idx', k); END LOOP; END $$;"
+        "DROP INDEX events_inbox_type_idx;"
         "DROP INDEX events_inbox_source_idx; ALTER TABLE events DROP COLUMN channels;",
     ),
 ]
