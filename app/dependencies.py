@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from app.events.services import Ingest
 from app.idempotency import SHARED_TRANSACTION
 from app.keys.verifier import KeyVerifier, Principal
+from app.sources.triggers import Triggers
 from core.settings import Settings
 
 
@@ -32,6 +33,11 @@ async def provide_settings(state: State) -> Settings:
 async def provide_ingest(state: State) -> Ingest:
     """The process's event ingest service."""
     return state.ingest
+
+
+async def provide_triggers(state: State) -> Triggers:
+    """The process's trigger request handling (sources' webhooks)."""
+    return state.triggers
 
 
 async def provide_key_verifier(state: State) -> KeyVerifier:
@@ -63,6 +69,7 @@ DEPENDENCIES = {
     "settings": Provide(provide_settings),
     "key_verifier": Provide(provide_key_verifier),
     "ingest": Provide(provide_ingest),
+    "triggers": Provide(provide_triggers),
     "conn": Provide(provide_transaction),
     "caller": Provide(provide_caller),
 }
@@ -74,3 +81,4 @@ Pool = NamedDependency[AsyncConnectionPool]
 AppSettings = NamedDependency[Settings]
 Verifier = NamedDependency[KeyVerifier]
 Ingestor = NamedDependency[Ingest]
+TriggerService = NamedDependency[Triggers]

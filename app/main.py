@@ -27,6 +27,8 @@ from app.options import complete_allow_header
 from app.rate_limits.controllers import KeyRateLimitController, RateLimitTierController
 from app.rate_limits.limiter import RateLimiter
 from app.request_id import add_request_id_header
+from app.sources.controllers import SourceController, TriggerController
+from app.sources.triggers import Triggers
 from core.settings import Settings
 from db.pool import open_pool
 
@@ -49,6 +51,7 @@ def create_app(settings: Settings) -> Litestar:
         app.state.schemas = SchemaCache()
         app.state.ingest = Ingest(pool, settings, app.state.schemas)
         app.state.rate_limiter = RateLimiter(pool, settings)
+        app.state.triggers = Triggers(pool, app.state.ingest, app.state.rate_limiter, settings)
         background = [
             asyncio.create_task(listener.run()),
             asyncio.create_task(verifier.flush_last_used_every(settings.last_used_flush_seconds)),
@@ -73,6 +76,8 @@ def create_app(settings: Settings) -> Litestar:
             DeliveryController,
             RateLimitTierController,
             KeyRateLimitController,
+            SourceController,
+            TriggerController,
             openapi_json,
             docs_assets(),
         ],

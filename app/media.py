@@ -60,6 +60,12 @@ def check_shape(value: Any) -> None:
         stack.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
 
 
+def check_storable(value: Any) -> None:
+    """MalformedRequest or BadRequest for a decoded body too deep, or holding NUL."""
+    check_shape(value)
+    _refuse_nul(value, "")
+
+
 def _refuse_nul(value: Any, path: str) -> None:
     if isinstance(value, str) and "\x00" in value:
         field = path.lstrip(".") or "body"

@@ -128,7 +128,7 @@ async def inbox(url: str, key: str, requests: int) -> None:
             ]
             p50, p95 = quantiles(samples)
             base = base or p50
-            print(f"{label:38} p50 {p50:6.2f} ms  p95 {p95:6.2f} ms  ratio {p50 / base:4.2f}")
+            print(f"{label:42} p50 {p50:6.2f} ms  p95 {p95:6.2f} ms  ratio {p50 / base:4.2f}")
 
 
 async def ingest(url: str, cases: dict[str, tuple[str, dict]], requests: int) -> dict[str, list]:
@@ -153,7 +153,7 @@ def report(samples: dict[str, list[float]], base_label: str) -> None:
     base = statistics.median(samples[base_label])
     for label, values in samples.items():
         p50, p95 = quantiles(values)
-        print(f"{label:38} p50 {p50:6.2f} ms  p95 {p95:6.2f} ms  ratio {p50 / base:4.2f}")
+        print(f"{label:42} p50 {p50:6.2f} ms  p95 {p95:6.2f} ms  ratio {p50 / base:4.2f}")
 
 
 async def main(args: argparse.Namespace) -> None:

@@ -48,7 +48,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     trusted_proxies: tuple[str, ...] = ()
     # Browser origins allowed to call the API (comma-separated); none by default.
     cors_origins: tuple[str, ...] = ()
-    # How long an Idempotency-Key's first answer is replayed.
+    # Requests to one source's trigger URL per client address per minute (then 429).
+    trigger_per_ip_per_minute: int = 1200
+    # How long an Idempotency-Key's first answer is replayed (and a trigger's redelivery
+    # id is remembered).
     idempotency_ttl_seconds: float = 24 * 3600.0
     # How long tiers and overrides read from the database are reused.
     rate_limit_cache_seconds: float = 5.0

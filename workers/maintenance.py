@@ -11,7 +11,7 @@ from procrastinate.jobs import Status
 
 from core.queues import MAINTENANCE_QUEUE
 from core.settings import Settings
-from db import delivery_queue, idempotency, partitions, rate_limits, rate_windows
+from db import delivery_queue, idempotency, partitions, rate_limits, rate_windows, sources
 from workers.app import app
 from workers.enqueue import wake
 
@@ -83,7 +83,9 @@ async def wake_due_deliveries(context: JobContext, timestamp: int) -> list[str]:
 @app.periodic(cron="*/15 * * * *")
 @app.task(queue=MAINTENANCE_QUEUE, name="purge_expired", pass_context=True)
 async def purge_expired(context: JobContext, timestamp: int) -> None:
-    """Forget API rate-limit counters whose window has ended, and expired idempotency keys."""
+    """Forget API rate-limit counters whose window has ended, expired idempotency keys and
+    trigger receipts, and all but the newest 100 rejections of each source."""
     async with context.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
         await rate_limits.purge_counters(conn)
         await idempotency.purge(conn)
+        await sources.purge(conn)
