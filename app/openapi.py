@@ -33,7 +33,27 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
         info = msgspec.inspect.type_info(field_definition.type_)
         if isinstance(info, msgspec.inspect.StructType) and info.forbid_unknown_fields:
             schema.additional_properties = False
+        if isinstance(info, msgspec.inspect.StructType):
+            for field in info.fields:
+                _constrain_items(schema, field)
         return schema
+
+
+def _constrain_items(schema: Schema, field: msgspec.inspect.Field) -> None:
+    """Litestar drops the constraints of a list's string items (channels, type patterns):
+    put the pattern and lengths back on `items`."""
+    kinds = field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else (field.type,)
+    lists = [kind for kind in kinds if isinstance(kind, msgspec.inspect.ListType)]
+    prop = (schema.properties or {}).get(field.encode_name)
+    if not lists or not isinstance(lists[0].item_type, msgspec.inspect.StrType) or prop is None:
+        return
+    item = lists[0].item_type
+    for candidate in [prop, *(getattr(prop, "one_of", None) or [])]:
+        items = getattr(candidate, "items", None)
+        if isinstance(items, Schema):
+            items.pattern = items.pattern or item.pattern
+            items.min_length = items.min_length or item.min_length
+            items.max_length = items.max_length or item.max_length
 
 
 def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
