@@ -22,6 +22,7 @@ from app.http_hygiene import COMPRESSION, add_security_headers, cors_config
 from app.invalidation import InvalidationListener
 from app.keys.controllers import KeyController
 from app.keys.verifier import KeyVerifier
+from app.metrics import MetricsController, SqlFigures, http_metrics_middleware, refresh_pool_gauges
 from app.openapi import StrictStructSchemaPlugin, docs_assets, openapi_config, openapi_json
 from app.options import complete_allow_header
 from app.rate_limits.controllers import KeyRateLimitController, RateLimitTierController
@@ -52,7 +53,9 @@ def create_app(settings: Settings) -> Litestar:
         app.state.ingest = Ingest(pool, settings, app.state.schemas)
         app.state.rate_limiter = RateLimiter(pool, settings)
         app.state.triggers = Triggers(pool, app.state.ingest, app.state.rate_limiter, settings)
+        app.state.sql_figures = SqlFigures(pool, settings.metrics_cache_seconds)
         background = [
+            asyncio.create_task(refresh_pool_gauges(pool)),
             asyncio.create_task(listener.run()),
             asyncio.create_task(verifier.flush_last_used_every(settings.last_used_flush_seconds)),
         ]
@@ -78,10 +81,12 @@ def create_app(settings: Settings) -> Litestar:
             KeyRateLimitController,
             SourceController,
             TriggerController,
+            MetricsController,
             openapi_json,
             docs_assets(),
         ],
         lifespan=[lifespan],
+        middleware=[http_metrics_middleware],
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_request_id_header, complete_allow_header, add_security_headers],

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
@@ -24,6 +26,9 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     _database_url()
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each process writes its metrics there; /metrics, answered by any, adds them up.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="eventgate-metrics-")
     uvicorn.run(
         "app.asgi:create",
         factory=True,

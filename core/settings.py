@@ -53,6 +53,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # How long an Idempotency-Key's first answer is replayed (and a trigger's redelivery
     # id is remembered).
     idempotency_ttl_seconds: float = 24 * 3600.0
+    # When set, GET /metrics needs `Authorization: Bearer <this>`.
+    metrics_token: str | None = None
+    # How long /metrics reuses the figures it reads from SQL.
+    metrics_cache_seconds: float = 5.0
+    # A CLI worker serves its own /metrics on this port (0: off; the API's /metrics reads the
+    # queue figures from SQL either way).
+    worker_metrics_port: int = 0
     # How long tiers and overrides read from the database are reused.
     rate_limit_cache_seconds: float = 5.0
 

@@ -232,11 +232,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def api_process(database_url: str, **extra_env: str) -> Iterator[str]:
+def api_process(database_url: str, workers: int = 1, **extra_env: str) -> Iterator[str]:
     """An `eventgate serve` process of its own on the same database; yields its base URL."""
     port = free_port()
     env = {**os.environ, "EVENTGATE_DATABASE_URL": database_url, **extra_env}
-    command = [sys.executable, "-m", "cli", "serve", "--port", str(port)]
+    command = [sys.executable, "-m", "cli", "serve", "--port", str(port), "--workers", str(workers)]
     process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -10,6 +10,7 @@ from typing import Any, Unpack
 from procrastinate import App, PsycopgConnector, signals
 from procrastinate.app import WorkerOptions
 from procrastinate.worker import Worker
+from prometheus_client import start_http_server
 from psycopg_pool import AsyncConnectionPool
 
 from core.settings import Settings
@@ -54,6 +55,7 @@ class EventgateApp(App):
         """Run a worker until `stopping` is set (then gracefully), starting it again
         whenever it stops or fails by itself."""
         self.perform_import_paths()
+        serve_metrics(Settings.from_env().worker_metrics_port)
         while not stopping.is_set():
             worker = self._worker(**kwargs)
             stopper = asyncio.create_task(_stop_when_set(stopping, worker))
@@ -67,6 +69,17 @@ class EventgateApp(App):
                 logger.warning("the worker stopped by itself; starting it again in 1 s")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stopping.wait(), 1.0)
+
+
+_serving_metrics: list[int] = []
+
+
+def serve_metrics(port: int) -> None:
+    """Serve this worker's delivery metrics on `port` (once per process; 0 is off)."""
+    if port and not _serving_metrics:
+        start_http_server(port)
+        _serving_metrics.append(port)
+        logger.info("worker metrics on :%s/metrics", port)
 
 
 async def _stop_when_set(stopping: asyncio.Event, worker: Worker) -> None:

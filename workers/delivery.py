@@ -23,6 +23,7 @@ from procrastinate import JobContext
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from core.metrics import DELIVERIES, DELIVERY_LATENCY
 from core.queues import DELIVER_TASK
 from core.settings import Settings
 from db import delivery_queue, endpoint_health, rate_windows
@@ -157,10 +158,20 @@ async def deliver_batch(
                 )
                 await delivery_queue.record(conn, results)
                 await delivery_queue.hold_back(conn, [hold_for(c) for c in changed])
+            count_outcomes(claimed, results)
             return
         except psycopg.errors.DeadlockDetected:
             if attempt == DEADLOCK_RETRIES:
                 raise  # the leases run out and the deliveries go again: nothing is lost
+
+
+def count_outcomes(claimed: Sequence[Claimed], results: Sequence[Result]) -> None:
+    """The delivery metrics of a batch just written back."""
+    now = datetime.now(UTC)
+    for c, result in zip(claimed, results, strict=True):
+        DELIVERIES.labels(result.status).inc()
+        if result.status == "succeeded":
+            DELIVERY_LATENCY.observe((now - c.created_at).total_seconds())
 
 
 def webhook_body(c: Claimed) -> bytes:

@@ -19,6 +19,7 @@ from app.event_types.services import SchemaCache
 from app.events.schemas import EventIn, EventView, InboxPage, KnownMetadata
 from app.pagination import MAX_LIMIT, Pagination, decode_cursor, page_of
 from app.views import to_view, to_views
+from core.metrics import EVENTS_INGESTED
 from core.settings import Settings
 from db import deliveries, events, partitions
 from db.ids import new_id
@@ -160,6 +161,7 @@ class Ingest:
         """Check and store one event with its deliveries; returns the stored row."""
         row = prepare(tenant_id, event, check_size=False)
         await store(self._pool, [row], self._days_ahead, self._schemas, joined=joined)
+        EVENTS_INGESTED.inc()
         return row
 
     async def batch(
@@ -169,6 +171,7 @@ class Ingest:
         where = [f"events[{i}]." for i in range(len(batch))]
         rows = [prepare(tenant_id, event, where[i]) for i, event in enumerate(batch)]
         await store(self._pool, rows, self._days_ahead, self._schemas, where, joined)
+        EVENTS_INGESTED.inc(len(rows))
         return rows
 
 

@@ -19,6 +19,7 @@ import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from app.errors import RateLimited
+from core.metrics import RATE_LIMITED
 from core.settings import Settings
 from db import rate_limits
 from db.rate_limits import Override, Tier, Window
@@ -82,6 +83,7 @@ class Decision(msgspec.Struct):
         """The 429 for a refused request, with Retry-After and the RateLimit headers."""
         headers = {**self.headers(), "Retry-After": str(self.taken.reset_seconds or 1)}
         tight = self.windows[(self.taken.tightest or 1) - 1]
+        RATE_LIMITED.labels(tight.name).inc()
         return RateLimited(
             f"{what} is over its limit of {tight.limit} requests per {tight.seconds} s; "
             f"retry in {headers['Retry-After']} s",

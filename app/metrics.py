@@ -1,0 +1,149 @@
+"""GET /metrics for Prometheus: this process's (or every API process's) counters, and figures
+read from SQL at scrape time, reused for a few seconds so frequent scrapes stay cheap."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections.abc import Iterator
+
+from litestar import Controller, Request, Response, get
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from psycopg_pool import AsyncConnectionPool
+
+from app.errors import Unauthorized
+from core.metrics import HTTP_DURATION, HTTP_REQUESTS, POOL, render_process_metrics
+from core.settings import Settings
+from db import metrics as sql_metrics
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def http_metrics_middleware(app: ASGIApp) -> ASGIApp:
+    """Count every answered request by route template and status, and time it."""
+
+    async def measured(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await app(scope, receive, send_noting_status)
+        except Exception as exc:
+            status = getattr(exc, "status_code", 500)
+            raise
+        finally:
+            handler = scope.get("route_handler")
+            route = scope.get("path_template") or (min(handler.paths) if handler else "unmatched")
+            method = scope["method"]
+            HTTP_REQUESTS.labels(method, route, str(status)).inc()
+            HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
+
+    return measured
+
+
+class _Families(Collector):
+    def __init__(self, families: list[GaugeMetricFamily]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        yield from self._families
+
+
+class SqlFigures:
+    """The SQL-derived gauges, read at most every `cache_seconds`."""
+
+    def __init__(self, pool: AsyncConnectionPool, cache_seconds: float) -> None:
+        self._pool = pool
+        self._cache_seconds = cache_seconds
+        self._text = b""
+        self._until = 0.0
+        self._lock = asyncio.Lock()
+
+    async def render(self) -> bytes:
+        """The gauges as Prometheus text."""
+        async with self._lock:
+            if time.monotonic() >= self._until:
+                registry = CollectorRegistry()
+                registry.register(_Families(await self._read()))
+                self._text = generate_latest(registry)
+                self._until = time.monotonic() + self._cache_seconds
+            return self._text
+
+    async def _read(self) -> list[GaugeMetricFamily]:
+        async with self._pool.connection() as conn:
+            queues = await sql_metrics.queues(conn)
+            endpoints = await sql_metrics.endpoints(conn)
+            parts = await sql_metrics.partitions(conn)
+        due = GaugeMetricFamily("eventgate_deliveries_due", "Deliveries due now", labels=["queue"])
+        backlog = GaugeMetricFamily(
+            "eventgate_delivery_backlog_seconds",
+            "How long the oldest due delivery of the queue has waited",
+            labels=["queue"],
+        )
+        for figures in queues:
+            due.add_metric([figures.queue], figures.due)
+            backlog.add_metric([figures.queue], figures.oldest_due_seconds)
+        states = GaugeMetricFamily(
+            "eventgate_endpoints", "Live endpoints by state", labels=["state"]
+        )
+        states.add_metric(["circuit_open"], endpoints.circuit_open)
+        states.add_metric(["disabled"], endpoints.disabled)
+        dead = GaugeMetricFamily("eventgate_dead_letters", "Deliveries out of tries")
+        dead.add_metric([], endpoints.dead_letters)
+        size = GaugeMetricFamily(
+            "eventgate_partition_bytes", "Size of each partition", labels=["table", "partition"]
+        )
+        rows = GaugeMetricFamily(
+            "eventgate_partition_rows",
+            "Estimated rows of each partition",
+            labels=["table", "partition"],
+        )
+        for part in parts:
+            size.add_metric([part.parent_table, part.partition_name], part.total_bytes)
+            rows.add_metric([part.parent_table, part.partition_name], part.estimated_rows)
+        return [due, backlog, states, dead, size, rows]
+
+
+async def refresh_pool_gauges(pool: AsyncConnectionPool, every: float = 5.0) -> None:
+    """Keep this process's pool figures current (a background task of the lifespan)."""
+    while True:
+        stats = pool.get_stats()
+        POOL.labels("size").set(stats.get("pool_size", 0))
+        POOL.labels("idle").set(stats.get("pool_available", 0))
+        POOL.labels("waiting").set(stats.get("requests_waiting", 0))
+        await asyncio.sleep(every)
+
+
+class MetricsController(Controller):
+    """Prometheus scrapes here (with a bearer token when EVENTGATE_METRICS_TOKEN is set)."""
+
+    path = "/metrics"
+    include_in_schema = False
+
+    @get("/", media_type=CONTENT_TYPE)
+    async def scrape(self, request: Request) -> Response[bytes]:
+        state = request.app.state
+        _check_token(request, state.settings)
+        body = render_process_metrics() + await state.sql_figures.render()
+        return Response(body, media_type=CONTENT_TYPE)
+
+
+def _check_token(request: Request, settings: Settings) -> None:
+    if not settings.metrics_token:
+        return
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(token, settings.metrics_token):
+        raise Unauthorized("/metrics needs Authorization: Bearer <EVENTGATE_METRICS_TOKEN>")

@@ -1,0 +1,61 @@
+"""The process's Prometheus metrics (prometheus-client), shared by the API and the workers.
+
+Under `eventgate serve --workers N` every process writes its figures to
+PROMETHEUS_MULTIPROC_DIR (set by the CLI before the processes start) and /metrics adds them up;
+figures every process would see the same (queues, dead letters, partitions) are read from SQL
+at scrape time instead (app/metrics.py).
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
+
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
+
+HTTP_REQUESTS = Counter(
+    "eventgate_http_requests",
+    "HTTP requests answered, by method, route template and status",
+    ["method", "route", "status"],
+)
+HTTP_DURATION = Histogram(
+    "eventgate_http_request_duration_seconds",
+    "Time to answer an HTTP request, by method and route template",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS[:11],
+)
+EVENTS_INGESTED = Counter("eventgate_events_ingested", "Events accepted by the API")
+RATE_LIMITED = Counter(
+    "eventgate_rate_limited",
+    "Requests answered 429, by policy (key tier, route, ip, trigger...)",
+    ["policy"],
+)
+DELIVERIES = Counter(
+    "eventgate_deliveries",
+    "Delivery attempts written back, by outcome (succeeded, failed: retried later, dead)",
+    ["outcome"],
+)
+DELIVERY_LATENCY = Histogram(
+    "eventgate_event_to_delivered_seconds",
+    "From an event's creation to its successful delivery",
+    buckets=LATENCY_BUCKETS,
+)
+POOL = Gauge(
+    "eventgate_db_pool_connections",
+    "Database pool connections of the API processes, by state (size, idle, waiting clients)",
+    ["state"],
+    multiprocess_mode="livesum",
+)
+
+
+def render_process_metrics() -> bytes:
+    """This process's metrics, or every process's when they share PROMETHEUS_MULTIPROC_DIR."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        return generate_latest(registry)
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY)

@@ -1,0 +1,79 @@
+"""SQL read at scrape time for the figures every process would see alike (queues, dead letters,
+endpoint states, partitions): exact across API processes and CLI workers, each index-served."""
+
+from __future__ import annotations
+
+import msgspec
+from psycopg import AsyncConnection
+
+from core.vocabulary import UNFINISHED_DELIVERY_STATUSES, sql_in
+from db.query import fetch_all, fetch_one
+
+UNFINISHED = sql_in(UNFINISHED_DELIVERY_STATUSES)
+
+
+class QueueFigures(msgspec.Struct):
+    """Due deliveries of one queue and how long the oldest has waited."""
+
+    queue: str
+    due: int
+    oldest_due_seconds: float
+
+
+class EndpointFigures(msgspec.Struct):
+    """Live endpoints by state."""
+
+    circuit_open: int
+    disabled: int
+    dead_letters: int
+
+
+class PartitionFigures(msgspec.Struct):
+    """One partition's size."""
+
+    parent_table: str
+    partition_name: str
+    estimated_rows: int
+    total_bytes: int
+
+
+# Due deliveries per queue and the age of the oldest (deliveries_due_idx: the partial index
+# holds unfinished rows only, ordered by due time within each queue).
+QUEUES = f"""
+SELECT queue, count(*) AS due,
+       COALESCE(EXTRACT(epoch FROM now() - min(next_attempt_at)), 0)::float8 AS oldest_due_seconds
+FROM deliveries
+WHERE status IN {UNFINISHED} AND next_attempt_at <= now()
+GROUP BY queue
+"""
+
+# Endpoints with an open circuit or disabled (endpoints_tenant_idx: live rows), and dead
+# letters (deliveries_dead_idx, an index-only count).
+ENDPOINTS = """
+SELECT count(*) FILTER (WHERE circuit_open_until > now()) AS circuit_open,
+       count(*) FILTER (WHERE NOT is_active) AS disabled,
+       (SELECT count(*) FROM deliveries WHERE status = 'dead') AS dead_letters
+FROM endpoints WHERE deleted_at IS NULL
+"""
+
+# Every partition and its size (the eventgate_partitions view: the catalog, not the tables).
+PARTITIONS = """
+SELECT parent_table, partition_name, estimated_rows, total_bytes FROM eventgate_partitions
+"""
+
+
+async def queues(conn: AsyncConnection) -> list[QueueFigures]:
+    """Due deliveries and oldest due age per queue that has any."""
+    return await fetch_all(conn, QUEUES, None, QueueFigures)
+
+
+async def endpoints(conn: AsyncConnection) -> EndpointFigures:
+    """Endpoint states and the dead-letter count."""
+    found = await fetch_one(conn, ENDPOINTS, None, EndpointFigures)
+    assert found is not None
+    return found
+
+
+async def partitions(conn: AsyncConnection) -> list[PartitionFigures]:
+    """Every partition's estimated rows and size."""
+    return await fetch_all(conn, PARTITIONS, None, PartitionFigures)
