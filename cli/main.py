@@ -9,6 +9,7 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
+from core import logs
 from core.settings import Settings
 
 
@@ -26,6 +27,8 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     _database_url()
+    settings = Settings.from_env()
+    logs.configure(settings.log_format, settings.log_level, settings.log_redact_fields)
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each process writes its metrics there; /metrics, answered by any, adds them up.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="eventgate-metrics-")
@@ -35,7 +38,8 @@ def _serve(args: argparse.Namespace) -> None:
         host=args.host,
         port=args.port,
         workers=args.workers,
-        access_log=False,
+        access_log=False,  # Eventgate logs each request itself (route, status, key prefix)
+        log_config=None,  # keep the structured logging configured above
         # X-Forwarded-For is believed only from EVENTGATE_TRUSTED_PROXIES, by Eventgate itself.
         proxy_headers=False,
         server_header=False,  # no server banner

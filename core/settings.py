@@ -53,6 +53,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # How long an Idempotency-Key's first answer is replayed (and a trigger's redelivery
     # id is remembered).
     idempotency_ttl_seconds: float = 24 * 3600.0
+    # Logs: `json` lines or `console` (eventgate dev's default), and the level.
+    log_format: str = "json"
+    log_level: str = "info"
+    # Payload and metadata fields never written to logs (comma-separated names).
+    log_redact_fields: tuple[str, ...] = ()
+    # One log line per answered request.
+    access_log: bool = True
     # When set, GET /metrics needs `Authorization: Bearer <this>`.
     metrics_token: str | None = None
     # How long /metrics reuses the figures it reads from SQL.
@@ -74,7 +81,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             if name.startswith(PREFIX) and name[len(PREFIX) :].lower() in fields
         }
         # Lists are written comma-separated: EVENTGATE_DELIVERY_RETRY_SCHEDULE=0,5,300
-        for name in ("delivery_retry_schedule", "trusted_proxies", "cors_origins"):
+        lists = ("delivery_retry_schedule", "trusted_proxies", "cors_origins", "log_redact_fields")
+        for name in lists:
             if isinstance(values.get(name), str):
                 values[name] = [part.strip() for part in str(values[name]).split(",")]
         settings = msgspec.convert(values, cls, strict=False)

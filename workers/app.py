@@ -13,6 +13,7 @@ from procrastinate.worker import Worker
 from prometheus_client import start_http_server
 from psycopg_pool import AsyncConnectionPool
 
+from core import logs
 from core.settings import Settings
 from db.pool import use_msgspec_json, with_keepalives
 
@@ -55,7 +56,9 @@ class EventgateApp(App):
         """Run a worker until `stopping` is set (then gracefully), starting it again
         whenever it stops or fails by itself."""
         self.perform_import_paths()
-        serve_metrics(Settings.from_env().worker_metrics_port)
+        settings = Settings.from_env()
+        logs.configure(settings.log_format, settings.log_level, settings.log_redact_fields)
+        serve_metrics(settings.worker_metrics_port)
         while not stopping.is_set():
             worker = self._worker(**kwargs)
             stopper = asyncio.create_task(_stop_when_set(stopping, worker))

@@ -23,6 +23,7 @@ from procrastinate import JobContext
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
+from core import logs
 from core.metrics import DELIVERIES, DELIVERY_LATENCY
 from core.queues import DELIVER_TASK
 from core.settings import Settings
@@ -35,6 +36,7 @@ from workers.sender import Outcome, Sender, sender_for
 from workers.signing import signature_header
 
 logger = logging.getLogger("eventgate.delivery")
+ATTEMPTS_LOG = logs.get("eventgate.delivery")
 
 DEADLOCK_RETRIES = 3
 LINGER_PAUSES = (0.02, 0.03, 0.05)  # about 0.1 s in all
@@ -172,6 +174,16 @@ def count_outcomes(claimed: Sequence[Claimed], results: Sequence[Result]) -> Non
         DELIVERIES.labels(result.status).inc()
         if result.status == "succeeded":
             DELIVERY_LATENCY.observe((now - c.created_at).total_seconds())
+        else:
+            ATTEMPTS_LOG.warning(
+                "delivery attempt failed",
+                delivery_id=str(c.id),
+                endpoint_id=str(c.endpoint_id),
+                attempt=result.attempt,
+                status_code=result.status_code,
+                error=result.error,
+                outcome=result.status,
+            )
 
 
 def webhook_body(c: Claimed) -> bytes:

@@ -1,0 +1,92 @@
+"""Logs: JSON lines (or readable console lines) from structlog, with every standard-library
+logger (uvicorn, procrastinate, psycopg) rendered the same way, and secrets redacted from
+whatever a line carries: API keys, `whsec_` secrets, credentials headers and the payload
+fields named in EVENTGATE_LOG_REDACT_FIELDS."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable
+from typing import Any
+
+import structlog
+from structlog.typing import EventDict, Processor
+
+API_KEY = re.compile(r"\b(eg_[0-9a-f]{16})_[A-Za-z0-9_-]+")
+WHSEC = re.compile(r"\bwhsec_[A-Za-z0-9+/=_-]+")
+SECRET_NAMES = {"authorization", "x-api-key", "secret", "previous_secret", "password", "token"}
+REDACTED = "[redacted]"
+
+
+class Redactor:
+    """A processor that scrubs secrets from every value of a log line, nested ones too."""
+
+    def __init__(self, fields: Iterable[str] = ()) -> None:
+        self._names = SECRET_NAMES | {field.lower() for field in fields}
+
+    def __call__(self, logger: Any, method: str, event: EventDict) -> EventDict:
+        return {key: self._scrub(key, value) for key, value in event.items()}
+
+    def _scrub(self, key: Any, value: Any) -> Any:
+        if isinstance(key, str) and key.lower() in self._names:
+            return REDACTED
+        if isinstance(value, str):
+            return WHSEC.sub("whsec_" + REDACTED, API_KEY.sub(r"\1_" + REDACTED, value))
+        if isinstance(value, dict):
+            return {k: self._scrub(k, v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._scrub(None, v) for v in value]
+        return value
+
+
+def _drop_color_message(logger: Any, method: str, event: EventDict) -> EventDict:
+    event.pop("color_message", None)  # uvicorn's ANSI-coloured copy of the message
+    return event
+
+
+def configure(log_format: str = "json", level: str = "INFO", redact: Iterable[str] = ()) -> None:
+    """Route every logger through structlog in one format (idempotent)."""
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.stdlib.ExtraAdder(),
+        _drop_color_message,
+        Redactor(redact),
+    ]
+    renderer: Processor = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if log_format == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared,
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.format_exc_info,
+                renderer,
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "procrastinate"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+    structlog.configure(
+        processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+
+
+def get(name: str) -> Any:
+    """A structured logger."""
+    return structlog.get_logger(name)
