@@ -62,4 +62,9 @@ def cors_config(settings: Settings) -> CORSConfig | None:
 
 
 # Answers over 1 KiB are gzipped for clients that ask for it (lists, the OpenAPI document).
-COMPRESSION = CompressionConfig(backend="gzip", minimum_size=1024, gzip_compress_level=6)
+# Routes whose answers are always small (single-event ingest, triggers) set this opt: the
+# compression layer would only cost them time.
+NO_COMPRESSION = "no_compression"
+COMPRESSION = CompressionConfig(
+    backend="gzip", minimum_size=1024, gzip_compress_level=6, exclude_opt_key=NO_COMPRESSION
+)

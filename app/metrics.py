@@ -22,7 +22,6 @@ from core.metrics import HTTP_DURATION, HTTP_REQUESTS, POOL, render_process_metr
 from core.settings import Settings
 from db import metrics as sql_metrics
 
-ACCESS = logs.get("eventgate.access")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
@@ -56,15 +55,15 @@ def http_metrics_middleware(app: ASGIApp) -> ASGIApp:
             HTTP_DURATION.labels(method, route).observe(took)
             if scope["app"].state.settings.access_log:
                 # The route template, never the path: a trigger's path holds its token.
-                ACCESS.info(
-                    "request",
-                    method=method,
-                    route=route,
-                    status=status,
-                    latency_ms=round(took * 1000, 2),
-                    request_id=request_id(scope),
-                    key_prefix=getattr(scope.get("user"), "prefix", None),
-                )
+                fields = {
+                    "method": method,
+                    "route": route,
+                    "status": status,
+                    "latency_ms": round(took * 1000, 2),
+                    "request_id": request_id(scope),
+                    "key_prefix": getattr(scope.get("user"), "prefix", None),
+                }
+                logs.line("eventgate.access", "request", fields)
 
     return measured
 

@@ -30,6 +30,7 @@ def start_dev(data_dir: str) -> tuple[subprocess.Popen, str, str, str]:
         port = sock.getsockname()[1]
     # Tunables pass through (EVENTGATE_DELIVERY_BATCH_SIZE=...); the database is dev's own.
     env = {k: v for k, v in os.environ.items() if k != "EVENTGATE_DATABASE_URL"}
+    env.setdefault("EVENTGATE_LOG_FORMAT", "json")  # as in production (dev's default is console)
     process = subprocess.Popen(
         [sys.executable, "-m", "cli", "dev", "--port", str(port), "--data-dir", data_dir],
         env=env,

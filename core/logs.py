@@ -9,8 +9,10 @@ import logging
 import re
 import sys
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import structlog
 from structlog.typing import EventDict, Processor
 
@@ -41,6 +43,10 @@ class Redactor:
         return value
 
 
+def _compact_json(document: Any, **_: Any) -> str:
+    return msgspec.json.encode(document, enc_hook=str).decode()
+
+
 def _drop_color_message(logger: Any, method: str, event: EventDict) -> EventDict:
     event.pop("color_message", None)  # uvicorn's ANSI-coloured copy of the message
     return event
@@ -60,7 +66,7 @@ def configure(log_format: str = "json", level: str = "INFO", redact: Iterable[st
     renderer: Processor = (
         structlog.dev.ConsoleRenderer(colors=False)
         if log_format == "console"
-        else structlog.processors.JSONRenderer()
+        else structlog.processors.JSONRenderer(serializer=_compact_json)
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(
@@ -76,15 +82,56 @@ def configure(log_format: str = "json", level: str = "INFO", redact: Iterable[st
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "procrastinate"):
+    _Direct.handler = handler if log_format == "json" else None
+    _Direct.info_enabled = root.isEnabledFor(logging.INFO)
+    for name in ("uvicorn", "uvicorn.error", "procrastinate"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # uvicorn writes an access line whenever this logger has a handler, path and query
+    # included (a trigger's path is its credential): Eventgate's own line replaces it.
+    logging.getLogger("uvicorn.access").handlers[:] = []
+    logging.getLogger("uvicorn.access").propagate = False
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
+
+
+class _Direct:
+    """Where JSON lines may be written without the processor chain (set by configure)."""
+
+    handler: logging.StreamHandler | None = None
+    info_enabled = True
+
+
+def line(logger_name: str, event: str, fields: dict[str, Any]) -> None:
+    """Log one info line of plain fields (strings, numbers, None) on the hot path: in JSON
+    format it is encoded by msgspec and written straight to the log stream, with the same keys
+    the processor chain gives (about a tenth of the cost); in console format it goes through
+    the chain. Only API keys are scrubbed here: pass no other secret."""
+    handler = _Direct.handler
+    if handler is None:
+        get(logger_name).info(event, **fields)
+        return
+    if not _Direct.info_enabled:
+        return
+    document = {
+        k: API_KEY.sub(r"\1_" + REDACTED, v) if isinstance(v, str) else v for k, v in fields.items()
+    }
+    document.update(
+        event=event,
+        level="info",
+        logger=logger_name,
+        timestamp=datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+    )
+    text = msgspec.json.encode(document).decode() + "\n"
+    handler.acquire()
+    try:
+        handler.stream.write(text)
+    finally:
+        handler.release()
 
 
 def get(name: str) -> Any:

@@ -112,6 +112,7 @@ def test_a_served_api_logs_json_and_never_a_key_or_a_secret(database_url):
         text = captured.read()
     lines = _lines(text)  # every line is JSON, uvicorn's included
     assert any(line.get("logger", "").startswith("uvicorn") for line in lines)
+    assert not any(line.get("logger") == "uvicorn.access" for line in lines)  # paths, tokens
     routes = {(line["route"], line["status"]) for line in lines if line["event"] == "request"}
     assert {("/v1/endpoints", 201), ("/v1/keys", 401)} <= routes
     assert key not in text

@@ -23,6 +23,7 @@ from app.events.schemas import (
     EventView,
     InboxPage,
 )
+from app.http_hygiene import NO_COMPRESSION
 from app.idempotency import SHARED_TRANSACTION, api_idempotency
 from app.identifiers import IdPath, parse_id
 from app.media import check_json_body
@@ -57,7 +58,7 @@ class EventController(Controller):
     @post(
         "/",
         summary="Ingest one event",
-        opt={"scope": EVENTS_WRITE},
+        opt={"scope": EVENTS_WRITE, NO_COMPRESSION: True},
         before_request=check_json_body,
         request_max_body_size=services.MAX_EVENT_BYTES,
         responses=error_responses(400, 401, 403, 413, 415),

@@ -10,6 +10,7 @@ from litestar.params import JSONBody, Parameter
 
 from app.auth import api_key_auth
 from app.dependencies import Caller, Transaction, TriggerService
+from app.http_hygiene import NO_COMPRESSION
 from app.idempotency import api_idempotency
 from app.identifiers import IdPath, parse_id
 from app.media import check_json_body
@@ -126,6 +127,7 @@ class TriggerController(Controller):
         summary="Receive a provider's webhook (JSON or form, at most 512 KiB)",
         status_code=202,
         request_max_body_size=MAX_TRIGGER_BYTES,
+        opt={NO_COMPRESSION: True},
         responses={
             200: ResponseSpec(TriggerAccepted, description="A redelivery: the first event's id"),
             **error_responses(400, 401, 404, 413, 415),
