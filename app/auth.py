@@ -15,6 +15,7 @@ from litestar.middleware import (
     DefineMiddleware,
 )
 
+from app.audit import acting_in
 from app.client_ip import client_ip
 from app.errors import Unauthorized
 from app.keys import secrets
@@ -44,6 +45,7 @@ class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
             principal = await verifier.verify(key)
         except Unauthorized as refused:
             raise await answer_refusal(connection, key, refused) from None
+        acting_in(connection.scope)  # the author of whatever this request changes
         return AuthenticationResult(user=principal, auth=key)
 
 

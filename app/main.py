@@ -9,6 +9,7 @@ from importlib.metadata import version
 
 from litestar import Litestar
 
+from app.audit_logs.controllers import AuditLogController
 from app.deliveries.controllers import DeliveryController
 from app.dependencies import DEPENDENCIES
 from app.endpoints.controllers import EndpointController
@@ -81,6 +82,7 @@ def create_app(settings: Settings) -> Litestar:
             KeyRateLimitController,
             SourceController,
             TriggerController,
+            AuditLogController,
             MetricsController,
             openapi_json,
             docs_assets(),

@@ -78,6 +78,12 @@ def _rate_limits(args: argparse.Namespace) -> None:
     asyncio.run(operator.RATE_LIMIT_ACTIONS[args.action](_database_url(), args))
 
 
+def _audit(args: argparse.Namespace) -> None:
+    from cli import operator
+
+    asyncio.run(operator.AUDIT_ACTIONS[args.action](_database_url(), args))
+
+
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
     """Shows every option's default."""
 
@@ -143,6 +149,12 @@ def _add_tenants_and_keys(commands: argparse._SubParsersAction) -> None:
     _command(limits, "list", "list the tiers ('-' is no limit)")
     for action in limits.choices.values():
         action.set_defaults(run=_rate_limits)
+    audit = _command(commands, "audit", "the audit logs").add_subparsers(
+        dest="action", required=True
+    )
+    verify = _command(audit, "verify", "recompute the hash chains; exit 1 at the first break")
+    verify.add_argument("--tenant", default=None, help="only this tenant's chain")
+    verify.set_defaults(run=_audit)
 
 
 def parser() -> argparse.ArgumentParser:

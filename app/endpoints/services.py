@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from psycopg import AsyncConnection
 
+from app.audit import record
 from app.endpoints.filters import compile_filter
 from app.endpoints.schemas import (
     EndpointCreated,
@@ -30,6 +31,7 @@ from db.ids import new_id
 from workers.enqueue import wake
 
 SECRET_GRACE_SECONDS = 24 * 3600
+ENDPOINT = "endpoint"
 TEST_EVENT_TYPE = "eventgate.test"
 
 
@@ -76,8 +78,9 @@ async def create(
         ordered=data.ordered,
         metadata=data.metadata,
     )
-    row = await endpoints.insert(conn, new)
-    return EndpointCreated(to_view(row, EndpointView), new.secret)
+    view = to_view(await endpoints.insert(conn, new), EndpointView)
+    await record(conn, tenant_id, "endpoint.create", ENDPOINT, view.id, after=view)
+    return EndpointCreated(view, new.secret)
 
 
 async def list_page(
@@ -108,14 +111,21 @@ async def update(
     if "filter" in given:
         given.update(_compiled(given["filter"]))
     changes = endpoints.EndpointChanges(given=list(given), **given)
-    return _found(await endpoints.update(conn, tenant_id, endpoint_id, changes))
+    before = await get(conn, tenant_id, endpoint_id)
+    after = _found(await endpoints.update(conn, tenant_id, endpoint_id, changes))
+    await record(
+        conn, tenant_id, "endpoint.update", ENDPOINT, endpoint_id, before=before, after=after
+    )
+    return after
 
 
 async def delete(
     conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
 ) -> EndpointView:
     """Delete an endpoint (kept for history); its unfinished deliveries end dead."""
-    return _found(await endpoints.delete(conn, tenant_id, endpoint_id))
+    before = _found(await endpoints.delete(conn, tenant_id, endpoint_id))
+    await record(conn, tenant_id, "endpoint.delete", ENDPOINT, endpoint_id, before=before)
+    return before
 
 
 async def secrets(
@@ -125,6 +135,7 @@ async def secrets(
     found = await endpoints.get_secrets(conn, tenant_id, endpoint_id)
     if found is None:
         raise NotFound("no such endpoint")
+    await record(conn, tenant_id, "endpoint.secret.reveal", ENDPOINT, endpoint_id)
     return to_view(found, SecretView)
 
 
@@ -137,6 +148,7 @@ async def rotate_secret(
     )
     if found is None:
         raise NotFound("no such endpoint")
+    await record(conn, tenant_id, "endpoint.secret.rotate", ENDPOINT, endpoint_id)
     return to_view(found, SecretView)
 
 
@@ -144,7 +156,9 @@ async def disable(
     conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
 ) -> EndpointView:
     """Pause an endpoint: its deliveries wait, nothing is dropped."""
-    return _found(await endpoints.disable(conn, tenant_id, endpoint_id, "disabled by API"))
+    view = _found(await endpoints.disable(conn, tenant_id, endpoint_id, "disabled by API"))
+    await record(conn, tenant_id, "endpoint.disable", ENDPOINT, endpoint_id, after=view)
+    return view
 
 
 async def enable(
@@ -154,6 +168,7 @@ async def enable(
     row = await endpoints.enable(conn, tenant_id, endpoint_id)
     view = _found(row)
     await wake(conn, row.queues if row else [])
+    await record(conn, tenant_id, "endpoint.enable", ENDPOINT, endpoint_id, after=view)
     return view
 
 
@@ -164,6 +179,7 @@ async def recover(
     await get(conn, tenant_id, endpoint_id)
     per_queue = await deliveries.recover(conn, tenant_id, endpoint_id, since)
     await wake(conn, per_queue)
+    await record(conn, tenant_id, "endpoint.recover", ENDPOINT, endpoint_id)
     return sum(per_queue.values())
 
 

@@ -10,6 +10,7 @@ import jsonschema_rs
 import msgspec
 from psycopg import AsyncConnection
 
+from app.audit import record
 from app.errors import BadRequest, Conflict, NotFound
 from app.event_types.schemas import EventTypeIn, EventTypeList, EventTypePatch, EventTypeView
 from app.pagination import Pagination, decode_name_cursor, encode_name_cursor
@@ -60,7 +61,9 @@ async def create(conn: AsyncConnection, tenant_id: uuid.UUID, data: EventTypeIn)
     row = await event_types.insert(conn, tenant_id, data.name, data.description, schema)
     if row is None:
         raise Conflict(f"event type `{data.name}` already exists", {"field": "name"})
-    return to_view(row, EventTypeView)
+    view = to_view(row, EventTypeView)
+    await record(conn, tenant_id, "event_type.create", "event_type", data.name, after=view)
+    return view
 
 
 async def list_page(
@@ -98,6 +101,7 @@ async def update(
     """Apply a PATCH; NotFound when there is no such type."""
     set_schema = data.schema is not msgspec.UNSET
     schema = checked_schema(data.schema) if set_schema and data.schema else None
+    before = await get(conn, tenant_id, name)
     row = await event_types.update(
         conn,
         tenant_id,
@@ -109,7 +113,10 @@ async def update(
     )
     if row is None:
         raise NotFound("no such event type")
-    return to_view(row, EventTypeView)
+    after = to_view(row, EventTypeView)
+    action = "event_type.archive" if data.archived is True else "event_type.update"
+    await record(conn, tenant_id, action, "event_type", name, before=before, after=after)
+    return after
 
 
 class SchemaCache:

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from psycopg import AsyncConnection
 
+from app.audit import record
 from app.errors import BadRequest, Conflict, Forbidden, NotFound
 from app.keys import secrets
 from app.keys.schemas import CreatedKey, CreateKeyRequest, KeyList, KeyPatch, KeyView
@@ -52,6 +53,16 @@ async def issue(
     return CreatedKey(**msgspec.structs.asdict(to_view(key, KeyView)), key=full_key)
 
 
+KEY = "api_key"
+
+
+def _public(created: CreatedKey) -> KeyView:
+    """A created key as the audit log keeps it: everything but the key itself."""
+    fields = msgspec.structs.asdict(created)
+    fields.pop("key")
+    return KeyView(**fields)
+
+
 async def create(conn: AsyncConnection, caller: Principal, request: CreateKeyRequest) -> CreatedKey:
     """A key for the caller's tenant, with no scope the caller does not hold itself."""
     missing = [s for s in request.scopes if not grants(caller.scopes, s)]
@@ -61,7 +72,7 @@ async def create(conn: AsyncConnection, caller: Principal, request: CreateKeyReq
         raise BadRequest("expires_at must be in the future", {"field": "expires_at"})
     tier = request.rate_limit_tier or caller.tier
     await rate_limit_rules.check_tier(conn, tier, caller.tier)
-    return await issue(
+    created = await issue(
         conn,
         tenant_id=caller.tenant_id,
         name=request.name,
@@ -71,6 +82,8 @@ async def create(conn: AsyncConnection, caller: Principal, request: CreateKeyReq
         created_by=caller.key_id,
         rate_limit_tier=tier,
     )
+    await record(conn, caller.tenant_id, "key.create", KEY, created.id, after=_public(created))
+    return created
 
 
 async def update(
@@ -89,7 +102,11 @@ async def update(
     changed = await api_keys.update(conn, caller.tenant_id, key_id, name=name, rate_limit_tier=tier)
     assert changed is not None
     verifier.forget(changed.prefix)  # its cached principal carries the old tier
-    return to_view(changed, KeyView)
+    after = to_view(changed, KeyView)
+    await record(
+        conn, caller.tenant_id, "key.update", KEY, key_id, before=to_view(key, KeyView), after=after
+    )
+    return after
 
 
 async def list_page(
@@ -146,6 +163,7 @@ async def rotate(
     grace = timedelta(seconds=grace_seconds)
     await api_keys.mark_rotated(conn, caller.tenant_id, old.id, replacement.id, grace)
     verifier.forget(old.prefix)
+    await record(conn, caller.tenant_id, "key.rotate", KEY, old.id, after=_public(replacement))
     return replacement
 
 
@@ -160,4 +178,6 @@ async def revoke(
     # Other processes hear it by NOTIFY; this one must not wait for its own echo.
     for key in revoked:
         verifier.forget(key.prefix)
-    return to_view(revoked[0], KeyView)
+    view = to_view(revoked[0], KeyView)
+    await record(conn, caller.tenant_id, "key.revoke", KEY, key_id, after=view)
+    return view

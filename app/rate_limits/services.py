@@ -7,6 +7,7 @@ import uuid
 
 from psycopg import AsyncConnection
 
+from app.audit import record
 from app.errors import BadRequest, Forbidden, NotFound
 from app.rate_limits.schemas import KeyRateLimits, OverrideIn, TierList, TierView
 from app.views import to_view, to_views
@@ -84,5 +85,10 @@ async def replace_for_key(
                     "only the operator can raise limits",
                     {"field": f"overrides[{i}].{window}"},
                 )
+    before = await get_for_key(conn, tenant_id, key_id)
     await rate_limits.replace_overrides(conn, key_id, [to_view(o, Override) for o in overrides])
-    return await get_for_key(conn, tenant_id, key_id)
+    after = await get_for_key(conn, tenant_id, key_id)
+    await record(
+        conn, tenant_id, "rate_limits.replace", "api_key", key_id, before=before, after=after
+    )
+    return after

@@ -12,6 +12,7 @@ from typing import Any
 import msgspec
 from psycopg import AsyncConnection
 
+from app.audit import record
 from app.errors import BadRequest, Conflict, NotFound
 from app.pagination import decode_cursor, page_of
 from app.sources.schemas import (
@@ -35,6 +36,7 @@ from core.secrets import new_endpoint_secret
 from db import sources
 from db.ids import new_id
 
+SOURCE = "source"
 RULES = ("event_type", "event_type_header", "event_type_pointer")
 # Headers that carry credentials: never copied into an event's metadata.
 SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "x-api-key"}
@@ -124,7 +126,9 @@ async def create(conn: AsyncConnection, tenant_id: uuid.UUID, data: SourceIn) ->
         row = await sources.insert(conn, new)
     except sources.NameTaken:
         raise Conflict(f"a source named {data.name} exists", {"field": "name"}) from None
-    return SourceCreated(_view(row), secret)
+    view = _view(row)
+    await record(conn, tenant_id, "source.create", SOURCE, view.id, after=view)
+    return SourceCreated(view, secret)
 
 
 async def list_page(
@@ -155,10 +159,14 @@ async def update(
     if "verification" in given or "secret" in given:
         changes.update(await _secret_change(conn, tenant_id, source_id, given))
         changes["given"].append("secret")
+    before = await get(conn, tenant_id, source_id)
     try:
-        return _found(await sources.update(conn, tenant_id, source_id, changes))
+        after = _found(await sources.update(conn, tenant_id, source_id, changes))
     except sources.NameTaken:
         raise Conflict(f"a source named {given.get('name')} exists", {"field": "name"}) from None
+    action = "source.secret.rotate" if "secret" in given else "source.update"
+    await record(conn, tenant_id, action, SOURCE, source_id, before=before, after=after)
+    return after
 
 
 async def _secret_change(
@@ -181,7 +189,9 @@ async def _secret_change(
 
 async def delete(conn: AsyncConnection, tenant_id: uuid.UUID, source_id: uuid.UUID) -> SourceView:
     """Delete a source: its trigger URL answers 404 from now on."""
-    return _found(await sources.delete(conn, tenant_id, source_id))
+    before = _found(await sources.delete(conn, tenant_id, source_id))
+    await record(conn, tenant_id, "source.delete", SOURCE, source_id, before=before)
+    return before
 
 
 async def secret(conn: AsyncConnection, tenant_id: uuid.UUID, source_id: uuid.UUID) -> SourceSecret:
@@ -189,6 +199,7 @@ async def secret(conn: AsyncConnection, tenant_id: uuid.UUID, source_id: uuid.UU
     found = await sources.get_secret(conn, tenant_id, source_id)
     if found is None:
         raise NotFound("no such source")
+    await record(conn, tenant_id, "source.secret.reveal", SOURCE, source_id)
     return SourceSecret(found[0])
 
 
@@ -196,7 +207,9 @@ async def rotate_token(
     conn: AsyncConnection, tenant_id: uuid.UUID, source_id: uuid.UUID
 ) -> SourceView:
     """A new trigger URL; the old one stops working at once."""
-    return _found(await sources.rotate_token(conn, tenant_id, source_id, new_token()))
+    view = _found(await sources.rotate_token(conn, tenant_id, source_id, new_token()))
+    await record(conn, tenant_id, "source.token.rotate", SOURCE, source_id)
+    return view
 
 
 async def rejections(

@@ -1,0 +1,96 @@
+"""The audit trail of changes: services call `record` inside the transaction of the change;
+who did it (key, address, user agent, request id) comes from the request, set once by the
+authentication middleware."""
+
+from __future__ import annotations
+
+import uuid
+from contextvars import ContextVar
+from typing import Any
+
+import msgspec
+from litestar.types import Scope
+from psycopg import AsyncConnection
+
+from app.client_ip import client_ip
+from app.request_id import request_id
+from db import audit
+from db.ids import new_id
+
+
+class Actor(msgspec.Struct, frozen=True):
+    """Who is making the request's changes, and from where."""
+
+    key_id: uuid.UUID | None
+    key_prefix: str | None
+    client_ip: str | None
+    user_agent: str | None
+    request_id: str | None
+
+
+# The authenticated request whose changes are being made (a reference: the actor is only
+# worked out when something is recorded, off the hot path).
+_REQUEST: ContextVar[Scope | None] = ContextVar("eventgate_audit_request", default=None)
+NOBODY = Actor(None, None, None, None, None)
+
+
+def acting_in(scope: Scope) -> None:
+    """Remember the current request as the author of what its task records."""
+    _REQUEST.set(scope)
+
+
+def _actor() -> Actor:
+    scope = _REQUEST.get()
+    if scope is None:
+        return NOBODY
+    principal = scope.get("user")
+    headers = dict(scope.get("headers", ()))
+    agent = headers.get(b"user-agent", b"").decode("latin-1")[:300] or None
+    trusted = scope["app"].state.settings.trusted_proxies
+    return Actor(
+        getattr(principal, "key_id", None),
+        getattr(principal, "prefix", None),
+        client_ip(scope, trusted),
+        agent,
+        request_id(scope),
+    )
+
+
+# Fields of a view that are credentials themselves: a source's trigger path holds its token.
+NEVER_KEPT = {"trigger_path", "secret", "previous_secret", "key"}
+
+
+def _plain(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    fields = msgspec.to_builtins(value)
+    return {name: field for name, field in fields.items() if name not in NEVER_KEPT}
+
+
+async def record(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    action: str,
+    resource_type: str,
+    resource_id: Any,
+    *,
+    before: Any = None,
+    after: Any = None,
+) -> None:
+    """Append an entry to the tenant's audit chain, in `conn`'s transaction."""
+    actor = _actor()
+    entry = audit.NewEntry(
+        tenant_id=tenant_id,
+        id=new_id(),
+        actor_key_id=actor.key_id,
+        actor_key_prefix=actor.key_prefix,
+        action=action,
+        resource_type=resource_type,
+        resource_id=str(resource_id),
+        before=_plain(before),
+        after=_plain(after),
+        client_ip=actor.client_ip,
+        user_agent=actor.user_agent,
+        request_id=actor.request_id,
+    )
+    await audit.append(conn, entry)

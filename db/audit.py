@@ -1,0 +1,130 @@
+"""SQL for audit_logs: append to a tenant's hash chain, read pages, and verify the chain."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+
+from db.query import fetch_all, fetch_value
+
+
+class NewEntry(msgspec.Struct, kw_only=True):
+    """An audit entry before the chain gives it seq and hashes."""
+
+    tenant_id: uuid.UUID
+    id: uuid.UUID
+    actor_key_id: uuid.UUID | None
+    actor_key_prefix: str | None
+    action: str
+    resource_type: str
+    resource_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    client_ip: str | None
+    user_agent: str | None
+    request_id: str | None
+
+
+class Entry(msgspec.Struct):
+    """One audit_logs row as the API shows it."""
+
+    seq: int
+    id: uuid.UUID
+    created_at: datetime
+    actor_key_id: uuid.UUID | None
+    actor_key_prefix: str | None
+    action: str
+    resource_type: str
+    resource_id: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    client_ip: str | None
+    user_agent: str | None
+    request_id: str | None
+    hash: bytes
+
+
+class Break(msgspec.Struct):
+    """The first row of a tenant whose hash or link does not hold."""
+
+    tenant_id: uuid.UUID
+    seq: int
+    id: uuid.UUID
+
+
+# Append one entry to its tenant's chain, in the caller's transaction (audit_heads_pkey,
+# audit_logs_pkey).
+APPEND = """
+SELECT eventgate_audit_append(ROW(
+    %(tenant_id)s, 0, %(id)s, NULL, %(actor_key_id)s, %(actor_key_prefix)s, %(action)s,
+    %(resource_type)s, %(resource_id)s, %(before)s, %(after)s, %(client_ip)s, %(user_agent)s,
+    %(request_id)s, ''::bytea, ''::bytea)::audit_logs)
+"""
+
+COLUMNS = (
+    "seq, id, created_at, actor_key_id, actor_key_prefix, action, resource_type, resource_id,"
+    " before, after, client_ip, user_agent, request_id, hash"
+)
+
+# A page of a tenant's entries, newest first, before the cursor, each filter bound or null
+# (audit_logs_pkey; the action, resource and actor indexes serve the selective filters).
+PAGE = f"""
+SELECT {COLUMNS} FROM audit_logs
+WHERE tenant_id = %(tenant_id)s AND seq < %(before_seq)s
+  AND (%(action)s::text IS NULL OR action = %(action)s)
+  AND (%(resource_type)s::text IS NULL OR resource_type = %(resource_type)s)
+  AND (%(resource_id)s::text IS NULL OR resource_id = %(resource_id)s)
+  AND (%(actor_key_id)s::uuid IS NULL OR actor_key_id = %(actor_key_id)s)
+  AND (%(since)s::timestamptz IS NULL OR created_at >= %(since)s)
+  AND (%(until)s::timestamptz IS NULL OR created_at < %(until)s)
+ORDER BY seq DESC
+LIMIT %(limit)s
+"""
+
+# The first broken row of each tenant (or of one): a hash that is not sha256(prev_hash ||
+# content), a prev_hash that is not the previous row's hash, or a gap in seq (a full scan of
+# the chain in seq order: audit_logs_pkey).
+VERIFY = """
+WITH chain AS (
+    SELECT a.tenant_id, a.seq, a.id, a.hash,
+           sha256(a.prev_hash || eventgate_audit_content(a)) AS recomputed, a.prev_hash,
+           lag(a.hash) OVER w AS previous_hash, lag(a.seq) OVER w AS previous_seq
+    FROM audit_logs a
+    WHERE %(tenant_id)s::uuid IS NULL OR a.tenant_id = %(tenant_id)s
+    WINDOW w AS (PARTITION BY a.tenant_id ORDER BY a.seq)
+)
+SELECT DISTINCT ON (tenant_id) tenant_id, seq, id FROM chain
+WHERE hash <> recomputed
+   OR prev_hash <> COALESCE(previous_hash, ''::bytea)
+   OR seq <> COALESCE(previous_seq, 0) + 1
+ORDER BY tenant_id, seq
+"""
+
+# How many entries the chains hold (or one tenant's).
+COUNT = """
+SELECT count(*) FROM audit_logs WHERE %(tenant_id)s::uuid IS NULL OR tenant_id = %(tenant_id)s
+"""
+
+
+async def append(conn: AsyncConnection, entry: NewEntry) -> int:
+    """Append an entry (inside the transaction of the change); returns its seq."""
+    params = msgspec.structs.asdict(entry)
+    for name in ("before", "after"):
+        params[name] = None if params[name] is None else Jsonb(params[name])
+    return await fetch_value(conn, APPEND, params)
+
+
+async def page(conn: AsyncConnection, tenant_id: uuid.UUID, filters: dict[str, Any]) -> list[Entry]:
+    """Entries of the tenant, newest first, with the filters of PAGE (all keys required)."""
+    return await fetch_all(conn, PAGE, {"tenant_id": tenant_id, **filters}, Entry)
+
+
+async def verify(conn: AsyncConnection, tenant_id: uuid.UUID | None) -> tuple[int, list[Break]]:
+    """How many entries were checked, and each chain's first broken row."""
+    checked = await fetch_value(conn, COUNT, {"tenant_id": tenant_id})
+    return checked, await fetch_all(conn, VERIFY, {"tenant_id": tenant_id}, Break)

@@ -1,0 +1,153 @@
+"""Audit logs: every change recorded in its own transaction, hash-chained per tenant, readable
+with filters, verified by the CLI; no secret in any entry."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+import psycopg
+
+from tests.helpers import ROOT, auth, make_key
+
+HOOK = {"url": "https://example.com/hook"}
+
+
+async def entries(client, key: str, **params) -> list[dict]:
+    response = await client.get("/v1/audit-logs", params=params, headers=auth(key))
+    assert response.status_code == 200, response.text
+    return response.json()["entries"]
+
+
+def verify(database_url: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "EVENTGATE_DATABASE_URL": database_url}
+    return subprocess.run(
+        [sys.executable, "-m", "cli", "audit", "verify", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+async def test_changes_are_recorded_with_their_actor_and_no_secret(client, database_url):
+    key = await make_key(database_url)
+    headers = {**auth(key), "User-Agent": "ops-script/1.0", "X-Request-ID": "req-42"}
+    created = (await client.post("/v1/endpoints", json=HOOK, headers=headers)).json()
+    endpoint_id = created["endpoint"]["id"]
+    path = f"/v1/endpoints/{endpoint_id}"
+    await client.patch(path, json={"description": "billing"}, headers=headers)
+    await client.get(f"{path}/secret", headers=headers)
+    await client.post(f"{path}/rotate-secret", headers=headers)
+    await client.delete(path, headers=headers)
+    new_key = (
+        await client.post(
+            "/v1/keys", json={"name": "ci", "scopes": ["events:read"]}, headers=headers
+        )
+    ).json()
+    source = {"name": "gh", "verification": {"scheme": "github"}, "event_type": "push"}
+    made = (await client.post("/v1/sources", json=source, headers=headers)).json()
+    await client.post("/v1/event-types", json={"name": "invoice.paid"}, headers=headers)
+    found = await entries(client, key)
+    actions = [e["action"] for e in found]
+    assert actions == [
+        "event_type.create",
+        "source.create",
+        "key.create",
+        "endpoint.delete",
+        "endpoint.secret.rotate",
+        "endpoint.secret.reveal",
+        "endpoint.update",
+        "endpoint.create",
+    ]
+    update = found[6]
+    assert (update["before"]["description"], update["after"]["description"]) == ("", "billing")
+    assert update["resource_type"] == "endpoint"
+    assert update["resource_id"] == endpoint_id
+    assert update["actor_key_prefix"] in key
+    assert (update["user_agent"], update["request_id"]) == ("ops-script/1.0", "req-42")
+    assert update["client_ip"]
+    text = json.dumps(found)
+    for secret in (
+        key,
+        created["secret"],
+        new_key["key"],
+        made["secret"],
+        made["source"]["trigger_path"],
+    ):
+        assert secret not in text
+    assert [e["seq"] for e in found] == list(range(8, 0, -1))
+
+
+async def test_filters_pages_and_tenants(client, database_url):
+    key = await make_key(database_url)
+    other = await make_key(database_url, tenant="other")
+    ids = []
+    for _ in range(5):
+        ids.append(
+            (await client.post("/v1/endpoints", json=HOOK, headers=auth(key))).json()["endpoint"][
+                "id"
+            ]
+        )
+    await client.patch(f"/v1/endpoints/{ids[0]}", json={"description": "x"}, headers=auth(key))
+    assert [e["action"] for e in await entries(client, key, action="endpoint.update")] == [
+        "endpoint.update"
+    ]
+    one = await entries(client, key, resource_type="endpoint", resource_id=ids[0])
+    assert [e["action"] for e in one] == ["endpoint.update", "endpoint.create"]
+    first = await client.get("/v1/audit-logs", params={"limit": 4}, headers=auth(key))
+    cursor = first.json()["pagination"]["next_cursor"]
+    rest = await entries(client, key, limit=4, cursor=cursor)
+    assert [e["seq"] for e in first.json()["entries"] + rest] == [6, 5, 4, 3, 2, 1]
+    assert await entries(client, other) == []
+    assert await entries(client, key, since="2999-01-01T00:00:00Z") == []
+    for bad in ({"cursor": "!!"}, {"action": "DROP TABLE"}, {"actor_key_id": "nope"}):
+        response = await client.get("/v1/audit-logs", params=bad, headers=auth(key))
+        assert response.status_code == 400, bad
+    reader = await make_key(database_url, scopes=["events:read"])
+    assert (await client.get("/v1/audit-logs", headers=auth(reader))).status_code == 403
+
+
+async def test_a_refused_change_records_nothing(client, database_url):
+    key = await make_key(database_url)
+    source = {"name": "gh", "verification": {"scheme": "github"}, "event_type": "push"}
+    await client.post("/v1/sources", json=source, headers=auth(key))
+    again = await client.post("/v1/sources", json=source, headers=auth(key))
+    assert again.status_code == 409
+    bad = await client.post("/v1/endpoints", json={"url": "ftp://x"}, headers=auth(key))
+    assert bad.status_code == 400
+    assert [e["action"] for e in await entries(client, key)] == ["source.create"]
+
+
+async def test_the_chain_verifies_and_an_edit_or_a_deletion_is_found(client, database_url):
+    key = await make_key(database_url)
+    created = await asyncio.gather(
+        *(client.post("/v1/endpoints", json=HOOK, headers=auth(key)) for _ in range(20))
+    )
+    assert {c.status_code for c in created} == {201}
+    ok = verify(database_url)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "20 entries" in ok.stdout
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("UPDATE audit_logs SET after = '{}' WHERE seq = 7")
+    edited = verify(database_url, "--tenant", "acme")
+    assert edited.returncode == 1
+    assert "seq 7" in edited.stdout
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        # A careful forger makes row 7 consistent with itself again...
+        conn.execute("UPDATE audit_logs SET after = NULL WHERE seq = 7")
+        conn.execute(
+            "UPDATE audit_logs SET hash = sha256(prev_hash || eventgate_audit_content(audit_logs))"
+            " WHERE seq = 7"
+        )
+        forged = verify(database_url)  # ...but row 8 no longer links to it
+        assert forged.returncode == 1
+        assert "seq 8" in forged.stdout
+        conn.execute("DELETE FROM audit_logs WHERE seq = 12")
+    broken = verify(database_url)
+    assert broken.returncode == 1
+    assert "seq 8" in broken.stdout
