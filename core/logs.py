@@ -130,8 +130,16 @@ def line(logger_name: str, event: str, fields: dict[str, Any]) -> None:
     handler.acquire()
     try:
         handler.stream.write(text)
+    except (OSError, ValueError):
+        pass  # as logging does: a log line that cannot be written never fails the request
     finally:
         handler.release()
+
+
+def reset() -> None:
+    """Forget the configured stream (tests that configured logging for themselves)."""
+    _Direct.handler = None
+    structlog.reset_defaults()
 
 
 def get(name: str) -> Any:

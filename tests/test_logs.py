@@ -14,7 +14,6 @@ import time
 
 import httpx
 import psycopg
-import structlog
 
 from core import logs
 from tests.helpers import (
@@ -44,7 +43,7 @@ def json_logs(*redact: str):
     finally:
         root.handlers[:], level = saved
         root.setLevel(level)
-        structlog.reset_defaults()
+        logs.reset()
 
 
 def test_the_redactor_scrubs_keys_secrets_and_named_fields():
