@@ -6,10 +6,7 @@ from __future__ import annotations
 import msgspec
 from psycopg import AsyncConnection
 
-from core.vocabulary import UNFINISHED_DELIVERY_STATUSES, sql_in
 from db.query import fetch_all, fetch_one
-
-UNFINISHED = sql_in(UNFINISHED_DELIVERY_STATUSES)
 
 
 class QueueFigures(msgspec.Struct):
@@ -37,15 +34,9 @@ class PartitionFigures(msgspec.Struct):
     total_bytes: int
 
 
-# Due deliveries per queue and the age of the oldest (deliveries_due_idx: the partial index
-# holds unfinished rows only, ordered by due time within each queue).
-QUEUES = f"""
-SELECT queue, count(*) AS due,
-       COALESCE(EXTRACT(epoch FROM now() - min(next_attempt_at)), 0)::float8 AS oldest_due_seconds
-FROM deliveries
-WHERE status IN {UNFINISHED} AND next_attempt_at <= now()
-GROUP BY queue
-"""
+# Due deliveries per queue and the age of the oldest (the eventgate_queue_backlog view, served
+# by deliveries_due_idx: unfinished rows only, ordered by due time within each queue).
+QUEUES = "SELECT queue, due, oldest_due_seconds FROM eventgate_queue_backlog"
 
 # Endpoints with an open circuit or disabled (endpoints_tenant_idx: live rows), and dead
 # letters (deliveries_dead_idx, an index-only count).
