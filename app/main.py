@@ -29,6 +29,8 @@ from app.options import complete_allow_header
 from app.rate_limits.controllers import KeyRateLimitController, RateLimitTierController
 from app.rate_limits.limiter import RateLimiter
 from app.request_id import add_request_id_header
+from app.request_logs.buffer import RequestLogBuffer
+from app.request_logs.controllers import RequestLogController
 from app.sources.controllers import SourceController, TriggerController
 from app.sources.triggers import Triggers
 from core.settings import Settings
@@ -55,7 +57,9 @@ def create_app(settings: Settings) -> Litestar:
         app.state.rate_limiter = RateLimiter(pool, settings)
         app.state.triggers = Triggers(pool, app.state.ingest, app.state.rate_limiter, settings)
         app.state.sql_figures = SqlFigures(pool, settings.metrics_cache_seconds)
+        app.state.request_logs = RequestLogBuffer(pool, days_ahead=settings.partitions_ahead_days)
         background = [
+            asyncio.create_task(app.state.request_logs.run()),
             asyncio.create_task(refresh_pool_gauges(pool)),
             asyncio.create_task(listener.run()),
             asyncio.create_task(verifier.flush_last_used_every(settings.last_used_flush_seconds)),
@@ -67,6 +71,7 @@ def create_app(settings: Settings) -> Litestar:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             await verifier.flush_last_used()
+            await app.state.request_logs.flush()
             await pool.close()
 
     return Litestar(
@@ -83,6 +88,7 @@ def create_app(settings: Settings) -> Litestar:
             SourceController,
             TriggerController,
             AuditLogController,
+            RequestLogController,
             MetricsController,
             openapi_json,
             docs_assets(),

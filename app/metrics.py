@@ -7,6 +7,7 @@ import asyncio
 import hmac
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 from litestar import Controller, Request, Response, get
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -15,12 +16,15 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from psycopg_pool import AsyncConnectionPool
 
+from app.client_ip import client_ip
 from app.errors import Unauthorized
 from app.request_id import request_id
 from core import logs
 from core.metrics import HTTP_DURATION, HTTP_REQUESTS, POOL, render_process_metrics
 from core.settings import Settings
 from db import metrics as sql_metrics
+from db.ids import new_id
+from db.request_logs import RequestLog
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -53,7 +57,24 @@ def http_metrics_middleware(app: ASGIApp) -> ASGIApp:
             took = time.perf_counter() - started
             HTTP_REQUESTS.labels(method, route, str(status)).inc()
             HTTP_DURATION.labels(method, route).observe(took)
-            if scope["app"].state.settings.access_log:
+            state = scope["app"].state
+            principal = scope.get("user")
+            if principal is not None and state.settings.request_logs_enabled:
+                state.request_logs.add(
+                    RequestLog(
+                        new_id(),
+                        principal.tenant_id,
+                        principal.key_id,
+                        method,
+                        route,
+                        status,
+                        round(took * 1000, 2),
+                        request_id(scope),
+                        client_ip(scope, state.settings.trusted_proxies),
+                        datetime.now(UTC),
+                    )
+                )
+            if state.settings.access_log:
                 # The route template, never the path: a trigger's path holds its token.
                 fields = {
                     "method": method,

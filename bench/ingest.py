@@ -1,7 +1,8 @@
 """Ingest throughput: POST /v1/events and /v1/events/batch against a real Eventgate, next to
 two ceilings measured in the same run on the same database: a bare Litestar app served by
 uvicorn whose one route runs the same insert (the framework ceiling), and the same insert sent
-straight from psycopg (the database ceiling).
+straight from psycopg (the database ceiling). Two `eventgate serve` processes, request logs on
+and off, show what request logging costs.
 
     uv run python bench/ingest.py [--concurrency 32] [--seconds 10]
 
@@ -116,6 +117,27 @@ def bare_litestar(database_url: str, tenant_id: uuid.UUID) -> Iterator[str]:
         process.wait(timeout=30)
 
 
+@contextlib.contextmanager
+def serve(database_url: str, **env: str) -> Iterator[str]:
+    """An `eventgate serve` process (API only) on the same database; yields its base URL."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    environ = {**os.environ, "EVENTGATE_DATABASE_URL": database_url, **env}
+    environ.setdefault("EVENTGATE_LOG_FORMAT", "json")
+    command = [sys.executable, "-m", "cli", "serve", "--port", str(port)]
+    process = subprocess.Popen(command, env=environ, cwd=ROOT, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
+                break
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
 def rate(latencies: list[float], seconds: float) -> str:
     """Requests per second with p50 and p99 latency."""
     q = statistics.quantiles(latencies, n=100)
@@ -164,13 +186,24 @@ def report(args: argparse.Namespace, url: str, key: str, database_url: str) -> N
     counted = limited_key(database_url, tenant_id)  # `key` is the unlimited admin key
     asyncio.run(http_load(url, key, clients, 1.0))  # warm up (key cache, pool)
     asyncio.run(http_load(url, counted, clients, 1.0))
-    with bare_litestar(database_url, tenant_id) as bare_url:
-        asyncio.run(http_load(bare_url, key, clients, 1.0))
-        loads = {"api": (url, key), "limited": (url, counted), "bare": (bare_url, key)}
+    with (
+        bare_litestar(database_url, tenant_id) as bare_url,
+        serve(database_url) as logging_url,
+        serve(database_url, EVENTGATE_REQUEST_LOGS_ENABLED="false") as quiet_url,
+    ):
+        for warm in (bare_url, logging_url, quiet_url):
+            asyncio.run(http_load(warm, key, clients, 1.0))
+        loads = {
+            "api": (url, key),
+            "limited": (url, counted),
+            "bare": (bare_url, key),
+            "logged": (logging_url, key),
+            "unlogged": (quiet_url, key),
+        }
         runs = interleaved(loads, clients, seconds, rounds)
     ceiling = asyncio.run(insert_ceiling(database_url, tenant_id, clients, seconds)) / seconds
     batch = asyncio.run(batch_load(url, key, 2, seconds, 500)) / seconds
-    api, limited, bare = ([x for run in runs[name] for x in run] for name in loads)
+    api, limited, bare, logged, unlogged = ([x for run in runs[n] for x in run] for n in loads)
 
     def median_ratio(top: str, bottom: str) -> str:
         ratios = sorted(len(a) / len(b) for a, b in zip(runs[top], runs[bottom], strict=True))
@@ -183,6 +216,9 @@ def report(args: argparse.Namespace, url: str, key: str, database_url: str) -> N
     print(f"ceiling: bare Litestar INSERT   {rate(bare, seconds)}")
     print(f"ratio to the framework ceiling  {median_ratio('api', 'bare')}")
     print(f"  with rate limits counted      {median_ratio('limited', 'bare')}")
+    print(f"serve, request logs on          {rate(logged, seconds)}")
+    print(f"serve, request logs off         {rate(unlogged, seconds)}")
+    print(f"request logs on / off           {median_ratio('logged', 'unlogged')}")
     print(f"ceiling: psycopg INSERT         {ceiling:9.0f} rows/s  ({clients} connections)")
     print(f"ratio to the database ceiling   {len(api) / seconds / ceiling:9.2f}")
     print(f"POST /v1/events/batch           {batch:9.0f} events/s  (500 per request, 2 clients)")

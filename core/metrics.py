@@ -42,6 +42,10 @@ DELIVERY_LATENCY = Histogram(
     "From an event's creation to its successful delivery",
     buckets=LATENCY_BUCKETS,
 )
+REQUEST_LOGS_DROPPED = Counter(
+    "eventgate_request_logs_dropped",
+    "Request-log rows dropped because the buffer was full (the database was slow or away)",
+)
 POOL = Gauge(
     "eventgate_db_pool_connections",
     "Database pool connections of the API processes, by state (size, idle, waiting clients)",

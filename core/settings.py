@@ -60,6 +60,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     log_redact_fields: tuple[str, ...] = ()
     # One log line per answered request.
     access_log: bool = True
+    # One request_logs row per answered authenticated request, kept this many days.
+    request_logs_enabled: bool = True
+    request_log_retention_days: int = 7
     # When set, GET /metrics needs `Authorization: Bearer <this>`.
     metrics_token: str | None = None
     # How long /metrics reuses the figures it reads from SQL.

@@ -9,7 +9,7 @@ from psycopg import AsyncConnection
 from db.query import fetch_value
 
 # The daily-partitioned tables; names are fixed here, never taken from input.
-PARTITIONED_TABLES = ("events", "deliveries", "delivery_attempts")
+PARTITIONED_TABLES = ("events", "deliveries", "delivery_attempts", "request_logs")
 
 # Create the missing daily partitions of one table (catalog only; no index needed).
 CREATE = "SELECT eventgate_create_daily_partitions(%(table)s::regclass, %(first_day)s, %(days)s)"

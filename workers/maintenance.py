@@ -27,6 +27,7 @@ def retention_days(settings: Settings) -> dict[str, int]:
         "events": settings.event_retention_days,
         "deliveries": settings.delivery_retention_days,
         "delivery_attempts": settings.delivery_retention_days,
+        "request_logs": settings.request_log_retention_days,
     }
 
 
