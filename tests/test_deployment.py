@@ -120,3 +120,15 @@ async def test_alerts_and_dashboard_name_only_exported_metrics(client, database_
     assert {"EventgateDeliveryBacklog", "EventgateDeadLettersGrowing"} <= set(alerts)
     assert {"EventgateEndpointDisabled", "EventgateApi5xx"} <= set(alerts)
     assert len(named) >= 10
+
+
+def test_the_readme_lists_every_setting():
+    from core.settings import Settings
+
+    readme = (ROOT / "README.md").read_text()
+    missing = [
+        f"EVENTGATE_{name.upper()}"
+        for name in Settings.__struct_fields__
+        if f"EVENTGATE_{name.upper()}" not in readme
+    ]
+    assert missing == []
