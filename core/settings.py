@@ -63,6 +63,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # One request_logs row per answered authenticated request, kept this many days.
     request_logs_enabled: bool = True
     request_log_retention_days: int = 7
+    # Audit entries older than this are removed (a checkpoint keeps the chain verifiable).
+    audit_retention_days: int = 365
     # When set, GET /metrics needs `Authorization: Bearer <this>`.
     metrics_token: str | None = None
     # How long /metrics reuses the figures it reads from SQL.

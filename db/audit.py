@@ -87,8 +87,8 @@ LIMIT %(limit)s
 """
 
 # The first broken row of each tenant (or of one): a hash that is not sha256(prev_hash ||
-# content), a prev_hash that is not the previous row's hash, or a gap in seq (a full scan of
-# the chain in seq order: audit_logs_pkey).
+# content), a prev_hash that is not the previous row's hash (or, for the first row left after
+# retention, the checkpoint's), or a gap in seq (the chain in seq order: audit_logs_pkey).
 VERIFY = """
 WITH chain AS (
     SELECT a.tenant_id, a.seq, a.id, a.hash,
@@ -98,11 +98,28 @@ WITH chain AS (
     WHERE %(tenant_id)s::uuid IS NULL OR a.tenant_id = %(tenant_id)s
     WINDOW w AS (PARTITION BY a.tenant_id ORDER BY a.seq)
 )
-SELECT DISTINCT ON (tenant_id) tenant_id, seq, id FROM chain
-WHERE hash <> recomputed
-   OR prev_hash <> COALESCE(previous_hash, ''::bytea)
-   OR seq <> COALESCE(previous_seq, 0) + 1
-ORDER BY tenant_id, seq
+SELECT DISTINCT ON (c.tenant_id) c.tenant_id, c.seq, c.id
+FROM chain c LEFT JOIN audit_checkpoints k ON k.tenant_id = c.tenant_id
+WHERE c.hash <> c.recomputed
+   OR c.prev_hash <> COALESCE(c.previous_hash, k.hash, ''::bytea)
+   OR c.seq <> COALESCE(c.previous_seq, k.seq, 0) + 1
+ORDER BY c.tenant_id, c.seq
+"""
+
+# Remove entries older than the retention, each tenant's last removed one becoming its
+# checkpoint, in one statement (audit_logs_created_idx, then audit_logs_pkey per tenant).
+TRIM = """
+WITH cut AS (
+    SELECT DISTINCT ON (tenant_id) tenant_id, seq, hash FROM audit_logs
+    WHERE created_at < now() - make_interval(days => %(days)s)
+    ORDER BY tenant_id, seq DESC
+), checkpoint AS (
+    INSERT INTO audit_checkpoints (tenant_id, seq, hash)
+    SELECT tenant_id, seq, hash FROM cut
+    ON CONFLICT (tenant_id) DO UPDATE
+        SET seq = EXCLUDED.seq, hash = EXCLUDED.hash, created_at = now()
+)
+DELETE FROM audit_logs a USING cut WHERE a.tenant_id = cut.tenant_id AND a.seq <= cut.seq
 """
 
 # How many entries the chains hold (or one tenant's).
@@ -128,3 +145,9 @@ async def verify(conn: AsyncConnection, tenant_id: uuid.UUID | None) -> tuple[in
     """How many entries were checked, and each chain's first broken row."""
     checked = await fetch_value(conn, COUNT, {"tenant_id": tenant_id})
     return checked, await fetch_all(conn, VERIFY, {"tenant_id": tenant_id}, Break)
+
+
+async def trim(conn: AsyncConnection, retention_days: int) -> int:
+    """Remove entries past the retention, keeping each chain verifiable; how many went."""
+    cur = await conn.execute(TRIM, {"days": retention_days})
+    return cur.rowcount

@@ -151,3 +151,26 @@ async def test_the_chain_verifies_and_an_edit_or_a_deletion_is_found(client, dat
     broken = verify(database_url)
     assert broken.returncode == 1
     assert "seq 8" in broken.stdout
+
+
+async def test_retention_trims_old_entries_behind_a_checkpoint(client, database_url):
+    from db import audit
+
+    key = await make_key(database_url)
+    for _ in range(10):
+        await client.post("/v1/endpoints", json=HOOK, headers=auth(key))
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute(
+            "UPDATE audit_logs SET created_at = created_at - interval '40 days' WHERE seq <= 6"
+        )
+        assert await audit.trim(conn, 30) == 6
+        assert await audit.trim(conn, 30) == 0
+    assert [e["seq"] for e in await entries(client, key)] == [10, 9, 8, 7]
+    kept = verify(database_url)
+    assert kept.returncode == 0, kept.stdout + kept.stderr
+    assert "4 entries" in kept.stdout
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM audit_logs WHERE seq = 7")
+    gap = verify(database_url)
+    assert gap.returncode == 1
+    assert "seq 8" in gap.stdout
