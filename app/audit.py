@@ -4,13 +4,16 @@ authentication middleware."""
 
 from __future__ import annotations
 
+import logging
 import uuid
 from contextvars import ContextVar
 from typing import Any
 
 import msgspec
+import psycopg
 from litestar.types import Scope
 from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from app.client_ip import client_ip
 from app.request_id import request_id
@@ -63,7 +66,7 @@ NEVER_KEPT = {"trigger_path", "secret", "previous_secret", "key"}
 def _plain(value: Any) -> dict[str, Any] | None:
     if value is None:
         return None
-    fields = msgspec.to_builtins(value)
+    fields = value if isinstance(value, dict) else msgspec.to_builtins(value)
     return {name: field for name, field in fields.items() if name not in NEVER_KEPT}
 
 
@@ -94,3 +97,21 @@ async def record(
         request_id=actor.request_id,
     )
     await audit.append(conn, entry)
+
+
+async def record_refusal(pool: AsyncConnectionPool, scope: Scope, refused: Any) -> None:
+    """Record a refused real key (wrong secret, revoked, expired) in its tenant's log; a
+    failure to write it never changes the 401."""
+    acting_in(scope)
+    try:
+        async with pool.connection() as conn, conn.transaction():
+            await record(
+                conn,
+                refused.tenant_id,
+                "auth.refused",
+                "api_key",
+                refused.key_id,
+                after={"reason": refused.message},
+            )
+    except psycopg.Error:
+        logging.getLogger("eventgate.audit").warning("could not record a refused key")

@@ -15,11 +15,11 @@ from litestar.middleware import (
     DefineMiddleware,
 )
 
-from app.audit import acting_in
+from app.audit import acting_in, record_refusal
 from app.client_ip import client_ip
 from app.errors import Unauthorized
 from app.keys import secrets
-from app.keys.verifier import KeyVerifier
+from app.keys.verifier import KeyRefused, KeyVerifier
 from app.rate_limits.limiter import RateLimiter
 
 
@@ -70,6 +70,9 @@ async def answer_refusal(
     )
     if not decision.taken.allowed:
         return decision.refuse("this address (or this key prefix) without a valid key")
+    if isinstance(refused, KeyRefused):
+        # Bounded by the per-prefix limit just taken: a flood past it writes nothing.
+        await record_refusal(state.pool, connection.scope, refused)
     refused.headers.update(decision.headers())
     return refused
 

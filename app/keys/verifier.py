@@ -35,6 +35,16 @@ ARGON2_AT_ONCE = max(1, (os.cpu_count() or 2) - 1)
 FAILURE_MEMORY_SECONDS = 1.0
 
 
+class KeyRefused(Unauthorized):
+    """A real key refused (wrong secret, revoked, expired): its tenant learns of it in the
+    audit log; the client sees a plain 401."""
+
+    def __init__(self, message: str, tenant_id: uuid.UUID, key_id: uuid.UUID) -> None:
+        super().__init__(message)
+        self.tenant_id = tenant_id
+        self.key_id = key_id
+
+
 class Principal(msgspec.Struct, frozen=True):
     """The verified caller: its key, tenant and scopes."""
 
@@ -69,7 +79,8 @@ class KeyVerifier:
         self._last_used: dict[uuid.UUID, datetime] = {}
         self._pending: dict[bytes, asyncio.Future[Principal]] = {}
         self._argon2 = asyncio.Semaphore(ARGON2_AT_ONCE)
-        self._failed_until: dict[str, float] = {}
+        # A prefix's recent failure: until when it is remembered, and whose key it was.
+        self._failed_until: dict[str, tuple[float, KeyRefused]] = {}
         listener.subscribe(api_keys.INVALIDATION_CHANNEL, self.forget, self._cache.clear)
 
     async def verify(self, presented: str) -> Principal:
@@ -110,22 +121,21 @@ class KeyVerifier:
     async def _verify_in_database(
         self, prefix: str, presented: str, digest: bytes, now: datetime
     ) -> Principal:
-        if self._recently_failed(prefix):
-            raise Unauthorized("the API key is not valid")
+        self._raise_if_recently_failed(prefix)
         async with self._pool.connection() as conn:
             stored = await api_keys.get_for_verify(conn, prefix)
         if stored is None:
             raise Unauthorized("the API key is not valid")
         async with self._argon2:
-            if self._recently_failed(prefix):  # failed while this request waited its turn
-                raise Unauthorized("the API key is not valid")
+            self._raise_if_recently_failed(prefix)  # failed while this one waited its turn
             matches = await asyncio.to_thread(secrets.verify_key, stored.secret_hash, presented)
         if not matches:
-            self._remember_failure(prefix)
-            raise Unauthorized("the API key is not valid")
+            refused = KeyRefused("the API key is not valid", stored.tenant_id, stored.id)
+            self._remember_failure(prefix, refused)
+            raise refused
         key = stored
         if not _usable(key, now):
-            raise Unauthorized("the API key has been revoked or has expired")
+            raise KeyRefused("the API key has been revoked or has expired", key.tenant_id, key.id)
         principal = Principal(
             key.id,
             key.tenant_id,
@@ -138,14 +148,16 @@ class KeyVerifier:
             self._cache[prefix] = _Cached(principal, digest, time.monotonic() + self._ttl)
         return principal
 
-    def _recently_failed(self, prefix: str) -> bool:
-        return self._failed_until.get(prefix, 0.0) > time.monotonic()
+    def _raise_if_recently_failed(self, prefix: str) -> None:
+        until, refused = self._failed_until.get(prefix, (0.0, None))
+        if refused is not None and until > time.monotonic():
+            raise KeyRefused(refused.message, refused.tenant_id, refused.key_id)
 
-    def _remember_failure(self, prefix: str) -> None:
+    def _remember_failure(self, prefix: str, refused: KeyRefused) -> None:
         now = time.monotonic()
         if len(self._failed_until) > 10_000:  # bounded: forget the expired ones
-            self._failed_until = {p: t for p, t in self._failed_until.items() if t > now}
-        self._failed_until[prefix] = now + FAILURE_MEMORY_SECONDS
+            self._failed_until = {p: f for p, f in self._failed_until.items() if f[0] > now}
+        self._failed_until[prefix] = (now + FAILURE_MEMORY_SECONDS, refused)
 
     def is_cached(self, prefix: str) -> bool:
         """True while a verification of this prefix is remembered."""

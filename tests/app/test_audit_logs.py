@@ -174,3 +174,19 @@ async def test_retention_trims_old_entries_behind_a_checkpoint(client, database_
     gap = verify(database_url)
     assert gap.returncode == 1
     assert "seq 8" in gap.stdout
+
+
+async def test_a_refused_real_key_is_recorded_for_its_tenant_at_most_per_the_limit(
+    client, database_url
+):
+    key = await make_key(database_url)
+    victim = await make_key(database_url)
+    wrong = victim[:-4] + ("AAAA" if not victim.endswith("AAAA") else "BBBB")
+    answers = [await client.get("/v1/inbox", headers=auth(wrong)) for _ in range(15)]
+    assert [a.status_code for a in answers].count(401) == 10  # then 429: the prefix's limit
+    refused = await entries(client, key, action="auth.refused")
+    assert len(refused) == 10
+    assert refused[0]["after"] == {"reason": "the API key is not valid"}
+    assert refused[0]["actor_key_id"] is None
+    assert wrong not in json.dumps(refused)
+    assert victim not in json.dumps(refused)
