@@ -99,19 +99,28 @@ async def record(
     await audit.append(conn, entry)
 
 
-async def record_refusal(pool: AsyncConnectionPool, scope: Scope, refused: Any) -> None:
-    """Record a refused real key (wrong secret, revoked, expired) in its tenant's log; a
-    failure to write it never changes the 401."""
-    acting_in(scope)
+async def _record_alone(
+    pool: AsyncConnectionPool, tenant_id: uuid.UUID, action: str, key_id: uuid.UUID, after: dict
+) -> None:
+    # No change is being made: the entry has a transaction of its own, and failing to write
+    # it never changes the answer.
     try:
         async with pool.connection() as conn, conn.transaction():
-            await record(
-                conn,
-                refused.tenant_id,
-                "auth.refused",
-                "api_key",
-                refused.key_id,
-                after={"reason": refused.message},
-            )
+            await record(conn, tenant_id, action, "api_key", key_id, after=after)
     except psycopg.Error:
-        logging.getLogger("eventgate.audit").warning("could not record a refused key")
+        logging.getLogger("eventgate.audit").warning("could not record %s", action)
+
+
+async def record_refusal(pool: AsyncConnectionPool, scope: Scope, refused: Any) -> None:
+    """Record a refused real key (wrong secret, revoked, expired) in its tenant's log."""
+    acting_in(scope)
+    after = {"reason": refused.message}
+    await _record_alone(pool, refused.tenant_id, "auth.refused", refused.key_id, after)
+
+
+async def record_block(
+    pool: AsyncConnectionPool, scope: Scope, principal: Any, refused: Any
+) -> None:
+    """Record that a key was refused by its rate limits (the caller throttles how often)."""
+    after = {"reason": refused.message, "policy": refused.details.get("policy")}
+    await _record_alone(pool, principal.tenant_id, "rate_limit.block", principal.key_id, after)

@@ -3,11 +3,15 @@ before the handler runs, and every answer carries the RateLimit headers."""
 
 from __future__ import annotations
 
+import time
+import uuid
+
 from litestar import Litestar
 from litestar.datastructures import MutableScopeHeaders
 from litestar.middleware import DefineMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.audit import record_block
 from app.rate_limits.limiter import RateLimiter
 
 
@@ -18,8 +22,31 @@ def route_of(scope: Scope) -> str:
     return f"{scope['method']} {template.rstrip('/') or '/'}"
 
 
+class BlockMemory:
+    """When each key's last block was audited: at most one entry per key a minute per
+    process, so a client hammering past its limit cannot flood the audit log."""
+
+    def __init__(self, every_seconds: float = 60.0) -> None:
+        self._every = every_seconds
+        self._last: dict[uuid.UUID, float] = {}
+
+    def first_in_a_while(self, key_id: uuid.UUID) -> bool:
+        """True (and remembered) when this key's block was not audited lately."""
+        now = time.monotonic()
+        if self._last.get(key_id, -self._every) > now - self._every:
+            return False
+        if len(self._last) > 10_000:
+            self._last = {k: t for k, t in self._last.items() if t > now - self._every}
+        self._last[key_id] = now
+        return True
+
+
+blocks = BlockMemory()
+
+
 def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
-    """Refuse a key's request over its limits with a 429; add the headers to the others."""
+    """Refuse a key's request over its limits with a 429 (its first in a minute audited);
+    add the headers to the others."""
 
     async def limited(scope: Scope, receive: Receive, send: Send) -> None:
         state = scope["app"].state
@@ -30,7 +57,10 @@ def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
         limiter: RateLimiter = state.rate_limiter
         decision = await limiter.admit_key(principal.key_id, principal.tier, route_of(scope))
         if not decision.taken.allowed:
-            raise decision.refuse("this API key")
+            refused = decision.refuse("this API key")
+            if blocks.first_in_a_while(principal.key_id):
+                await record_block(state.pool, scope, principal, refused)
+            raise refused
         headers = decision.headers()
 
         async def send_with_headers(message: Message) -> None:

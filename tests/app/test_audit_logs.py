@@ -190,3 +190,23 @@ async def test_a_refused_real_key_is_recorded_for_its_tenant_at_most_per_the_lim
     assert refused[0]["actor_key_id"] is None
     assert wrong not in json.dumps(refused)
     assert victim not in json.dumps(refused)
+
+
+async def test_a_rate_limit_block_is_recorded_once_a_minute_per_key(client, database_url):
+    from app.rate_limits.middleware import blocks
+
+    key = await make_key(database_url)
+    limited = await make_key(database_url)
+    key_id = (await client.get("/v1/keys", headers=auth(key))).json()["keys"][-1]["id"]
+    rules = {"overrides": [{"route": "GET /v1/inbox", "per_minute": 2}]}
+    put = await client.put(f"/v1/keys/{key_id}/rate-limits", json=rules, headers=auth(key))
+    assert put.status_code == 200, put.text
+    blocks._last.clear()
+    statuses = [
+        (await client.get("/v1/inbox", headers=auth(limited))).status_code for _ in range(6)
+    ]
+    assert statuses.count(429) == 4
+    found = await entries(client, key, action="rate_limit.block")
+    assert len(found) == 1
+    assert (found[0]["resource_id"], found[0]["actor_key_id"]) == (key_id, key_id)
+    assert found[0]["after"]["policy"].startswith("route-")
