@@ -6,6 +6,7 @@ from __future__ import annotations
 from psycopg_pool import AsyncConnectionPool
 
 from app.request_logs.buffer import RequestLogBuffer
+from core.metrics import REQUEST_LOGS_DROPPED
 from db.ids import new_id
 from db.request_logs import RequestLog
 from tests.helpers import auth, event_body, make_key
@@ -58,6 +59,7 @@ async def test_without_a_database_rows_wait_then_drop_oldest_and_requests_never_
     pool = AsyncConnectionPool("postgresql://eventgate@127.0.0.1:1/none", min_size=1, open=False)
     await pool.open(wait=False)
     buffer = RequestLogBuffer(pool, capacity=10, batch=4)
+    counted = REQUEST_LOGS_DROPPED._value.get()
     try:
         for _ in range(25):
             buffer.add(_row())  # synchronous: a request never waits on the database
@@ -66,6 +68,7 @@ async def test_without_a_database_rows_wait_then_drop_oldest_and_requests_never_
         await buffer.flush(timeout=0.2)  # fails quietly, keeps what it can
         assert buffer.pending() == 10
         assert buffer.dropped == 15
+        assert REQUEST_LOGS_DROPPED._value.get() - counted == 15  # the metric counts them
     finally:
         await pool.close()
 
