@@ -118,9 +118,7 @@ async def record_refusal(pool: AsyncConnectionPool, scope: Scope, refused: Any) 
     await _record_alone(pool, refused.tenant_id, "auth.refused", refused.key_id, after)
 
 
-async def record_block(
-    pool: AsyncConnectionPool, scope: Scope, principal: Any, refused: Any
-) -> None:
+async def record_block(pool: AsyncConnectionPool, principal: Any, refused: Any) -> None:
     """Record that a key was refused by its rate limits (the caller throttles how often)."""
     after = {"reason": refused.message, "policy": refused.details.get("policy")}
     await _record_alone(pool, principal.tenant_id, "rate_limit.block", principal.key_id, after)

@@ -1,5 +1,6 @@
-"""The access log and GET /metrics for Prometheus: this process's (or every API process's) counters, and figures
-read from SQL at scrape time, reused for a few seconds so frequent scrapes stay cheap."""
+"""Per-request bookkeeping (metrics, the access log, the request log) and GET /metrics for
+Prometheus: this process's (or every API process's) counters, and figures read from SQL at
+scrape time, reused for a few seconds so frequent scrapes stay cheap."""
 
 from __future__ import annotations
 

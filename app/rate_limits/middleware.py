@@ -59,7 +59,7 @@ def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
         if not decision.taken.allowed:
             refused = decision.refuse("this API key")
             if blocks.first_in_a_while(principal.key_id):
-                await record_block(state.pool, scope, principal, refused)
+                await record_block(state.pool, principal, refused)
             raise refused
         headers = decision.headers()
 
