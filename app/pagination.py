@@ -6,6 +6,7 @@ import base64
 import binascii
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Annotated, TypeVar
 
 import msgspec
@@ -83,3 +84,9 @@ def decode_name_cursor(cursor: str | None) -> str | None:
     if "\x00" in name:
         raise BadRequest("the cursor is not valid", {"field": "cursor"})
     return name
+
+
+def check_window(since: datetime | None, until: datetime | None) -> None:
+    """BadRequest for a listing's time window that ends before it starts."""
+    if since is not None and until is not None and since >= until:
+        raise BadRequest("since must be before until", {"field": "since"})

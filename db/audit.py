@@ -8,16 +8,13 @@ from typing import Any
 
 import msgspec
 from psycopg import AsyncConnection
-from psycopg.types.json import Jsonb
 
-from db.query import fetch_all, fetch_value
+from db.query import as_jsonb, fetch_all, fetch_value
 
 
-class NewEntry(msgspec.Struct, kw_only=True):
-    """An audit entry before the chain gives it seq and hashes."""
+class _Recorded(msgspec.Struct, kw_only=True):
+    """What an audit entry says: who did what to which resource, from where."""
 
-    tenant_id: uuid.UUID
-    id: uuid.UUID
     actor_key_id: uuid.UUID | None
     actor_key_prefix: str | None
     action: str
@@ -30,22 +27,19 @@ class NewEntry(msgspec.Struct, kw_only=True):
     request_id: str | None
 
 
-class Entry(msgspec.Struct):
+class NewEntry(_Recorded, kw_only=True):
+    """An audit entry before the chain gives it seq, time and hashes."""
+
+    tenant_id: uuid.UUID
+    id: uuid.UUID
+
+
+class Entry(_Recorded, kw_only=True):
     """One audit_logs row as the API shows it."""
 
     seq: int
     id: uuid.UUID
     created_at: datetime
-    actor_key_id: uuid.UUID | None
-    actor_key_prefix: str | None
-    action: str
-    resource_type: str
-    resource_id: str
-    before: dict[str, Any] | None
-    after: dict[str, Any] | None
-    client_ip: str | None
-    user_agent: str | None
-    request_id: str | None
     hash: bytes
 
 
@@ -130,9 +124,7 @@ SELECT count(*) FROM audit_logs WHERE %(tenant_id)s::uuid IS NULL OR tenant_id =
 
 async def append(conn: AsyncConnection, entry: NewEntry) -> int:
     """Append an entry (inside the transaction of the change); returns its seq."""
-    params = msgspec.structs.asdict(entry)
-    for name in ("before", "after"):
-        params[name] = None if params[name] is None else Jsonb(params[name])
+    params = as_jsonb(msgspec.structs.asdict(entry), "before", "after")
     return await fetch_value(conn, APPEND, params)
 
 

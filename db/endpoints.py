@@ -13,10 +13,9 @@ from typing import Any
 
 import msgspec
 from psycopg import AsyncConnection
-from psycopg.types.json import Jsonb
 
 from core.vocabulary import UNFINISHED_DELIVERY_STATUSES, WAITING_DELIVERY_STATUSES, sql_in
-from db.query import fetch_all, fetch_one
+from db.query import as_jsonb, fetch_all, fetch_one
 
 UNFINISHED = sql_in(UNFINISHED_DELIVERY_STATUSES)
 WAITING = sql_in(WAITING_DELIVERY_STATUSES)
@@ -100,6 +99,8 @@ COLUMNS = (
     "      WHEN circuit_open_until > now() THEN 'open' ELSE 'half-open' END AS circuit,"
     " consecutive_failures, failing_since, created_at, updated_at"
 )
+# The columns bound as jsonb.
+JSONB = ("metadata", "filter", "filter_vars")
 LIVE = "tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL"
 
 # Create an endpoint (endpoints_pkey).
@@ -211,16 +212,9 @@ def _where(tenant_id: uuid.UUID, endpoint_id: uuid.UUID, **extra: Any) -> dict[s
     return {"tenant_id": tenant_id, "id": endpoint_id, **extra}
 
 
-def _as_jsonb(params: dict[str, Any]) -> dict[str, Any]:
-    for name in ("metadata", "filter", "filter_vars"):
-        if params[name] is not None:
-            params[name] = Jsonb(params[name])
-    return params
-
-
 async def insert(conn: AsyncConnection, new: NewEndpoint) -> Endpoint:
     """Create an endpoint."""
-    params = _as_jsonb(msgspec.structs.asdict(new))
+    params = as_jsonb(msgspec.structs.asdict(new), *JSONB)
     row = await fetch_one(conn, INSERT, params, Endpoint)
     assert row is not None
     return row
@@ -245,7 +239,7 @@ async def update(
     conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, changes: EndpointChanges
 ) -> Endpoint | None:
     """Change the given fields of an endpoint."""
-    params = _as_jsonb(msgspec.structs.asdict(changes))
+    params = as_jsonb(msgspec.structs.asdict(changes), *JSONB)
     return await fetch_one(conn, UPDATE, _where(tenant_id, endpoint_id, **params), Endpoint)
 
 

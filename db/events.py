@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -224,11 +225,17 @@ async def get(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) 
 
 def inbox_query(filters: dict[str, str]) -> LiteralString:
     """The inbox statement for this set of filters (built from the constants above only)."""
+    return _inbox_query(tuple(name for name in (*INBOX_FILTERS, "channel") if name in filters))
+
+
+@functools.cache
+def _inbox_query(names: tuple[str, ...]) -> LiteralString:
+    # One text per set of filter names (eight at most), built once.
     query: LiteralString = INBOX_PAGE
     for name in INBOX_FILTERS:
-        if name in filters:
+        if name in names:
             query += INBOX_FILTERS[name]
-    if "channel" not in filters:
+    if "channel" not in names:
         return query + INBOX_ORDER
     # Each branch takes its own first page in index order (the planner merges partitions
     # under a LIMIT, but not the branches of a UNION): at most ten pages are then sorted.

@@ -54,3 +54,11 @@ def jsonb_rows(rows: Sequence[msgspec.Struct]) -> Jsonb:
     """Rows as one msgspec-encoded jsonb document, for jsonb_to_recordset: far cheaper than
     many Python-dumped arrays."""
     return Jsonb(list(rows), dumps=msgspec.json.encode)
+
+
+def as_jsonb(params: dict[str, Any], *names: str) -> dict[str, Any]:
+    """The params with the named values (those not None) bound as jsonb."""
+    return {
+        name: Jsonb(value) if name in names and value is not None else value
+        for name, value in params.items()
+    }

@@ -9,9 +9,8 @@ from typing import Any
 
 import msgspec
 from psycopg import AsyncConnection, errors
-from psycopg.types.json import Jsonb
 
-from db.query import fetch_all, fetch_one, fetch_value
+from db.query import as_jsonb, fetch_all, fetch_one, fetch_value
 
 
 class Source(msgspec.Struct):
@@ -120,8 +119,8 @@ RETURNING {COLUMNS}
 # Delete a source with its receipts and rejections (sources_pkey; cascades).
 DELETE = f"DELETE FROM sources WHERE {MINE} RETURNING {COLUMNS}"
 
-# The write-only secret of one source (sources_pkey).
-GET_SECRET = f"SELECT secret FROM sources WHERE {MINE}"
+# One source of a tenant with its write-only secret (sources_pkey).
+GET_WITH_SECRET = f"SELECT {COLUMNS}, secret FROM sources WHERE {MINE}"
 
 # A new trigger token; the old one stops working at once (sources_pkey).
 ROTATE_TOKEN = f"""
@@ -189,17 +188,12 @@ def _name_taken(exc: errors.UniqueViolation) -> Exception:
     return NameTaken() if exc.diag.constraint_name == NAME_KEY else exc
 
 
-def _params(struct: msgspec.Struct) -> dict[str, Any]:
-    params = msgspec.structs.asdict(struct)
-    if params.get("verification") is not None:
-        params["verification"] = Jsonb(params["verification"])
-    return params
-
-
 async def insert(conn: AsyncConnection, new: NewSource) -> Source:
     """Create a source."""
     try:
-        row = await fetch_one(conn, INSERT, _params(new), Source)
+        row = await fetch_one(
+            conn, INSERT, as_jsonb(msgspec.structs.asdict(new), "verification"), Source
+        )
     except errors.UniqueViolation as exc:
         raise _name_taken(exc) from None
     assert row is not None
@@ -228,9 +222,7 @@ async def update(
     conn: AsyncConnection, tenant_id: uuid.UUID, source_id: uuid.UUID, changes: dict[str, Any]
 ) -> Source | None:
     """Change the fields named in changes["given"]."""
-    params = {"tenant_id": tenant_id, "id": source_id, **changes}
-    if params.get("verification") is not None:
-        params["verification"] = Jsonb(params["verification"])
+    params = as_jsonb({"tenant_id": tenant_id, "id": source_id, **changes}, "verification")
     try:
         return await fetch_one(conn, UPDATE, params, Source)
     except errors.UniqueViolation as exc:
@@ -244,10 +236,12 @@ async def delete(
     return await fetch_one(conn, DELETE, {"tenant_id": tenant_id, "id": source_id}, Source)
 
 
-async def get_secret(conn: AsyncConnection, tenant_id: uuid.UUID, source_id: uuid.UUID) -> Any:
-    """(found, secret) of one source."""
-    cur = await conn.execute(GET_SECRET, {"tenant_id": tenant_id, "id": source_id})
-    return await cur.fetchone()
+async def get_with_secret(
+    conn: AsyncConnection, tenant_id: uuid.UUID, source_id: uuid.UUID
+) -> SourceWithSecret | None:
+    """One source of the tenant with its secret."""
+    params = {"tenant_id": tenant_id, "id": source_id}
+    return await fetch_one(conn, GET_WITH_SECRET, params, SourceWithSecret)
 
 
 async def rotate_token(

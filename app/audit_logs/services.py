@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -11,7 +10,7 @@ from psycopg import AsyncConnection
 
 from app.audit_logs.schemas import AuditEntryView, AuditLogPage
 from app.errors import BadRequest
-from app.pagination import Pagination, decode_name_cursor, encode_name_cursor
+from app.pagination import Pagination, check_window, decode_name_cursor, encode_name_cursor
 from db import audit
 
 FILTERS = ("action", "resource_type", "resource_id", "actor_key_id", "since", "until")
@@ -40,9 +39,7 @@ async def page(
     limit: int,
 ) -> AuditLogPage:
     """A page of the tenant's audit entries matching every given filter."""
-    since, until = filters.get("since"), filters.get("until")
-    if isinstance(since, datetime) and isinstance(until, datetime) and since >= until:
-        raise BadRequest("since must be before until", {"field": "since"})
+    check_window(filters.get("since"), filters.get("until"))
     params = {name: filters.get(name) for name in FILTERS}
     params.update(before_seq=_before_seq(cursor), limit=limit + 1)
     rows = await audit.page(conn, tenant_id, params)

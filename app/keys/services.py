@@ -56,13 +56,6 @@ async def issue(
 KEY = "api_key"
 
 
-def _public(created: CreatedKey) -> KeyView:
-    """A created key as the audit log keeps it: everything but the key itself."""
-    fields = msgspec.structs.asdict(created)
-    fields.pop("key")
-    return KeyView(**fields)
-
-
 async def create(conn: AsyncConnection, caller: Principal, request: CreateKeyRequest) -> CreatedKey:
     """A key for the caller's tenant, with no scope the caller does not hold itself."""
     missing = [s for s in request.scopes if not grants(caller.scopes, s)]
@@ -82,7 +75,9 @@ async def create(conn: AsyncConnection, caller: Principal, request: CreateKeyReq
         created_by=caller.key_id,
         rate_limit_tier=tier,
     )
-    await record(conn, caller.tenant_id, "key.create", KEY, created.id, after=_public(created))
+    await record(
+        conn, caller.tenant_id, "key.create", KEY, created.id, after=to_view(created, KeyView)
+    )
     return created
 
 
@@ -163,7 +158,9 @@ async def rotate(
     grace = timedelta(seconds=grace_seconds)
     await api_keys.mark_rotated(conn, caller.tenant_id, old.id, replacement.id, grace)
     verifier.forget(old.prefix)
-    await record(conn, caller.tenant_id, "key.rotate", KEY, old.id, after=_public(replacement))
+    await record(
+        conn, caller.tenant_id, "key.rotate", KEY, old.id, after=to_view(replacement, KeyView)
+    )
     return replacement
 
 

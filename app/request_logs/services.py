@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Any
 
-import msgspec
 from psycopg import AsyncConnection
 
-from app.errors import BadRequest
-from app.pagination import Pagination, decode_cursor, encode_cursor
+from app.pagination import check_window, decode_cursor, page_of
 from app.request_logs.schemas import RequestLogPage, RequestLogView
+from app.views import to_views
 from db import request_logs
 
 NEWEST = uuid.UUID(int=2**128 - 1)
@@ -25,18 +23,8 @@ async def page(
     limit: int,
 ) -> RequestLogPage:
     """A page of the tenant's requests matching every given filter."""
-    since, until = filters.get("since"), filters.get("until")
-    if isinstance(since, datetime) and isinstance(until, datetime) and since >= until:
-        raise BadRequest("since must be before until", {"field": "since"})
+    check_window(filters.get("since"), filters.get("until"))
     params = {**filters, "before": decode_cursor(cursor) or NEWEST, "limit": limit + 1}
     rows = await request_logs.page(conn, tenant_id, params)
-    more = len(rows) > limit
-    rows = rows[:limit]
-    views = [RequestLogView(**_fields(row)) for row in rows]
-    return RequestLogPage(views, Pagination(encode_cursor(rows[-1].id) if more else None, limit))
-
-
-def _fields(row: request_logs.RequestLog) -> dict[str, Any]:
-    fields = msgspec.structs.asdict(row)
-    fields.pop("tenant_id")
-    return fields
+    shown, pagination = page_of(rows, limit, lambda row: row.id)
+    return RequestLogPage(to_views(shown, RequestLogView), pagination)

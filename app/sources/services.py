@@ -52,6 +52,7 @@ def new_token() -> str:
 def _view(row: sources.Source) -> SourceView:
     fields = msgspec.structs.asdict(row)
     fields.pop("tenant_id")
+    fields.pop("secret", None)  # write-only: never part of a view
     token = fields.pop("token")
     return SourceView(trigger_path=f"/v1/triggers/{token}", **fields)
 
@@ -156,10 +157,13 @@ async def update(
         changes.update(_one_rule(given), given=[*given, "rule"])
     if "keep_headers" in given:
         changes["keep_headers"] = _check_headers(given["keep_headers"])
+    current = await sources.get_with_secret(conn, tenant_id, source_id)
+    if current is None:
+        raise NotFound("no such source")
     if "verification" in given or "secret" in given:
-        changes.update(await _secret_change(conn, tenant_id, source_id, given))
+        changes.update(_secret_change(current, given))
         changes["given"].append("secret")
-    before = await get(conn, tenant_id, source_id)
+    before = _view(current)
     try:
         after = _found(await sources.update(conn, tenant_id, source_id, changes))
     except sources.NameTaken:
@@ -169,16 +173,10 @@ async def update(
     return after
 
 
-async def _secret_change(
-    conn: AsyncConnection, tenant_id: uuid.UUID, source_id: uuid.UUID, given: dict[str, Any]
-) -> dict[str, Any]:
+def _secret_change(current: sources.SourceWithSecret, given: dict[str, Any]) -> dict[str, Any]:
     """The verification and secret columns after a PATCH that names either."""
-    current = await sources.get(conn, tenant_id, source_id)
-    held = await sources.get_secret(conn, tenant_id, source_id)
-    if current is None or held is None:
-        raise NotFound("no such source")
     scheme = given.get("verification") or msgspec.convert(current.verification, Verification)
-    wanted = given.get("secret", held[0])
+    wanted = given.get("secret", current.secret)
     # A secret is kept across a change of scheme; a standard-webhooks one must look the part.
     keep = "secret" not in given and wanted is not None
     if keep and isinstance(scheme, StandardWebhooks) and not _is_whsec(wanted):
@@ -196,11 +194,11 @@ async def delete(conn: AsyncConnection, tenant_id: uuid.UUID, source_id: uuid.UU
 
 async def secret(conn: AsyncConnection, tenant_id: uuid.UUID, source_id: uuid.UUID) -> SourceSecret:
     """The secret the source verifies requests with."""
-    found = await sources.get_secret(conn, tenant_id, source_id)
+    found = await sources.get_with_secret(conn, tenant_id, source_id)
     if found is None:
         raise NotFound("no such source")
     await record(conn, tenant_id, "source.secret.reveal", SOURCE, source_id)
-    return SourceSecret(found[0])
+    return SourceSecret(found.secret)
 
 
 async def rotate_token(
