@@ -10,6 +10,8 @@ from importlib.metadata import version
 from litestar import Litestar
 
 from app.audit_logs.controllers import AuditLogController
+from app.console.rendering import TEMPLATES
+from app.console.routes import CONSOLE_ROUTES
 from app.deliveries.controllers import DeliveryController
 from app.dependencies import DEPENDENCIES
 from app.endpoints.controllers import EndpointController
@@ -92,7 +94,9 @@ def create_app(settings: Settings) -> Litestar:
             MetricsController,
             openapi_json,
             docs_assets(),
+            *CONSOLE_ROUTES,
         ],
+        template_config=TEMPLATES,
         lifespan=[lifespan],
         middleware=[http_metrics_middleware],
         logging_config=None,  # core/logs.py configures every logger, Litestar's too

@@ -74,6 +74,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_metrics_port: int = 0
     # How long tiers and overrides read from the database are reused.
     rate_limit_cache_seconds: float = 5.0
+    # How long a web console sign-in lasts (a revoked key ends its sessions at once).
+    console_session_seconds: float = 8 * 3600.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:

@@ -27,3 +27,9 @@ def is_uuid7(id_: uuid.UUID) -> bool:
     """True when the id is a version-7 UUID whose time a datetime can hold (only those can be
     Eventgate ids and carry a usable timestamp)."""
     return id_.version == 7 and (id_.int >> 80) <= _MAX_MILLIS
+
+
+def first_id_at(moment: datetime) -> uuid.UUID:
+    """The lowest UUIDv7 of this millisecond: ids at or after it were created at or after it."""
+    millis = max(0, int(moment.timestamp() * 1000))
+    return uuid.UUID(int=(millis << 80) | (0x7 << 76) | (0x2 << 62))

@@ -1,0 +1,64 @@
+"""The console overview's figures: one tenant's last hour, backlog, dead letters, endpoints."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+from psycopg import AsyncConnection
+
+from db import overview
+from db.ids import first_id_at
+
+MINUTES = 60
+
+
+class Bar(msgspec.Struct):
+    """One minute of the chart: counts, and bar heights out of 100."""
+
+    minute: datetime
+    events: int
+    deliveries: int
+    events_height: int
+    deliveries_height: int
+
+
+class Overview(msgspec.Struct):
+    """Everything the overview page shows."""
+
+    bars: list[Bar]
+    events_last_hour: int
+    deliveries_last_hour: int
+    backlog: list[overview.QueueBacklog]
+    endpoints: overview.EndpointStates
+    dead_letters_capped: bool
+
+
+def _bars(rows: list[overview.Minute], now: datetime) -> list[Bar]:
+    start = now.replace(second=0, microsecond=0) - timedelta(minutes=MINUTES - 1)
+    by_minute = {row.minute.astimezone(UTC): row for row in rows}
+    peak = max([1, *(max(row.events, row.deliveries) for row in rows)])
+    bars = []
+    for i in range(MINUTES):
+        minute = start + timedelta(minutes=i)
+        row = by_minute.get(minute, overview.Minute(minute, 0, 0))
+        heights = (round(100 * row.events / peak), round(100 * row.deliveries / peak))
+        bars.append(Bar(minute, row.events, row.deliveries, *heights))
+    return bars
+
+
+async def tenant_overview(conn: AsyncConnection, tenant_id: uuid.UUID) -> Overview:
+    """The tenant's figures now."""
+    now = datetime.now(UTC)
+    since = now.replace(second=0, microsecond=0) - timedelta(minutes=MINUTES - 1)
+    rows = await overview.per_minute(conn, tenant_id, since, first_id_at(since))
+    endpoints = await overview.endpoint_states(conn, tenant_id)
+    return Overview(
+        bars=_bars(rows, now),
+        events_last_hour=sum(row.events for row in rows),
+        deliveries_last_hour=sum(row.deliveries for row in rows),
+        backlog=await overview.backlog(conn, tenant_id),
+        endpoints=endpoints,
+        dead_letters_capped=endpoints.dead_letters > overview.COUNT_CAP,
+    )

@@ -1,0 +1,79 @@
+"""Console and portal forms: URL-encoded bodies parsed strictly (UTF-8, no NUL, bounded), and
+only ever handed to a page after their CSRF token matched the session's."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from litestar import Request
+
+from app.errors import BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
+from app.media import check_storable
+
+MAX_FORM_BYTES = 256 * 1024  # an event type's schema is the largest field
+MAX_FIELDS = 50
+CSRF_FIELD = "csrf_token"
+
+Form = dict[str, str]
+
+
+async def parse_form(request: Request) -> Form:
+    """The fields of a URL-encoded body (the last value of a repeated name wins)."""
+    if request.content_type[0] != "application/x-www-form-urlencoded":
+        raise UnsupportedMediaType("forms are sent as application/x-www-form-urlencoded")
+    body = await request.body()
+    if len(body) > MAX_FORM_BYTES:
+        raise PayloadTooLarge(f"a form is at most {MAX_FORM_BYTES} bytes")
+    try:
+        pairs = parse_qsl(
+            body.decode("ascii"), errors="strict", max_num_fields=MAX_FIELDS, separator="&"
+        )
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BadRequest("the form is not valid UTF-8 form data") from exc
+    fields = dict(pairs)
+    for name, value in fields.items():
+        if "\x00" in name or "\x00" in value:
+            raise BadRequest(f"`{name[:40]}` holds a NUL character", {"field": name[:40]})
+    return fields
+
+
+async def checked_form(request: Request, expected_csrf: str) -> Form:
+    """The form, when its CSRF token is the one this session issued; Forbidden otherwise."""
+    fields = await parse_form(request)
+    given = fields.pop(CSRF_FIELD, "")
+    if not expected_csrf or not hmac.compare_digest(given.encode(), expected_csrf.encode()):
+        raise Forbidden("the form's CSRF token is missing or stale: reload the page and retry")
+    return fields
+
+
+async def provide_form(request: Request) -> Form:
+    """Dependency of every POST page: the session's CSRF-checked form."""
+    return await checked_form(request, request.auth.csrf_token)
+
+
+def words(value: str | None) -> list[str]:
+    """A list field: comma- or whitespace-separated words."""
+    return [word for word in (value or "").replace(",", " ").split() if word]
+
+
+def optional(value: str | None) -> str | None:
+    """A text field, or None when left empty."""
+    return value.strip() if value and value.strip() else None
+
+
+def json_object(fields: Form, name: str) -> dict[str, Any] | None:
+    """A JSON-object field (a schema, a filter), or None when left empty."""
+    text = optional(fields.get(name))
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise BadRequest(f"`{name}` is not valid JSON: {exc}", {"field": name}) from exc
+    if not isinstance(value, dict):
+        raise BadRequest(f"`{name}` must be a JSON object", {"field": name})
+    check_storable(value)
+    return value

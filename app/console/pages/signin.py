@@ -1,0 +1,95 @@
+"""Pages /console/sign-in and /console/sign-out: an API key in, a session cookie out."""
+
+from __future__ import annotations
+
+from litestar import Controller, Request, get, post
+from litestar.di import Provide
+from litestar.response import Redirect, Template
+
+from app.auth import answer_refusal
+from app.console.base import CheckedForm
+from app.console.forms import CSRF_FIELD, checked_form, provide_form
+from app.console.rendering import EXCEPTION_HANDLERS, go, render
+from app.console.sessions import (
+    CONSOLE_PATH,
+    SESSION_COOKIE,
+    SIGN_IN_COOKIE,
+    close_session,
+    console_session,
+    cookie,
+    new_token,
+    open_session,
+)
+from app.dependencies import AppSettings, Transaction, Verifier
+from app.errors import Unauthorized
+
+SIGN_IN_SECONDS = 3600
+
+
+def _secure(request: Request) -> bool:
+    return request.scope.get("scheme") == "https"
+
+
+class SignInController(Controller):
+    """The sign-in form (its CSRF token a double-submit cookie) and opening a session."""
+
+    path = f"{CONSOLE_PATH}/sign-in"
+    include_in_schema = False
+    exception_handlers = EXCEPTION_HANDLERS
+
+    @get("/", name="console_sign_in")
+    async def sign_in_form(self, request: Request) -> Template:
+        token = new_token()
+        page = render(None, "sign_in.html", csrf_token=token)
+        path, secure = f"{CONSOLE_PATH}/sign-in", _secure(request)
+        page.cookies.append(
+            cookie(SIGN_IN_COOKIE, token, path=path, max_age=SIGN_IN_SECONDS, secure=secure)
+        )
+        return page
+
+    @post("/", name="console_sign_in_submit")
+    async def sign_in(
+        self, request: Request, conn: Transaction, key_verifier: Verifier, settings: AppSettings
+    ) -> Redirect | Template:
+        fields = await checked_form(request, request.cookies.get(SIGN_IN_COOKIE, ""))
+        key = fields.get("key", "").strip()
+        try:
+            principal = await key_verifier.verify(key)
+        except Unauthorized as refused:
+            raised = await answer_refusal(request, key or None, refused)
+            page = render(
+                None,
+                "sign_in.html",
+                status=raised.status_code,
+                error=raised.message,
+                csrf_token=fields.get(CSRF_FIELD) or request.cookies.get(SIGN_IN_COOKIE, ""),
+            )
+            page.headers.update(raised.headers)
+            return page
+        token, lifetime = await open_session(conn, principal, settings)
+        redirect = go(f"{CONSOLE_PATH}/")
+        redirect.cookies.append(
+            cookie(
+                SESSION_COOKIE, token, path=CONSOLE_PATH, max_age=lifetime, secure=_secure(request)
+            )
+        )
+        return redirect
+
+
+class SignOutController(Controller):
+    """Ending the session: the row goes, the cookie is cleared."""
+
+    path = f"{CONSOLE_PATH}/sign-out"
+    include_in_schema = False
+    middleware = [console_session]  # noqa: RUF012
+    exception_handlers = EXCEPTION_HANDLERS
+    dependencies = {"form": Provide(provide_form)}  # noqa: RUF012
+
+    @post("/", name="console_sign_out")
+    async def sign_out(self, request: Request, form: CheckedForm, conn: Transaction) -> Redirect:
+        await close_session(conn, request.auth, request.cookies.get(SESSION_COOKIE, ""))
+        redirect = go(f"{CONSOLE_PATH}/sign-in")
+        redirect.cookies.append(
+            cookie(SESSION_COOKIE, "", path=CONSOLE_PATH, max_age=0, secure=_secure(request))
+        )
+        return redirect

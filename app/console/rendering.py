@@ -1,0 +1,136 @@
+"""How console and portal pages are rendered: one Jinja environment (autoescaped), the page
+headers (CSP without inline scripts, framing, no caching), and errors as pages."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import msgspec
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from litestar import Request
+from litestar.exceptions import HTTPException
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.response import Redirect, Template
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from app.console.sessions import CONSOLE_PATH, ConsoleSession, NotSignedIn
+from app.errors import EventgateError
+from app.scopes import (
+    AUDIT_READ,
+    ENDPOINTS_MANAGE,
+    EVENTS_READ,
+    KEYS_MANAGE,
+    SOURCES_MANAGE,
+    grants,
+)
+
+HERE = Path(__file__).parent
+STATIC_PATH = f"{CONSOLE_PATH}/static"
+# Scripts and styles only from Eventgate itself (no inline code), forms only to itself.
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; base-uri 'none'; frame-ancestors {ancestors}"
+)
+PAGE_HEADERS = {"cache-control": "no-store", "referrer-policy": "no-referrer"}
+
+# The console's sections: (path, title, scope needed to see it).
+SECTIONS = (
+    ("/", "Overview", EVENTS_READ),
+    ("/events", "Events", EVENTS_READ),
+    ("/endpoints", "Endpoints", ENDPOINTS_MANAGE),
+    ("/deliveries", "Deliveries", ENDPOINTS_MANAGE),
+    ("/event-types", "Event types", EVENTS_READ),
+    ("/sources", "Sources", SOURCES_MANAGE),
+    ("/keys", "Keys", KEYS_MANAGE),
+    ("/audit", "Audit log", AUDIT_READ),
+)
+
+
+def _when(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _pretty(value: Any) -> str:
+    return json.dumps(msgspec.to_builtins(value), indent=2, sort_keys=True, ensure_ascii=False)
+
+
+def _environment() -> Environment:
+    env = Environment(
+        loader=FileSystemLoader(HERE / "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        undefined=StrictUndefined,
+    )
+    env.filters["when"] = _when
+    env.filters["pretty"] = _pretty
+    return env
+
+
+TEMPLATES = TemplateConfig(instance=JinjaTemplateEngine.from_environment(_environment()))
+STATIC_FILES = create_static_files_router(
+    path=STATIC_PATH, directories=[HERE / "static"], include_in_schema=False, name="console_static"
+)
+
+
+def page_headers(ancestors: str = "'none'") -> dict[str, str]:
+    """The headers of every page: framed only by `ancestors`."""
+    return {**PAGE_HEADERS, "content-security-policy": CSP.format(ancestors=ancestors)}
+
+
+def sections_for(session: ConsoleSession) -> list[tuple[str, str]]:
+    """The sections this session's key may open."""
+    held = session.principal.scopes
+    return [(path, title) for path, title, scope in SECTIONS if grants(held, scope)]
+
+
+def render(
+    session: ConsoleSession | None, name: str, *, status: int = 200, **context: Any
+) -> Template:
+    """A page of the console (or of a portal, when the session has a channel)."""
+    ancestors = session.frame_ancestors if session is not None else "'none'"
+    nav = sections_for(session) if session is not None and session.channel is None else []
+    return Template(
+        template_name=name,
+        context={"session": session, "nav": nav, "static": STATIC_PATH, **context},
+        status_code=status,
+        headers=page_headers(ancestors),
+    )
+
+
+def go(path: str) -> Redirect:
+    """After a form: see the result (303, so a reload does not post again)."""
+    return Redirect(path, status_code=303, headers=PAGE_HEADERS)
+
+
+def _session(request: Request) -> ConsoleSession | None:
+    auth = request.scope.get("auth")
+    return auth if isinstance(auth, ConsoleSession) else None
+
+
+def error_page(request: Request, exc: EventgateError) -> Template:
+    """A domain error as a page, with the same status the API would answer."""
+    return render(_session(request), "error.html", status=exc.status_code, message=exc.message)
+
+
+def http_error_page(request: Request, exc: HTTPException) -> Template:
+    """Litestar's own refusals (a bad query parameter, a wrong method) as pages."""
+    status = exc.status_code if exc.status_code < 500 else 500
+    message = exc.detail if status < 500 else "something went wrong on our side"
+    return render(_session(request), "error.html", status=status, message=message)
+
+
+def to_sign_in(request: Request, exc: NotSignedIn) -> Redirect:
+    """No session: go and sign in."""
+    return go(f"{CONSOLE_PATH}/sign-in")
+
+
+EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    EventgateError: error_page,
+    HTTPException: http_error_page,
+    NotSignedIn: to_sign_in,
+}

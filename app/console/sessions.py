@@ -1,0 +1,124 @@
+"""Console sign-in: an API key exchanged for a session cookie (only its sha256 is stored), and
+the middleware that turns the cookie back into the key's principal on every page."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+from litestar.connection import ASGIConnection
+from litestar.datastructures import Cookie
+from litestar.middleware import (
+    AbstractAuthenticationMiddleware,
+    AuthenticationResult,
+    DefineMiddleware,
+)
+from psycopg import AsyncConnection
+
+from app.audit import acting_in, record
+from app.keys.verifier import Principal
+from core.settings import Settings
+from db import console_sessions
+
+SESSION_COOKIE = "eventgate_session"
+SIGN_IN_COOKIE = "eventgate_sign_in"  # the sign-in form's CSRF token (double submit)
+CONSOLE_PATH = "/console"
+
+
+class NotSignedIn(Exception):
+    """No live session: the browser is sent to the sign-in page."""
+
+
+class ConsoleSession(msgspec.Struct, frozen=True):
+    """A signed-in console: who acts, and the CSRF token its forms carry."""
+
+    principal: Principal
+    csrf_token: str
+    base: str = CONSOLE_PATH
+    channel: str | None = None  # a portal's: only this channel's endpoints
+    frame_ancestors: str = "'none'"  # a portal's allowed origin may frame it
+
+
+def new_token() -> str:
+    """A fresh unguessable token (256 bits)."""
+    return secrets.token_urlsafe(32)
+
+
+def digest(token: str) -> bytes:
+    """What is stored of a token: its sha256."""
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
+
+
+def cookie(name: str, value: str, *, path: str, max_age: int, secure: bool) -> Cookie:
+    """A cookie scripts cannot read and other sites never send."""
+    return Cookie(
+        key=name,
+        value=value,
+        path=path,
+        max_age=max_age,
+        httponly=True,
+        samesite="strict",
+        secure=secure,
+    )
+
+
+async def open_session(
+    conn: AsyncConnection, principal: Principal, settings: Settings
+) -> tuple[str, int]:
+    """Store a new session for this key; its cookie value and lifetime in seconds."""
+    token = new_token()
+    lifetime = int(settings.console_session_seconds)
+    expires_at = datetime.now(UTC) + timedelta(seconds=lifetime)
+    if principal.expires_at is not None:
+        expires_at = min(expires_at, principal.expires_at)
+    new = console_sessions.NewSession(
+        token_hash=digest(token),
+        tenant_id=principal.tenant_id,
+        key_id=principal.key_id,
+        csrf_token=new_token(),
+        expires_at=expires_at,
+    )
+    await console_sessions.insert(conn, new)
+    await record(conn, principal.tenant_id, "console.signed_in", "api_key", principal.key_id)
+    return token, lifetime
+
+
+async def close_session(conn: AsyncConnection, session: ConsoleSession, token: str) -> None:
+    """Sign out: the cookie stops working at once."""
+    await console_sessions.delete(conn, digest(token))
+    tenant_id, key_id = session.principal.tenant_id, session.principal.key_id
+    await record(conn, tenant_id, "console.signed_out", "api_key", key_id)
+
+
+def _session_of(live: console_sessions.LiveSession) -> ConsoleSession:
+    principal = Principal(
+        key_id=live.key_id,
+        tenant_id=live.tenant_id,
+        prefix=live.prefix,
+        scopes=frozenset(live.scopes),
+        expires_at=live.key_expires_at,
+        tier=live.rate_limit_tier,
+    )
+    return ConsoleSession(principal, live.csrf_token)
+
+
+class ConsoleSessionMiddleware(AbstractAuthenticationMiddleware):
+    """request.user: the session key's principal; request.auth: the ConsoleSession."""
+
+    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
+        token = connection.cookies.get(SESSION_COOKIE)
+        if not token or len(token) > 100:
+            raise NotSignedIn
+        async with connection.app.state.pool.connection() as conn:
+            live = await console_sessions.get_live(conn, digest(token))
+        if live is None:
+            raise NotSignedIn
+        session = _session_of(live)
+        connection.scope["user"] = session.principal
+        acting_in(connection.scope)
+        return AuthenticationResult(user=session.principal, auth=session)
+
+
+console_session = DefineMiddleware(ConsoleSessionMiddleware)
