@@ -70,7 +70,7 @@ async def test_revoking_the_key_ends_its_sessions(client, database_url):
     await sign_in(client, key)
     listed = (await client.get("/v1/keys", headers=auth(admin))).json()["keys"]
     key_id = next(k["id"] for k in listed if k["prefix"] in key)
-    revoked = await client.post(f"/v1/keys/{key_id}/revoke", headers=auth(admin))
+    revoked = await client.delete(f"/v1/keys/{key_id}", headers=auth(admin))
     assert revoked.status_code == 200
     assert (await client.get("/console/")).status_code == 303
 
