@@ -25,8 +25,13 @@ async def add_security_headers(message: Message, scope: Scope) -> None:
     if message["type"] != "http.response.start":
         return
     headers = MutableScopeHeaders.from_message(message)
+    # Console and portal pages set their own policy (a portal may be framed by its origin).
+    own_policy = headers.get("content-security-policy")
     for name, value in SECURITY_HEADERS.items():
-        headers[name] = value
+        if name not in headers:
+            headers[name] = value
+    if own_policy and "frame-ancestors 'none'" not in own_policy:
+        del headers["x-frame-options"]
     if scope.get("path", "").startswith("/docs"):
         headers["content-security-policy"] = DOCS_CSP
     if scope.get("scheme") == "https":
