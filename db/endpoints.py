@@ -124,6 +124,18 @@ ORDER BY id
 LIMIT %(limit)s
 """
 
+# A page of a tenant's live endpoints with one channel, in id order after the cursor: the
+# channel's few rows by containment (endpoints_channel_idx), never the tenant's others.
+LIST_IN_CHANNEL = f"""
+SELECT {COLUMNS} FROM endpoints
+WHERE eventgate_tenant_channels(tenant_id, channels)
+      @> ARRAY[%(tenant_id)s::text || ' ' || %(channel)s]
+  AND tenant_id = %(tenant_id)s AND deleted_at IS NULL
+  AND (%(after)s::uuid IS NULL OR id > %(after)s)
+ORDER BY id
+LIMIT %(limit)s
+"""
+
 # PATCH: only the fields named in `given` change (endpoints_pkey).
 UPDATE = f"""
 UPDATE endpoints SET
@@ -233,6 +245,14 @@ async def list_page(
     """Up to `limit` live endpoints after `after`, oldest first."""
     params = {"tenant_id": tenant_id, "after": after, "limit": limit}
     return await fetch_all(conn, LIST_PAGE, params, Endpoint)
+
+
+async def list_in_channel(
+    conn: AsyncConnection, tenant_id: uuid.UUID, channel: str, after: uuid.UUID | None, limit: int
+) -> list[Endpoint]:
+    """Up to `limit` live endpoints with this channel after `after`, oldest first."""
+    params = {"tenant_id": tenant_id, "channel": channel, "after": after, "limit": limit}
+    return await fetch_all(conn, LIST_IN_CHANNEL, params, Endpoint)
 
 
 async def update(

@@ -1,34 +1,40 @@
-"""What every console page controller shares: the session, the scope guard, forms with
-CSRF checks, and errors rendered as pages."""
+"""What every console and portal page shares: the session as a dependency, forms with CSRF
+checks, and the two routers the same page controllers are mounted on."""
 
 from __future__ import annotations
 
-from litestar import Controller, Request
+from typing import Annotated, Any
+
+from litestar import Request, Router
 from litestar.di import NamedDependency, Provide
+from litestar.middleware import DefineMiddleware
+from litestar.params import QueryParameter
 
 from app.console.forms import Form, provide_form
 from app.console.rendering import EXCEPTION_HANDLERS
-from app.console.sessions import ConsoleSession, console_session
+from app.console.sessions import ConsoleSession
 from app.scopes import require_scope
 
 
 async def provide_session(request: Request) -> ConsoleSession:
-    """The signed-in session the middleware found."""
+    """The signed-in session (or portal link) the router's middleware found."""
     return request.auth
 
 
-class ConsolePages(Controller):
-    """Base of the console's page controllers (each sets path and opt["scope"])."""
-
-    include_in_schema = False
-    middleware = [console_session]  # noqa: RUF012
-    guards = [require_scope]  # noqa: RUF012
-    exception_handlers = EXCEPTION_HANDLERS
-    dependencies = {  # noqa: RUF012
-        "form": Provide(provide_form),
-        "session": Provide(provide_session),
-    }
+def pages_router(path: str, pages: list[Any], session_middleware: DefineMiddleware) -> Router:
+    """Mount page controllers under `path`, each page scope-checked like the API."""
+    return Router(
+        path,
+        route_handlers=pages,
+        middleware=[session_middleware],
+        guards=[require_scope],
+        exception_handlers=EXCEPTION_HANDLERS,
+        dependencies={"form": Provide(provide_form), "session": Provide(provide_session)},
+        include_in_schema=False,
+    )
 
 
 Session = NamedDependency[ConsoleSession]
 CheckedForm = NamedDependency[Form]
+# A search field in a page's query string (an empty string when absent).
+QueryText = Annotated[str, QueryParameter(max_length=300)]

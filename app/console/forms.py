@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hmac
 import json
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
+import msgspec
 from litestar import Request
 
 from app.errors import BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
@@ -18,6 +19,7 @@ MAX_FIELDS = 50
 CSRF_FIELD = "csrf_token"
 
 Form = dict[str, str]
+T = TypeVar("T")
 
 
 async def parse_form(request: Request) -> Form:
@@ -77,3 +79,21 @@ def json_object(fields: Form, name: str) -> dict[str, Any] | None:
         raise BadRequest(f"`{name}` must be a JSON object", {"field": name})
     check_storable(value)
     return value
+
+
+def to_struct(values: dict[str, Any], kind: type[T]) -> T:
+    """The form's values as a request Struct of the API; BadRequest naming what is wrong."""
+    try:
+        return msgspec.convert(values, kind, strict=False)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"{exc}".replace("`$.", "`")) from exc
+
+
+def whole_number(fields: Form, name: str) -> int | None:
+    """An optional whole-number field."""
+    text = optional(fields.get(name))
+    if text is None:
+        return None
+    if not text.isdigit() or len(text) > 9:
+        raise BadRequest(f"`{name}` must be a whole number", {"field": name})
+    return int(text)

@@ -35,6 +35,19 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "form-action 'self'; base-uri 'none'; frame-ancestors {ancestors}"
 )
+# What a form's redirect reports (`?notice=` only ever selects one of these texts).
+NOTICES = {
+    "created": "Created.",
+    "saved": "Saved.",
+    "deleted": "Deleted.",
+    "disabled": "Disabled: its deliveries wait until it is enabled again.",
+    "enabled": "Enabled: waiting deliveries go out now.",
+    "rotated": "Rotated: the previous secret also signs for 24 hours.",
+    "test_sent": "A test event is on its way: its delivery appears below.",
+    "recovered": "Dead deliveries are queued again.",
+    "retried": "The delivery is due again now.",
+    "revoked": "Revoked: the key stops working at once.",
+}
 PAGE_HEADERS = {"cache-control": "no-store", "referrer-policy": "no-referrer"}
 
 # The console's sections: (path, title, scope needed to see it).
@@ -84,6 +97,8 @@ def page_headers(ancestors: str = "'none'") -> dict[str, str]:
 
 def sections_for(session: ConsoleSession) -> list[tuple[str, str]]:
     """The sections this session's key may open."""
+    if session.channel is not None:
+        return [("/endpoints", "Endpoints")]
     held = session.principal.scopes
     return [(path, title) for path, title, scope in SECTIONS if grants(held, scope)]
 
@@ -93,10 +108,16 @@ def render(
 ) -> Template:
     """A page of the console (or of a portal, when the session has a channel)."""
     ancestors = session.frame_ancestors if session is not None else "'none'"
-    nav = sections_for(session) if session is not None and session.channel is None else []
+    nav = sections_for(session) if session is not None else []
     return Template(
         template_name=name,
-        context={"session": session, "nav": nav, "static": STATIC_PATH, **context},
+        context={
+            "session": session,
+            "nav": nav,
+            "static": STATIC_PATH,
+            "notices": NOTICES,
+            **context,
+        },
         status_code=status,
         headers=page_headers(ancestors),
     )

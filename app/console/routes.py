@@ -1,16 +1,38 @@
-"""Every console and portal route, registered by app/main.py."""
+"""Every console and portal route, registered by app/main.py: the same page controllers are
+mounted under /console (a signed-in key, scope-checked) and, for endpoints and deliveries,
+under /portal/{token} (one channel of one tenant)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from app.console.base import pages_router
+from app.console.pages.audit import AuditPages
+from app.console.pages.deliveries import DeliveryPages
+from app.console.pages.endpoints import EndpointPages
+from app.console.pages.event_types import EventTypePages
+from app.console.pages.events import EventPages
+from app.console.pages.keys import KeyPages
 from app.console.pages.overview import OverviewPages
-from app.console.pages.signin import SignInController, SignOutController
+from app.console.pages.signin import SignInController, SignOutPages
+from app.console.pages.sources import SourcePages
 from app.console.rendering import STATIC_FILES
+from app.console.sessions import CONSOLE_PATH, console_session
+
+CONSOLE_PAGES: list[Any] = [
+    OverviewPages,
+    SignOutPages,
+    EventPages,
+    EndpointPages,
+    DeliveryPages,
+    EventTypePages,
+    SourcePages,
+    KeyPages,
+    AuditPages,
+]
 
 CONSOLE_ROUTES: list[Any] = [
     SignInController,
-    SignOutController,
-    OverviewPages,
+    pages_router(CONSOLE_PATH, CONSOLE_PAGES, console_session),
     STATIC_FILES,
 ]

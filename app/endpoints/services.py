@@ -84,10 +84,18 @@ async def create(
 
 
 async def list_page(
-    conn: AsyncConnection, tenant_id: uuid.UUID, cursor: str | None, limit: int
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    cursor: str | None,
+    limit: int,
+    channel: str | None = None,
 ) -> EndpointList:
-    """A page of the tenant's live endpoints, oldest first."""
-    rows = await endpoints.list_page(conn, tenant_id, decode_cursor(cursor), limit + 1)
+    """A page of the tenant's live endpoints (those with `channel`, when given), oldest first."""
+    after = decode_cursor(cursor)
+    if channel is None:
+        rows = await endpoints.list_page(conn, tenant_id, after, limit + 1)
+    else:
+        rows = await endpoints.list_in_channel(conn, tenant_id, channel, after, limit + 1)
     page, pagination = page_of(rows, limit, lambda row: row.id)
     return EndpointList(to_views(page, EndpointView), pagination)
 

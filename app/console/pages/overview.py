@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from litestar import get
+from litestar import Controller, get
 from litestar.response import Template
 
-from app.console.base import ConsolePages, Session
+from app.console.base import Session
 from app.console.figures import tenant_overview
 from app.console.rendering import render
 from app.dependencies import Transaction
@@ -14,10 +14,10 @@ from app.scopes import EVENTS_READ
 REFRESH_SECONDS = 15
 
 
-class OverviewPages(ConsolePages):
+class OverviewPages(Controller):
     """The start page; it reloads itself every REFRESH_SECONDS."""
 
-    path = "/console"
+    path = "/"
     opt = {"scope": EVENTS_READ}  # noqa: RUF012
 
     @get("/", name="console_overview")

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 from litestar import Controller, Request, get, post
-from litestar.di import Provide
 from litestar.response import Redirect, Template
 
 from app.auth import answer_refusal
 from app.console.base import CheckedForm
-from app.console.forms import CSRF_FIELD, checked_form, provide_form
+from app.console.forms import CSRF_FIELD, checked_form
 from app.console.rendering import EXCEPTION_HANDLERS, go, render
 from app.console.sessions import (
     CONSOLE_PATH,
     SESSION_COOKIE,
     SIGN_IN_COOKIE,
     close_session,
-    console_session,
     cookie,
     new_token,
     open_session,
@@ -76,14 +74,11 @@ class SignInController(Controller):
         return redirect
 
 
-class SignOutController(Controller):
+class SignOutPages(Controller):
     """Ending the session: the row goes, the cookie is cleared."""
 
-    path = f"{CONSOLE_PATH}/sign-out"
-    include_in_schema = False
-    middleware = [console_session]  # noqa: RUF012
-    exception_handlers = EXCEPTION_HANDLERS
-    dependencies = {"form": Provide(provide_form)}  # noqa: RUF012
+    path = "/sign-out"
+    opt = {"scope": None}  # noqa: RUF012 - any signed-in key may sign out
 
     @post("/", name="console_sign_out")
     async def sign_out(self, request: Request, form: CheckedForm, conn: Transaction) -> Redirect:

@@ -1,0 +1,104 @@
+"""What a console or portal session may reach: the console sees its tenant (the API's own
+services), a portal only endpoints with its channel and their deliveries (NotFound for the
+rest, exactly as for another tenant's ids)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from psycopg import AsyncConnection
+
+from app.console.forms import Form, json_object, to_struct, whole_number, words
+from app.console.sessions import ConsoleSession
+from app.deliveries import services as deliveries
+from app.deliveries.schemas import DeliveryDetail, DeliveryList
+from app.endpoints import services as endpoints
+from app.endpoints.schemas import EndpointIn, EndpointList, EndpointPatch, EndpointView
+from app.errors import NotFound
+from app.identifiers import parse_id, parse_optional_id
+
+PAGE_SIZE = 50
+
+
+async def endpoint(
+    conn: AsyncConnection, session: ConsoleSession, endpoint_id: str
+) -> EndpointView:
+    """An endpoint the session may see, or NotFound."""
+    view = await endpoints.get(conn, session.principal.tenant_id, parse_id(endpoint_id, "id"))
+    if session.channel is not None and session.channel not in view.channels:
+        raise NotFound("no such endpoint")
+    return view
+
+
+async def endpoints_page(
+    conn: AsyncConnection, session: ConsoleSession, cursor: str | None
+) -> EndpointList:
+    """A page of the endpoints the session may see."""
+    tenant_id = session.principal.tenant_id
+    return await endpoints.list_page(conn, tenant_id, cursor, PAGE_SIZE, session.channel)
+
+
+async def deliveries_page(
+    conn: AsyncConnection,
+    session: ConsoleSession,
+    *,
+    cursor: str | None,
+    status: str | None,
+    endpoint_id: str | None,
+) -> DeliveryList:
+    """A page of deliveries, newest first; a portal's only through one of its endpoints."""
+    endpoint_uuid = parse_optional_id(endpoint_id, "endpoint_id")
+    if session.channel is not None:
+        if endpoint_uuid is None:
+            raise NotFound("choose one of your endpoints to see its deliveries")
+        await endpoint(conn, session, str(endpoint_uuid))
+    return await deliveries.list_page(
+        conn,
+        session.principal.tenant_id,
+        cursor=cursor,
+        limit=PAGE_SIZE,
+        status=status,
+        endpoint_id=endpoint_uuid,
+        event_id=None,
+    )
+
+
+async def delivery(
+    conn: AsyncConnection, session: ConsoleSession, delivery_id: str
+) -> DeliveryDetail:
+    """A delivery with its attempts, when the session may see its endpoint."""
+    tenant_id = session.principal.tenant_id
+    detail = await deliveries.get(conn, tenant_id, parse_id(delivery_id, "id"))
+    if session.channel is not None:
+        try:
+            await endpoint(conn, session, str(detail.delivery.endpoint_id))
+        except NotFound:
+            raise NotFound("no such delivery") from None
+    return detail
+
+
+def _endpoint_fields(session: ConsoleSession, fields: Form) -> dict[str, Any]:
+    values: dict[str, Any] = {
+        "url": fields.get("url", "").strip(),
+        "description": fields.get("description", "").strip(),
+        "event_types": words(fields.get("event_types")),
+        "filter": json_object(fields, "filter"),
+        "rate_limit_per_s": whole_number(fields, "rate_limit_per_s"),
+        "ordered": fields.get("ordered") == "on",
+    }
+    if session.channel is None:
+        values["channels"] = words(fields.get("channels"))
+    return values
+
+
+def new_endpoint(session: ConsoleSession, fields: Form) -> EndpointIn:
+    """The endpoint a form creates: a portal's always carries its channel, and only it."""
+    values = _endpoint_fields(session, fields)
+    if session.channel is not None:
+        values["channels"] = [session.channel]
+    return to_struct(values, EndpointIn)
+
+
+def endpoint_changes(session: ConsoleSession, fields: Form) -> EndpointPatch:
+    """The changes an edit form makes (a portal cannot change channels)."""
+    return to_struct(_endpoint_fields(session, fields), EndpointPatch)

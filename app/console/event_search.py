@@ -1,0 +1,76 @@
+"""The console's event search: any status, newest first, by source, type, channel and time."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+from psycopg import AsyncConnection
+
+from app.console.forms import optional
+from app.errors import BadRequest
+from app.events.schemas import EventView
+from app.pagination import Pagination, decode_cursor, page_of
+from app.views import to_views
+from db import events
+from db.ids import first_id_at
+
+PAGE_SIZE = 50
+DEFAULT_WINDOW = timedelta(days=7)
+FILTERS = ("source", "event_type", "channel")
+
+
+class EventSearch(msgspec.Struct):
+    """What was asked: the filters as typed, and the time window used."""
+
+    source: str = ""
+    event_type: str = ""
+    channel: str = ""
+    since: str = ""
+    until: str = ""
+
+
+class EventPage(msgspec.Struct):
+    """A page of events, newest first."""
+
+    events: list[EventView]
+    pagination: Pagination
+
+
+def parse_time(value: str | None, name: str) -> datetime | None:
+    """A time typed in the form (ISO 8601; without a zone, UTC)."""
+    text = optional(value)
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise BadRequest(f"`{name}` is not a time like 2026-11-29T14:00", {"field": name}) from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def search(
+    conn: AsyncConnection, tenant_id: uuid.UUID, asked: EventSearch, cursor: str | None
+) -> EventPage:
+    """A page of the tenant's events matching the search."""
+    until = parse_time(asked.until, "until") or datetime.now(UTC) + timedelta(minutes=1)
+    since = parse_time(asked.since, "since") or until - DEFAULT_WINDOW
+    if since >= until:
+        raise BadRequest("`since` must be before `until`")
+    before = first_id_at(until)
+    after_cursor = decode_cursor(cursor)
+    if after_cursor is not None:
+        before = min(before, after_cursor)
+    filters = {name: value for name in FILTERS if (value := optional(getattr(asked, name)))}
+    rows = await events.search(
+        conn,
+        tenant_id,
+        before=before,
+        since=since,
+        until=until,
+        filters=filters,
+        limit=PAGE_SIZE + 1,
+    )
+    page, pagination = page_of(rows, PAGE_SIZE, lambda row: row.id)
+    return EventPage(to_views(page, EventView), pagination)

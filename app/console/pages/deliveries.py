@@ -1,0 +1,72 @@
+"""Pages under /console/deliveries (and a portal's): filtered lists, a delivery with every
+attempt and its response excerpt, and retrying one."""
+
+from __future__ import annotations
+
+from litestar import Controller, get, post
+from litestar.response import Redirect, Template
+
+from app.console import access
+from app.console.base import CheckedForm, QueryText, Session
+from app.console.forms import optional
+from app.console.rendering import go, render
+from app.deliveries import services
+from app.dependencies import Transaction
+from app.errors import BadRequest
+from app.identifiers import IdPath
+from app.pagination import Cursor
+from app.scopes import ENDPOINTS_MANAGE
+from core.vocabulary import DELIVERY_STATUSES
+
+
+def _status(value: str | None) -> str | None:
+    status = optional(value)
+    if status is not None and status not in DELIVERY_STATUSES:
+        raise BadRequest(f"`status` is one of {', '.join(DELIVERY_STATUSES)}")
+    return status
+
+
+class DeliveryPages(Controller):
+    """Deliveries, newest first."""
+
+    path = "/deliveries"
+    opt = {"scope": ENDPOINTS_MANAGE}  # noqa: RUF012
+
+    @get("/", name="deliveries")
+    async def list_deliveries(
+        self,
+        session: Session,
+        conn: Transaction,
+        status: QueryText = "",
+        endpoint_id: QueryText = "",
+        cursor: Cursor = None,
+    ) -> Template:
+        chosen = _status(status)
+        endpoint = optional(endpoint_id)
+        page = await access.deliveries_page(
+            conn, session, cursor=cursor, status=chosen, endpoint_id=endpoint
+        )
+        filters = {"status": chosen or "", "endpoint_id": endpoint or ""}
+        return render(
+            session,
+            "deliveries.html",
+            active="/deliveries",
+            page=page,
+            filters=filters,
+            statuses=DELIVERY_STATUSES,
+        )
+
+    @get("/{delivery_id:str}", name="delivery")
+    async def show_delivery(
+        self, session: Session, conn: Transaction, delivery_id: IdPath
+    ) -> Template:
+        detail = await access.delivery(conn, session, delivery_id)
+        return render(session, "delivery.html", active="/deliveries", detail=detail)
+
+    @post("/{delivery_id:str}/retry", name="delivery_retry")
+    async def retry(
+        self, session: Session, form: CheckedForm, conn: Transaction, delivery_id: IdPath
+    ) -> Redirect:
+        detail = await access.delivery(conn, session, delivery_id)
+        await services.retry(conn, session.principal.tenant_id, detail.delivery.id)
+        return go(f"{session.base}/deliveries/{detail.delivery.id}?notice=retried")

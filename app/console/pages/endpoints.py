@@ -1,0 +1,151 @@
+"""Pages under /console/endpoints (and a portal's /portal/{token}/endpoints): list with
+health, create, edit, enable, disable, delete, reveal and rotate the secret, send a test
+event, recover dead letters."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from litestar import Controller, get, post
+from litestar.response import Redirect, Template
+
+from app.console import access
+from app.console.base import CheckedForm, Session
+from app.console.forms import whole_number
+from app.console.rendering import go, render
+from app.dependencies import AppSettings, Transaction
+from app.endpoints import services
+from app.identifiers import IdPath
+from app.pagination import Cursor
+from app.scopes import ENDPOINTS_MANAGE
+
+RECENT_DELIVERIES = 20
+
+
+def _back(session: Session, endpoint_id: object, notice: str) -> Redirect:
+    return go(f"{session.base}/endpoints/{endpoint_id}?notice={notice}")
+
+
+class EndpointPages(Controller):
+    """One tenant's (or one portal channel's) endpoints."""
+
+    path = "/endpoints"
+    opt = {"scope": ENDPOINTS_MANAGE}  # noqa: RUF012
+
+    @get("/", name="endpoints")
+    async def list_endpoints(
+        self, session: Session, conn: Transaction, cursor: Cursor = None
+    ) -> Template:
+        page = await access.endpoints_page(conn, session, cursor)
+        return render(session, "endpoints.html", active="/endpoints", page=page)
+
+    @get("/new", name="endpoint_new")
+    async def new_endpoint(self, session: Session) -> Template:
+        return render(session, "endpoint_form.html", active="/endpoints", endpoint=None, values={})
+
+    @post("/", name="endpoint_create")
+    async def create_endpoint(
+        self, session: Session, form: CheckedForm, conn: Transaction, settings: AppSettings
+    ) -> Redirect:
+        data = access.new_endpoint(session, form)
+        tenant_id, private = session.principal.tenant_id, settings.allow_private_destinations
+        created = await services.create(conn, tenant_id, data, private)
+        return _back(session, created.endpoint.id, "created")
+
+    @get("/{endpoint_id:str}", name="endpoint")
+    async def show_endpoint(
+        self, session: Session, conn: Transaction, endpoint_id: IdPath
+    ) -> Template:
+        endpoint = await access.endpoint(conn, session, endpoint_id)
+        recent = await access.deliveries_page(
+            conn, session, cursor=None, status=None, endpoint_id=str(endpoint.id)
+        )
+        return render(
+            session,
+            "endpoint.html",
+            active="/endpoints",
+            endpoint=endpoint,
+            deliveries=recent.deliveries[:RECENT_DELIVERIES],
+        )
+
+    @get("/{endpoint_id:str}/edit", name="endpoint_edit")
+    async def edit_endpoint(
+        self, session: Session, conn: Transaction, endpoint_id: IdPath
+    ) -> Template:
+        endpoint = await access.endpoint(conn, session, endpoint_id)
+        return render(session, "endpoint_form.html", active="/endpoints", endpoint=endpoint)
+
+    @post("/{endpoint_id:str}", name="endpoint_update")
+    async def update_endpoint(
+        self,
+        session: Session,
+        form: CheckedForm,
+        conn: Transaction,
+        settings: AppSettings,
+        endpoint_id: IdPath,
+    ) -> Redirect:
+        endpoint = await access.endpoint(conn, session, endpoint_id)
+        changes = access.endpoint_changes(session, form)
+        tenant_id, private = session.principal.tenant_id, settings.allow_private_destinations
+        await services.update(conn, tenant_id, endpoint.id, changes, private)
+        return _back(session, endpoint.id, "saved")
+
+    @post("/{endpoint_id:str}/disable", name="endpoint_disable")
+    async def disable_endpoint(
+        self, session: Session, form: CheckedForm, conn: Transaction, endpoint_id: IdPath
+    ) -> Redirect:
+        endpoint = await access.endpoint(conn, session, endpoint_id)
+        await services.disable(conn, session.principal.tenant_id, endpoint.id)
+        return _back(session, endpoint.id, "disabled")
+
+    @post("/{endpoint_id:str}/enable", name="endpoint_enable")
+    async def enable_endpoint(
+        self, session: Session, form: CheckedForm, conn: Transaction, endpoint_id: IdPath
+    ) -> Redirect:
+        endpoint = await access.endpoint(conn, session, endpoint_id)
+        await services.enable(conn, session.principal.tenant_id, endpoint.id)
+        return _back(session, endpoint.id, "enabled")
+
+    @post("/{endpoint_id:str}/delete", name="endpoint_delete")
+    async def delete_endpoint(
+        self, session: Session, form: CheckedForm, conn: Transaction, endpoint_id: IdPath
+    ) -> Redirect:
+        endpoint = await access.endpoint(conn, session, endpoint_id)
+        await services.delete(conn, session.principal.tenant_id, endpoint.id)
+        return go(f"{session.base}/endpoints?notice=deleted")
+
+    @get("/{endpoint_id:str}/secret", name="endpoint_secret")
+    async def reveal_secret(
+        self, session: Session, conn: Transaction, endpoint_id: IdPath
+    ) -> Template:
+        endpoint = await access.endpoint(conn, session, endpoint_id)
+        secrets = await services.secrets(conn, session.principal.tenant_id, endpoint.id)
+        return render(
+            session, "secret.html", active="/endpoints", endpoint=endpoint, secrets=secrets
+        )
+
+    @post("/{endpoint_id:str}/rotate-secret", name="endpoint_rotate_secret")
+    async def rotate_secret(
+        self, session: Session, form: CheckedForm, conn: Transaction, endpoint_id: IdPath
+    ) -> Redirect:
+        endpoint = await access.endpoint(conn, session, endpoint_id)
+        await services.rotate_secret(conn, session.principal.tenant_id, endpoint.id, None)
+        return go(f"{session.base}/endpoints/{endpoint.id}/secret?notice=rotated")
+
+    @post("/{endpoint_id:str}/test", name="endpoint_test")
+    async def send_test(
+        self, session: Session, form: CheckedForm, conn: Transaction, endpoint_id: IdPath
+    ) -> Redirect:
+        endpoint = await access.endpoint(conn, session, endpoint_id)
+        await services.send_test(conn, session.principal.tenant_id, endpoint.id)
+        return _back(session, endpoint.id, "test_sent")
+
+    @post("/{endpoint_id:str}/recover", name="endpoint_recover")
+    async def recover(
+        self, session: Session, form: CheckedForm, conn: Transaction, endpoint_id: IdPath
+    ) -> Redirect:
+        endpoint = await access.endpoint(conn, session, endpoint_id)
+        days = min(whole_number(form, "days") or 7, 90)
+        since = datetime.now(UTC) - timedelta(days=days)
+        await services.recover(conn, session.principal.tenant_id, endpoint.id, since)
+        return _back(session, endpoint.id, "recovered")

@@ -1,0 +1,52 @@
+"""Pages under /console/events: search, and one event with its payload, metadata and
+deliveries."""
+
+from __future__ import annotations
+
+from litestar import Controller, get
+from litestar.response import Redirect, Template
+
+from app.console.base import QueryText, Session
+from app.console.event_search import EventSearch, search
+from app.console.forms import optional
+from app.console.rendering import go, render
+from app.dependencies import Transaction
+from app.events import services
+from app.identifiers import IdPath, parse_id
+from app.pagination import Cursor
+from app.scopes import EVENTS_READ
+
+
+class EventPages(Controller):
+    """The tenant's events."""
+
+    path = "/events"
+    opt = {"scope": EVENTS_READ}  # noqa: RUF012
+
+    @get("/", name="events")
+    async def search_events(
+        self,
+        session: Session,
+        conn: Transaction,
+        event_id: QueryText = "",
+        source: QueryText = "",
+        event_type: QueryText = "",
+        channel: QueryText = "",
+        since: QueryText = "",
+        until: QueryText = "",
+        cursor: Cursor = None,
+    ) -> Template | Redirect:
+        if wanted := optional(event_id):
+            return go(f"{session.base}/events/{parse_id(wanted, 'event_id')}")
+        asked = EventSearch(source, event_type, channel, since, until)
+        page = await search(conn, session.principal.tenant_id, asked, cursor)
+        return render(session, "events.html", active="/events", page=page, asked=asked)
+
+    @get("/{event_id:str}", name="event")
+    async def show_event(self, session: Session, conn: Transaction, event_id: IdPath) -> Template:
+        tenant_id, event_uuid = session.principal.tenant_id, parse_id(event_id, "event_id")
+        event = await services.get(conn, tenant_id, event_uuid)
+        deliveries = await services.event_deliveries(conn, tenant_id, event_uuid)
+        return render(
+            session, "event.html", active="/events", event=event, deliveries=deliveries.deliveries
+        )

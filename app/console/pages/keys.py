@@ -1,0 +1,84 @@
+"""Pages under /console/keys: the tenant's API keys; create, rotate and revoke (a new key is
+shown once, on the page that answers the form)."""
+
+from __future__ import annotations
+
+from litestar import Controller, get, post
+from litestar.response import Redirect, Template
+
+from app.console.base import CheckedForm, Session
+from app.console.forms import Form, optional, to_struct, whole_number
+from app.console.rendering import go, render
+from app.dependencies import Transaction, Verifier
+from app.identifiers import IdPath, parse_id
+from app.keys import services
+from app.keys.schemas import CreateKeyRequest
+from app.pagination import Cursor
+from app.scopes import ALL_SCOPES, KEYS_MANAGE
+
+PAGE_SIZE = 100
+MAX_GRACE_SECONDS = 7 * 24 * 3600
+
+
+def _new_key(form: Form) -> CreateKeyRequest:
+    values = {
+        "name": form.get("name", "").strip(),
+        "scopes": [scope for scope in ALL_SCOPES if form.get(f"scope:{scope}") == "on"],
+        "expires_at": optional(form.get("expires_at")),
+    }
+    if values["expires_at"] and len(values["expires_at"]) == 16:  # datetime-local: UTC
+        values["expires_at"] += ":00Z"
+    return to_struct(values, CreateKeyRequest)
+
+
+class KeyPages(Controller):
+    """The tenant's keys."""
+
+    path = "/keys"
+    opt = {"scope": KEYS_MANAGE}  # noqa: RUF012
+
+    @get("/", name="keys")
+    async def list_keys(
+        self, session: Session, conn: Transaction, cursor: Cursor = None
+    ) -> Template:
+        page = await services.list_page(conn, session.principal, cursor, PAGE_SIZE)
+        return render(
+            session, "keys.html", active="/keys", page=page, scopes=ALL_SCOPES, created=None
+        )
+
+    @post("/", name="key_create")
+    async def create_key(self, session: Session, form: CheckedForm, conn: Transaction) -> Template:
+        created = await services.create(conn, session.principal, _new_key(form))
+        page = await services.list_page(conn, session.principal, None, PAGE_SIZE)
+        return render(
+            session, "keys.html", active="/keys", page=page, scopes=ALL_SCOPES, created=created
+        )
+
+    @post("/{key_id:str}/rotate", name="key_rotate")
+    async def rotate_key(
+        self,
+        session: Session,
+        form: CheckedForm,
+        conn: Transaction,
+        key_verifier: Verifier,
+        key_id: IdPath,
+    ) -> Template:
+        grace = min(whole_number(form, "grace_seconds") or 0, MAX_GRACE_SECONDS)
+        key_uuid = parse_id(key_id, "key_id")
+        created = await services.rotate(conn, key_verifier, session.principal, key_uuid, grace)
+        page = await services.list_page(conn, session.principal, None, PAGE_SIZE)
+        return render(
+            session, "keys.html", active="/keys", page=page, scopes=ALL_SCOPES, created=created
+        )
+
+    @post("/{key_id:str}/revoke", name="key_revoke")
+    async def revoke_key(
+        self,
+        session: Session,
+        form: CheckedForm,
+        conn: Transaction,
+        key_verifier: Verifier,
+        key_id: IdPath,
+    ) -> Redirect:
+        await services.revoke(conn, key_verifier, session.principal, parse_id(key_id, "key_id"))
+        return go(f"{session.base}/keys?notice=revoked")
