@@ -11,7 +11,17 @@ from procrastinate.jobs import Status
 
 from core.queues import MAINTENANCE_QUEUE
 from core.settings import Settings
-from db import audit, delivery_queue, idempotency, partitions, rate_limits, rate_windows, sources
+from db import (
+    audit,
+    console_sessions,
+    delivery_queue,
+    idempotency,
+    partitions,
+    portal_links,
+    rate_limits,
+    rate_windows,
+    sources,
+)
 from workers.app import app
 from workers.enqueue import wake
 
@@ -85,10 +95,12 @@ async def wake_due_deliveries(context: JobContext, timestamp: int) -> list[str]:
 @app.task(queue=MAINTENANCE_QUEUE, name="purge_expired", pass_context=True)
 async def purge_expired(context: JobContext, timestamp: int) -> None:
     """Forget API rate-limit counters whose window has ended, expired idempotency keys and
-    trigger receipts, all but the newest 100 rejections of each source, and audit entries past
+    trigger receipts, ended console sessions and portal links, all but the newest 100 rejections of each source, and audit entries past
     their retention (behind a checkpoint)."""
     async with context.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
         await rate_limits.purge_counters(conn)
         await idempotency.purge(conn)
         await sources.purge(conn)
+        await console_sessions.purge(conn)
+        await portal_links.purge(conn)
         await audit.trim(conn, Settings.from_env().audit_retention_days)

@@ -5,9 +5,10 @@ from __future__ import annotations
 from litestar import Controller, Request, get, post
 from litestar.response import Redirect, Template
 
+from app.audit import acting_in
 from app.auth import answer_refusal
 from app.console.base import CheckedForm
-from app.console.forms import CSRF_FIELD, checked_form
+from app.console.forms import checked_form
 from app.console.rendering import EXCEPTION_HANDLERS, go, render
 from app.console.sessions import (
     CONSOLE_PATH,
@@ -19,7 +20,7 @@ from app.console.sessions import (
     open_session,
 )
 from app.dependencies import AppSettings, Transaction, Verifier
-from app.errors import Unauthorized
+from app.errors import EventgateError, Unauthorized
 
 SIGN_IN_SECONDS = 3600
 
@@ -49,29 +50,33 @@ class SignInController(Controller):
     async def sign_in(
         self, request: Request, conn: Transaction, key_verifier: Verifier, settings: AppSettings
     ) -> Redirect | Template:
-        fields = await checked_form(request, request.cookies.get(SIGN_IN_COOKIE, ""))
-        key = fields.get("key", "").strip()
+        form_token = request.cookies.get(SIGN_IN_COOKIE, "")
+        key = (await checked_form(request, form_token)).get("key", "").strip()
         try:
             principal = await key_verifier.verify(key)
         except Unauthorized as refused:
-            raised = await answer_refusal(request, key or None, refused)
-            page = render(
-                None,
-                "sign_in.html",
-                status=raised.status_code,
-                error=raised.message,
-                csrf_token=fields.get(CSRF_FIELD) or request.cookies.get(SIGN_IN_COOKIE, ""),
-            )
-            page.headers.update(raised.headers)
-            return page
+            return await _refused(request, key, refused, form_token)
+        request.scope["user"] = principal
+        acting_in(request.scope)  # the sign-in is audited as this key's
         token, lifetime = await open_session(conn, principal, settings)
         redirect = go(f"{CONSOLE_PATH}/")
+        secure = _secure(request)
         redirect.cookies.append(
-            cookie(
-                SESSION_COOKIE, token, path=CONSOLE_PATH, max_age=lifetime, secure=_secure(request)
-            )
+            cookie(SESSION_COOKIE, token, path=CONSOLE_PATH, max_age=lifetime, secure=secure)
         )
         return redirect
+
+
+async def _refused(request: Request, key: str, refused: Unauthorized, form_token: str) -> Template:
+    """The form again, with the API's answer to that key: 401, or 429 past the limits on
+    guessing (the same counters as for API requests)."""
+    answer = await answer_refusal(request, key or None, refused)
+    assert isinstance(answer, EventgateError)
+    page = render(
+        None, "sign_in.html", status=answer.status_code, error=answer.message, csrf_token=form_token
+    )
+    page.headers.update(answer.headers)
+    return page
 
 
 class SignOutPages(Controller):

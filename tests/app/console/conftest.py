@@ -12,4 +12,4 @@ from litestar.testing import AsyncTestClient
 async def client(client: AsyncTestClient) -> AsyncIterator[AsyncTestClient]:
     """The app's in-process client, not following redirects."""
     client.follow_redirects = False
-    yield client
+    return client

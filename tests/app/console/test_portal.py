@@ -38,7 +38,8 @@ async def test_a_portal_shows_only_its_channel(client, database_url):
     portal = await portal_for(client, key, "cust-1")
     listed = await client.get(f"{portal}/endpoints")
     assert listed.status_code == 200
-    assert "one.example" in listed.text and "two.example" not in listed.text
+    assert "one.example" in listed.text
+    assert "two.example" not in listed.text
     assert (await client.get(f"{portal}/endpoints/{mine}")).status_code == 200
     for suffix in ("", "/edit", "/secret"):
         refused = await client.get(f"{portal}/endpoints/{theirs}{suffix}")
@@ -75,7 +76,8 @@ async def test_a_portal_creates_endpoints_in_its_channel_only(client, database_u
     )
     assert edited.status_code == 303
     shown = (await client.get(f"/v1/endpoints/{endpoint_id}", headers=auth(key))).json()
-    assert shown["channels"] == ["cust-1"] and shown["url"] == "https://x.example/h"
+    assert shown["channels"] == ["cust-1"]
+    assert shown["url"] == "https://x.example/h"
     with psycopg.connect(database_url) as conn:
         actor = conn.execute(
             "SELECT actor_key_prefix FROM audit_logs WHERE action = 'endpoint.update'"
@@ -103,7 +105,8 @@ async def test_unknown_and_expired_links_open_nothing(client, database_url):
     with psycopg.connect(database_url) as conn:
         conn.execute("UPDATE portal_links SET expires_at = now() - interval '1 second'")
     expired = await client.get(f"{portal}/endpoints")
-    assert expired.status_code == 404 and "one.example" not in expired.text
+    assert expired.status_code == 404
+    assert "one.example" not in expired.text
 
 
 async def test_bad_portal_link_requests_are_refused(client, database_url):
