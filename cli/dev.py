@@ -82,6 +82,7 @@ async def _announce_when_listening(server: uvicorn.Server, host: str, port: int)
         await asyncio.sleep(0.05)
     if server.started:
         say(f"Eventgate API: http://{host}:{port}  (docs: http://{host}:{port}/docs)")
+        say(f"Console: http://{host}:{port}/console/  (sign in with the key above)")
 
 
 async def serve_with_worker(settings: Settings, host: str, port: int, stopper: Stopper) -> None:

@@ -13,7 +13,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from core.queues import QUEUE_OF_PRIORITY, QUEUEING_LOCK_PREFIX
-from db.ids import first_id_at, created_at_of, is_uuid7
+from db.ids import created_at_of, first_id_at, is_uuid7
 from db.query import fetch_all, fetch_one, fetch_tuples, fetch_value, jsonb_rows
 
 

@@ -17,7 +17,12 @@ ALLOWED = {
     "cli": {"core", "db", "workers", "app"},
 }
 # Modules that hold route handlers: they parse, call one service and return (never SQL).
-HANDLER_MODULES = [*ROOT.glob("app/*/controllers.py"), ROOT / "app" / "health.py"]
+HANDLER_MODULES = [
+    *ROOT.glob("app/*/controllers.py"),
+    *ROOT.glob("app/console/pages/*.py"),
+    ROOT / "app" / "portal" / "pages.py",
+    ROOT / "app" / "health.py",
+]
 
 
 def imports_of(path: Path) -> list[str]:

@@ -47,7 +47,7 @@ async def deliveries_page(
     endpoint_id: str | None,
 ) -> DeliveryList:
     """A page of deliveries, newest first; a portal's only through one of its endpoints."""
-    endpoint_uuid = parse_optional_id(endpoint_id, "endpoint_id")
+    endpoint_uuid = parse_optional_id(endpoint_id or None, "endpoint_id")
     if session.channel is not None:
         if endpoint_uuid is None:
             raise NotFound("choose one of your endpoints to see its deliveries")
@@ -57,7 +57,7 @@ async def deliveries_page(
         session.principal.tenant_id,
         cursor=cursor,
         limit=PAGE_SIZE,
-        status=status,
+        status=status or None,
         endpoint_id=endpoint_uuid,
         event_id=None,
     )

@@ -16,7 +16,7 @@ Origin = Annotated[
     msgspec.Meta(
         max_length=300,
         pattern=r"^https?://[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?$",
-        description="The origin allowed to frame the portal, e.g. https://app.example",
+        description="The origin allowed to frame the portal: scheme, host and optional port",
     ),
 ]
 Lifetime = Annotated[int, msgspec.Meta(ge=60, le=7 * 24 * 3600)]

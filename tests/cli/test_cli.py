@@ -55,7 +55,7 @@ def start_dev(data_dir: Path, port: int) -> tuple[subprocess.Popen, list[str]]:
         if not line:
             break
         lines.append(line.rstrip())
-        if "Eventgate API:" in line:
+        if line.startswith("Console:"):
             break
     for _ in range(100):
         try:
@@ -90,6 +90,9 @@ def test_dev_serves_prints_a_key_and_keeps_data_across_restarts(tmp_path):
         )
         assert created.status_code == 201
         event_id = created.json()["event_id"]
+        console = next(line for line in lines if line.startswith("Console:")).split()[1]
+        assert console == f"{base}/console/"
+        assert "Sign in" in httpx.get(console, follow_redirects=True).text
     finally:
         stop(process)
     assert server_pid(tmp_path / "postgres") is None  # Postgres stopped with it

@@ -41,12 +41,8 @@ class DeliveryPages(Controller):
         endpoint_id: QueryText = "",
         cursor: Cursor = None,
     ) -> Template:
-        chosen = _status(status)
-        endpoint = optional(endpoint_id)
-        page = await access.deliveries_page(
-            conn, session, cursor=cursor, status=chosen, endpoint_id=endpoint
-        )
-        filters = {"status": chosen or "", "endpoint_id": endpoint or ""}
+        filters = {"status": _status(status) or "", "endpoint_id": optional(endpoint_id) or ""}
+        page = await access.deliveries_page(conn, session, cursor=cursor, **filters)
         return render(
             session,
             "deliveries.html",
