@@ -35,14 +35,12 @@ class Overview(msgspec.Struct):
     dead_letters_capped: bool
 
 
-def _bars(rows: list[overview.Minute], now: datetime) -> list[Bar]:
-    start = now.replace(second=0, microsecond=0) - timedelta(minutes=MINUTES - 1)
-    by_minute = {row.minute.astimezone(UTC): row for row in rows}
+def _bars(rows: list[overview.Minute], minutes: list[datetime]) -> list[Bar]:
+    by_bucket = {row.bucket: row for row in rows}
     peak = max([1, *(max(row.events, row.deliveries) for row in rows)])
     bars = []
-    for i in range(MINUTES):
-        minute = start + timedelta(minutes=i)
-        row = by_minute.get(minute, overview.Minute(minute, 0, 0))
+    for bucket, minute in enumerate(minutes, start=1):
+        row = by_bucket.get(bucket, overview.Minute(bucket, 0, 0))
         heights = (round(100 * row.events / peak), round(100 * row.deliveries / peak))
         bars.append(Bar(minute, row.events, row.deliveries, *heights))
     return bars
@@ -50,12 +48,12 @@ def _bars(rows: list[overview.Minute], now: datetime) -> list[Bar]:
 
 async def tenant_overview(conn: AsyncConnection, tenant_id: uuid.UUID) -> Overview:
     """The tenant's figures now."""
-    now = datetime.now(UTC)
-    since = now.replace(second=0, microsecond=0) - timedelta(minutes=MINUTES - 1)
-    rows = await overview.per_minute(conn, tenant_id, since, first_id_at(since))
+    first = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=MINUTES - 1)
+    minutes = [first + timedelta(minutes=i) for i in range(MINUTES)]
+    rows = await overview.per_minute(conn, tenant_id, [first_id_at(m) for m in minutes])
     endpoints = await overview.endpoint_states(conn, tenant_id)
     return Overview(
-        bars=_bars(rows, now),
+        bars=_bars(rows, minutes),
         events_last_hour=sum(row.events for row in rows),
         deliveries_last_hour=sum(row.deliveries for row in rows),
         backlog=await overview.backlog(conn, tenant_id),
