@@ -182,13 +182,16 @@ def handle_database_unavailable(
     return response
 
 
+def unstorable_message(exc: psycopg.DataError) -> str:
+    """What to tell the client about a value the database refused."""
+    if "NUL" in str(exc) or isinstance(exc, psycopg.errors.UntranslatableCharacter):
+        return "a value holds \\u0000 (NUL), which cannot be stored"
+    return f"a value cannot be stored: {exc.diag.message_primary or 'out of range'}"
+
+
 def handle_unstorable_value(request: Request, exc: psycopg.DataError) -> Response[ErrorBody]:
     """A value the database cannot hold (NUL in text, out of range): the client's input."""
-    if "NUL" in str(exc) or isinstance(exc, psycopg.errors.UntranslatableCharacter):
-        message = "a value holds \\u0000 (NUL), which cannot be stored"
-    else:
-        message = f"a value cannot be stored: {exc.diag.message_primary or 'out of range'}"
-    return error_response(request, 400, "validation_error", message)
+    return error_response(request, 400, "validation_error", unstorable_message(exc))
 
 
 EXCEPTION_HANDLERS = {

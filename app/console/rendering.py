@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import psycopg
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from litestar import Request
 from litestar.exceptions import HTTPException
@@ -18,7 +19,7 @@ from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
 from app.console.sessions import CONSOLE_PATH, ConsoleSession, NotSignedIn
-from app.errors import EventgateError
+from app.errors import EventgateError, unstorable_message
 from app.scopes import (
     AUDIT_READ,
     ENDPOINTS_MANAGE,
@@ -145,6 +146,11 @@ def http_error_page(request: Request, exc: HTTPException) -> Template:
     return render(_session(request), "error.html", status=status, message=message)
 
 
+def unstorable_page(request: Request, exc: psycopg.DataError) -> Template:
+    """A value the database refused (NUL in a search field): the client's input."""
+    return render(_session(request), "error.html", status=400, message=unstorable_message(exc))
+
+
 def to_sign_in(request: Request, exc: NotSignedIn) -> Redirect:
     """No session: go and sign in."""
     return go(f"{CONSOLE_PATH}/sign-in")
@@ -153,5 +159,6 @@ def to_sign_in(request: Request, exc: NotSignedIn) -> Redirect:
 EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
     EventgateError: error_page,
     HTTPException: http_error_page,
+    psycopg.DataError: unstorable_page,
     NotSignedIn: to_sign_in,
 }

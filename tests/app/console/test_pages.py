@@ -177,3 +177,19 @@ async def test_keys_are_created_shown_once_rotated_and_revoked(client, database_
     assert (
         await client.post("/v1/events", json=event_body(), headers=auth(new_key))
     ).status_code == 401
+
+
+async def test_the_overview_counts_the_last_hour(client, database_url):
+    key = await make_key(database_url)
+    await client.post("/v1/endpoints", json={"url": "https://a.example/h"}, headers=auth(key))
+    for _ in range(3):
+        assert (await client.post("/v1/events", json=event_body(), headers=auth(key))).is_success
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE deliveries SET status = 'dead'")
+    await sign_in(client, key)
+    page = (await client.get("/console/")).text
+    assert 'id="events-last-hour">3<' in page
+    assert 'id="deliveries-last-hour">3<' in page
+    assert 'id="dead-letters">3<' in page
+    assert page.count('<rect class="events"') == 60
+    assert '<meta http-equiv="refresh"' in page
