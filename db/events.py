@@ -13,7 +13,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from core.queues import QUEUE_OF_PRIORITY, QUEUEING_LOCK_PREFIX
-from db.ids import created_at_of, first_id_at, is_uuid7
+from db.ids import created_at_of, is_uuid7
 from db.query import fetch_all, fetch_one, fetch_tuples, fetch_value, jsonb_rows
 
 
@@ -155,21 +155,6 @@ INBOX_CHANNEL_AT: LiteralString = "AND channels[{k}] = %(channel)s AND channels[
 MAX_CHANNELS = 10
 NIL_ID = uuid.UUID(int=0)
 
-# A page of a tenant's events of any status, newest first, before %(before)s and within
-# [since, until): a backward range of events_tenant_idx, partitions pruned by created_at.
-# Filters are checked on the rows of that range, which the time window bounds.
-SEARCH = f"""
-SELECT {COLUMNS} FROM events
-WHERE tenant_id = %(tenant_id)s AND id < %(before)s AND id >= %(since_id)s
-  AND created_at >= %(since)s AND created_at < %(until)s
-"""
-SEARCH_FILTERS: dict[str, LiteralString] = {
-    "source": "AND source = %(source)s\n",
-    "event_type": "AND event_type = %(event_type)s\n",
-    "channel": "AND %(channel)s = ANY(channels)\n",
-}
-SEARCH_ORDER = "ORDER BY id DESC LIMIT %(limit)s"
-
 # Acknowledge a pending event; a concurrent second ack finds it no longer pending (events_pkey).
 ACK = """
 UPDATE events SET status = 'acknowledged', acknowledged_at = now()
@@ -280,40 +265,6 @@ async def inbox_page(
         **filters,
     }
     return await fetch_all(conn, inbox_query(filters), params, Event)
-
-
-@functools.cache
-def _search_query(names: tuple[str, ...]) -> LiteralString:
-    query: LiteralString = SEARCH
-    for name, condition in SEARCH_FILTERS.items():
-        if name in names:
-            query += condition
-    return query + SEARCH_ORDER
-
-
-async def search(
-    conn: AsyncConnection,
-    tenant_id: uuid.UUID,
-    *,
-    before: uuid.UUID,
-    since: datetime,
-    until: datetime,
-    filters: dict[str, str],
-    limit: int,
-) -> list[Event]:
-    """Up to `limit` events of the tenant created in [since, until) with ids below `before`,
-    newest first, with the given filters (source, event_type, channel) all holding."""
-    names = tuple(name for name in SEARCH_FILTERS if name in filters)
-    params = {
-        "tenant_id": tenant_id,
-        "before": before,
-        "since_id": first_id_at(since),
-        "since": since,
-        "until": until,
-        "limit": limit,
-        **{name: filters[name] for name in names},
-    }
-    return await fetch_all(conn, _search_query(names), params, Event)
 
 
 async def ack(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> datetime | None:

@@ -11,9 +11,9 @@ from psycopg import AsyncConnection
 from app.console.forms import optional
 from app.errors import BadRequest
 from app.events.schemas import EventView
-from app.pagination import Pagination, decode_cursor, page_of
+from app.pagination import Pagination, decode_cursor, encode_cursor, page_of
 from app.views import to_views
-from db import events
+from db import event_search, events
 from db.ids import first_id_at
 
 PAGE_SIZE = 50
@@ -32,10 +32,13 @@ class EventSearch(msgspec.Struct):
 
 
 class EventPage(msgspec.Struct):
-    """A page of events, newest first."""
+    """A page of events, newest first; `read_on` when the page stopped at its scan limit
+    before the window ended (the next cursor reads on from there)."""
 
     events: list[EventView]
     pagination: Pagination
+    read_on: bool = False
+    scanned: int = 0
 
 
 def parse_time(value: str | None, name: str) -> datetime | None:
@@ -63,14 +66,26 @@ async def search(
     if after_cursor is not None:
         before = min(before, after_cursor)
     filters = {name: value for name in FILTERS if (value := optional(getattr(asked, name)))}
-    rows = await events.search(
-        conn,
-        tenant_id,
-        before=before,
-        since=since,
-        until=until,
-        filters=filters,
-        limit=PAGE_SIZE + 1,
+    window = {"before": before, "since": since, "until": until}
+    rows = await event_search.search(
+        conn, tenant_id, **window, filters=filters, limit=PAGE_SIZE + 1
     )
     page, pagination = page_of(rows, PAGE_SIZE, lambda row: row.id)
+    if pagination.next_cursor is None and filters:
+        return await _read_on(conn, tenant_id, page, before, since)
     return EventPage(to_views(page, EventView), pagination)
+
+
+async def _read_on(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    page: list[events.Event],
+    before: uuid.UUID,
+    since: datetime,
+) -> EventPage:
+    # A short filtered page: it either exhausted the window or stopped at the scan limit.
+    oldest, scanned = await event_search.reach(conn, tenant_id, before=before, since=since)
+    views = to_views(page, EventView)
+    if oldest is None or scanned < event_search.SCAN_LIMIT:
+        return EventPage(views, Pagination(None, PAGE_SIZE))
+    return EventPage(views, Pagination(encode_cursor(oldest), PAGE_SIZE), True, scanned)

@@ -3,8 +3,11 @@ services (and rules) as the API."""
 
 from __future__ import annotations
 
+import html
+
 import psycopg
 
+from db import event_search
 from tests.app.console.helpers import post_form, sign_in
 from tests.helpers import auth, event_body, make_key
 
@@ -193,3 +196,23 @@ async def test_the_overview_counts_the_last_hour(client, database_url):
     assert 'id="dead-letters">3<' in page
     assert page.count('<rect class="events"') == 60
     assert '<meta http-equiv="refresh"' in page
+
+
+async def test_a_rare_filter_reads_the_window_a_bounded_page_at_a_time(
+    client, database_url, monkeypatch
+):
+    monkeypatch.setattr(event_search, "SCAN_LIMIT", 3)
+    key = await make_key(database_url)
+    rare = await client.post(
+        "/v1/events", json=event_body(event_type="rare.one"), headers=auth(key)
+    )
+    for _ in range(7):
+        assert (await client.post("/v1/events", json=event_body(), headers=auth(key))).is_success
+    await sign_in(client, key)
+    path, pages = "/console/events?event_type=rare.one", 0
+    while rare.json()["event_id"] not in (page := (await client.get(path)).text):
+        assert 'id="read-on"' in page
+        path = html.unescape(page.split('<p class="more"><a href="', 1)[1].split('"', 1)[0])
+        pages += 1
+    assert pages == 2  # 3 + 3 newer events read before the page that holds it
+    assert 'id="read-on"' not in (await client.get(path)).text

@@ -4,7 +4,9 @@ key revocation end it; forms without the session's CSRF token change nothing."""
 from __future__ import annotations
 
 import psycopg
+from litestar.testing import AsyncTestClient
 
+from app.main import create_app
 from tests.app.console.helpers import csrf_of, post_form, sign_in
 from tests.helpers import auth, make_key
 
@@ -84,3 +86,19 @@ async def test_pages_carry_a_strict_content_security_policy(client, database_url
     assert "frame-ancestors 'none'" in csp
     assert page.headers["referrer-policy"] == "no-referrer"
     assert page.headers["cache-control"] == "no-store"
+
+
+async def test_over_https_the_cookie_is_secure(settings, database_url):
+    key = await make_key(database_url)
+    async with AsyncTestClient(
+        app=create_app(settings), base_url="https://testserver.local"
+    ) as https:
+        https.follow_redirects = False
+        form = await https.get("/console/sign-in")
+        assert "Secure" in form.headers["set-cookie"]
+        answer = await https.post(
+            "/console/sign-in", data={"csrf_token": csrf_of(form.text), "key": key}
+        )
+        assert answer.status_code == 303
+        assert "Secure" in answer.headers["set-cookie"]
+        assert "strict-transport-security" in answer.headers
