@@ -4,10 +4,13 @@ event, recover dead letters."""
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
 from litestar import Controller, get, post
 from litestar.response import Redirect, Template
+from psycopg import AsyncConnection
 
 from app.console import access
 from app.console.base import CheckedForm, Session
@@ -24,6 +27,23 @@ RECENT_DELIVERIES = 20
 
 def _back(session: Session, endpoint_id: object, notice: str) -> Redirect:
     return go(f"{session.base}/endpoints/{endpoint_id}?notice={notice}")
+
+
+async def _on_endpoint(
+    conn: AsyncConnection,
+    session: Session,
+    endpoint_id: str,
+    act: Callable[[AsyncConnection, uuid.UUID, uuid.UUID], Awaitable[object]],
+    notice: str,
+) -> Redirect:
+    """Do `act` to an endpoint the session may reach, then show the endpoint."""
+    endpoint = await access.endpoint(conn, session, endpoint_id)
+    await act(conn, session.principal.tenant_id, endpoint.id)
+    return _back(session, endpoint.id, notice)
+
+
+async def _send_test(conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID) -> None:
+    await services.send_test(conn, tenant_id, endpoint_id)
 
 
 class EndpointPages(Controller):
@@ -94,17 +114,13 @@ class EndpointPages(Controller):
     async def disable_endpoint(
         self, session: Session, form: CheckedForm, conn: Transaction, endpoint_id: IdPath
     ) -> Redirect:
-        endpoint = await access.endpoint(conn, session, endpoint_id)
-        await services.disable(conn, session.principal.tenant_id, endpoint.id)
-        return _back(session, endpoint.id, "disabled")
+        return await _on_endpoint(conn, session, endpoint_id, services.disable, "disabled")
 
     @post("/{endpoint_id:str}/enable", name="endpoint_enable")
     async def enable_endpoint(
         self, session: Session, form: CheckedForm, conn: Transaction, endpoint_id: IdPath
     ) -> Redirect:
-        endpoint = await access.endpoint(conn, session, endpoint_id)
-        await services.enable(conn, session.principal.tenant_id, endpoint.id)
-        return _back(session, endpoint.id, "enabled")
+        return await _on_endpoint(conn, session, endpoint_id, services.enable, "enabled")
 
     @post("/{endpoint_id:str}/delete", name="endpoint_delete")
     async def delete_endpoint(
@@ -136,9 +152,7 @@ class EndpointPages(Controller):
     async def send_test(
         self, session: Session, form: CheckedForm, conn: Transaction, endpoint_id: IdPath
     ) -> Redirect:
-        endpoint = await access.endpoint(conn, session, endpoint_id)
-        await services.send_test(conn, session.principal.tenant_id, endpoint.id)
-        return _back(session, endpoint.id, "test_sent")
+        return await _on_endpoint(conn, session, endpoint_id, _send_test, "test_sent")
 
     @post("/{endpoint_id:str}/recover", name="endpoint_recover")
     async def recover(

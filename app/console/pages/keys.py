@@ -5,14 +5,16 @@ from __future__ import annotations
 
 from litestar import Controller, get, post
 from litestar.response import Redirect, Template
+from psycopg import AsyncConnection
 
 from app.console.base import CheckedForm, Session
 from app.console.forms import Form, optional, to_struct, whole_number
 from app.console.rendering import go, render
+from app.console.sessions import ConsoleSession
 from app.dependencies import Transaction, Verifier
 from app.identifiers import IdPath, parse_id
 from app.keys import services
-from app.keys.schemas import CreateKeyRequest
+from app.keys.schemas import CreatedKey, CreateKeyRequest
 from app.pagination import Cursor
 from app.scopes import ALL_SCOPES, KEYS_MANAGE
 
@@ -31,6 +33,20 @@ def _new_key(form: Form) -> CreateKeyRequest:
     return to_struct(values, CreateKeyRequest)
 
 
+async def _keys_page(
+    conn: AsyncConnection,
+    session: ConsoleSession,
+    *,
+    cursor: str | None = None,
+    created: CreatedKey | None = None,
+) -> Template:
+    """The key list; with a just-created key shown once above it."""
+    page = await services.list_page(conn, session.principal, cursor, PAGE_SIZE)
+    return render(
+        session, "keys.html", active="/keys", page=page, scopes=ALL_SCOPES, created=created
+    )
+
+
 class KeyPages(Controller):
     """The tenant's keys."""
 
@@ -41,18 +57,12 @@ class KeyPages(Controller):
     async def list_keys(
         self, session: Session, conn: Transaction, cursor: Cursor = None
     ) -> Template:
-        page = await services.list_page(conn, session.principal, cursor, PAGE_SIZE)
-        return render(
-            session, "keys.html", active="/keys", page=page, scopes=ALL_SCOPES, created=None
-        )
+        return await _keys_page(conn, session, cursor=cursor)
 
     @post("/", name="key_create")
     async def create_key(self, session: Session, form: CheckedForm, conn: Transaction) -> Template:
         created = await services.create(conn, session.principal, _new_key(form))
-        page = await services.list_page(conn, session.principal, None, PAGE_SIZE)
-        return render(
-            session, "keys.html", active="/keys", page=page, scopes=ALL_SCOPES, created=created
-        )
+        return await _keys_page(conn, session, created=created)
 
     @post("/{key_id:str}/rotate", name="key_rotate")
     async def rotate_key(
@@ -66,10 +76,7 @@ class KeyPages(Controller):
         grace = min(whole_number(form, "grace_seconds") or 0, MAX_GRACE_SECONDS)
         key_uuid = parse_id(key_id, "key_id")
         created = await services.rotate(conn, key_verifier, session.principal, key_uuid, grace)
-        page = await services.list_page(conn, session.principal, None, PAGE_SIZE)
-        return render(
-            session, "keys.html", active="/keys", page=page, scopes=ALL_SCOPES, created=created
-        )
+        return await _keys_page(conn, session, created=created)
 
     @post("/{key_id:str}/revoke", name="key_revoke")
     async def revoke_key(
