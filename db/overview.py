@@ -12,6 +12,8 @@ from db.query import fetch_all, fetch_one
 
 # Counts stop here: the page says "10,000+" rather than walking every row.
 COUNT_CAP = 10_000
+# The per-minute chart counts at most this many events (and deliveries) of the hour.
+HOUR_CAP = 100_000
 
 
 class Minute(msgspec.Struct):
@@ -41,16 +43,21 @@ class EndpointStates(msgspec.Struct):
 
 
 # Events and deliveries per minute: %(bounds)s are the first UUIDv7 of each minute, so a
-# row's minute is its id's bucket among them. Each count is an index-only range of the
-# tenant's id-ordered index (events_tenant_idx, deliveries_tenant_idx), one descent per
-# partition: its cost follows the last hour's traffic, never the tenant's history.
+# row's minute is its id's bucket among them. Each reads, index-only, at most the newest
+# HOUR_CAP ids of the tenant's id-ordered index (events_tenant_idx, deliveries_tenant_idx):
+# bounded whatever the tenant's history or traffic.
 PER_MINUTE = """
 WITH e AS (
-    SELECT width_bucket(id, %(bounds)s::uuid[]) AS b, count(*) AS n FROM events
-    WHERE tenant_id = %(tenant_id)s AND id >= (%(bounds)s::uuid[])[1] GROUP BY 1
+    SELECT width_bucket(id, %(bounds)s::uuid[]) AS b, count(*) AS n FROM (
+        SELECT id FROM events WHERE tenant_id = %(tenant_id)s AND id >= (%(bounds)s::uuid[])[1]
+        ORDER BY id DESC LIMIT %(cap)s) AS newest
+    GROUP BY 1
 ), d AS (
-    SELECT width_bucket(id, %(bounds)s::uuid[]) AS b, count(*) AS n FROM deliveries
-    WHERE tenant_id = %(tenant_id)s AND id >= (%(bounds)s::uuid[])[1] GROUP BY 1
+    SELECT width_bucket(id, %(bounds)s::uuid[]) AS b, count(*) AS n FROM (
+        SELECT id FROM deliveries
+        WHERE tenant_id = %(tenant_id)s AND id >= (%(bounds)s::uuid[])[1]
+        ORDER BY id DESC LIMIT %(cap)s) AS newest
+    GROUP BY 1
 )
 SELECT b AS bucket, coalesce(e.n, 0) AS events, coalesce(d.n, 0) AS deliveries
 FROM e FULL JOIN d USING (b)
@@ -90,7 +97,7 @@ async def per_minute(
 ) -> list[Minute]:
     """Events and deliveries per minute, `bounds` being the first id of each (minutes without
     any are absent)."""
-    params = {"tenant_id": tenant_id, "bounds": bounds}
+    params = {"tenant_id": tenant_id, "bounds": bounds, "cap": HOUR_CAP}
     return await fetch_all(conn, PER_MINUTE, params, Minute)
 
 

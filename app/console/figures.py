@@ -33,6 +33,7 @@ class Overview(msgspec.Struct):
     backlog: list[overview.QueueBacklog]
     endpoints: overview.EndpointStates
     dead_letters_capped: bool
+    hour_capped: bool
 
 
 def _bars(rows: list[overview.Minute], minutes: list[datetime]) -> list[Bar]:
@@ -52,11 +53,13 @@ async def tenant_overview(conn: AsyncConnection, tenant_id: uuid.UUID) -> Overvi
     minutes = [first + timedelta(minutes=i) for i in range(MINUTES)]
     rows = await overview.per_minute(conn, tenant_id, [first_id_at(m) for m in minutes])
     endpoints = await overview.endpoint_states(conn, tenant_id)
+    events, deliveries = sum(r.events for r in rows), sum(r.deliveries for r in rows)
     return Overview(
         bars=_bars(rows, minutes),
-        events_last_hour=sum(row.events for row in rows),
-        deliveries_last_hour=sum(row.deliveries for row in rows),
+        events_last_hour=events,
+        deliveries_last_hour=deliveries,
         backlog=await overview.backlog(conn, tenant_id),
         endpoints=endpoints,
         dead_letters_capped=endpoints.dead_letters > overview.COUNT_CAP,
+        hour_capped=max(events, deliveries) >= overview.HOUR_CAP,
     )
