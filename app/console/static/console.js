@@ -17,3 +17,9 @@ document.addEventListener("click", (event) => {
     button.textContent = "Copied";
   }
 });
+// Buttons with data-back return to the previous page (a refused form keeps what was typed).
+document.addEventListener("click", (event) => {
+  if (event.target.closest("[data-back]")) {
+    history.back();
+  }
+});
