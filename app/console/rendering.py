@@ -79,6 +79,7 @@ def _environment() -> Environment:
         loader=FileSystemLoader(HERE / "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
         undefined=StrictUndefined,
+        auto_reload=False,  # templates ship with the code: no stat per render, no drift
     )
     env.filters["when"] = _when
     env.filters["pretty"] = _pretty
@@ -135,8 +136,10 @@ def _session(request: Request) -> ConsoleSession | None:
 
 
 def error_page(request: Request, exc: EventgateError) -> Template:
-    """A domain error as a page, with the same status the API would answer."""
-    return render(_session(request), "error.html", status=exc.status_code, message=exc.message)
+    """A domain error as a page, with the same status (and headers) the API would answer."""
+    page = render(_session(request), "error.html", status=exc.status_code, message=exc.message)
+    page.headers.update(exc.headers)
+    return page
 
 
 def http_error_page(request: Request, exc: HTTPException) -> Template:
