@@ -4,6 +4,7 @@ rest, exactly as for another tenant's ids)."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -30,6 +31,14 @@ async def endpoint(
     return view
 
 
+async def endpoint_id(conn: AsyncConnection, session: ConsoleSession, given: str) -> uuid.UUID:
+    """The id of an endpoint the session may act on. The console's actions need no lookup
+    of their own (the service refuses another tenant's id); a portal's checks the channel."""
+    if session.channel is None:
+        return parse_id(given, "id")
+    return (await endpoint(conn, session, given)).id
+
+
 async def endpoints_page(
     conn: AsyncConnection, session: ConsoleSession, cursor: str | None
 ) -> EndpointList:
@@ -52,6 +61,23 @@ async def deliveries_page(
         if endpoint_uuid is None:
             raise NotFound("choose one of your endpoints to see its deliveries")
         await endpoint(conn, session, str(endpoint_uuid))
+    return await _deliveries(conn, session, cursor, status, endpoint_uuid)
+
+
+async def recent_deliveries(
+    conn: AsyncConnection, session: ConsoleSession, endpoint: EndpointView
+) -> DeliveryList:
+    """The newest deliveries of an endpoint the session has already been shown."""
+    return await _deliveries(conn, session, None, None, endpoint.id)
+
+
+async def _deliveries(
+    conn: AsyncConnection,
+    session: ConsoleSession,
+    cursor: str | None,
+    status: str | None,
+    endpoint_uuid: uuid.UUID | None,
+) -> DeliveryList:
     return await deliveries.list_page(
         conn,
         session.principal.tenant_id,
@@ -61,6 +87,13 @@ async def deliveries_page(
         endpoint_id=endpoint_uuid,
         event_id=None,
     )
+
+
+async def delivery_id(conn: AsyncConnection, session: ConsoleSession, given: str) -> uuid.UUID:
+    """The id of a delivery the session may act on (looked up only for a portal)."""
+    if session.channel is None:
+        return parse_id(given, "id")
+    return (await delivery(conn, session, given)).delivery.id
 
 
 async def delivery(

@@ -63,6 +63,6 @@ class DeliveryPages(Controller):
     async def retry(
         self, session: Session, form: CheckedForm, conn: Transaction, delivery_id: IdPath
     ) -> Redirect:
-        detail = await access.delivery(conn, session, delivery_id)
-        await services.retry(conn, session.principal.tenant_id, detail.delivery.id)
-        return go(f"{session.base}/deliveries/{detail.delivery.id}?notice=retried")
+        delivery_uuid = await access.delivery_id(conn, session, delivery_id)
+        await services.retry(conn, session.principal.tenant_id, delivery_uuid)
+        return go(f"{session.base}/deliveries/{delivery_uuid}?notice=retried")

@@ -37,9 +37,9 @@ async def _on_endpoint(
     notice: str,
 ) -> Redirect:
     """Do `act` to an endpoint the session may reach, then show the endpoint."""
-    endpoint = await access.endpoint(conn, session, endpoint_id)
-    await act(conn, session.principal.tenant_id, endpoint.id)
-    return _back(session, endpoint.id, notice)
+    endpoint_uuid = await access.endpoint_id(conn, session, endpoint_id)
+    await act(conn, session.principal.tenant_id, endpoint_uuid)
+    return _back(session, endpoint_uuid, notice)
 
 
 async def _send_test(conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID) -> None:
@@ -77,9 +77,7 @@ class EndpointPages(Controller):
         self, session: Session, conn: Transaction, endpoint_id: IdPath
     ) -> Template:
         endpoint = await access.endpoint(conn, session, endpoint_id)
-        recent = await access.deliveries_page(
-            conn, session, cursor=None, status=None, endpoint_id=str(endpoint.id)
-        )
+        recent = await access.recent_deliveries(conn, session, endpoint)
         return render(
             session,
             "endpoint.html",
@@ -104,11 +102,11 @@ class EndpointPages(Controller):
         settings: AppSettings,
         endpoint_id: IdPath,
     ) -> Redirect:
-        endpoint = await access.endpoint(conn, session, endpoint_id)
+        endpoint_uuid = await access.endpoint_id(conn, session, endpoint_id)
         changes = access.endpoint_changes(session, form)
         tenant_id, private = session.principal.tenant_id, settings.allow_private_destinations
-        await services.update(conn, tenant_id, endpoint.id, changes, private)
-        return _back(session, endpoint.id, "saved")
+        await services.update(conn, tenant_id, endpoint_uuid, changes, private)
+        return _back(session, endpoint_uuid, "saved")
 
     @post("/{endpoint_id:str}/disable", name="endpoint_disable")
     async def disable_endpoint(
@@ -126,8 +124,8 @@ class EndpointPages(Controller):
     async def delete_endpoint(
         self, session: Session, form: CheckedForm, conn: Transaction, endpoint_id: IdPath
     ) -> Redirect:
-        endpoint = await access.endpoint(conn, session, endpoint_id)
-        await services.delete(conn, session.principal.tenant_id, endpoint.id)
+        endpoint_uuid = await access.endpoint_id(conn, session, endpoint_id)
+        await services.delete(conn, session.principal.tenant_id, endpoint_uuid)
         return go(f"{session.base}/endpoints?notice=deleted")
 
     @get("/{endpoint_id:str}/secret", name="endpoint_secret")
@@ -144,9 +142,9 @@ class EndpointPages(Controller):
     async def rotate_secret(
         self, session: Session, form: CheckedForm, conn: Transaction, endpoint_id: IdPath
     ) -> Redirect:
-        endpoint = await access.endpoint(conn, session, endpoint_id)
-        await services.rotate_secret(conn, session.principal.tenant_id, endpoint.id, None)
-        return go(f"{session.base}/endpoints/{endpoint.id}/secret?notice=rotated")
+        endpoint_uuid = await access.endpoint_id(conn, session, endpoint_id)
+        await services.rotate_secret(conn, session.principal.tenant_id, endpoint_uuid, None)
+        return go(f"{session.base}/endpoints/{endpoint_uuid}/secret?notice=rotated")
 
     @post("/{endpoint_id:str}/test", name="endpoint_test")
     async def send_test(
@@ -158,8 +156,8 @@ class EndpointPages(Controller):
     async def recover(
         self, session: Session, form: CheckedForm, conn: Transaction, endpoint_id: IdPath
     ) -> Redirect:
-        endpoint = await access.endpoint(conn, session, endpoint_id)
+        endpoint_uuid = await access.endpoint_id(conn, session, endpoint_id)
         days = min(whole_number(form, "days") or 7, 90)
         since = datetime.now(UTC) - timedelta(days=days)
-        await services.recover(conn, session.principal.tenant_id, endpoint.id, since)
-        return _back(session, endpoint.id, "recovered")
+        await services.recover(conn, session.principal.tenant_id, endpoint_uuid, since)
+        return _back(session, endpoint_uuid, "recovered")
