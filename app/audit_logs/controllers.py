@@ -6,17 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from litestar import Controller, get
+from litestar import get
 from litestar.params import QueryParameter
 
+from app.api import WITHOUT_IDEMPOTENCY, ApiController
 from app.audit_logs import services
 from app.audit_logs.schemas import AuditLogPage
-from app.auth import api_key_auth
 from app.dependencies import Caller, Transaction
-from app.openapi import SECURITY, error_responses
+from app.openapi import error_responses
 from app.pagination import Cursor, Limit
-from app.rate_limits.middleware import api_rate_limit
-from app.scopes import AUDIT_READ, require_scope
+from app.scopes import AUDIT_READ
 
 Word = Annotated[str | None, QueryParameter(min_length=1, max_length=100, pattern=r"^[a-z_.]+$")]
 ResourceId = Annotated[
@@ -26,15 +25,13 @@ KeyId = Annotated[uuid.UUID | None, QueryParameter(description="Only changes by 
 Time = Annotated[datetime | None, QueryParameter(description="ISO 8601 time")]
 
 
-class AuditLogController(Controller):
+class AuditLogController(ApiController):
     """Who changed what: keys, endpoints, event types, sources, rate limits, secrets."""
 
     path = "/v1/audit-logs"
     tags = ["audit"]  # noqa: RUF012 - Litestar reads class attributes
-    guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth, api_rate_limit]  # noqa: RUF012
+    middleware = WITHOUT_IDEMPOTENCY
     opt = {"scope": AUDIT_READ}  # noqa: RUF012
-    security = SECURITY
 
     @get("/", summary="List audit entries, newest first", responses=error_responses(400, 401, 403))
     async def list_audit_logs(

@@ -4,33 +4,28 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, get, post
+from litestar import get, post
 from litestar.params import QueryParameter
 
-from app.auth import api_key_auth
+from app.api import ApiController
 from app.deliveries import services
 from app.deliveries.schemas import DeliveryDetail, DeliveryList, DeliveryView, Status
 from app.dependencies import Caller, Transaction
-from app.idempotency import api_idempotency
 from app.identifiers import IdPath, parse_id, parse_optional_id
-from app.openapi import SECURITY, error_responses
+from app.openapi import error_responses
 from app.pagination import Cursor, Limit
-from app.rate_limits.middleware import api_rate_limit
-from app.scopes import ENDPOINTS_MANAGE, EVENTS_READ, require_scope
+from app.scopes import ENDPOINTS_MANAGE, EVENTS_READ
 
 IdQuery = Annotated[
     str | None, QueryParameter(description="Only this id", schema_extra={"format": "uuid"})
 ]
 
 
-class DeliveryController(Controller):
+class DeliveryController(ApiController):
     """Inspect deliveries and their attempts; send failed or dead ones again."""
 
     path = "/v1/deliveries"
     tags = ["deliveries"]  # noqa: RUF012 - Litestar reads class attributes
-    guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth, api_rate_limit, api_idempotency]  # noqa: RUF012
-    security = SECURITY
 
     @get(
         "/",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Request, delete, get, patch, post
+from litestar import Request, delete, get, patch, post
 from litestar.params import JSONBody
 
-from app.auth import api_key_auth
+from app.api import ApiController
 from app.dependencies import AppSettings, Caller, Transaction
 from app.endpoints import services
 from app.endpoints.schemas import (
@@ -20,26 +20,21 @@ from app.endpoints.schemas import (
     SecretView,
     TestSent,
 )
-from app.idempotency import api_idempotency
 from app.identifiers import IdPath, parse_id
 from app.media import check_json_body
-from app.openapi import SECURITY, error_responses
+from app.openapi import error_responses
 from app.pagination import Cursor, Limit
-from app.rate_limits.middleware import api_rate_limit
 from app.request_id import request_id
-from app.scopes import ENDPOINTS_MANAGE, require_scope
+from app.scopes import ENDPOINTS_MANAGE
 
 
-class EndpointController(Controller):
+class EndpointController(ApiController):
     """Webhook endpoints: subscriptions, secrets, pausing, recovery and test sends."""
 
     path = "/v1/endpoints"
     tags = ["endpoints"]  # noqa: RUF012 - Litestar reads class attributes
-    guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth, api_rate_limit, api_idempotency]  # noqa: RUF012
     before_request = check_json_body
     opt = {"scope": ENDPOINTS_MANAGE}  # noqa: RUF012
-    security = SECURITY
 
     @post("/", summary="Create an endpoint", responses=error_responses(400, 401, 403, 415))
     async def create_endpoint(

@@ -4,30 +4,25 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, delete, get, patch, post
+from litestar import delete, get, patch, post
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from app.auth import api_key_auth
+from app.api import ApiController
 from app.dependencies import Caller, Transaction
 from app.event_types import services
 from app.event_types.schemas import EventTypeIn, EventTypeList, EventTypePatch, EventTypeView
-from app.idempotency import api_idempotency
 from app.media import check_json_body
-from app.openapi import SECURITY, error_responses
+from app.openapi import error_responses
 from app.pagination import Cursor, Limit
-from app.rate_limits.middleware import api_rate_limit
-from app.scopes import ENDPOINTS_MANAGE, EVENTS_READ, require_scope
+from app.scopes import ENDPOINTS_MANAGE, EVENTS_READ
 
 
-class EventTypeController(Controller):
+class EventTypeController(ApiController):
     """The catalog of event types and their optional JSON Schemas."""
 
     path = "/v1/event-types"
     tags = ["event types"]  # noqa: RUF012 - Litestar reads class attributes
-    guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth, api_rate_limit, api_idempotency]  # noqa: RUF012
     before_request = check_json_body
-    security = SECURITY
 
     @post(
         "/",

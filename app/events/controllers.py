@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from litestar import Controller, Request, delete, get, post
+from litestar import Request, delete, get, post
 from litestar.params import JSONBody, QueryParameter
 
-from app.auth import api_key_auth
+from app.api import ApiController
 from app.deliveries.schemas import DeliveryList
 from app.dependencies import Caller, Ingestor, Transaction
 from app.events import services
@@ -24,14 +24,13 @@ from app.events.schemas import (
     InboxPage,
 )
 from app.http_hygiene import NO_COMPRESSION
-from app.idempotency import SHARED_TRANSACTION, api_idempotency
+from app.idempotency import SHARED_TRANSACTION
 from app.identifiers import IdPath, parse_id
 from app.media import check_json_body
-from app.openapi import SECURITY, error_responses
+from app.openapi import error_responses
 from app.pagination import Cursor, Limit
-from app.rate_limits.middleware import api_rate_limit
 from app.request_id import request_id
-from app.scopes import EVENTS_READ, EVENTS_WRITE, require_scope
+from app.scopes import EVENTS_READ, EVENTS_WRITE
 
 MAX_BATCH_BYTES = 16 * 1024 * 1024
 SourceFilter = Annotated[
@@ -46,14 +45,11 @@ ChannelFilter = Annotated[
 ]
 
 
-class EventController(Controller):
+class EventController(ApiController):
     """Ingest events, read them, acknowledge and delete them."""
 
     path = "/v1/events"
     tags = ["events"]  # noqa: RUF012 - Litestar reads class attributes
-    guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth, api_rate_limit, api_idempotency]  # noqa: RUF012
-    security = SECURITY
 
     @post(
         "/",
@@ -138,14 +134,11 @@ class EventController(Controller):
         return Deleted(event_uuid, deleted, request_id(request.scope))
 
 
-class InboxController(Controller):
+class InboxController(ApiController):
     """The pull inbox: pending events, oldest first."""
 
     path = "/v1/inbox"
     tags = ["events"]  # noqa: RUF012
-    guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth, api_rate_limit, api_idempotency]  # noqa: RUF012
-    security = SECURITY
 
     @get(
         "/",

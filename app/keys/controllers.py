@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from litestar import Controller, delete, get, patch, post
+from litestar import delete, get, patch, post
 from litestar.params import JSONBody
 
-from app.auth import api_key_auth
+from app.api import WITHOUT_IDEMPOTENCY, ApiController
 from app.dependencies import Caller, Transaction, Verifier
 from app.identifiers import IdPath, parse_id
 from app.keys import services
@@ -18,24 +18,21 @@ from app.keys.schemas import (
     RotateKeyRequest,
 )
 from app.media import check_json_body
-from app.openapi import SECURITY, error_responses
+from app.openapi import error_responses
 from app.pagination import Cursor, Limit
-from app.rate_limits.middleware import api_rate_limit
-from app.scopes import KEYS_MANAGE, require_scope
+from app.scopes import KEYS_MANAGE
 
 
-class KeyController(Controller):
+class KeyController(ApiController):
     """Create, list, rotate and revoke the API keys of the caller's tenant.
 
     No Idempotency-Key here: a replay would need the full key, which is never stored."""
 
     path = "/v1/keys"
     tags = ["keys"]  # noqa: RUF012 - Litestar reads class attributes
-    guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth, api_rate_limit]  # noqa: RUF012
+    middleware = WITHOUT_IDEMPOTENCY
     before_request = check_json_body
     opt = {"scope": KEYS_MANAGE}  # noqa: RUF012
-    security = SECURITY
     responses = error_responses(400, 401, 403, 404, 409)
 
     @post(

@@ -2,30 +2,25 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Request, post
+from litestar import Request, post
 from litestar.params import JSONBody
 
-from app.auth import api_key_auth
+from app.api import ApiController
 from app.dependencies import Caller, Transaction
-from app.idempotency import api_idempotency
 from app.media import check_json_body
-from app.openapi import SECURITY, error_responses
+from app.openapi import error_responses
 from app.portal import links
 from app.portal.schemas import PortalLink, PortalLinkIn
-from app.rate_limits.middleware import api_rate_limit
-from app.scopes import ENDPOINTS_MANAGE, require_scope
+from app.scopes import ENDPOINTS_MANAGE
 
 
-class PortalLinkController(Controller):
+class PortalLinkController(ApiController):
     """A SaaS hands each customer a portal for the endpoints of its channel."""
 
     path = "/v1/portal-links"
     tags = ["portal"]  # noqa: RUF012 - Litestar reads class attributes
-    guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth, api_rate_limit, api_idempotency]  # noqa: RUF012
     before_request = check_json_body
     opt = {"scope": ENDPOINTS_MANAGE}  # noqa: RUF012
-    security = SECURITY
 
     @post(
         "/",

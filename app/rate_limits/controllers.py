@@ -2,44 +2,38 @@
 
 from __future__ import annotations
 
-from litestar import Controller, Request, get, put
+from litestar import Request, get, put
 from litestar.params import JSONBody
 
-from app.auth import api_key_auth
+from app.api import ApiController
 from app.dependencies import Caller, Transaction
-from app.idempotency import api_idempotency
 from app.identifiers import IdPath, parse_id
 from app.media import check_json_body
-from app.openapi import SECURITY, error_responses
+from app.openapi import error_responses
 from app.rate_limits import services
-from app.rate_limits.middleware import api_rate_limit, route_names
+from app.rate_limits.middleware import route_names
 from app.rate_limits.schemas import KeyRateLimits, RateLimitsIn, TierList
-from app.scopes import KEYS_MANAGE, require_scope
+from app.scopes import KEYS_MANAGE
 
 
-class RateLimitTierController(Controller):
+class RateLimitTierController(ApiController):
     """The operator's tiers, readable by every key."""
 
     path = "/v1/rate-limit-tiers"
     tags = ["rate limits"]  # noqa: RUF012 - Litestar reads class attributes
-    middleware = [api_key_auth, api_rate_limit, api_idempotency]  # noqa: RUF012
-    security = SECURITY
 
     @get("/", summary="List the rate-limit tiers", responses=error_responses(401, 429))
     async def list_tiers(self, conn: Transaction) -> TierList:
         return await services.list_tiers(conn)
 
 
-class KeyRateLimitController(Controller):
+class KeyRateLimitController(ApiController):
     """A key's tier and per-route overrides (a tenant may only lower its limits)."""
 
     path = "/v1/keys/{key_id:str}/rate-limits"
     tags = ["rate limits"]  # noqa: RUF012
-    guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth, api_rate_limit, api_idempotency]  # noqa: RUF012
     before_request = check_json_body
     opt = {"scope": KEYS_MANAGE}  # noqa: RUF012
-    security = SECURITY
 
     @get("/", summary="Get a key's rate limits", responses=error_responses(400, 401, 403, 404, 429))
     async def get_rate_limits(

@@ -6,17 +6,16 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from litestar import Controller, get
+from litestar import get
 from litestar.params import QueryParameter
 
-from app.auth import api_key_auth
+from app.api import WITHOUT_IDEMPOTENCY, ApiController
 from app.dependencies import Caller, Transaction
-from app.openapi import SECURITY, error_responses
+from app.openapi import error_responses
 from app.pagination import Cursor, Limit
-from app.rate_limits.middleware import api_rate_limit
 from app.request_logs import services
 from app.request_logs.schemas import RequestLogPage
-from app.scopes import AUDIT_READ, require_scope
+from app.scopes import AUDIT_READ
 
 Status = Annotated[int | None, QueryParameter(ge=100, le=599, description="Only this status")]
 Method = Annotated[str | None, QueryParameter(pattern=r"^[A-Z]{3,7}$", description="e.g. POST")]
@@ -28,15 +27,13 @@ KeyId = Annotated[uuid.UUID | None, QueryParameter(description="Only requests by
 Time = Annotated[datetime | None, QueryParameter(description="ISO 8601 time")]
 
 
-class RequestLogController(Controller):
+class RequestLogController(ApiController):
     """What the tenant's keys asked the API, and what it answered."""
 
     path = "/v1/request-logs"
     tags = ["audit"]  # noqa: RUF012 - Litestar reads class attributes
-    guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth, api_rate_limit]  # noqa: RUF012
+    middleware = WITHOUT_IDEMPOTENCY
     opt = {"scope": AUDIT_READ}  # noqa: RUF012
-    security = SECURITY
 
     @get(
         "/",

@@ -8,16 +8,14 @@ from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.openapi import ResponseSpec
 from litestar.params import JSONBody, Parameter
 
-from app.auth import api_key_auth
+from app.api import ApiController
 from app.dependencies import Caller, Transaction, TriggerService
 from app.http_hygiene import NO_COMPRESSION
-from app.idempotency import api_idempotency
 from app.identifiers import IdPath, parse_id
 from app.media import check_json_body
-from app.openapi import SECURITY, error_responses
+from app.openapi import error_responses
 from app.pagination import Cursor, Limit
-from app.rate_limits.middleware import api_rate_limit
-from app.scopes import SOURCES_MANAGE, require_scope
+from app.scopes import SOURCES_MANAGE
 from app.sources import services
 from app.sources.schemas import (
     RejectionList,
@@ -34,16 +32,13 @@ from app.sources.triggers import MAX_TRIGGER_BYTES
 TokenPath = Annotated[str, Parameter(description="The source's trigger token", max_length=100)]
 
 
-class SourceController(Controller):
+class SourceController(ApiController):
     """Inbound webhook sources: verification, event types, tokens and rejections."""
 
     path = "/v1/sources"
     tags = ["sources"]  # noqa: RUF012 - Litestar reads class attributes
-    guards = [require_scope]  # noqa: RUF012
-    middleware = [api_key_auth, api_rate_limit, api_idempotency]  # noqa: RUF012
     before_request = check_json_body
     opt = {"scope": SOURCES_MANAGE}  # noqa: RUF012
-    security = SECURITY
 
     @post("/", summary="Create a source", responses=error_responses(400, 401, 403, 409, 415))
     async def create_source(
