@@ -13,8 +13,8 @@ from psycopg import AsyncConnection, errors
 from db.query import as_jsonb, fetch_all, fetch_one, fetch_value
 
 
-class Source(msgspec.Struct):
-    """One sources row without its secret."""
+class SourceColumns(msgspec.Struct, kw_only=True):
+    """The columns a source is given (a stored row and a new one alike)."""
 
     id: uuid.UUID
     tenant_id: uuid.UUID
@@ -26,29 +26,24 @@ class Source(msgspec.Struct):
     event_type_prefix: str
     keep_headers: list[str]
     verification: dict[str, Any]
+
+
+class Source(SourceColumns, kw_only=True):
+    """One sources row without its secret."""
+
     created_at: datetime
     updated_at: datetime
 
 
-class SourceWithSecret(Source):
+class SourceWithSecret(Source, kw_only=True):
     """A source as a trigger request needs it: with the secret it verifies against."""
 
     secret: str | None
 
 
-class NewSource(msgspec.Struct, kw_only=True):
+class NewSource(SourceColumns, kw_only=True):
     """The columns of a source being created."""
 
-    id: uuid.UUID
-    tenant_id: uuid.UUID
-    name: str
-    token: str
-    event_type: str | None
-    event_type_header: str | None
-    event_type_pointer: str | None
-    event_type_prefix: str
-    keep_headers: list[str]
-    verification: dict[str, Any]
     secret: str | None
 
 
