@@ -24,6 +24,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import psycopg
@@ -99,34 +100,29 @@ async def insert_ceiling(
 @contextlib.contextmanager
 def bare_litestar(database_url: str, tenant_id: uuid.UUID) -> Iterator[str]:
     """Serve bench/bare_app.py with uvicorn on a free port; yields its base URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "BENCH_DATABASE_URL": database_url, "BENCH_TENANT_ID": str(tenant_id)}
     command = [sys.executable, "-m", "uvicorn", "bench.bare_app:create", "--factory"]
     options = ["--port", str(port), "--log-level", "warning", "--no-access-log"]
-    process = subprocess.Popen([*command, *options], env=env, cwd=ROOT)
-    try:
-        for _ in range(100):
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
-                break
-            time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
+    with listening([*command, *options], port, env) as url:
+        yield url
 
 
 @contextlib.contextmanager
 def serve(database_url: str, **env: str) -> Iterator[str]:
     """An `eventgate serve` process (API only) on the same database; yields its base URL."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     environ = {**os.environ, "EVENTGATE_DATABASE_URL": database_url, **env}
     environ.setdefault("EVENTGATE_LOG_FORMAT", "json")
     command = [sys.executable, "-m", "cli", "serve", "--port", str(port)]
-    process = subprocess.Popen(command, env=environ, cwd=ROOT, stderr=subprocess.DEVNULL)
+    with listening(command, port, environ, stderr=subprocess.DEVNULL) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def listening(command: list[str], port: int, env: dict, **popen: Any) -> Iterator[str]:
+    """Run `command` until the block ends; yields its URL once `port` accepts connections."""
+    process = subprocess.Popen(command, env=env, cwd=ROOT, **popen)
     try:
         for _ in range(100):
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port)):
@@ -136,6 +132,13 @@ def serve(database_url: str, **env: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def free_port() -> int:
+    """A port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def rate(latencies: list[float], seconds: float) -> str:
