@@ -34,6 +34,8 @@ class Actor(msgspec.Struct, frozen=True):
 # The authenticated request whose changes are being made (a reference: the actor is only
 # worked out when something is recorded, off the hot path).
 _REQUEST: ContextVar[Scope | None] = ContextVar("eventgate_audit_request", default=None)
+# An actor named outright, for changes made outside any request (the operator's CLI).
+_NAMED: ContextVar[Actor | None] = ContextVar("eventgate_audit_actor", default=None)
 NOBODY = Actor(None, None, None, None, None)
 
 
@@ -42,7 +44,15 @@ def acting_in(scope: Scope) -> None:
     _REQUEST.set(scope)
 
 
+def acting_as_operator(user: str) -> None:
+    """Record what this task changes as the operator's command line, run by `user`."""
+    _NAMED.set(Actor(None, f"cli:{user}"[:100], None, "eventgate-cli", None))
+
+
 def _actor() -> Actor:
+    named = _NAMED.get()
+    if named is not None:
+        return named
     scope = _REQUEST.get()
     if scope is None:
         return NOBODY

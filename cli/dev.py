@@ -130,6 +130,13 @@ def _configure_logging() -> None:
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
+def _remember_url(data_dir: Path, database_url: str) -> None:
+    # The operator's commands run in this folder read it (eventgate keys, rate-limits, audit).
+    path = data_dir / "database-url"
+    path.write_text(database_url + "\n")
+    path.chmod(0o600)
+
+
 def run(host: str, port: int, data_dir: Path) -> None:
     """Start everything, print where to point a client, and stop cleanly on Ctrl-C / SIGTERM."""
     _configure_logging()
@@ -153,9 +160,12 @@ def run(host: str, port: int, data_dir: Path) -> None:
             say("Created tenant 'default' and its admin key (shown once, keep it):")
             say(f"EVENTGATE_API_KEY={admin_key}")
         say(f"Database: {database_url}")
+        if embedded is not None:
+            _remember_url(data_dir, database_url)
         asyncio.run(serve_with_worker(settings, host, port, stopper))
     finally:
         stopper.requested = True  # from here on a signal only says that we are stopping
+        (data_dir / "database-url").unlink(missing_ok=True)
         if embedded is not None:
             embedded.stop()
             say("Embedded PostgreSQL stopped.")

@@ -9,12 +9,31 @@ import tempfile
 from importlib.metadata import version
 from pathlib import Path
 
+import psycopg
+
 from core import logs
 from core.settings import Settings
 
+# `eventgate dev` writes its embedded database's URL here while it runs, so the operator's
+# commands run in the same folder find it without EVENTGATE_DATABASE_URL.
+DEV_DATABASE_URL_FILE = Path(".eventgate") / "database-url"
+
 
 def _database_url() -> str:
-    return Settings.from_env().require_database_url()
+    settings = Settings.from_env()
+    if not settings.database_url and DEV_DATABASE_URL_FILE.is_file():
+        return DEV_DATABASE_URL_FILE.read_text().strip()
+    return settings.require_database_url()
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not above zero (omit it for no limit)")
+    return number
 
 
 def _dev(args: argparse.Namespace) -> None:
@@ -145,7 +164,7 @@ def _add_tenants_and_keys(commands: argparse._SubParsersAction) -> None:
     tier = _command(limits, "set-tier", "create or change a tier (omitted windows: no limit)")
     tier.add_argument("name", help="the tier's name, e.g. standard")
     for window in ("per-minute", "per-hour", "per-day", "burst"):
-        tier.add_argument(f"--{window}", type=int, default=None, help=f"requests {window}")
+        tier.add_argument(f"--{window}", type=_positive, default=None, help=f"requests {window}")
     _command(limits, "list", "list the tiers ('-' is no limit)")
     for action in limits.choices.values():
         action.set_defaults(run=_rate_limits)
@@ -154,7 +173,16 @@ def _add_tenants_and_keys(commands: argparse._SubParsersAction) -> None:
     )
     verify = _command(audit, "verify", "recompute the hash chains; exit 1 at the first break")
     verify.add_argument("--tenant", default=None, help="only this tenant's chain")
-    verify.set_defaults(run=_audit)
+    verify.add_argument(
+        "--expect-head",
+        default=None,
+        metavar="FILE",
+        help="heads saved from `audit head` (- for stdin) the chains must still hold",
+    )
+    head = _command(audit, "head", "print each chain's head (tenant, seq, hash) to keep elsewhere")
+    head.add_argument("--tenant", default=None, help="only this tenant's head")
+    for action in audit.choices.values():
+        action.set_defaults(run=_audit)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -170,4 +198,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `eventgate` console script."""
     args = parser().parse_args(argv)
-    args.run(args)
+    try:
+        args.run(args)
+    except psycopg.Error as exc:
+        # One clear line, never a traceback: what the database said about the input.
+        message = exc.diag.message_primary or str(exc).strip().splitlines()[0]
+        raise SystemExit(f"eventgate: {message}") from None

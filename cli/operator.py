@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
 
 import psycopg
 
+from app.audit import acting_as_operator, record
 from app.keys import services as keys
+from app.keys.schemas import KeyView
 from app.scopes import ALL_SCOPES
+from app.views import to_view
 from db import api_keys, audit, rate_limits, tenants
 
 
 async def _connect(url: str) -> psycopg.AsyncConnection:
     return await psycopg.AsyncConnection.connect(url, autocommit=True)
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container with an unnamed uid)
+        return "unknown"
 
 
 async def _tenant(conn: psycopg.AsyncConnection, name: str) -> tenants.Tenant:
@@ -45,9 +56,11 @@ async def create_key(url: str, args: argparse.Namespace) -> None:
     unknown = sorted(set(scopes) - set(ALL_SCOPES))
     if unknown or not scopes:
         sys.exit(f"unknown or missing scopes {unknown}; choose from {' '.join(ALL_SCOPES)}")
-    async with await _connect(url) as conn:
+    acting_as_operator(_operator())
+    async with await _connect(url) as conn, conn.transaction():
         tenant = await _tenant(conn, args.tenant)
         key = await keys.issue(conn, tenant_id=tenant.id, name=args.name, scopes=scopes)
+        await record(conn, tenant.id, "key.create", keys.KEY, key.id, after=to_view(key, KeyView))
     print(f"id={key.id} scopes={','.join(key.scopes)}", file=sys.stderr)
     print(f"EVENTGATE_API_KEY={key.key}")
 
@@ -70,9 +83,13 @@ async def revoke_key(url: str, args: argparse.Namespace) -> None:
         key_id = uuid.UUID(args.key_id)
     except ValueError:
         sys.exit(f"{args.key_id!r} is not a key id")
-    async with await _connect(url) as conn:
+    acting_as_operator(_operator())
+    async with await _connect(url) as conn, conn.transaction():
         tenant = await _tenant(conn, args.tenant)
         revoked = await api_keys.revoke(conn, tenant.id, key_id)
+        if revoked:
+            view = to_view(revoked[0], KeyView)
+            await record(conn, tenant.id, "key.revoke", keys.KEY, key_id, after=view)
     if not revoked:
         sys.exit(f"tenant {args.tenant!r} has no key {key_id}")
     for key in revoked:  # the key asked for, then the keys rotated from it
@@ -106,17 +123,71 @@ RATE_LIMIT_ACTIONS: dict[str, Action] = {"set-tier": set_tier, "list": list_tier
 
 
 async def verify_audit(url: str, args: argparse.Namespace) -> None:
-    """Recompute every audit chain (or one tenant's); exit 1 naming the first broken row."""
+    """Recompute every audit chain (or one tenant's) up to its head, and check it still holds
+    the saved heads of --expect-head; exit 1 naming the first broken row."""
     async with await _connect(url) as conn:
         tenant_id = (await _tenant(conn, args.tenant)).id if args.tenant else None
         checked, breaks = await audit.verify(conn, tenant_id)
+        mismatches = await _saved_heads_mismatch(conn, args.expect_head) if args.expect_head else []
     for broken in breaks:
-        print(f"broken\ttenant {broken.tenant_id}\tseq {broken.seq}\tid {broken.id}")
-    if breaks:
+        print(
+            f"broken\ttenant {broken.tenant_id}\tseq {broken.seq}\tid {broken.id}\t{broken.reason}"
+        )
+    for line in mismatches:
+        print(line)
+    if breaks or mismatches:
         sys.exit(f"the audit chain does not hold from the rows above ({checked} entries checked)")
-    print(f"ok\t{checked} entries, every hash and link holds")
+    print(f"ok\t{checked} entries, every hash and link holds up to each head")
+
+
+async def print_audit_heads(url: str, args: argparse.Namespace) -> None:
+    """Print each tenant's chain head (name, seq, sha256 hex): keep it outside the database
+    and check it later with `audit verify --expect-head`."""
+    async with await _connect(url) as conn:
+        tenant_id = (await _tenant(conn, args.tenant)).id if args.tenant else None
+        for head in await audit.heads(conn, tenant_id):
+            print(f"{head.tenant}\t{head.seq}\t{head.hash.hex()}")
+
+
+def _read_heads(path: str) -> list[tuple[str, int, bytes]]:
+    text = sys.stdin.read() if path == "-" else _read_file(path)
+    saved = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            name, seq, digest = line.split("\t")
+            saved.append((name, int(seq), bytes.fromhex(digest)))
+        except ValueError:
+            sys.exit(f"{path}:{number}: expected `tenant<TAB>seq<TAB>hash` as `audit head` prints")
+    return saved
+
+
+def _read_file(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as saved:
+            return saved.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        sys.exit(f"cannot read {path}: {exc}")
+
+
+async def _saved_heads_mismatch(conn: psycopg.AsyncConnection, path: str) -> list[str]:
+    """A line for each saved head the chain no longer holds (rewritten or cut short)."""
+    mismatches = []
+    for name, seq, digest in _read_heads(path):
+        tenant = await _tenant(conn, name)
+        held = await audit.hash_at(conn, tenant.id, seq)
+        if held == digest:
+            continue
+        if held is None and seq <= await audit.trimmed_up_to(conn, tenant.id):
+            print(f"unchecked\ttenant {name}\tseq {seq}\tretention removed it", file=sys.stderr)
+            continue
+        found = "no such entry" if held is None else "another hash"
+        mismatches.append(f"broken\ttenant {tenant.id}\tseq {seq}\tsaved head: {found}")
+    return mismatches
 
 
 AUDIT_ACTIONS: dict[str, Callable[[str, argparse.Namespace], Awaitable[None]]] = {
     "verify": verify_audit,
+    "head": print_audit_heads,
 }

@@ -108,5 +108,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def require_database_url(self) -> str:
         """The database URL, or a clear error naming the variable to set."""
         if not self.database_url:
-            raise SystemExit("EVENTGATE_DATABASE_URL is not set (eventgate dev starts its own)")
+            raise SystemExit(
+                "EVENTGATE_DATABASE_URL is not set, and no `eventgate dev` runs in this folder"
+                " (it prints its database as `Database: postgresql://...`)"
+            )
         return self.database_url

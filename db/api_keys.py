@@ -10,7 +10,7 @@ import msgspec
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from db.query import fetch_all, fetch_one
+from db.query import fetch_all, fetch_one, fetch_tuples
 
 # Revocations and expiry changes are announced on this channel (payload: the key prefix)
 # so every API process drops its cached verification at once.
@@ -108,17 +108,26 @@ WHERE tenant_id = %(tenant_id)s AND id = %(id)s
 FOR UPDATE
 """
 
-# Revoke a key and every key rotated from it, and tell every process; returns them all, the
-# one asked for first (api_keys_pkey along the chain).
-REVOKE = f"""
+# Lock a key and every key rotated from it, in id order (replacements are newer), and return
+# their ids. Each run reads the chain afresh: a rotation that held a lock commits before
+# this one gets it, so running it until the answer repeats takes in its replacement too
+# (api_keys_pkey along the chain).
+LOCK_CHAIN = """
 WITH RECURSIVE chain AS (
     SELECT id, replaced_by FROM api_keys WHERE tenant_id = %(tenant_id)s AND id = %(id)s
     UNION
     SELECT k.id, k.replaced_by FROM api_keys k JOIN chain c ON k.id = c.replaced_by
-), revoked AS (
+)
+SELECT id FROM api_keys WHERE id IN (SELECT id FROM chain) ORDER BY id FOR UPDATE
+"""
+
+# Revoke the locked keys and tell every process; returns them all, the one asked for first
+# (api_keys_pkey).
+REVOKE = f"""
+WITH revoked AS (
     -- RETURNING runs for every revoked row, so each one's prefix is announced.
     UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
-    WHERE id IN (SELECT id FROM chain)
+    WHERE id = ANY(%(ids)s)
     RETURNING {COLUMNS}, pg_notify('{INVALIDATION_CHANNEL}', prefix) AS told
 )
 SELECT {COLUMNS} FROM revoked ORDER BY id <> %(id)s
@@ -174,8 +183,18 @@ async def list_page(
 
 async def revoke(conn: AsyncConnection, tenant_id: uuid.UUID, key_id: uuid.UUID) -> list[ApiKey]:
     """Revoke the key and the keys rotated from it (idempotent) and announce them; the key
-    asked for comes first, and the list is empty when the tenant has no such key."""
-    return await fetch_all(conn, REVOKE, {"tenant_id": tenant_id, "id": key_id}, ApiKey)
+    asked for comes first, and the list is empty when the tenant has no such key. Call
+    inside a transaction: the chain stays locked until it ends, so no rotation extends it."""
+    params: dict[str, Any] = {"tenant_id": tenant_id, "id": key_id}
+    locked: list[tuple[Any, ...]] = []
+    while True:
+        again = await fetch_tuples(conn, LOCK_CHAIN, params)
+        if again == locked:
+            break
+        locked = again  # a rotation committed while this waited: its replacement joins
+    if not locked:
+        return []
+    return await fetch_all(conn, REVOKE, {**params, "ids": [row[0] for row in locked]}, ApiKey)
 
 
 async def update(

@@ -44,11 +44,20 @@ class Entry(_Recorded, kw_only=True):
 
 
 class Break(msgspec.Struct):
-    """The first row of a tenant whose hash or link does not hold."""
+    """Where a tenant's chain first fails to hold, and why (the row, when there is one)."""
 
     tenant_id: uuid.UUID
     seq: int
-    id: uuid.UUID
+    id: uuid.UUID | None
+    reason: str
+
+
+class Head(msgspec.Struct):
+    """The seq and hash a tenant's chain ends at, to keep outside the database."""
+
+    tenant: str
+    seq: int
+    hash: bytes
 
 
 # Append one entry to its tenant's chain, in the caller's transaction (audit_heads_pkey,
@@ -92,7 +101,8 @@ WITH chain AS (
     WHERE %(tenant_id)s::uuid IS NULL OR a.tenant_id = %(tenant_id)s
     WINDOW w AS (PARTITION BY a.tenant_id ORDER BY a.seq)
 )
-SELECT DISTINCT ON (c.tenant_id) c.tenant_id, c.seq, c.id
+SELECT DISTINCT ON (c.tenant_id) c.tenant_id, c.seq, c.id,
+       'its hash, or its link to the entry before it, does not hold' AS reason
 FROM chain c LEFT JOIN audit_checkpoints k ON k.tenant_id = c.tenant_id
 WHERE c.hash <> c.recomputed
    OR c.prev_hash <> COALESCE(c.previous_hash, k.hash, ''::bytea)
@@ -116,6 +126,57 @@ WITH cut AS (
 DELETE FROM audit_logs a USING cut WHERE a.tenant_id = cut.tenant_id AND a.seq <= cut.seq
 """
 
+# Each tenant whose chain does not end at its head: the last row (or, with every row trimmed,
+# the checkpoint) must have the seq and hash audit_heads holds, so removing the newest rows
+# shows (audit_heads_pkey, then audit_logs_pkey backwards for the last row).
+VERIFY_TAIL = """
+WITH tenants AS (
+    SELECT tenant_id FROM audit_heads
+    WHERE %(tenant_id)s::uuid IS NULL OR tenant_id = %(tenant_id)s
+    UNION
+    SELECT DISTINCT tenant_id FROM audit_logs
+    WHERE %(tenant_id)s::uuid IS NULL OR tenant_id = %(tenant_id)s
+)
+SELECT t.tenant_id, coalesce(h.seq, 0) AS seq, last.id,
+       CASE WHEN h.seq = coalesce(last.seq, k.seq, 0)
+            THEN 'the last entry''s hash is not the one its head holds'
+            ELSE 'the chain ends at seq ' || coalesce(last.seq, k.seq, 0)
+                 || ', its head is at seq ' || coalesce(h.seq::text, 'none')
+       END AS reason
+FROM tenants t
+LEFT JOIN audit_heads h ON h.tenant_id = t.tenant_id
+LEFT JOIN audit_checkpoints k ON k.tenant_id = t.tenant_id
+LEFT JOIN LATERAL (
+    SELECT a.seq, a.id, a.hash FROM audit_logs a
+    WHERE a.tenant_id = t.tenant_id ORDER BY a.seq DESC LIMIT 1
+) last ON true
+WHERE h.tenant_id IS NULL
+   OR h.seq <> coalesce(last.seq, k.seq, 0)
+   OR h.hash <> coalesce(last.hash, k.hash, ''::bytea)
+ORDER BY t.tenant_id
+"""
+
+# Every tenant's head by name, or one tenant's (audit_heads_pkey, tenants_pkey).
+HEADS = """
+SELECT t.name AS tenant, h.seq, h.hash FROM audit_heads h JOIN tenants t ON t.id = h.tenant_id
+WHERE %(tenant_id)s::uuid IS NULL OR h.tenant_id = %(tenant_id)s
+ORDER BY t.name
+"""
+
+# The hash a tenant's chain holds at one seq: its row's, or the checkpoint's when retention
+# removed that row last (audit_logs_pkey, audit_checkpoints_pkey).
+HASH_AT = """
+SELECT hash FROM audit_logs WHERE tenant_id = %(tenant_id)s AND seq = %(seq)s
+UNION ALL
+SELECT hash FROM audit_checkpoints WHERE tenant_id = %(tenant_id)s AND seq = %(seq)s
+LIMIT 1
+"""
+
+# Where a tenant's chain starts now: the checkpoint's seq, 0 when nothing was trimmed.
+TRIMMED_UP_TO = """
+SELECT coalesce((SELECT seq FROM audit_checkpoints WHERE tenant_id = %(tenant_id)s), 0)
+"""
+
 # How many entries the chains hold (or one tenant's).
 COUNT = """
 SELECT count(*) FROM audit_logs WHERE %(tenant_id)s::uuid IS NULL OR tenant_id = %(tenant_id)s
@@ -135,8 +196,27 @@ async def page(conn: AsyncConnection, tenant_id: uuid.UUID, filters: dict[str, A
 
 async def verify(conn: AsyncConnection, tenant_id: uuid.UUID | None) -> tuple[int, list[Break]]:
     """How many entries were checked, and each chain's first broken row."""
-    checked = await fetch_value(conn, COUNT, {"tenant_id": tenant_id})
-    return checked, await fetch_all(conn, VERIFY, {"tenant_id": tenant_id}, Break)
+    params = {"tenant_id": tenant_id}
+    checked = await fetch_value(conn, COUNT, params)
+    breaks = await fetch_all(conn, VERIFY, params, Break)
+    broken = {b.tenant_id for b in breaks}
+    tails = await fetch_all(conn, VERIFY_TAIL, params, Break)
+    return checked, breaks + [b for b in tails if b.tenant_id not in broken]
+
+
+async def heads(conn: AsyncConnection, tenant_id: uuid.UUID | None) -> list[Head]:
+    """Each tenant's head (or one tenant's), by tenant name."""
+    return await fetch_all(conn, HEADS, {"tenant_id": tenant_id}, Head)
+
+
+async def hash_at(conn: AsyncConnection, tenant_id: uuid.UUID, seq: int) -> bytes | None:
+    """The hash the tenant's chain holds at `seq`, None when it holds no such entry."""
+    return await fetch_value(conn, HASH_AT, {"tenant_id": tenant_id, "seq": seq})
+
+
+async def trimmed_up_to(conn: AsyncConnection, tenant_id: uuid.UUID) -> int:
+    """The last seq retention removed from the tenant's chain (0: none)."""
+    return await fetch_value(conn, TRIMMED_UP_TO, {"tenant_id": tenant_id})
 
 
 async def trim(conn: AsyncConnection, retention_days: int) -> int:

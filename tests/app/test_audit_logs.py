@@ -210,3 +210,76 @@ async def test_a_rate_limit_block_is_recorded_once_a_minute_per_key(client, data
     assert len(found) == 1
     assert (found[0]["resource_id"], found[0]["actor_key_id"]) == (key_id, key_id)
     assert found[0]["after"]["policy"].startswith("route-")
+
+
+async def test_a_truncated_tail_or_a_rewrite_forward_is_found(client, database_url):
+    key = await make_key(database_url)
+    for _ in range(6):
+        await client.post("/v1/endpoints", json=HOOK, headers=auth(key))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        # Edit a middle row and recompute every hash from there on, leaving the head alone.
+        conn.execute("UPDATE audit_logs SET after = NULL WHERE seq = 3")
+        for seq in range(3, 7):
+            conn.execute(
+                "UPDATE audit_logs a SET prev_hash = (SELECT hash FROM audit_logs WHERE seq = %s),"
+                " hash = sha256((SELECT hash FROM audit_logs WHERE seq = %s)"
+                " || eventgate_audit_content(a)) WHERE seq = %s",
+                (seq - 1, seq - 1, seq),
+            )
+    rewritten = verify(database_url)
+    assert rewritten.returncode == 1
+    assert "seq 6" in rewritten.stdout
+    assert "the last entry's hash is not the one its head holds" in rewritten.stdout
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM audit_logs WHERE seq = 6")  # the newest entry
+    cut = verify(database_url)
+    assert cut.returncode == 1, cut.stdout
+    assert "the chain ends at seq 5, its head is at seq 6" in cut.stdout
+
+
+async def test_a_saved_head_catches_a_rewrite_of_table_and_head_together(
+    client, database_url, tmp_path
+):
+    key = await make_key(database_url)
+    for _ in range(5):
+        await client.post("/v1/endpoints", json=HOOK, headers=auth(key))
+    env = {**os.environ, "EVENTGATE_DATABASE_URL": database_url}
+    printed = subprocess.run(
+        [sys.executable, "-m", "cli", "audit", "head"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    (line,) = printed.stdout.splitlines()
+    name, seq, digest = line.split("\t")
+    assert (name, seq, len(digest)) == ("acme", "5", 64)
+    saved = tmp_path / "heads.tsv"
+    saved.write_text(printed.stdout)
+    await client.post("/v1/endpoints", json=HOOK, headers=auth(key))  # the chain grows: fine
+    assert verify(database_url, "--expect-head", str(saved)).returncode == 0
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        # A forger with the whole database rewrites row 5 and moves the head along.
+        conn.execute("UPDATE audit_logs SET after = NULL WHERE seq >= 5")
+        for seq in (5, 6):
+            conn.execute(
+                "UPDATE audit_logs a SET hash = sha256(prev_hash || eventgate_audit_content(a))"
+                " WHERE seq = %s",
+                (seq,),
+            )
+            conn.execute(
+                "UPDATE audit_logs SET prev_hash = (SELECT hash FROM audit_logs WHERE seq = %s)"
+                " WHERE seq = %s",
+                (seq, seq + 1),
+            )
+        conn.execute("UPDATE audit_heads SET hash = (SELECT hash FROM audit_logs WHERE seq = 6)")
+    assert verify(database_url).returncode == 0  # undetectable from inside the database
+    caught = verify(database_url, "--expect-head", str(saved))
+    assert caught.returncode == 1
+    assert "seq 5\tsaved head: another hash" in caught.stdout
+    malformed = tmp_path / "bad.tsv"
+    malformed.write_text("acme 5\n")
+    refused = verify(database_url, "--expect-head", str(malformed))
+    assert refused.returncode == 1
+    assert "bad.tsv:1: expected" in refused.stderr

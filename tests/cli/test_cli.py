@@ -193,3 +193,55 @@ def test_a_second_ctrl_c_during_shutdown_is_quiet(tmp_path):
     assert "Traceback" not in output
     assert "KeyboardInterrupt" not in output
     assert "Already stopping" in output
+
+
+def test_operator_key_changes_are_audited_and_input_errors_are_one_line(database_url):
+    import psycopg
+
+    env = {**os.environ, "EVENTGATE_DATABASE_URL": database_url}
+    eventgate("tenants", "create", "acme", env=env)
+    created = eventgate(
+        "keys", "create", "--tenant", "acme", "--name", "ops", "--scopes", "admin", env=env
+    )
+    key_id = created.stderr.split()[0].removeprefix("id=")
+    assert eventgate("keys", "revoke", "--tenant", "acme", key_id, env=env).returncode == 0
+    with psycopg.connect(database_url) as conn:
+        rows = conn.execute(
+            "SELECT action, resource_id, actor_key_prefix, user_agent FROM audit_logs ORDER BY seq"
+        ).fetchall()
+    assert [(action, resource) for action, resource, _, _ in rows] == [
+        ("key.create", key_id),
+        ("key.revoke", key_id),
+    ]
+    assert all(
+        prefix.startswith("cli:") and agent == "eventgate-cli" for _, _, prefix, agent in rows
+    )
+    assert eventgate("audit", "verify", env=env).returncode == 0
+    for bad in (["--per-minute", "-3"], ["--burst", "0"], ["--per-hour", "x"]):
+        refused = eventgate("rate-limits", "set-tier", "t", *bad, env=env)
+        assert refused.returncode != 0
+        assert "Traceback" not in refused.stderr
+        assert "above zero" in refused.stderr or "whole number" in refused.stderr
+    unreachable = {**env, "EVENTGATE_DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    lost = eventgate("tenants", "list", env=unreachable)
+    assert lost.returncode != 0
+    assert "Traceback" not in lost.stderr
+    assert len(lost.stderr.strip().splitlines()) == 1
+
+
+def test_operator_commands_find_the_dev_database_or_say_where_its_url_is(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTGATE_")}
+    alone = eventgate("rate-limits", "list", env=env, cwd=tmp_path)
+    assert alone.returncode != 0
+    assert "Database: postgresql://" in alone.stderr
+    port = free_port()
+    data_dir = tmp_path / ".eventgate"
+    process, _ = start_dev(data_dir, port)
+    try:
+        listed = eventgate("rate-limits", "list", env=env, cwd=tmp_path)
+        assert listed.returncode == 0, listed.stderr
+        assert listed.stdout.startswith("standard\t") or "\nstandard\t" in listed.stdout
+        assert eventgate("audit", "verify", env=env, cwd=tmp_path).returncode == 0
+    finally:
+        stop(process)
+    assert not (data_dir / "database-url").exists()
