@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from urllib.parse import urlsplit
 
@@ -18,11 +19,17 @@ class RefusedDestination(ValueError):
 # local-use prefix (RFC 8215) only ever leads to a private network.
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+# SIIT's IPv4-translated addresses (RFC 2765) carry one in their last 32 bits too.
+_SIIT = ipaddress.IPv6Network("::ffff:0:0:0/96")
+# One DNS label of a host name, after IDNA encoding (underscores occur in real names).
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9_-]{1,63}(?<!-)")
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address stands for: IPv4-mapped, IPv4-compatible, NAT64,
-    6to4 or Teredo (the client address); None for a plain IPv6 address."""
+    """The IPv4 address an IPv6 address stands for: IPv4-mapped, IPv4-compatible, SIIT,
+    NAT64, 6to4 or Teredo (the client address); None for a plain IPv6 address."""
+    if address in _SIIT:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     if address.ipv4_mapped:
         return address.ipv4_mapped
     if address.sixtofour:
@@ -58,7 +65,22 @@ def well_formed_url(url: str) -> tuple[str, int]:
         raise RefusedDestination("the URL must start with http:// or https://")
     if not parts.hostname:
         raise RefusedDestination("the URL has no host")
-    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
+    return ascii_host(parts.hostname), port or (443 if parts.scheme == "https" else 80)
+
+
+def ascii_host(host: str) -> str:
+    """The host as a resolver takes it: an IP literal as it is, a name IDNA-encoded with
+    every label valid; RefusedDestination for a name that cannot be encoded."""
+    if literal_address(host) is not None:
+        return host
+    try:
+        encoded = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        raise RefusedDestination("the URL's host is not a valid domain name") from None
+    labels = encoded.removesuffix(".").split(".")
+    if len(encoded) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        raise RefusedDestination("the URL's host is not a valid domain name")
+    return encoded
 
 
 def refuse_address(host: str, address: str) -> None:

@@ -308,6 +308,8 @@ async def test_a_rotation_racing_a_revocation_never_leaves_a_working_key(client,
     [
         "::7f00:1",
         "::ffff:127.0.0.1",
+        "::ffff:0:127.0.0.1",
+        "::ffff:0:a00:1",
         "64:ff9b::7f00:1",
         "64:ff9b::a9fe:a9fe",
         "64:ff9b:1::808:808",
