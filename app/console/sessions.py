@@ -16,6 +16,7 @@ from litestar.middleware import (
     DefineMiddleware,
 )
 from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from app.audit import acting_in, record
 from app.keys.verifier import Principal
@@ -65,9 +66,10 @@ def cookie(name: str, value: str, *, path: str, max_age: int, secure: bool) -> C
 
 
 async def open_session(
-    conn: AsyncConnection, principal: Principal, settings: Settings
+    pool: AsyncConnectionPool, principal: Principal, settings: Settings
 ) -> tuple[str, int]:
-    """Store a new session for this key; its cookie value and lifetime in seconds."""
+    """Store a new session for this key, in a transaction of its own; its cookie value and
+    lifetime in seconds."""
     token = new_token()
     lifetime = int(settings.console_session_seconds)
     expires_at = datetime.now(UTC) + timedelta(seconds=lifetime)
@@ -80,8 +82,9 @@ async def open_session(
         csrf_token=new_token(),
         expires_at=expires_at,
     )
-    await console_sessions.insert(conn, new)
-    await record(conn, principal.tenant_id, "console.signed_in", "api_key", principal.key_id)
+    async with pool.connection() as conn, conn.transaction():
+        await console_sessions.insert(conn, new)
+        await record(conn, principal.tenant_id, "console.signed_in", "api_key", principal.key_id)
     return token, lifetime
 
 

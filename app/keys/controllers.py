@@ -6,7 +6,7 @@ from litestar import delete, get, patch, post
 from litestar.params import JSONBody
 
 from app.api import WITHOUT_IDEMPOTENCY, ApiController
-from app.dependencies import Caller, Transaction, Verifier
+from app.dependencies import Caller, Pool, Transaction, Verifier
 from app.identifiers import IdPath, parse_id
 from app.keys import services
 from app.keys.schemas import (
@@ -41,9 +41,10 @@ class KeyController(ApiController):
         responses=error_responses(400, 401, 403, 415),
     )
     async def create_key(
-        self, data: JSONBody[CreateKeyRequest], conn: Transaction, caller: Caller
+        self, data: JSONBody[CreateKeyRequest], pool: Pool, caller: Caller
     ) -> CreatedKey:
-        return await services.create(conn, caller, data)
+        # The pool, not a transaction: the new key is hashed before a connection is taken.
+        return await services.create(pool, caller, data)
 
     @get("/", summary="List API keys", responses=error_responses(400, 401, 403))
     async def list_keys(
@@ -80,14 +81,14 @@ class KeyController(ApiController):
     async def rotate_key(
         self,
         key_id: IdPath,
-        conn: Transaction,
+        pool: Pool,
         caller: Caller,
         key_verifier: Verifier,
         data: JSONBody[RotateKeyRequest | None] = None,
     ) -> CreatedKey:
         grace = data.grace_period_seconds if data else 0
         key_uuid = parse_id(key_id, "key_id")
-        return await services.rotate(conn, key_verifier, caller, key_uuid, grace)
+        return await services.rotate(pool, key_verifier, caller, key_uuid, grace)
 
     @delete(
         "/{key_id:str}",

@@ -9,6 +9,7 @@ from typing import Any
 
 import msgspec
 from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
 
 from app.audit import record
 from app.errors import BadRequest, Conflict, Forbidden, NotFound
@@ -23,9 +24,24 @@ from db import api_keys
 from db.ids import new_id
 
 
+class NewSecret(msgspec.Struct, frozen=True):
+    """A key made and hashed before any connection is taken: argon2 holds none."""
+
+    prefix: str
+    full_key: str
+    secret_hash: str
+
+
+async def new_secret() -> NewSecret:
+    """A fresh key and its argon2 hash (hashed off the event loop)."""
+    prefix, full_key = secrets.generate()
+    return NewSecret(prefix, full_key, await asyncio.to_thread(secrets.hash_key, full_key))
+
+
 async def issue(
     conn: AsyncConnection,
     *,
+    secret: NewSecret | None = None,
     tenant_id: uuid.UUID,
     name: str,
     scopes: list[str],
@@ -35,14 +51,13 @@ async def issue(
     rate_limit_tier: str = "standard",
 ) -> CreatedKey:
     """Create a key and return it with its full secret (shown this once)."""
-    prefix, full_key = secrets.generate()
-    secret_hash = await asyncio.to_thread(secrets.hash_key, full_key)
+    secret = secret or await new_secret()
     new_key = api_keys.NewKey(
         id=new_id(),
         tenant_id=tenant_id,
         name=name,
-        prefix=prefix,
-        secret_hash=secret_hash,
+        prefix=secret.prefix,
+        secret_hash=secret.secret_hash,
         scopes=sorted(set(scopes)),
         rate_limit_tier=rate_limit_tier,
         expires_at=expires_at,
@@ -50,23 +65,34 @@ async def issue(
         metadata=metadata or {},
     )
     key = await api_keys.insert(conn, new_key)
-    return CreatedKey(**msgspec.structs.asdict(to_view(key, KeyView)), key=full_key)
+    return CreatedKey(**msgspec.structs.asdict(to_view(key, KeyView)), key=secret.full_key)
 
 
 KEY = "api_key"
 
 
-async def create(conn: AsyncConnection, caller: Principal, request: CreateKeyRequest) -> CreatedKey:
+async def create(
+    pool: AsyncConnectionPool, caller: Principal, request: CreateKeyRequest
+) -> CreatedKey:
     """A key for the caller's tenant, with no scope the caller does not hold itself."""
     missing = [s for s in request.scopes if not grants(caller.scopes, s)]
     if missing:
         raise Forbidden("a key cannot grant scopes its creator lacks", {"scopes": missing})
     if request.expires_at is not None and request.expires_at <= datetime.now(UTC):
         raise BadRequest("expires_at must be in the future", {"field": "expires_at"})
+    secret = await new_secret()
+    async with pool.connection() as conn, conn.transaction():
+        return await _create(conn, caller, request, secret)
+
+
+async def _create(
+    conn: AsyncConnection, caller: Principal, request: CreateKeyRequest, secret: NewSecret
+) -> CreatedKey:
     tier = request.rate_limit_tier or caller.tier
     await rate_limit_rules.check_tier(conn, tier, caller.tier)
     created = await issue(
         conn,
+        secret=secret,
         tenant_id=caller.tenant_id,
         name=request.name,
         scopes=list(request.scopes),
@@ -126,7 +152,7 @@ async def get(conn: AsyncConnection, caller: Principal, key_id: uuid.UUID) -> Ke
 
 
 async def rotate(
-    conn: AsyncConnection,
+    pool: AsyncConnectionPool,
     verifier: KeyVerifier,
     caller: Principal,
     key_id: uuid.UUID,
@@ -134,8 +160,22 @@ async def rotate(
 ) -> CreatedKey:
     """Issue a replacement with the same name and scopes; the old key expires after the grace.
 
-    The old key's row stays locked until the transaction ends, so of concurrent rotations one
-    wins and the others see it rotated, and a revocation waits or is seen."""
+    The replacement is hashed before a connection is taken (wasted when the rotation is
+    refused); the old key's row stays locked until the transaction ends, so of concurrent
+    rotations one wins and the others see it rotated, and a revocation waits or is seen."""
+    secret = await new_secret()
+    async with pool.connection() as conn, conn.transaction():
+        return await _rotate(conn, verifier, caller, key_id, grace_seconds, secret)
+
+
+async def _rotate(
+    conn: AsyncConnection,
+    verifier: KeyVerifier,
+    caller: Principal,
+    key_id: uuid.UUID,
+    grace_seconds: int,
+    secret: NewSecret,
+) -> CreatedKey:
     old = await api_keys.lock_for_rotation(conn, caller.tenant_id, key_id)
     if old is None:
         raise NotFound("no such API key")
@@ -147,6 +187,7 @@ async def rotate(
         raise Conflict("an expired key cannot be rotated")
     replacement = await issue(
         conn,
+        secret=secret,
         tenant_id=old.tenant_id,
         name=old.name,
         scopes=old.scopes,

@@ -11,7 +11,7 @@ from app.console.base import CheckedForm, Session
 from app.console.forms import Form, optional, to_struct, whole_number
 from app.console.rendering import go, render
 from app.console.sessions import ConsoleSession
-from app.dependencies import Transaction, Verifier
+from app.dependencies import Pool, Transaction, Verifier
 from app.identifiers import IdPath, parse_id
 from app.keys import services
 from app.keys.schemas import CreatedKey, CreateKeyRequest
@@ -59,24 +59,28 @@ class KeyPages(Controller):
     ) -> Template:
         return await _keys_page(conn, session, cursor=cursor)
 
+    # Creating and rotating take the pool, not a transaction: the new key is hashed before
+    # any connection is taken.
     @post("/", name="key_create")
-    async def create_key(self, session: Session, form: CheckedForm, conn: Transaction) -> Template:
-        created = await services.create(conn, session.principal, _new_key(form))
-        return await _keys_page(conn, session, created=created)
+    async def create_key(self, session: Session, form: CheckedForm, pool: Pool) -> Template:
+        created = await services.create(pool, session.principal, _new_key(form))
+        async with pool.connection() as conn:
+            return await _keys_page(conn, session, created=created)
 
     @post("/{key_id:str}/rotate", name="key_rotate")
     async def rotate_key(
         self,
         session: Session,
         form: CheckedForm,
-        conn: Transaction,
+        pool: Pool,
         key_verifier: Verifier,
         key_id: IdPath,
     ) -> Template:
         grace = min(whole_number(form, "grace_seconds") or 0, MAX_GRACE_SECONDS)
         key_uuid = parse_id(key_id, "key_id")
-        created = await services.rotate(conn, key_verifier, session.principal, key_uuid, grace)
-        return await _keys_page(conn, session, created=created)
+        created = await services.rotate(pool, key_verifier, session.principal, key_uuid, grace)
+        async with pool.connection() as conn:
+            return await _keys_page(conn, session, created=created)
 
     @post("/{key_id:str}/revoke", name="key_revoke")
     async def revoke_key(

@@ -19,7 +19,7 @@ from app.console.sessions import (
     new_token,
     open_session,
 )
-from app.dependencies import AppSettings, Transaction, Verifier
+from app.dependencies import AppSettings, Pool, Transaction, Verifier
 from app.errors import EventgateError, Unauthorized
 
 SIGN_IN_SECONDS = 3600
@@ -46,9 +46,11 @@ class SignInController(Controller):
         )
         return page
 
+    # The pool, not a transaction: no connection is held while the key is verified (argon2)
+    # or a refusal waits out its delay; only storing the session takes one.
     @post("/", name="console_sign_in_submit")
     async def sign_in(
-        self, request: Request, conn: Transaction, key_verifier: Verifier, settings: AppSettings
+        self, request: Request, pool: Pool, key_verifier: Verifier, settings: AppSettings
     ) -> Redirect | Template:
         form_token = request.cookies.get(SIGN_IN_COOKIE, "")
         key = (await checked_form(request, form_token)).get("key", "").strip()
@@ -58,7 +60,7 @@ class SignInController(Controller):
             return await _refused(request, key, refused, form_token)
         request.scope["user"] = principal
         acting_in(request.scope)  # the sign-in is audited as this key's
-        token, lifetime = await open_session(conn, principal, settings)
+        token, lifetime = await open_session(pool, principal, settings)
         redirect = go(f"{CONSOLE_PATH}/")
         secure = _secure(request)
         redirect.cookies.append(
