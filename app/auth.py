@@ -1,7 +1,9 @@
 """Authentication middleware: X-API-Key or Authorization: Bearer, verified by the KeyVerifier.
 
-Requests without a valid key are counted per client address (and wrong secrets per key
-prefix): past those limits they get a 429 instead of a 401.
+Requests without a valid key are counted per client address (and wrong secrets per address
+and key prefix): past those limits they get a 429 instead of a 401. The right secret is never
+refused by these limits: it is verified first, and a guesser elsewhere counts only against
+its own address.
 """
 
 from __future__ import annotations
@@ -38,11 +40,14 @@ class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
         key = presented_key(connection)
-        verifier: KeyVerifier = connection.app.state.key_verifier
+        state = connection.app.state
+        verifier: KeyVerifier = state.key_verifier
         try:
             if key is None:
                 raise Unauthorized("an API key is required (X-API-Key or Authorization: Bearer)")
-            principal = await verifier.verify(key)
+            principal = await verifier.verify(
+                key, client_ip(connection.scope, state.settings.trusted_proxies)
+            )
         except Unauthorized as refused:
             raise await answer_refusal(connection, key, refused) from None
         acting_in(connection.scope)  # the author of whatever this request changes
@@ -69,9 +74,9 @@ async def answer_refusal(
         client_ip(connection.scope, settings.trusted_proxies), prefix
     )
     if not decision.taken.allowed:
-        return decision.refuse("this address (or this key prefix) without a valid key")
-    if isinstance(refused, KeyRefused):
-        # Bounded by the per-prefix limit just taken: a flood past it writes nothing.
+        return decision.refuse("this address (or its guesses at this key) without a valid key")
+    if isinstance(refused, KeyRefused) and await limiter.may_record_refusal(refused.key_id):
+        # Bounded per key, from all addresses together: a flood past it writes nothing.
         await record_refusal(state.pool, connection.scope, refused)
     refused.headers.update(decision.headers())
     return refused

@@ -42,7 +42,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     rate_limits_enabled: bool = True
     # Requests without a valid key, per client address per minute (then 429).
     anonymous_per_minute: int = 60
-    # Wrong secrets for one key prefix per minute, from anywhere (then 429).
+    # Wrong secrets for one key prefix per minute from one address (then 429); also how many
+    # refusals of one key per minute are written to its tenant's audit log.
     wrong_secrets_per_prefix_per_minute: int = 10
     # Proxies whose X-Forwarded-For names the client (comma-separated CIDRs; none by default).
     trusted_proxies: tuple[str, ...] = ()

@@ -181,14 +181,21 @@ class RateLimiter:
         return taken
 
     async def admit_anonymous(self, client: str, prefix: str | None) -> Decision:
-        """Take one refused authentication: per client address, and per key prefix when a
-        wrong secret was presented for a real-looking key."""
+        """Take one refused authentication: per client address, and per address and key
+        prefix when a wrong secret was presented for a real-looking key (never per prefix
+        alone: the prefix is public, and its holder must not pay for a guesser)."""
         settings = self._settings
         windows = [Window("anonymous", f"ip:{client}", MINUTE, settings.anonymous_per_minute)]
         if prefix is not None:
             limit = settings.wrong_secrets_per_prefix_per_minute
-            windows.append(Window("wrong-secret", f"prefix:{prefix}", MINUTE, limit))
+            windows.append(Window("wrong-secret", f"ip:{client}:prefix:{prefix}", MINUTE, limit))
         return await self.take(windows)
+
+    async def may_record_refusal(self, key_id: uuid.UUID) -> bool:
+        """Take one audit entry of a refused real key, per key per minute from anywhere."""
+        limit = self._settings.wrong_secrets_per_prefix_per_minute
+        window = Window("refusals-recorded", f"refused:{key_id}", MINUTE, limit)
+        return (await self.take([window])).taken.allowed
 
     async def take(self, windows: list[Window]) -> Decision:
         """Count the request in every window (or in none, when one is full)."""

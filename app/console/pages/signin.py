@@ -7,6 +7,7 @@ from litestar.response import Redirect, Template
 
 from app.audit import acting_in
 from app.auth import answer_refusal
+from app.client_ip import client_ip
 from app.console.base import CheckedForm
 from app.console.forms import checked_form
 from app.console.rendering import EXCEPTION_HANDLERS, go, render
@@ -55,7 +56,8 @@ class SignInController(Controller):
         form_token = request.cookies.get(SIGN_IN_COOKIE, "")
         key = (await checked_form(request, form_token)).get("key", "").strip()
         try:
-            principal = await key_verifier.verify(key)
+            client = client_ip(request.scope, settings.trusted_proxies)
+            principal = await key_verifier.verify(key, client)
         except Unauthorized as refused:
             return await _refused(request, key, refused, form_token)
         request.scope["user"] = principal
