@@ -34,6 +34,7 @@ from app.metrics import (
 )
 from app.openapi import StrictStructSchemaPlugin, docs_assets, openapi_config, openapi_json
 from app.options import complete_allow_header
+from app.query import strict_query
 from app.rate_limits.controllers import KeyRateLimitController, RateLimitTierController
 from app.rate_limits.limiter import RateLimiter
 from app.request_id import add_request_id_header
@@ -62,7 +63,7 @@ def create_app(settings: Settings) -> Litestar:
         app.state.listener = listener
         app.state.schemas = SchemaCache()
         app.state.ingest = Ingest(pool, settings, app.state.schemas)
-        app.state.rate_limiter = RateLimiter(pool, settings)
+        app.state.rate_limiter = RateLimiter(pool, settings, listener)
         app.state.triggers = Triggers(pool, app.state.ingest, app.state.rate_limiter, settings)
         app.state.sql_figures = SqlFigures(pool, settings.metrics_cache_seconds)
         app.state.request_logs = RequestLogBuffer(pool, days_ahead=settings.partitions_ahead_days)
@@ -83,6 +84,7 @@ def create_app(settings: Settings) -> Litestar:
             await pool.close()
 
     return Litestar(
+        guards=[strict_query],
         route_handlers=[
             HealthController,
             KeyController,

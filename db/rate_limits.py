@@ -70,6 +70,13 @@ SELECT route, per_minute, per_hour, per_day FROM rate_limit_overrides
 WHERE api_key_id = %(key_id)s ORDER BY route
 """
 
+# A change of a key's overrides is announced here (payload: the key id), delivered at COMMIT,
+# so no process re-reads the old ones after forgetting them.
+OVERRIDES_CHANNEL = "eventgate_rate_limit_overrides"
+
+# Tell every API process that a key's overrides changed (on commit).
+ANNOUNCE_OVERRIDES = f"SELECT pg_notify('{OVERRIDES_CHANNEL}', %(key_id)s::text)"
+
 # Replace one key's overrides with the given set (rate_limit_overrides_pkey).
 REPLACE_OVERRIDES = """
 WITH gone AS (DELETE FROM rate_limit_overrides WHERE api_key_id = %(key_id)s)
@@ -118,8 +125,10 @@ async def list_overrides(conn: AsyncConnection, key_id: uuid.UUID) -> list[Overr
 async def replace_overrides(
     conn: AsyncConnection, key_id: uuid.UUID, overrides: Sequence[Override]
 ) -> None:
-    """Make these the key's overrides (an empty list removes them all)."""
+    """Make these the key's overrides (an empty list removes them all), and tell every API
+    process once the transaction commits."""
     await conn.execute(REPLACE_OVERRIDES, {"key_id": key_id, "overrides": jsonb_rows(overrides)})
+    await conn.execute(ANNOUNCE_OVERRIDES, {"key_id": key_id})
 
 
 async def take(conn: AsyncConnection, windows: Sequence[Window], wanted: int = 1) -> Taken:

@@ -54,10 +54,9 @@ class KeyRateLimitController(ApiController):
         conn: Transaction,
         caller: Caller,
     ) -> KeyRateLimits:
-        key_uuid = parse_id(key_id, "key_id")
+        # Every process (this one too) forgets the key's old overrides by NOTIFY, at COMMIT.
         routes = route_names(request.app)
-        result = await services.replace_for_key(
+        key_uuid = parse_id(key_id, "key_id")
+        return await services.replace_for_key(
             conn, caller.tenant_id, key_uuid, data.overrides, routes
         )
-        request.app.state.rate_limiter.forget_overrides(key_uuid)
-        return result

@@ -19,6 +19,7 @@ import msgspec
 from psycopg_pool import AsyncConnectionPool
 
 from app.errors import RateLimited
+from app.invalidation import InvalidationListener
 from core.metrics import RATE_LIMITED
 from core.settings import Settings
 from db import rate_limits
@@ -116,14 +117,18 @@ def override_windows(key_id: uuid.UUID, override: Override) -> list[Window]:
 class RateLimiter:
     """One per API process: reads limits (cached briefly) and takes requests."""
 
-    def __init__(self, pool: AsyncConnectionPool, settings: Settings) -> None:
+    def __init__(
+        self, pool: AsyncConnectionPool, settings: Settings, listener: InvalidationListener
+    ) -> None:
         self._pool = pool
         self._settings = settings
+        self._listener = listener
         self._tiers: tuple[float, dict[str, Tier]] = (0.0, {})
         self._overrides: dict[uuid.UUID, tuple[float, dict[str, Override]]] = {}
         self._reservations: dict[tuple[Window, ...], Reservation] = {}
         self._locks: dict[tuple[Window, ...], asyncio.Lock] = {}
         self._plans: dict[tuple[uuid.UUID, str, str], Plan] = {}
+        listener.subscribe(rate_limits.OVERRIDES_CHANNEL, self._on_change, self._forget_all)
 
     async def admit_key(self, key_id: uuid.UUID, tier_name: str, route: str) -> Decision:
         """Take one request of an authenticated key on a route (`POST /v1/events`)."""
@@ -178,6 +183,10 @@ class RateLimiter:
             until = now + taken.first_end_seconds - RESERVATION_MARGIN_SECONDS
             next_batch = max(1, min(MAX_RESERVATION, (taken.remaining or 0) // 8))
             self._reservations[signature] = Reservation(batch - 1, until, now, taken, next_batch)
+        if taken.allowed and taken.remaining is not None:
+            # This request is the batch's first: the rest, served from memory, count down
+            # from here to what the database says is left, so no two answers repeat a number.
+            return msgspec.structs.replace(taken, remaining=taken.remaining + batch - 1)
         return taken
 
     async def admit_anonymous(self, client: str, prefix: str | None) -> Decision:
@@ -223,8 +232,20 @@ class RateLimiter:
             self._overrides[key_id] = (expires, overrides)
         return overrides
 
+    def _on_change(self, payload: str) -> None:
+        try:
+            self.forget_overrides(uuid.UUID(payload))
+        except ValueError:
+            self._forget_all()
+
+    def _forget_all(self) -> None:
+        # Listening (re)started or stopped: a change may have been missed meanwhile.
+        self._overrides.clear()
+        self._plans.clear()
+
     def forget_overrides(self, key_id: uuid.UUID) -> None:
-        """Read the key's overrides again on its next request (after this process changed them)."""
+        """Read the key's overrides again on its next request (told by NOTIFY, after the
+        change committed)."""
         self._overrides.pop(key_id, None)
         for plan_key in [k for k in self._plans if k[0] == key_id]:
             del self._plans[plan_key]

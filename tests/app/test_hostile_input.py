@@ -341,3 +341,27 @@ async def test_a_body_that_is_not_an_object_is_a_400(client, database_url, raw):
     for path in ("/v1/events", "/v1/events/batch", "/v1/keys", "/v1/endpoints", "/v1/event-types"):
         response = await client.post(path, content=raw, headers={**auth(key), **JSON})
         assert_error(response, 400)
+
+
+async def test_query_numbers_and_yes_no_are_as_strict_as_bodies(client, database_url):
+    key = await make_key(database_url, rate_limit_tier="unlimited")
+    lists = ["/v1/inbox", "/v1/keys", "/v1/endpoints", "/v1/deliveries", "/v1/event-types"]
+    lists += ["/v1/sources", "/v1/audit-logs", "/v1/request-logs"]
+    for path in lists:
+        for bad in ("1.0", "1e2", " 1", "0x10", "true", "１"):
+            answer = await client.get(path, params={"limit": bad}, headers=auth(key))
+            error = assert_error(answer, 400)
+            assert error["details"]["field"] == "limit", (path, bad)
+        assert (await client.get(path, params={"limit": "5"}, headers=auth(key))).status_code == 200
+    for bad in ("1", "0", "yes", "True", ""):
+        answer = await client.get(
+            "/v1/event-types", params={"include_archived": bad}, headers=auth(key)
+        )
+        assert assert_error(answer, 400)["details"]["field"] == "include_archived"
+    for good in ("true", "false"):
+        answer = await client.get(
+            "/v1/event-types", params={"include_archived": good}, headers=auth(key)
+        )
+        assert answer.status_code == 200
+    status = await client.get("/v1/request-logs", params={"status": "200.0"}, headers=auth(key))
+    assert assert_error(status, 400)["details"]["field"] == "status"

@@ -221,3 +221,43 @@ async def test_the_purge_forgets_ended_windows_and_refusals_are_counted(worker_e
                 return (await cur.fetchone())[0] == 0
 
         await wait_for(purged, what="counters purged")
+
+
+async def test_remaining_never_repeats_under_concurrency(database_url):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO rate_limit_tiers (name, per_minute) VALUES ('flat', 1000)")
+    key = await make_key(database_url, rate_limit_tier="flat")
+    remaining: list[int] = []
+    with api_process(database_url) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            for _ in range(3):
+                answers = await asyncio.gather(
+                    *(http.get("/v1/inbox", headers=auth(key)) for _ in range(40))
+                )
+                assert {a.status_code for a in answers} == {200}
+                remaining += [int(a.headers["x-ratelimit-remaining"]) for a in answers]
+    # Each admitted request its own number, all below the limit.
+    assert len(set(remaining)) == len(remaining), sorted(remaining)
+    assert max(remaining) <= 999
+
+
+async def test_new_overrides_reach_every_process_at_commit(settings, database_url):
+    slow_cache = msgspec.structs.replace(settings, rate_limit_cache_seconds=300.0)
+    key = await make_key(database_url, rate_limit_tier="unlimited")
+    key_id = key_id_of(database_url, key)
+    async with (
+        AsyncTestClient(app=create_app(slow_cache)) as first,
+        AsyncTestClient(app=create_app(slow_cache)) as second,
+    ):
+        for instance in (first, second):
+            listener = instance.app.state.listener
+            await wait_for(lambda listener=listener: listener.listening, what="listener up")
+            # Each process has now read (and cached for 300 s) that the key has no overrides.
+            assert (await instance.get("/v1/inbox", headers=auth(key))).status_code == 200
+        rules = {"overrides": [{"route": "GET /v1/inbox", "per_minute": 3}]}
+        put = await first.put(f"/v1/keys/{key_id}/rate-limits", json=rules, headers=auth(key))
+        assert put.status_code == 200, put.text
+        limiter = second.app.state.rate_limiter
+        await wait_for(lambda: not limiter._overrides, what="the other process told by NOTIFY")
+        codes = [(await second.get("/v1/inbox", headers=auth(key))).status_code for _ in range(4)]
+        assert codes == [200, 200, 200, 429]
