@@ -52,6 +52,32 @@ def _drop_color_message(logger: Any, method: str, event: EventDict) -> EventDict
     return event
 
 
+# Periodic bookkeeping jobs that run every second or minute: their routine start, success and
+# deferral lines are debug, not info (an idle worker would otherwise log several a second).
+BOOKKEEPING_TASKS = frozenset({"wake_due_deliveries", "retry_stalled_jobs"})
+
+
+class BookkeepingAtDebug(logging.Filter):
+    """Demote procrastinate's routine info lines about bookkeeping jobs to debug."""
+
+    def __init__(self, root: logging.Logger) -> None:
+        super().__init__()
+        self._root = root
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """False for a demoted line unless debug is on."""
+        job = getattr(record, "job", None)
+        if (
+            record.levelno == logging.INFO
+            and record.name.startswith("procrastinate")
+            and isinstance(job, dict)
+            and job.get("task_name") in BOOKKEEPING_TASKS
+        ):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return self._root.isEnabledFor(logging.DEBUG)
+        return True
+
+
 def configure(log_format: str = "json", level: str = "INFO", redact: Iterable[str] = ()) -> None:
     """Route every logger through structlog in one format (idempotent)."""
     shared: list[Processor] = [
@@ -80,6 +106,7 @@ def configure(log_format: str = "json", level: str = "INFO", redact: Iterable[st
         )
     )
     root = logging.getLogger()
+    handler.addFilter(BookkeepingAtDebug(root))
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     _Direct.handler = handler if log_format == "json" else None

@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from core import logs
 from core.settings import Settings
 from db.pool import use_msgspec_json, with_keepalives
+from workers.sender import close_senders
 
 logger = logging.getLogger("eventgate.worker")
 
@@ -55,10 +56,19 @@ class EventgateApp(App):
     ) -> None:
         """Run a worker until `stopping` is set (then gracefully), starting it again
         whenever it stops or fails by itself."""
-        self.perform_import_paths()
+        # Logging first: importing the tasks registers the periodic ones, which logs.
         settings = Settings.from_env()
         logs.configure(settings.log_format, settings.log_level, settings.log_redact_fields)
+        self.perform_import_paths()
         serve_metrics(settings.worker_metrics_port)
+        try:
+            await self._run_until(stopping, **kwargs)
+        finally:
+            # Quietly, before the interpreter winds down (an unclosed aiohttp session would
+            # be reported from a finalizer when modules are already gone).
+            await close_senders()
+
+    async def _run_until(self, stopping: asyncio.Event, **kwargs: Unpack[WorkerOptions]) -> None:
         while not stopping.is_set():
             worker = self._worker(**kwargs)
             stopper = asyncio.create_task(_stop_when_set(stopping, worker))

@@ -135,3 +135,32 @@ async def test_a_cli_worker_resumes_after_postgres_restarts(tmp_path, receiver, 
                 assert await exit_code(worker, 40) == 0
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+async def test_a_stopped_worker_closes_quietly_and_logs_json(
+    client, database_url, receiver, tmp_path, stop_signal
+):
+    import json
+
+    key = await make_key(database_url)
+    await add_endpoint(client, key, receiver, "q")
+    await ingest(client, key, 3)
+    log = tmp_path / "worker.log"
+    worker = start_worker(database_url, log)
+    try:
+        await wait_for(lambda: len(receiver.received) == 3, timeout=30, what="delivered")
+        await asyncio.sleep(2.5)  # idle: the every-second sweep runs a couple of times
+        worker.send_signal(stop_signal)
+        assert await exit_code(worker, 40) == 0
+    finally:
+        worker.kill()
+    lines = log.read_text().splitlines()
+    for trouble in ("Logging error", "Unclosed", "Traceback", "meta_path"):
+        assert not any(trouble in line for line in lines), log.read_text()
+    # procrastinate's CLI prints its one launch line itself; everything after it is JSON.
+    assert lines[0].startswith("Launching a worker")
+    records = [json.loads(line) for line in lines[1:]]
+    routine = [r for r in records if "wake_due_deliveries[" in r["event"] and r["level"] == "info"]
+    assert routine == []  # its jobs' start, success and deferral are debug
+    assert any(r["event"].startswith("Starting worker") for r in records)
