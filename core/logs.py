@@ -10,7 +10,7 @@ import re
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TextIO
 
 import msgspec
 import structlog
@@ -129,7 +129,7 @@ def configure(log_format: str = "json", level: str = "INFO", redact: Iterable[st
 class _Direct:
     """Where JSON lines may be written without the processor chain (set by configure)."""
 
-    handler: logging.StreamHandler | None = None
+    handler: logging.StreamHandler[TextIO] | None = None
     info_enabled = True
 
 

@@ -69,7 +69,7 @@ def render_process_metrics() -> bytes:
     """This process's metrics, or every process's when they share PROMETHEUS_MULTIPROC_DIR."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]  # untyped upstream
         return generate_latest(registry)
     from prometheus_client import REGISTRY
 

