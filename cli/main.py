@@ -65,6 +65,28 @@ def _serve(args: argparse.Namespace) -> None:
     )
 
 
+def _worker(args: argparse.Namespace) -> None:
+    from core.queues import WORKER_QUEUES
+    from workers.app import app
+
+    _database_url()
+    if args.metrics_port is not None:  # settings come from the environment, this one too
+        os.environ["EVENTGATE_WORKER_METRICS_PORT"] = str(args.metrics_port)
+    queues = [q for chunk in args.queues for q in chunk.split(",") if q] or None
+    unknown = sorted(set(queues or ()) - set(WORKER_QUEUES))
+    if unknown:
+        raise SystemExit(f"unknown queues {unknown}; choose from {' '.join(WORKER_QUEUES)}")
+    concurrency = args.concurrency or Settings.from_env().worker_concurrency
+    os.environ["EVENTGATE_WORKER_CONCURRENCY"] = str(concurrency)  # sizes the pool too
+
+    async def run() -> None:
+        async with app.open_async():
+            # Until SIGINT or SIGTERM (in-flight jobs finish); restarted after a lost database.
+            await app.run_worker_async(queues=queues, concurrency=concurrency)
+
+    asyncio.run(run())
+
+
 def _migrate(args: argparse.Namespace) -> None:
     from db import migrate
 
@@ -123,6 +145,24 @@ def _add_dev_and_serve(commands: argparse._SubParsersAction) -> None:
     serve.add_argument("--port", type=int, default=8080, help="port the API listens on")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     serve.set_defaults(run=_serve)
+
+    worker = _command(commands, "worker", "a delivery and maintenance worker (JSON logs)")
+    worker.add_argument(
+        "--queues",
+        nargs="*",
+        default=[],
+        help="queues to work (default: all), e.g. critical,default",
+    )
+    worker.add_argument(
+        "--concurrency",
+        type=_positive,
+        default=None,
+        help="jobs run at once (default: EVENTGATE_WORKER_CONCURRENCY)",
+    )
+    worker.add_argument(
+        "--metrics-port", type=int, default=None, help="serve /metrics here (0: off)"
+    )
+    worker.set_defaults(run=_worker)
 
     migrate = _command(commands, "migrate", "apply, roll back or list migrations")
     migrate.add_argument("action", choices=["apply", "rollback", "status"], help="what to do")

@@ -245,3 +245,12 @@ def test_operator_commands_find_the_dev_database_or_say_where_its_url_is(tmp_pat
     finally:
         stop(process)
     assert not (data_dir / "database-url").exists()
+
+
+def test_worker_refuses_unknown_queues_and_bad_concurrency(database_url):
+    env = {**os.environ, "EVENTGATE_DATABASE_URL": database_url}
+    for bad in (["--queues", "nope"], ["--concurrency", "0"], ["--concurrency", "x"]):
+        refused = eventgate("worker", *bad, env=env)
+        assert refused.returncode != 0
+        assert "Traceback" not in refused.stderr
+        assert refused.stderr.strip()

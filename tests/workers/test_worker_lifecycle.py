@@ -31,11 +31,17 @@ from tests.helpers import (
 )
 
 
-def start_worker(database_url: str, log: Path) -> subprocess.Popen:
+PROCRASTINATE_WORKER = ("-m", "procrastinate", "--app=workers.app.app", "worker")
+EVENTGATE_WORKER = ("-m", "cli", "worker", "--concurrency", "4")
+
+
+def start_worker(
+    database_url: str, log: Path, command: tuple[str, ...] = PROCRASTINATE_WORKER
+) -> subprocess.Popen:
     env = {**os.environ, **WORKER_ENV, "EVENTGATE_DATABASE_URL": database_url}
     with log.open("ab") as out:
         return subprocess.Popen(
-            [sys.executable, "-m", "procrastinate", "--app=workers.app.app", "worker"],
+            [sys.executable, *command],
             cwd=ROOT,
             env=env,
             stdout=out,
@@ -137,9 +143,16 @@ async def test_a_cli_worker_resumes_after_postgres_restarts(tmp_path, receiver, 
         server.stop()
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+@pytest.mark.parametrize(
+    ("command", "stop_signal"),
+    [
+        (PROCRASTINATE_WORKER, signal.SIGINT),
+        (PROCRASTINATE_WORKER, signal.SIGTERM),
+        (EVENTGATE_WORKER, signal.SIGTERM),
+    ],
+)
 async def test_a_stopped_worker_closes_quietly_and_logs_json(
-    client, database_url, receiver, tmp_path, stop_signal
+    client, database_url, receiver, tmp_path, command, stop_signal
 ):
     import json
 
@@ -147,7 +160,7 @@ async def test_a_stopped_worker_closes_quietly_and_logs_json(
     await add_endpoint(client, key, receiver, "q")
     await ingest(client, key, 3)
     log = tmp_path / "worker.log"
-    worker = start_worker(database_url, log)
+    worker = start_worker(database_url, log, command)
     try:
         await wait_for(lambda: len(receiver.received) == 3, timeout=30, what="delivered")
         await asyncio.sleep(2.5)  # idle: the every-second sweep runs a couple of times
@@ -158,9 +171,10 @@ async def test_a_stopped_worker_closes_quietly_and_logs_json(
     lines = log.read_text().splitlines()
     for trouble in ("Logging error", "Unclosed", "Traceback", "meta_path"):
         assert not any(trouble in line for line in lines), log.read_text()
-    # procrastinate's CLI prints its one launch line itself; everything after it is JSON.
-    assert lines[0].startswith("Launching a worker")
-    records = [json.loads(line) for line in lines[1:]]
+    if command == PROCRASTINATE_WORKER:
+        # procrastinate's CLI prints its one launch line itself; everything after it is JSON.
+        assert lines.pop(0).startswith("Launching a worker")
+    records = [json.loads(line) for line in lines]
     routine = [r for r in records if "wake_due_deliveries[" in r["event"] and r["level"] == "info"]
     assert routine == []  # its jobs' start, success and deferral are debug
     assert any(r["event"].startswith("Starting worker") for r in records)
