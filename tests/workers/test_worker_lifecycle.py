@@ -30,7 +30,6 @@ from tests.helpers import (
     wait_for,
 )
 
-
 PROCRASTINATE_WORKER = ("-m", "procrastinate", "--app=workers.app.app", "worker")
 EVENTGATE_WORKER = ("-m", "cli", "worker", "--concurrency", "4")
 
