@@ -42,6 +42,8 @@ from app.request_logs.buffer import RequestLogBuffer
 from app.request_logs.controllers import RequestLogController
 from app.sources.controllers import SourceController, TriggerController
 from app.sources.triggers import Triggers
+from core import encryption
+from core.encryption import Keyring
 from core.settings import Settings
 from db.pool import open_pool
 
@@ -52,6 +54,7 @@ def create_app(settings: Settings) -> Litestar:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        encryption.install(Keyring.from_settings(settings))  # stored secrets open with these
         pool = await open_pool(
             database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
         )

@@ -17,6 +17,7 @@ import uvicorn
 from app.bootstrap import ensure_default_tenant
 from app.main import create_app
 from core import logs
+from core.encryption import generate_key
 from core.queues import WORKER_QUEUES
 from core.settings import Settings
 from db import migrate
@@ -130,6 +131,20 @@ def _configure_logging() -> None:
         logging.getLogger(chatty).setLevel(logging.WARNING)
 
 
+def _use_dev_encryption_key(data_dir: Path) -> None:
+    # Stored secrets are encrypted: dev makes its key once, next to its data, and reuses it.
+    if os.environ.get("EVENTGATE_ENCRYPTION_KEYS") or os.environ.get(
+        "EVENTGATE_ENCRYPTION_KEYS_FILE"
+    ):
+        return
+    path = data_dir / "encryption-keys"
+    if not path.exists():
+        data_dir.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(generate_key() + "\n")
+    os.environ["EVENTGATE_ENCRYPTION_KEYS_FILE"] = str(path.resolve())
+
+
 def _remember_url(data_dir: Path, database_url: str) -> None:
     # The operator's commands run in this folder read it (eventgate keys, rate-limits, audit).
     path = data_dir / "database-url"
@@ -144,6 +159,7 @@ def run(host: str, port: int, data_dir: Path) -> None:
     stopper.install()
     # Local development delivers to receivers on this machine; production refuses them.
     os.environ.setdefault("EVENTGATE_ALLOW_PRIVATE_DESTINATIONS", "true")
+    _use_dev_encryption_key(data_dir)
     settings = Settings.from_env()
     embedded = None
     if not settings.database_url:

@@ -42,10 +42,17 @@ def _dev(args: argparse.Namespace) -> None:
     dev.run(args.host, args.port, Path(args.data_dir))
 
 
+def _check_encryption_keys(database_url: str) -> None:
+    """Stop with one line naming the setting unless the keys open what is stored."""
+    from cli import secrets
+
+    asyncio.run(secrets.check(database_url))
+
+
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
-    _database_url()
+    _check_encryption_keys(_database_url())
     settings = Settings.from_env()
     logs.configure(settings.log_format, settings.log_level, settings.log_redact_fields)
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -69,7 +76,7 @@ def _worker(args: argparse.Namespace) -> None:
     from core.queues import WORKER_QUEUES
     from workers.app import app
 
-    _database_url()
+    _check_encryption_keys(_database_url())
     if args.metrics_port is not None:  # settings come from the environment, this one too
         os.environ["EVENTGATE_WORKER_METRICS_PORT"] = str(args.metrics_port)
     queues = [q for chunk in args.queues for q in chunk.split(",") if q] or None
@@ -117,6 +124,15 @@ def _rate_limits(args: argparse.Namespace) -> None:
     from cli import operator
 
     asyncio.run(operator.RATE_LIMIT_ACTIONS[args.action](_database_url(), args))
+
+
+def _secrets(args: argparse.Namespace) -> None:
+    from cli import secrets
+
+    if args.action == "generate-key":
+        secrets.generate_key()
+        return
+    asyncio.run(secrets.ACTIONS[args.action](_database_url(), args))
 
 
 def _audit(args: argparse.Namespace) -> None:
@@ -219,10 +235,22 @@ def _add_tenants_and_keys(commands: argparse._SubParsersAction) -> None:
         metavar="FILE",
         help="heads saved from `audit head` (- for stdin) the chains must still hold",
     )
+    _add_secrets(commands)
     head = _command(audit, "head", "print each chain's head (tenant, seq, hash) to keep elsewhere")
     head.add_argument("--tenant", default=None, help="only this tenant's head")
     for action in audit.choices.values():
         action.set_defaults(run=_audit)
+
+
+def _add_secrets(commands: argparse._SubParsersAction) -> None:
+    secrets = _command(commands, "secrets", "the keys stored secrets are encrypted under")
+    actions = secrets.add_subparsers(dest="action", required=True)
+    _command(actions, "generate-key", "print a new key for EVENTGATE_ENCRYPTION_KEYS")
+    _command(actions, "status", "how many stored values each key id protects")
+    rotate = _command(actions, "rotate", "re-encrypt every stored secret under the first key")
+    rotate.add_argument("--batch", type=_positive, default=500, help="values per transaction")
+    for action in actions.choices.values():
+        action.set_defaults(run=_secrets)
 
 
 def parser() -> argparse.ArgumentParser:

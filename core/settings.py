@@ -75,6 +75,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     worker_metrics_port: int = 0
     # How long tiers and overrides read from the database are reused.
     rate_limit_cache_seconds: float = 5.0
+    # Keys stored secrets are encrypted under (base64, comma-separated; the first encrypts,
+    # every one decrypts), or a file holding them. Never stored in the database.
+    encryption_keys: tuple[str, ...] = ()
+    encryption_keys_file: str | None = None
     # How long a web console sign-in lasts (a revoked key ends its sessions at once).
     console_session_seconds: float = 8 * 3600.0
 
@@ -89,7 +93,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             if name.startswith(PREFIX) and name[len(PREFIX) :].lower() in fields
         }
         # Lists are written comma-separated: EVENTGATE_DELIVERY_RETRY_SCHEDULE=0,5,300
-        lists = ("delivery_retry_schedule", "trusted_proxies", "cors_origins", "log_redact_fields")
+        lists = (
+            "delivery_retry_schedule",
+            "trusted_proxies",
+            "cors_origins",
+            "log_redact_fields",
+            "encryption_keys",
+        )
         for name in lists:
             if isinstance(values.get(name), str):
                 values[name] = [part.strip() for part in str(values[name]).split(",")]

@@ -16,6 +16,7 @@ from psycopg import AsyncConnection
 
 from core.queues import DELIVERY_QUEUES
 from core.vocabulary import UNFINISHED_DELIVERY_STATUSES, WAITING_DELIVERY_STATUSES, sql_in
+from db.endpoints import open_secret
 from db.query import fetch_all, fetch_tuples, jsonb_rows
 
 UNFINISHED = sql_in(UNFINISHED_DELIVERY_STATUSES)
@@ -43,12 +44,23 @@ class Claimed(msgspec.Struct):
     attempts: int
     retry_index: int
     url: str
-    secret: str
-    previous_secret: str | None
+    secret_encrypted: bytes
+    previous_secret_encrypted: bytes | None
     source: str | None
     event_type: str | None
     payload: dict[str, Any] | None
     metadata: dict[str, Any] | None
+
+    @property
+    def secret(self) -> str:
+        """The endpoint's signing secret (opened in memory; the keyring remembers it)."""
+        return open_secret(self.endpoint_id, "secret", self.secret_encrypted)
+
+    @property
+    def previous_secret(self) -> str | None:
+        """The secret before the endpoint's last rotation, while its grace lasts."""
+        sealed = self.previous_secret_encrypted
+        return open_secret(self.endpoint_id, "previous_secret", sealed) if sealed else None
 
 
 class Result(msgspec.Struct, kw_only=True):
@@ -112,8 +124,9 @@ WITH leased AS (
     RETURNING d.id, d.created_at, d.tenant_id, d.event_id, d.endpoint_id, d.attempts, d.retry_index
 )
 SELECT l.id, l.created_at, l.tenant_id, l.event_id, l.endpoint_id, l.attempts, l.retry_index,
-       e.url, e.secret,
-       CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END AS previous_secret,
+       e.url, e.secret_encrypted,
+       CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret_encrypted END
+           AS previous_secret_encrypted,
        ev.source, ev.event_type, ev.payload, ev.metadata
 FROM leased l
 JOIN endpoints e ON e.id = l.endpoint_id

@@ -14,8 +14,9 @@ from typing import Any
 import msgspec
 from psycopg import AsyncConnection
 
+from core.encryption import Where, keyring
 from core.vocabulary import UNFINISHED_DELIVERY_STATUSES, WAITING_DELIVERY_STATUSES, sql_in
-from db.query import as_jsonb, fetch_all, fetch_one
+from db.query import as_jsonb, fetch_all, fetch_one, fetch_value
 
 UNFINISHED = sql_in(UNFINISHED_DELIVERY_STATUSES)
 WAITING = sql_in(WAITING_DELIVERY_STATUSES)
@@ -91,6 +92,33 @@ class Secrets(msgspec.Struct):
     previous_secret_expires_at: datetime | None
 
 
+class SealedSecrets(msgspec.Struct):
+    """An endpoint's secrets as stored: AES-256-GCM ciphertext (core/encryption.py)."""
+
+    secret_encrypted: bytes
+    previous_secret_encrypted: bytes | None
+    previous_secret_expires_at: datetime | None
+
+    def opened(self, endpoint_id: uuid.UUID) -> Secrets:
+        """The plaintext secrets (in this process's memory only)."""
+        previous = self.previous_secret_encrypted
+        return Secrets(
+            open_secret(endpoint_id, "secret", self.secret_encrypted),
+            open_secret(endpoint_id, "previous_secret", previous) if previous else None,
+            self.previous_secret_expires_at,
+        )
+
+
+def seal_secret(endpoint_id: uuid.UUID, column: str, plaintext: str) -> bytes:
+    """The stored form of one of an endpoint's secrets."""
+    return keyring().seal(plaintext, Where("endpoints", column, endpoint_id))
+
+
+def open_secret(endpoint_id: uuid.UUID, column: str, sealed: bytes) -> str:
+    """One of an endpoint's secrets from its stored form."""
+    return keyring().open(sealed, Where("endpoints", column, endpoint_id))
+
+
 COLUMNS = (
     "id, tenant_id, url, description, event_types, channels, filter, is_active, disabled_reason,"
     " rate_limit_per_s,"
@@ -106,7 +134,8 @@ LIVE = "tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL"
 # Create an endpoint (endpoints_pkey).
 INSERT = f"""
 INSERT INTO endpoints (id, tenant_id, url, description, event_types, channels, filter,
-                       filter_path, filter_vars, secret, rate_limit_per_s, ordered, metadata)
+                       filter_path, filter_vars, secret_encrypted, rate_limit_per_s, ordered,
+                       metadata)
 VALUES (%(id)s, %(tenant_id)s, %(url)s, %(description)s, %(event_types)s, %(channels)s,
         %(filter)s, %(filter_path)s::jsonpath, %(filter_vars)s, %(secret)s,
         %(rate_limit_per_s)s, %(ordered)s, %(metadata)s)
@@ -163,19 +192,24 @@ RETURNING {COLUMNS}
 
 # The signing secrets of one live endpoint; previous only while its grace lasts (endpoints_pkey).
 GET_SECRETS = f"""
-SELECT secret,
-       CASE WHEN previous_secret_expires_at > now() THEN previous_secret END AS previous_secret,
+SELECT secret_encrypted,
+       CASE WHEN previous_secret_expires_at > now() THEN previous_secret_encrypted END
+           AS previous_secret_encrypted,
        CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END
            AS previous_secret_expires_at
 FROM endpoints WHERE {LIVE}
 """
 
-# Make a new secret current; the old one keeps signing for the grace (endpoints_pkey).
+# Lock one live endpoint's current secret for a rotation (endpoints_pkey).
+LOCK_SECRET = f"SELECT secret_encrypted FROM endpoints WHERE {LIVE} FOR UPDATE"
+
+# Make a new secret current; the old one, sealed again for its own column, keeps signing for
+# the grace (endpoints_pkey).
 ROTATE_SECRET = f"""
-UPDATE endpoints SET previous_secret = secret, secret = %(secret)s,
+UPDATE endpoints SET previous_secret_encrypted = %(previous)s, secret_encrypted = %(secret)s,
     previous_secret_expires_at = now() + make_interval(secs => %(grace_seconds)s), updated_at = now()
 WHERE {LIVE}
-RETURNING secret, previous_secret, previous_secret_expires_at
+RETURNING secret_encrypted, previous_secret_encrypted, previous_secret_expires_at
 """
 
 # Pause an endpoint and park its waiting deliveries (never due) so claims skip them cheaply
@@ -230,8 +264,9 @@ def _where(tenant_id: uuid.UUID, endpoint_id: uuid.UUID, **extra: Any) -> dict[s
 
 
 async def insert(conn: AsyncConnection, new: NewEndpoint) -> Endpoint:
-    """Create an endpoint."""
+    """Create an endpoint (its secret sealed on the way in)."""
     params = as_jsonb(msgspec.structs.asdict(new), *JSONB)
+    params["secret"] = seal_secret(new.id, "secret", new.secret)
     row = await fetch_one(conn, INSERT, params, Endpoint)
     assert row is not None
     return row
@@ -272,7 +307,8 @@ async def get_secrets(
     conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
 ) -> Secrets | None:
     """The endpoint's current (and, during a rotation, previous) secret."""
-    return await fetch_one(conn, GET_SECRETS, _where(tenant_id, endpoint_id), Secrets)
+    sealed = await fetch_one(conn, GET_SECRETS, _where(tenant_id, endpoint_id), SealedSecrets)
+    return None if sealed is None else sealed.opened(endpoint_id)
 
 
 async def rotate_secret(
@@ -282,9 +318,21 @@ async def rotate_secret(
     secret: str,
     grace_seconds: float,
 ) -> Secrets | None:
-    """Make `secret` current; the old one keeps signing for grace_seconds."""
-    params = _where(tenant_id, endpoint_id, secret=secret, grace_seconds=grace_seconds)
-    return await fetch_one(conn, ROTATE_SECRET, params, Secrets)
+    """Make `secret` current; the old one keeps signing for grace_seconds (call inside a
+    transaction: the row stays locked from reading the old secret to storing both)."""
+    current = await fetch_value(conn, LOCK_SECRET, _where(tenant_id, endpoint_id))
+    if current is None:
+        return None
+    previous = open_secret(endpoint_id, "secret", current)
+    params = _where(
+        tenant_id,
+        endpoint_id,
+        secret=seal_secret(endpoint_id, "secret", secret),
+        previous=seal_secret(endpoint_id, "previous_secret", previous),
+        grace_seconds=grace_seconds,
+    )
+    sealed = await fetch_one(conn, ROTATE_SECRET, params, SealedSecrets)
+    return None if sealed is None else sealed.opened(endpoint_id)
 
 
 async def disable(

@@ -10,6 +10,7 @@ from typing import Any
 import msgspec
 from psycopg import AsyncConnection, errors
 
+from core.encryption import Where, keyring
 from db.query import as_jsonb, fetch_all, fetch_one, fetch_value
 
 
@@ -36,9 +37,24 @@ class Source(SourceColumns, kw_only=True):
 
 
 class SourceWithSecret(Source, kw_only=True):
-    """A source as a trigger request needs it: with the secret it verifies against."""
+    """A source as a trigger request needs it: with the secret it verifies against (stored
+    sealed, opened in memory when asked)."""
 
-    secret: str | None
+    secret_encrypted: bytes | None
+
+    @property
+    def secret(self) -> str | None:
+        """The verification secret, or None for a scheme without one."""
+        sealed = self.secret_encrypted
+        return None if sealed is None else keyring().open(sealed, _where_secret(self.id))
+
+
+def _where_secret(source_id: uuid.UUID) -> Where:
+    return Where("sources", "secret", source_id)
+
+
+def _sealed(source_id: uuid.UUID, secret: str | None) -> bytes | None:
+    return None if secret is None else keyring().seal(secret, _where_secret(source_id))
 
 
 class NewSource(SourceColumns, kw_only=True):
@@ -68,7 +84,8 @@ MINE = "tenant_id = %(tenant_id)s AND id = %(id)s"
 # Create a source (sources_pkey, sources_tenant_id_name_key, sources_token_key).
 INSERT = f"""
 INSERT INTO sources (id, tenant_id, name, token, event_type, event_type_header,
-                     event_type_pointer, event_type_prefix, keep_headers, verification, secret)
+                     event_type_pointer, event_type_prefix, keep_headers, verification,
+                     secret_encrypted)
 VALUES (%(id)s, %(tenant_id)s, %(name)s, %(token)s, %(event_type)s, %(event_type_header)s,
         %(event_type_pointer)s, %(event_type_prefix)s, %(keep_headers)s, %(verification)s,
         %(secret)s)
@@ -79,7 +96,7 @@ RETURNING {COLUMNS}
 GET = f"SELECT {COLUMNS} FROM sources WHERE {MINE}"
 
 # The source a trigger token belongs to, with its secret (sources_token_key).
-BY_TOKEN = f"SELECT {COLUMNS}, secret FROM sources WHERE token = %(token)s"
+BY_TOKEN = f"SELECT {COLUMNS}, secret_encrypted FROM sources WHERE token = %(token)s"
 
 # A page of a tenant's sources in id order after the cursor (sources_tenant_idx).
 LIST_PAGE = f"""
@@ -105,7 +122,8 @@ UPDATE sources SET
                         ELSE keep_headers END,
     verification = CASE WHEN 'verification' = ANY(%(given)s) THEN %(verification)s
                         ELSE verification END,
-    secret = CASE WHEN 'secret' = ANY(%(given)s) THEN %(secret)s ELSE secret END,
+    secret_encrypted = CASE WHEN 'secret' = ANY(%(given)s) THEN %(secret)s
+                            ELSE secret_encrypted END,
     updated_at = now()
 WHERE {MINE}
 RETURNING {COLUMNS}
@@ -115,7 +133,7 @@ RETURNING {COLUMNS}
 DELETE = f"DELETE FROM sources WHERE {MINE} RETURNING {COLUMNS}"
 
 # One source of a tenant with its write-only secret (sources_pkey).
-GET_WITH_SECRET = f"SELECT {COLUMNS}, secret FROM sources WHERE {MINE}"
+GET_WITH_SECRET = f"SELECT {COLUMNS}, secret_encrypted FROM sources WHERE {MINE}"
 
 # A new trigger token; the old one stops working at once (sources_pkey).
 ROTATE_TOKEN = f"""
@@ -184,11 +202,11 @@ def _name_taken(exc: errors.UniqueViolation) -> Exception:
 
 
 async def insert(conn: AsyncConnection, new: NewSource) -> Source:
-    """Create a source."""
+    """Create a source (its secret sealed on the way in)."""
+    params = as_jsonb(msgspec.structs.asdict(new), "verification")
+    params["secret"] = _sealed(new.id, new.secret)
     try:
-        row = await fetch_one(
-            conn, INSERT, as_jsonb(msgspec.structs.asdict(new), "verification"), Source
-        )
+        row = await fetch_one(conn, INSERT, params, Source)
     except errors.UniqueViolation as exc:
         raise _name_taken(exc) from None
     assert row is not None
@@ -218,6 +236,7 @@ async def update(
 ) -> Source | None:
     """Change the fields named in changes["given"]."""
     params = as_jsonb({"tenant_id": tenant_id, "id": source_id, **changes}, "verification")
+    params["secret"] = _sealed(source_id, changes.get("secret"))
     try:
         return await fetch_one(conn, UPDATE, params, Source)
     except errors.UniqueViolation as exc:

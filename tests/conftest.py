@@ -19,10 +19,11 @@ from app.main import create_app
 from core.settings import Settings
 from db import migrate
 from db.embedded import EmbeddedPostgres
-from tests.helpers import WORKER_ENV, Receiver, running_receiver
+from tests.helpers import TEST_ENCRYPTION_KEY, WORKER_ENV, Receiver, running_receiver
 
 TEMPLATE = "eventgate_template"
 _copies = itertools.count()
+os.environ.setdefault("EVENTGATE_ENCRYPTION_KEYS", TEST_ENCRYPTION_KEY)
 
 
 def database_url_for(server_url: str, database: str) -> str:
@@ -135,6 +136,7 @@ def settings(database_url: str) -> Settings:
         auth_failure_delay_seconds=0.0,  # tests send many refused keys on purpose
         # Tests deliver to a receiver on loopback.
         allow_private_destinations=True,
+        encryption_keys=(TEST_ENCRYPTION_KEY,),
     )
 
 

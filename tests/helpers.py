@@ -29,6 +29,9 @@ from workers.sender import close_senders
 
 # The project's top folder (commands run as subprocesses start there).
 ROOT = Path(__file__).parent.parent
+# The key stored secrets are encrypted under in tests (base64 of 32 fixed bytes); conftest
+# puts it in the environment, so every process a test starts has it too.
+TEST_ENCRYPTION_KEY = "ZXZlbnRnYXRlLXRlc3Qta2V5LTAxMjM0NTY3ODlhYmM="
 
 # Small numbers so retries, leases and circuits play out within a test.
 WORKER_ENV = {

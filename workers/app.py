@@ -7,14 +7,17 @@ import contextlib
 import logging
 from typing import Any, Unpack
 
+import psycopg
 from procrastinate import App, PsycopgConnector, signals
 from procrastinate.app import WorkerOptions
 from procrastinate.worker import Worker
 from prometheus_client import start_http_server
 from psycopg_pool import AsyncConnectionPool
 
-from core import logs
+from core import encryption, logs
+from core.encryption import Keyring
 from core.settings import Settings
+from db import sealed_secrets
 from db.pool import use_msgspec_json, with_keepalives
 from workers.sender import close_senders
 
@@ -59,6 +62,7 @@ class EventgateApp(App):
         # Logging first: importing the tasks registers the periodic ones, which logs.
         settings = Settings.from_env()
         logs.configure(settings.log_format, settings.log_level, settings.log_redact_fields)
+        await check_encryption_keys(settings)
         self.perform_import_paths()
         serve_metrics(settings.worker_metrics_port)
         try:
@@ -93,6 +97,16 @@ def serve_metrics(port: int) -> None:
         start_http_server(port)
         _serving_metrics.append(port)
         logger.info("worker metrics on :%s/metrics", port)
+
+
+async def check_encryption_keys(settings: Settings) -> None:
+    """Stop at once (one line naming the setting) unless the keys open the stored secrets,
+    rather than fail every delivery later."""
+    keyring = Keyring.from_settings(settings)
+    url = settings.require_database_url()
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await sealed_secrets.check_keys(conn, keyring)
+    encryption.install(keyring)
 
 
 async def _stop_when_set(stopping: asyncio.Event, worker: Worker) -> None:

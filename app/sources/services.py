@@ -52,7 +52,7 @@ def new_token() -> str:
 def _view(row: sources.Source) -> SourceView:
     fields = msgspec.structs.asdict(row)
     fields.pop("tenant_id")
-    fields.pop("secret", None)  # write-only: never part of a view
+    fields.pop("secret_encrypted", None)  # write-only: never part of a view
     token = fields.pop("token")
     return SourceView(trigger_path=f"/v1/triggers/{token}", **fields)
 

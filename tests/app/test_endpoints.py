@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import msgspec
 import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
@@ -89,7 +90,7 @@ async def test_endpoint_crud_and_secret_rotation(client, database_url):
 )
 async def test_non_public_or_malformed_destinations_are_refused(settings, url):
     strict = create_app(
-        type(settings)(database_url=settings.database_url, pool_min_size=1, pool_max_size=4)
+        msgspec.structs.replace(settings, allow_private_destinations=False, pool_max_size=4)
     )
     async with AsyncTestClient(app=strict) as client:
         key = await make_key(settings.database_url)

@@ -20,6 +20,7 @@ from db import migrate
 from db.embedded import EmbeddedPostgres
 from tests.helpers import (
     ROOT,
+    TEST_ENCRYPTION_KEY,
     WORKER_ENV,
     add_endpoint,
     auth,
@@ -121,7 +122,11 @@ async def test_a_cli_worker_resumes_after_postgres_restarts(tmp_path, receiver, 
         migrate.apply(url)
         key = await make_key(url)
         settings = Settings(
-            database_url=url, pool_min_size=1, pool_max_size=4, allow_private_destinations=True
+            database_url=url,
+            pool_min_size=1,
+            pool_max_size=4,
+            allow_private_destinations=True,
+            encryption_keys=(TEST_ENCRYPTION_KEY,),
         )
         async with AsyncTestClient(app=create_app(settings)) as client:
             await add_endpoint(client, key, receiver, "r")

