@@ -249,6 +249,10 @@ def _add_secrets(commands: argparse._SubParsersAction) -> None:
     _command(actions, "status", "how many stored values each key id protects")
     rotate = _command(actions, "rotate", "re-encrypt every stored secret under the first key")
     rotate.add_argument("--batch", type=_positive, default=500, help="values per transaction")
+    lost = _command(
+        actions, "replace-lost", "after a key is lost: new secrets where it sealed the old ones"
+    )
+    lost.add_argument("--yes", action="store_true", help="replace them (otherwise only count)")
     for action in actions.choices.values():
         action.set_defaults(run=_secrets)
 

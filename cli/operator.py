@@ -22,7 +22,8 @@ async def _connect(url: str) -> psycopg.AsyncConnection:
     return await psycopg.AsyncConnection.connect(url, autocommit=True)
 
 
-def _operator() -> str:
+def operator_name() -> str:
+    """Who runs this command (its login name), as the audit log records it."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no login name (a container with an unnamed uid)
@@ -56,7 +57,7 @@ async def create_key(url: str, args: argparse.Namespace) -> None:
     unknown = sorted(set(scopes) - set(ALL_SCOPES))
     if unknown or not scopes:
         sys.exit(f"unknown or missing scopes {unknown}; choose from {' '.join(ALL_SCOPES)}")
-    acting_as_operator(_operator())
+    acting_as_operator(operator_name())
     async with await _connect(url) as conn, conn.transaction():
         tenant = await _tenant(conn, args.tenant)
         key = await keys.issue(conn, tenant_id=tenant.id, name=args.name, scopes=scopes)
@@ -83,7 +84,7 @@ async def revoke_key(url: str, args: argparse.Namespace) -> None:
         key_id = uuid.UUID(args.key_id)
     except ValueError:
         sys.exit(f"{args.key_id!r} is not a key id")
-    acting_as_operator(_operator())
+    acting_as_operator(operator_name())
     async with await _connect(url) as conn, conn.transaction():
         tenant = await _tenant(conn, args.tenant)
         revoked = await api_keys.revoke(conn, tenant.id, key_id)

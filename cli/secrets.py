@@ -1,14 +1,19 @@
-"""`eventgate secrets`: a new key, what each key protects, and re-encryption under the first."""
+"""`eventgate secrets`: a new key, what each key protects, re-encryption under the first, and
+replacing what a lost key sealed."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from secrets import token_urlsafe
 
 import psycopg
 
-from core.encryption import Keyring
+from app.audit import acting_as_operator, record
+from cli.operator import operator_name
+from core.encryption import Keyring, Where
 from core.encryption import generate_key as new_key
+from core.secrets import new_endpoint_secret
 from core.settings import Settings
 from db import sealed_secrets
 
@@ -58,3 +63,41 @@ async def rotate(database_url: str, args: argparse.Namespace) -> None:
 
 
 ACTIONS = {"status": status, "rotate": rotate}
+
+
+async def replace_lost(database_url: str, args: argparse.Namespace) -> None:
+    """After every copy of a key is lost: each endpoint whose secret it sealed gets a new one,
+    each such source a placeholder that refuses everything until its provider's secret is set
+    again; a lost previous secret just goes. Each change is audited."""
+    keyring = Keyring.from_settings(Settings.from_env())
+    acting_as_operator(operator_name())
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        lost = await sealed_secrets.under_lost_keys(conn, keyring)
+        if lost and not args.yes:
+            sys.exit(
+                f"{len(lost)} stored secrets are under keys no longer held; --yes replaces them"
+            )
+        for value in lost:
+            async with conn.transaction():
+                print(await _replace(conn, keyring, value))
+    print(f"replaced {len(lost)} values", file=sys.stderr)
+
+
+async def _replace(
+    conn: psycopg.AsyncConnection, keyring: Keyring, value: sealed_secrets.SealedValue
+) -> str:
+    kind = value.table_name.removesuffix("s")
+    if value.column_name == "previous_secret":
+        await sealed_secrets.drop_previous(conn, value)
+        return f"{kind}\t{value.row_id}\tprevious secret dropped"
+    plaintext = new_endpoint_secret() if kind == "endpoint" else token_urlsafe(32)
+    fresh = keyring.seal(plaintext, Where(value.table_name, "secret", value.row_id))
+    tenant_id = await sealed_secrets.replace_unreadable(conn, value, fresh)
+    if tenant_id is not None:
+        await record(conn, tenant_id, f"{kind}.secret.replace_lost", kind, value.row_id)
+    if kind == "endpoint":
+        return f"{kind}\t{value.row_id}\tnew secret: reveal it and give it to the receiver"
+    return f"{kind}\t{value.row_id}\trefuses every request until its provider's secret is set"
+
+
+ACTIONS["replace-lost"] = replace_lost

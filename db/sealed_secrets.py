@@ -11,7 +11,7 @@ import msgspec
 from psycopg import AsyncConnection
 
 from core.encryption import EncryptionKeyError, Keyring, UndecryptableSecret, Where
-from db.query import fetch_all
+from db.query import fetch_all, fetch_value
 
 # Every sealed value with where it lives (scans of endpoints and sources, small tables).
 SEALED = """
@@ -36,6 +36,12 @@ SELECT DISTINCT ON (substring(value from 2 for 8)) table_name, column_name, row_
 FROM ({SEALED}) AS sealed ORDER BY substring(value from 2 for 8)
 """
 
+# Every value whose key id is not among the live ones.
+UNDER_OTHER_KEYS = f"""
+SELECT table_name, column_name, row_id, value FROM ({SEALED}) AS sealed
+WHERE NOT encode(substring(value from 2 for 8), 'escape') = ANY(%(key_ids)s)
+"""
+
 # Up to `limit` values sealed under another key than the sealing one.
 NOT_UNDER = f"""
 SELECT table_name, column_name, row_id, value FROM ({SEALED}) AS sealed
@@ -56,6 +62,28 @@ RESEAL: dict[tuple[str, str], LiteralString] = {
         UPDATE sources SET secret_encrypted = %(new)s
         WHERE id = %(row_id)s AND secret_encrypted = %(old)s""",
 }
+
+
+# Give an endpoint a new secret and forget its previous one (endpoints_pkey).
+REPLACE_ENDPOINT_SECRET = """
+UPDATE endpoints SET secret_encrypted = %(new)s, previous_secret_encrypted = NULL,
+    previous_secret_expires_at = NULL, updated_at = now()
+WHERE id = %(row_id)s
+RETURNING tenant_id
+"""
+
+# Forget an endpoint's previous secret, unless it changed meanwhile (endpoints_pkey).
+DROP_PREVIOUS = """
+UPDATE endpoints SET previous_secret_encrypted = NULL, previous_secret_expires_at = NULL
+WHERE id = %(row_id)s AND previous_secret_encrypted = %(old)s
+"""
+
+# Give a source a placeholder secret: it refuses every request until its provider's secret
+# is set again (sources_pkey).
+REPLACE_SOURCE_SECRET = """
+UPDATE sources SET secret_encrypted = %(new)s, updated_at = now() WHERE id = %(row_id)s
+RETURNING tenant_id
+"""
 
 
 class KeyCount(msgspec.Struct):
@@ -94,6 +122,29 @@ async def check_keys(conn: AsyncConnection, keyring: Keyring) -> None:
             raise EncryptionKeyError(
                 f"EVENTGATE_ENCRYPTION_KEYS cannot open the stored secrets: {exc}"
             ) from None
+
+
+async def under_lost_keys(conn: AsyncConnection, keyring: Keyring) -> list[SealedValue]:
+    """Every stored value sealed under a key the keyring does not hold."""
+    params = {"key_ids": keyring.key_ids}
+    return await fetch_all(conn, UNDER_OTHER_KEYS, params, SealedValue)
+
+
+async def replace_unreadable(
+    conn: AsyncConnection, value: SealedValue, fresh: bytes
+) -> uuid.UUID | None:
+    """Store `fresh` in place of an unreadable value (an endpoint's previous one just goes);
+    the tenant of the row."""
+    statement = REPLACE_SOURCE_SECRET if value.table_name == "sources" else REPLACE_ENDPOINT_SECRET
+    tenant_id: uuid.UUID | None = await fetch_value(
+        conn, statement, {"new": fresh, "row_id": value.row_id}
+    )
+    return tenant_id
+
+
+async def drop_previous(conn: AsyncConnection, value: SealedValue) -> None:
+    """Forget an endpoint's previous secret (its key was lost)."""
+    await conn.execute(DROP_PREVIOUS, {"row_id": value.row_id, "old": value.value})
 
 
 async def reseal_batch(conn: AsyncConnection, keyring: Keyring, limit: int) -> int:

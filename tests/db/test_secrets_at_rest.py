@@ -220,3 +220,30 @@ async def test_rotation_moves_every_value_under_the_first_key(client, database_u
     alone = env_with(database_url, new)
     assert eventgate("secrets", "status", env=alone).returncode == 0
     assert eventgate("secrets", "rotate", env=alone).stdout.startswith("re-encrypted 0 values")
+
+
+async def test_after_a_lost_key_every_secret_it_sealed_is_replaced(client, database_url):
+    key = await make_key(database_url)
+    made = await client.post(
+        "/v1/endpoints", json={"url": "https://l.example/h"}, headers=auth(key)
+    )
+    endpoint_id = made.json()["endpoint"]["id"]
+    await client.post(f"/v1/endpoints/{endpoint_id}/rotate-secret", headers=auth(key))
+    source, _ = await make_source(client, key, {"scheme": "shopify"}, "shpss_lost")
+    fresh = env_with(database_url, generate_key())  # every copy of the old key is gone
+    assert eventgate("serve", "--port", "1", env=fresh).returncode != 0
+    counted = eventgate("secrets", "replace-lost", env=fresh)
+    assert counted.returncode != 0
+    assert "3 stored secrets are under keys no longer held" in counted.stderr
+    replaced = eventgate("secrets", "replace-lost", "--yes", env=fresh)
+    assert replaced.returncode == 0, replaced.stderr
+    lines = sorted(replaced.stdout.splitlines())
+    assert len(lines) == 3
+    assert any(line.startswith(f"endpoint\t{endpoint_id}\tnew secret") for line in lines)
+    assert any(line.startswith(f"source\t{source['id']}\trefuses") for line in lines)
+    status = eventgate("secrets", "status", env=fresh)
+    assert "MISSING" not in status.stdout
+    with psycopg.connect(database_url) as conn:
+        actions = [r[0] for r in conn.execute("SELECT action FROM audit_logs ORDER BY seq")]
+    assert "endpoint.secret.replace_lost" in actions
+    assert "source.secret.replace_lost" in actions
