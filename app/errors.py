@@ -13,6 +13,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 from app.request_id import request_id
+from core.encryption import UndecryptableSecret
 
 logger = logging.getLogger("eventgate.errors")
 _NAMED_FIELD = re.compile(r"field `([^`]+)`")
@@ -182,6 +183,19 @@ def handle_database_unavailable(
     return response
 
 
+def handle_undecryptable_secret(request: Request, exc: UndecryptableSecret) -> Response[ErrorBody]:
+    """A stored secret the configured keys cannot open: an operator's matter, never a guess."""
+    logger.error("stored secret not decryptable (request %s): %s", request_id(request.scope), exc)
+    response = error_response(
+        request,
+        503,
+        "service_unavailable",
+        "a stored secret cannot be decrypted with the configured keys; the operator is told",
+    )
+    response.headers["Retry-After"] = "60"
+    return response
+
+
 def unstorable_message(exc: psycopg.DataError) -> str:
     """What to tell the client about a value the database refused."""
     if "NUL" in str(exc) or isinstance(exc, psycopg.errors.UntranslatableCharacter):
@@ -198,6 +212,7 @@ EXCEPTION_HANDLERS = {
     EventgateError: handle_domain_error,
     psycopg.DataError: handle_unstorable_value,
     psycopg.OperationalError: handle_database_unavailable,
+    UndecryptableSecret: handle_undecryptable_secret,
     HTTPException: handle_http_exception,
     Exception: handle_unexpected,
 }

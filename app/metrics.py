@@ -131,6 +131,7 @@ class SqlFigures:
         async with self._pool.connection() as conn:
             queues = await sql_metrics.queues(conn)
             endpoints = await sql_metrics.endpoints(conn)
+            keys = await sql_metrics.keys(conn)
             parts = await sql_metrics.partitions(conn)
         due = GaugeMetricFamily("eventgate_deliveries_due", "Deliveries due now", labels=["queue"])
         backlog = GaugeMetricFamily(
@@ -150,6 +151,10 @@ class SqlFigures:
         states.add_metric(["disabled"], endpoints.disabled)
         dead = GaugeMetricFamily("eventgate_dead_letters", "Deliveries out of tries")
         dead.add_metric([], endpoints.dead_letters)
+        expiring = GaugeMetricFamily(
+            "eventgate_api_keys_expiring", "Usable API keys that expire within 7 days"
+        )
+        expiring.add_metric([], keys.expiring_within_7_days)
         size = GaugeMetricFamily(
             "eventgate_partition_bytes", "Size of each partition", labels=["table", "partition"]
         )
@@ -161,7 +166,7 @@ class SqlFigures:
         for part in parts:
             size.add_metric([part.parent_table, part.partition_name], part.total_bytes)
             rows.add_metric([part.parent_table, part.partition_name], part.estimated_rows)
-        return [due, backlog, states, dead, size, rows]
+        return [due, backlog, states, dead, expiring, size, rows]
 
 
 async def refresh_pool_gauges(pool: AsyncConnectionPool, every: float = 5.0) -> None:

@@ -41,20 +41,21 @@ SELECT eventgate_uuidv7(now()), %(tenant_id)s,
        now()
 FROM generate_series(%(start)s, %(stop)s) AS i
 """
-# Endpoints that take none of the benchmark's events (each its own type), or one channel each.
+# Endpoints that take none of the benchmark's events (each its own type), or one channel each;
+# paused and never signing, so their secret is a placeholder, not a sealed value.
 ENDPOINTS = """
-INSERT INTO endpoints (id, tenant_id, url, event_types, channels, secret, is_active)
+INSERT INTO endpoints (id, tenant_id, url, event_types, channels, secret_encrypted, is_active)
 SELECT eventgate_uuidv7(now()), %(tenant_id)s, 'https://example.com/' || i,
        CASE WHEN %(by_channel)s THEN '{}'::text[] ELSE ARRAY['other' || i || '.*'] END,
        CASE WHEN %(by_channel)s THEN ARRAY['customer-' || i] ELSE '{}'::text[] END,
-       'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', false
+       '\\x00'::bytea, false
 FROM generate_series(1, %(count)s) AS i
 """
 # Ten endpoints that take every event, paused so that no delivery is sent during the run.
 MATCHING = """
-INSERT INTO endpoints (id, tenant_id, url, event_types, secret, is_active)
+INSERT INTO endpoints (id, tenant_id, url, event_types, secret_encrypted, is_active)
 SELECT eventgate_uuidv7(now()), %(tenant_id)s, 'https://example.com/m' || i, ARRAY['scale.*'],
-       'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw', false
+       '\\x00'::bytea, false
 FROM generate_series(1, 10) AS i
 """
 INBOX_CASES = [

@@ -7,6 +7,7 @@ import getpass
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 
 import psycopg
 
@@ -73,9 +74,20 @@ async def list_keys(url: str, args: argparse.Namespace) -> None:
         after = None
         while page := await api_keys.list_page(conn, tenant.id, after, 100):
             for key in page:
-                state = "revoked" if key.revoked_at else "active"
-                print(f"{key.id}\t{key.prefix}\t{key.name}\t{','.join(key.scopes)}\t{state}")
+                print(f"{key.id}\t{key.prefix}\t{key.name}\t{','.join(key.scopes)}\t{_state(key)}")
             after = page[-1].id
+
+
+def _state(key: api_keys.ApiKey) -> str:
+    """active, revoked, expired, or active with its expiry when it is within 7 days."""
+    now = datetime.now(UTC)
+    if key.revoked_at:
+        return "revoked"
+    if key.expires_at is None or key.expires_at - now > timedelta(days=7):
+        return "active"
+    if key.expires_at <= now:
+        return "expired"
+    return f"active (expires {key.expires_at:%Y-%m-%d %H:%M} UTC, within 7 days: rotate it)"
 
 
 async def revoke_key(url: str, args: argparse.Namespace) -> None:

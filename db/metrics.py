@@ -25,6 +25,12 @@ class EndpointFigures(msgspec.Struct):
     dead_letters: int
 
 
+class KeyFigures(msgspec.Struct):
+    """API keys that still work but expire soon."""
+
+    expiring_within_7_days: int
+
+
 class PartitionFigures(msgspec.Struct):
     """One partition's size."""
 
@@ -47,6 +53,13 @@ SELECT count(*) FILTER (WHERE circuit_open_until > now()) AS circuit_open,
 FROM endpoints WHERE deleted_at IS NULL
 """
 
+# Usable keys that expire within 7 days (api_keys_expiring_idx).
+KEYS = """
+SELECT count(*) AS expiring_within_7_days FROM api_keys
+WHERE revoked_at IS NULL AND expires_at IS NOT NULL
+  AND expires_at > now() AND expires_at <= now() + interval '7 days'
+"""
+
 # Every partition and its size (the eventgate_partitions view: the catalog, not the tables).
 PARTITIONS = """
 SELECT parent_table, partition_name, estimated_rows, total_bytes FROM eventgate_partitions
@@ -61,6 +74,13 @@ async def queues(conn: AsyncConnection) -> list[QueueFigures]:
 async def endpoints(conn: AsyncConnection) -> EndpointFigures:
     """Endpoint states and the dead-letter count."""
     found = await fetch_one(conn, ENDPOINTS, None, EndpointFigures)
+    assert found is not None
+    return found
+
+
+async def keys(conn: AsyncConnection) -> KeyFigures:
+    """How many usable keys expire within 7 days."""
+    found = await fetch_one(conn, KEYS, None, KeyFigures)
     assert found is not None
     return found
 

@@ -24,6 +24,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from core import logs
+from core.encryption import UndecryptableSecret
 from core.metrics import DELIVERIES, DELIVERY_LATENCY
 from core.queues import DELIVER_TASK
 from core.settings import Settings
@@ -207,7 +208,13 @@ async def send_one(sender: Sender, c: Claimed) -> Outcome | None:
     body = webhook_body(c)
     message_id = str(c.event_id)  # stable across retries: receivers de-duplicate on it
     timestamp = int(time.time())
-    secrets = [c.secret] + ([c.previous_secret] if c.previous_secret else [])
+    try:
+        secrets = [c.secret] + ([c.previous_secret] if c.previous_secret else [])
+    except UndecryptableSecret as exc:
+        # Never a wrong signature, never a crashed batch: the try fails visibly and is retried
+        # on the schedule (an operator's key fix makes the next one work).
+        logger.error("cannot sign delivery %s: %s", c.id, exc)
+        return Outcome(None, None, f"cannot sign: {exc}", 0, datetime.now(UTC))
     headers = {
         "content-type": "application/json",
         "webhook-id": message_id,

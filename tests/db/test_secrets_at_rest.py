@@ -121,7 +121,9 @@ async def _plaintext_rows(database_url: str) -> dict[str, str]:
 async def test_the_migration_seals_existing_secrets_and_a_dump_holds_none(
     database_url, settings, tmp_path
 ):
-    migrate.rollback(database_url, 1)  # back to plaintext columns, as an older release had
+    migrate.rollback(
+        database_url, 2
+    )  # back before 0015: plaintext columns, as an older release had
     old = await _plaintext_rows(database_url)
     refused = eventgate("migrate", "apply", env=env_with(database_url, None))
     assert refused.returncode != 0
@@ -306,3 +308,39 @@ async def test_rotation_under_load_fails_no_request_and_no_delivery(
     assert alone.returncode == 0
     old_id = Keyring.parse(TEST_ENCRYPTION_KEY).sealing_key_id
     assert f"{old_id}\t0" in alone.stdout or old_id not in alone.stdout
+
+
+async def test_a_swapped_ciphertext_is_a_503_and_a_failed_try_never_a_wrong_signature(
+    client, database_url, receiver, worker_env
+):
+    key = await make_key(database_url)
+    first = await add_endpoint(client, key, receiver, "first")
+    second = await add_endpoint(client, key, receiver, "second")
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        # A forger (or a botched restore) moves one endpoint's ciphertext onto another row.
+        conn.execute(
+            "UPDATE endpoints SET secret_encrypted ="
+            " (SELECT secret_encrypted FROM endpoints WHERE id = %s) WHERE id = %s",
+            (second["id"], first["id"]),
+        )
+    encryption.keyring().forget_opened()
+    shown = await client.get(f"/v1/endpoints/{first['id']}/secret", headers=auth(key))
+    assert shown.status_code == 503
+    assert shown.json()["error"]["code"] == "service_unavailable"
+    assert "whsec_" not in shown.text
+    assert (
+        await client.post("/v1/events", json=event_body(), headers=auth(key))
+    ).status_code == 201
+    async with running_worker():
+        await wait_for(lambda: len(receiver.at("second")) == 1, what="the intact endpoint served")
+
+        def failed_attempt() -> bool:
+            with psycopg.connect(database_url) as conn:
+                row = conn.execute(
+                    "SELECT error FROM delivery_attempts WHERE endpoint_id = %s", (first["id"],)
+                ).fetchone()
+            return row is not None and row[0].startswith("cannot sign")
+
+        await wait_for(failed_attempt, what="the damaged endpoint's try failed visibly")
+    assert receiver.at("first") == []  # nothing was sent with a wrong signature
+    assert all(r.verified for r in receiver.received)

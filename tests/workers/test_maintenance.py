@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 
+from db.endpoints import seal_secret
 from workers.app import app as worker_app
 from workers.maintenance import rotate_partitions
 
@@ -89,11 +91,12 @@ async def test_an_events_day_with_unfinished_deliveries_outlives_its_retention(w
         tenant_id = conn.execute(
             "INSERT INTO tenants (id, name) VALUES (gen_random_uuid(), 'old') RETURNING id"
         ).fetchone()[0]
-        endpoint_id = conn.execute(
-            "INSERT INTO endpoints (id, tenant_id, url, secret)"
-            " VALUES (gen_random_uuid(), %s, 'https://x.test/', 'whsec_x') RETURNING id",
-            (tenant_id,),
-        ).fetchone()[0]
+        endpoint_id = uuid.uuid4()
+        conn.execute(
+            "INSERT INTO endpoints (id, tenant_id, url, secret_encrypted)"
+            " VALUES (%s, %s, 'https://x.test/', %s)",
+            (endpoint_id, tenant_id, seal_secret(endpoint_id, "secret", "whsec_x")),
+        )
         for day, status in ((waiting_day, "pending"), (done_day, "succeeded")):
             for table in ("events", "deliveries"):
                 conn.execute(

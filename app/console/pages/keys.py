@@ -3,6 +3,8 @@ shown once, on the page that answers the form)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 from litestar import Controller, get, post
 from litestar.response import Redirect, Template
 from psycopg import AsyncConnection
@@ -19,6 +21,8 @@ from app.pagination import Cursor
 from app.scopes import ALL_SCOPES, KEYS_MANAGE
 
 PAGE_SIZE = 100
+# Keys that expire this soon are flagged in the list (as the eventgate_api_keys_expiring metric).
+EXPIRY_WARNING = timedelta(days=7)
 MAX_GRACE_SECONDS = 7 * 24 * 3600
 
 
@@ -42,8 +46,16 @@ async def _keys_page(
 ) -> Template:
     """The key list; with a just-created key shown once above it."""
     page = await services.list_page(conn, session.principal, cursor, PAGE_SIZE)
+    now = datetime.now(UTC)
     return render(
-        session, "keys.html", active="/keys", page=page, scopes=ALL_SCOPES, created=created
+        session,
+        "keys.html",
+        active="/keys",
+        page=page,
+        scopes=ALL_SCOPES,
+        created=created,
+        now=now,
+        expiring_before=now + EXPIRY_WARNING,
     )
 
 
