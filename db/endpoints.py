@@ -15,6 +15,7 @@ import msgspec
 from psycopg import AsyncConnection
 
 from core.encryption import Where, keyring
+from core.secrets import public_key_of, scheme_of
 from core.vocabulary import UNFINISHED_DELIVERY_STATUSES, WAITING_DELIVERY_STATUSES, sql_in
 from db.query import as_jsonb, fetch_all, fetch_one, fetch_value
 
@@ -42,6 +43,8 @@ class Endpoint(msgspec.Struct):
     failing_since: datetime | None
     created_at: datetime
     updated_at: datetime
+    signature_scheme: str
+    public_key: str | None
 
 
 class EndpointWithQueues(Endpoint):
@@ -85,11 +88,14 @@ class EndpointChanges(msgspec.Struct, kw_only=True):
 
 
 class Secrets(msgspec.Struct):
-    """An endpoint's signing secrets; previous is set while a rotation's grace lasts."""
+    """An endpoint's signing secrets; previous is set while a rotation's grace lasts. With
+    Ed25519 (v1a) the secrets are private keys, and the public keys go with them."""
 
     secret: str
     previous_secret: str | None
     previous_secret_expires_at: datetime | None
+    public_key: str | None = None
+    previous_public_key: str | None = None
 
 
 class SealedSecrets(msgspec.Struct):
@@ -98,6 +104,8 @@ class SealedSecrets(msgspec.Struct):
     secret_encrypted: bytes
     previous_secret_encrypted: bytes | None
     previous_secret_expires_at: datetime | None
+    public_key: str | None
+    previous_public_key: str | None
 
     def opened(self, endpoint_id: uuid.UUID) -> Secrets:
         """The plaintext secrets (in this process's memory only)."""
@@ -106,6 +114,8 @@ class SealedSecrets(msgspec.Struct):
             open_secret(endpoint_id, "secret", self.secret_encrypted),
             open_secret(endpoint_id, "previous_secret", previous) if previous else None,
             self.previous_secret_expires_at,
+            self.public_key,
+            self.previous_public_key,
         )
 
 
@@ -125,7 +135,7 @@ COLUMNS = (
     " ordered, metadata,"
     " CASE WHEN circuit_open_until IS NULL THEN 'closed'"
     "      WHEN circuit_open_until > now() THEN 'open' ELSE 'half-open' END AS circuit,"
-    " consecutive_failures, failing_since, created_at, updated_at"
+    " consecutive_failures, failing_since, created_at, updated_at, signature_scheme, public_key"
 )
 # The columns bound as jsonb.
 JSONB = ("metadata", "filter", "filter_vars")
@@ -135,10 +145,10 @@ LIVE = "tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL"
 INSERT = f"""
 INSERT INTO endpoints (id, tenant_id, url, description, event_types, channels, filter,
                        filter_path, filter_vars, secret_encrypted, rate_limit_per_s, ordered,
-                       metadata)
+                       metadata, signature_scheme, public_key)
 VALUES (%(id)s, %(tenant_id)s, %(url)s, %(description)s, %(event_types)s, %(channels)s,
         %(filter)s, %(filter_path)s::jsonpath, %(filter_vars)s, %(secret)s,
-        %(rate_limit_per_s)s, %(ordered)s, %(metadata)s)
+        %(rate_limit_per_s)s, %(ordered)s, %(metadata)s, %(signature_scheme)s, %(public_key)s)
 RETURNING {COLUMNS}
 """
 
@@ -196,20 +206,26 @@ SELECT secret_encrypted,
        CASE WHEN previous_secret_expires_at > now() THEN previous_secret_encrypted END
            AS previous_secret_encrypted,
        CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END
-           AS previous_secret_expires_at
+           AS previous_secret_expires_at,
+       public_key,
+       CASE WHEN previous_secret_expires_at > now() THEN previous_public_key END
+           AS previous_public_key
 FROM endpoints WHERE {LIVE}
 """
 
 # Lock one live endpoint's current secret for a rotation (endpoints_pkey).
 LOCK_SECRET = f"SELECT secret_encrypted FROM endpoints WHERE {LIVE} FOR UPDATE"
 
-# Make a new secret current; the old one, sealed again for its own column, keeps signing for
-# the grace (endpoints_pkey).
+# Make a new secret (and its scheme and public key) current; the old one, sealed again for its
+# own column, keeps signing for the grace, with its public key (endpoints_pkey).
 ROTATE_SECRET = f"""
 UPDATE endpoints SET previous_secret_encrypted = %(previous)s, secret_encrypted = %(secret)s,
+    previous_public_key = public_key, public_key = %(public_key)s,
+    signature_scheme = %(signature_scheme)s,
     previous_secret_expires_at = now() + make_interval(secs => %(grace_seconds)s), updated_at = now()
 WHERE {LIVE}
-RETURNING secret_encrypted, previous_secret_encrypted, previous_secret_expires_at
+RETURNING secret_encrypted, previous_secret_encrypted, previous_secret_expires_at, public_key,
+          previous_public_key
 """
 
 # Pause an endpoint and park its waiting deliveries (never due) so claims skip them cheaply
@@ -267,6 +283,9 @@ async def insert(conn: AsyncConnection, new: NewEndpoint) -> Endpoint:
     """Create an endpoint (its secret sealed on the way in)."""
     params = as_jsonb(msgspec.structs.asdict(new), *JSONB)
     params["secret"] = seal_secret(new.id, "secret", new.secret)
+    # The scheme and the public key follow from the secret (whsec_: v1; whsk_: v1a).
+    params["signature_scheme"] = scheme_of(new.secret)
+    params["public_key"] = public_key_of(new.secret)
     row = await fetch_one(conn, INSERT, params, Endpoint)
     assert row is not None
     return row
@@ -329,6 +348,8 @@ async def rotate_secret(
         endpoint_id,
         secret=seal_secret(endpoint_id, "secret", secret),
         previous=seal_secret(endpoint_id, "previous_secret", previous),
+        public_key=public_key_of(secret),
+        signature_scheme=scheme_of(secret),
         grace_seconds=grace_seconds,
     )
     sealed = await fetch_one(conn, ROTATE_SECRET, params, SealedSecrets)

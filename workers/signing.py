@@ -1,4 +1,5 @@
-"""Standard Webhooks signatures of outgoing deliveries."""
+"""Standard Webhooks signatures of outgoing deliveries: `v1,` (HMAC-SHA256 with a whsec_
+secret) or `v1a,` (Ed25519 with a whsk_ private key), over "{id}.{timestamp}.{body}"."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import functools
 import hashlib
 import hmac
 
-from core.secrets import SECRET_PREFIX
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from core.secrets import SECRET_PREFIX, private_key, scheme_of
 
 
 @functools.lru_cache(maxsize=4096)
@@ -16,9 +19,18 @@ def secret_key(secret: str) -> bytes:
     return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
 
 
+@functools.lru_cache(maxsize=4096)
+def signing_key(secret: str) -> Ed25519PrivateKey:
+    """The Ed25519 key inside a whsk_ secret (loaded once per secret)."""
+    return private_key(secret)
+
+
 def signature(secret: str, message_id: str, timestamp: int, body: bytes) -> str:
-    """`v1,<base64 HMAC-SHA256 of "{id}.{timestamp}.{body}">` with one whsec_ secret."""
+    """`v1,<base64 HMAC-SHA256>` with a whsec_ secret, `v1a,<base64 Ed25519>` with a whsk_ one,
+    of "{id}.{timestamp}.{body}"."""
     signed = f"{message_id}.{timestamp}.".encode() + body
+    if scheme_of(secret) == "v1a":
+        return "v1a," + base64.b64encode(signing_key(secret).sign(signed)).decode()
     return (
         "v1," + base64.b64encode(hmac.digest(secret_key(secret), signed, hashlib.sha256)).decode()
     )

@@ -111,8 +111,8 @@ class EndpointController(ApiController):
         data: JSONBody[RotateSecretIn | None] = None,
     ) -> SecretView:
         endpoint_uuid = parse_id(endpoint_id, "endpoint_id")
-        secret = data.secret if data else None
-        return await services.rotate_secret(conn, caller.tenant_id, endpoint_uuid, secret)
+        wanted = data or RotateSecretIn()
+        return await services.rotate_secret(conn, caller.tenant_id, endpoint_uuid, wanted)
 
     @post(
         "/{endpoint_id:str}/disable",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -25,6 +25,8 @@ EndpointChannels = Annotated[list[Channel], msgspec.Meta(max_length=100)]
 # checked by app/endpoints/filters.py.
 Filter = Annotated[dict[str, Any], msgspec.Meta(description="Payload filter")]
 Secret = Annotated[str, msgspec.Meta(pattern=r"^whsec_[A-Za-z0-9+/]{32,}={0,2}$")]
+# v1: HMAC-SHA256 with a shared whsec_ secret; v1a: Ed25519, receivers verify with the public key.
+Scheme = Literal["v1", "v1a"]
 
 
 class EndpointIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -39,6 +41,7 @@ class EndpointIn(msgspec.Struct, forbid_unknown_fields=True):
     rate_limit_per_s: RatePerSecond | None = None
     ordered: bool = False
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
+    signature_scheme: Scheme = "v1"
 
 
 class EndpointPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -73,13 +76,17 @@ class EndpointView(msgspec.Struct):
     failing_since: datetime | None
     created_at: datetime
     updated_at: datetime
+    signature_scheme: str
+    # v1a: the whpk_ key receivers verify signatures with (public; null for v1).
+    public_key: str | None
 
 
 class EndpointCreated(msgspec.Struct):
-    """A new endpoint and the secret its deliveries are signed with."""
+    """A new endpoint and the secret its deliveries are signed with (v1), or null for v1a:
+    its private key never leaves Eventgate, receivers verify with endpoint.public_key."""
 
     endpoint: EndpointView
-    secret: str
+    secret: str | None
 
 
 class EndpointList(msgspec.Struct):
@@ -90,17 +97,23 @@ class EndpointList(msgspec.Struct):
 
 
 class SecretView(msgspec.Struct):
-    """The signing secrets: previous_secret also signs until previous_secret_expires_at."""
+    """What a receiver verifies with: the whsec_ secrets (v1), or the whpk_ public keys (v1a;
+    the private keys are never shown). The previous one also signs until
+    previous_secret_expires_at."""
 
-    secret: str
+    secret: str | None
     previous_secret: str | None
     previous_secret_expires_at: datetime | None
+    public_key: str | None
+    previous_public_key: str | None
 
 
 class RotateSecretIn(msgspec.Struct, forbid_unknown_fields=True):
-    """Rotate to the given secret, or to a generated one."""
+    """Rotate to the given whsec_ secret, or to a generated one of the endpoint's scheme (or of
+    signature_scheme, to switch: the old one keeps signing during the grace either way)."""
 
     secret: Secret | None = None
+    signature_scheme: Scheme | None = None
 
 
 class RecoverIn(msgspec.Struct, forbid_unknown_fields=True):

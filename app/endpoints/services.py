@@ -18,6 +18,7 @@ from app.endpoints.schemas import (
     EndpointList,
     EndpointPatch,
     EndpointView,
+    RotateSecretIn,
     SecretView,
 )
 from app.errors import BadRequest, Conflict, NotFound
@@ -25,7 +26,7 @@ from app.pagination import decode_cursor, page_of
 from app.views import to_view, to_views
 from core.destinations import RefusedDestination, check_destination, well_formed_url
 from core.queues import QUEUE_OF_PRIORITY
-from core.secrets import new_endpoint_secret
+from core.secrets import new_secret_for, scheme_of
 from db import deliveries, endpoints, events
 from db.ids import new_id
 from workers.enqueue import wake
@@ -73,14 +74,14 @@ async def create(
         event_types=data.event_types,
         channels=data.channels,
         **_compiled(data.filter),
-        secret=new_endpoint_secret(),
+        secret=new_secret_for(data.signature_scheme),
         rate_limit_per_s=data.rate_limit_per_s,
         ordered=data.ordered,
         metadata=data.metadata,
     )
     view = to_view(await endpoints.insert(conn, new), EndpointView)
     await record(conn, tenant_id, "endpoint.create", ENDPOINT, view.id, after=view)
-    return EndpointCreated(view, new.secret)
+    return EndpointCreated(view, _shown(new.secret))
 
 
 async def list_page(
@@ -144,20 +145,45 @@ async def secrets(
     if found is None:
         raise NotFound("no such endpoint")
     await record(conn, tenant_id, "endpoint.secret.reveal", ENDPOINT, endpoint_id)
-    return to_view(found, SecretView)
+    return _receiver_view(found)
+
+
+def _shown(secret: str | None) -> str | None:
+    # A whsec_ secret is shared with the receiver; a whsk_ private key never leaves.
+    return secret if secret is not None and scheme_of(secret) == "v1" else None
+
+
+def _receiver_view(found: endpoints.Secrets) -> SecretView:
+    """What the receiver verifies with: shared secrets and public keys, no private key."""
+    return SecretView(
+        _shown(found.secret),
+        _shown(found.previous_secret),
+        found.previous_secret_expires_at,
+        found.public_key,
+        found.previous_public_key,
+    )
 
 
 async def rotate_secret(
-    conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, secret: str | None
+    conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID, wanted: RotateSecretIn
 ) -> SecretView:
-    """Switch to a new secret; the old one keeps signing for 24 hours."""
+    """Switch to a new secret (of the endpoint's scheme, or the one asked for); the old one
+    keeps signing for 24 hours."""
+    if wanted.secret is not None and wanted.signature_scheme == "v1a":
+        raise BadRequest("a given secret is a whsec_ (v1) secret", {"field": "secret"})
+    secret = wanted.secret
+    if secret is None:
+        scheme = (
+            wanted.signature_scheme or (await get(conn, tenant_id, endpoint_id)).signature_scheme
+        )
+        secret = new_secret_for("v1a" if scheme == "v1a" else "v1")
     found = await endpoints.rotate_secret(
-        conn, tenant_id, endpoint_id, secret or new_endpoint_secret(), SECRET_GRACE_SECONDS
+        conn, tenant_id, endpoint_id, secret, SECRET_GRACE_SECONDS
     )
     if found is None:
         raise NotFound("no such endpoint")
     await record(conn, tenant_id, "endpoint.secret.rotate", ENDPOINT, endpoint_id)
-    return to_view(found, SecretView)
+    return _receiver_view(found)
 
 
 async def disable(

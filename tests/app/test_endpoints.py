@@ -46,6 +46,8 @@ async def test_endpoint_crud_and_secret_rotation(client, database_url):
         "secret": secret,
         "previous_secret": None,
         "previous_secret_expires_at": None,
+        "public_key": None,
+        "previous_public_key": None,
     }
     rotated = (await client.post(f"{path}/rotate-secret", headers=auth(key))).json()
     assert rotated["secret"] != secret

@@ -18,6 +18,7 @@ from app.console.forms import whole_number
 from app.console.rendering import go, render
 from app.dependencies import AppSettings, Transaction
 from app.endpoints import services
+from app.endpoints.schemas import RotateSecretIn
 from app.identifiers import IdPath
 from app.pagination import Cursor
 from app.scopes import ENDPOINTS_MANAGE
@@ -143,7 +144,8 @@ class EndpointPages(Controller):
         self, session: Session, form: CheckedForm, conn: Transaction, endpoint_id: IdPath
     ) -> Redirect:
         endpoint_uuid = await access.endpoint_id(conn, session, endpoint_id)
-        await services.rotate_secret(conn, session.principal.tenant_id, endpoint_uuid, None)
+        wanted = RotateSecretIn()  # a new secret of the endpoint's own scheme
+        await services.rotate_secret(conn, session.principal.tenant_id, endpoint_uuid, wanted)
         return go(f"{session.base}/endpoints/{endpoint_uuid}/secret?notice=rotated")
 
     @post("/{endpoint_id:str}/test", name="endpoint_test")
