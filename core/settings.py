@@ -82,6 +82,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # How long a web console sign-in lasts (a revoked key ends its sessions at once).
     console_session_seconds: float = 8 * 3600.0
 
+    def __repr__(self) -> str:
+        # Settings hold credentials (the encryption keys, the database URL, the metrics token):
+        # a log line or a traceback that prints them shows the fields that are safe to show.
+        hidden = {"encryption_keys", "database_url", "metrics_token"}
+        shown = ", ".join(
+            f"{name}={getattr(self, name)!r}"
+            for name in self.__struct_fields__
+            if name not in hidden
+        )
+        return f"Settings({shown}, ...)"
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Read the settings from EVENTGATE_* variables (strings are coerced to the field types)."""

@@ -4,7 +4,6 @@ secret) or `v1a,` (Ed25519 with a whsk_ private key), over "{id}.{timestamp}.{bo
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import hmac
 
@@ -13,15 +12,15 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from core.secrets import SECRET_PREFIX, private_key, scheme_of
 
 
-@functools.lru_cache(maxsize=4096)
+# Keys are derived anew for each signature (microseconds): the only plaintext kept between
+# signatures is the keyring's, which forgets an opened secret after a few minutes.
 def secret_key(secret: str) -> bytes:
-    """The HMAC key inside a whsec_ secret (decoded once per secret)."""
+    """The HMAC key inside a whsec_ secret."""
     return base64.b64decode(secret.removeprefix(SECRET_PREFIX))
 
 
-@functools.lru_cache(maxsize=4096)
 def signing_key(secret: str) -> Ed25519PrivateKey:
-    """The Ed25519 key inside a whsk_ secret (loaded once per secret)."""
+    """The Ed25519 key inside a whsk_ secret."""
     return private_key(secret)
 
 
