@@ -90,6 +90,11 @@ def test_dev_serves_prints_a_key_and_keeps_data_across_restarts(tmp_path):
         )
         assert created.status_code == 201
         event_id = created.json()["event_id"]
+        endpoint = httpx.post(
+            f"{base}/v1/endpoints",
+            json={"url": "http://127.0.0.1:9/hook"},
+            headers={"X-API-Key": keys[0]},
+        ).json()
         console = next(line for line in lines if line.startswith("Console:")).split()[1]
         assert console == f"{base}/console/"
         assert "Sign in" in httpx.get(console, follow_redirects=True).text
@@ -103,6 +108,13 @@ def test_dev_serves_prints_a_key_and_keeps_data_across_restarts(tmp_path):
         again = httpx.get(f"{base}/v1/events/{event_id}", headers={"X-API-Key": keys[0]})
         assert again.status_code == 200
         assert again.json()["payload"] == {"ok": True}
+        # Its encryption key was made once, kept in the data folder, and opens the secret.
+        assert (tmp_path / "encryption-keys").stat().st_mode & 0o777 == 0o600
+        shown = httpx.get(
+            f"{base}/v1/endpoints/{endpoint['endpoint']['id']}/secret",
+            headers={"X-API-Key": keys[0]},
+        )
+        assert shown.json()["secret"] == endpoint["secret"]
     finally:
         stop(process)
 
