@@ -168,32 +168,25 @@ def handle_unexpected(request: Request, exc: Exception) -> Response[ErrorBody]:
     )
 
 
+def _unavailable(request: Request, message: str, retry_after: int) -> Response[ErrorBody]:
+    response = error_response(request, 503, "service_unavailable", message)
+    response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
 def handle_database_unavailable(
     request: Request, exc: psycopg.OperationalError
 ) -> Response[ErrorBody]:
     """A lost or refused database connection (a restart, a failover): retrying is right."""
     logger.warning("database unavailable (request %s): %s", request_id(request.scope), exc)
-    response = error_response(
-        request,
-        503,
-        "service_unavailable",
-        "the database is unavailable; retry shortly",
-    )
-    response.headers["Retry-After"] = "1"
-    return response
+    return _unavailable(request, "the database is unavailable; retry shortly", 1)
 
 
 def handle_undecryptable_secret(request: Request, exc: UndecryptableSecret) -> Response[ErrorBody]:
     """A stored secret the configured keys cannot open: an operator's matter, never a guess."""
     logger.error("stored secret not decryptable (request %s): %s", request_id(request.scope), exc)
-    response = error_response(
-        request,
-        503,
-        "service_unavailable",
-        "a stored secret cannot be decrypted with the configured keys; the operator is told",
-    )
-    response.headers["Retry-After"] = "60"
-    return response
+    message = "a stored secret cannot be decrypted with the configured keys; the operator is told"
+    return _unavailable(request, message, 60)
 
 
 def unstorable_message(exc: psycopg.DataError) -> str:
