@@ -1,0 +1,286 @@
+"""Sustained throughput end to end, as production runs it: a Postgres, `eventgate serve`, N
+`eventgate worker` processes and a receiver, each a process of its own, fed open-loop.
+
+    uv run python bench/sustained.py [--workers 1] [--rates 100,200,400] [--fan-out 1]
+                                     [--seconds 10]
+
+For each offered rate it POSTs single events on a fixed schedule (whether or not earlier ones
+were answered), then prints: the ingest rate achieved, deliveries/s, the latency from each
+POST's scheduled time to its arrival at the receiver (p50/p95/p99/max), the backlog left when
+the step ended and how long it took to drain, and each process's CPU. In the same run it
+measures the API alone (the same POSTs, closed-loop, with no endpoint to fan out to) as the
+ceiling, and prints the highest offered rate that kept p99 under 1 s as a ratio of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import psutil
+import psycopg
+
+sys.path.insert(0, str(Path(__file__).parent.parent))
+
+from bench.common import ROOT
+from db import migrate
+from db.embedded import EmbeddedPostgres
+
+RECEIVER = """
+import json, sys, time
+from aiohttp import web
+arrivals = []
+async def hook(request):
+    body = await request.json()
+    arrivals.append(time.time() - body["payload"]["at"])
+    return web.Response(status=204)
+async def stats(request):
+    return web.json_response(arrivals)
+async def reset(request):
+    arrivals.clear()
+    return web.Response(status=204)
+app = web.Application()
+app.router.add_post("/hook/{n}", hook)
+app.router.add_get("/stats", stats)
+app.router.add_post("/reset", reset)
+web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print=None)
+"""
+
+
+def free_port() -> int:
+    """A free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def processes(url: str, args: argparse.Namespace) -> Iterator[dict[str, object]]:
+    """The API, the workers and the receiver, each its own process; yields where they are."""
+    env = {
+        **os.environ,
+        "EVENTGATE_DATABASE_URL": url,
+        "EVENTGATE_ALLOW_PRIVATE_DESTINATIONS": "true",
+        "EVENTGATE_ACCESS_LOG": "false",
+        "EVENTGATE_LOG_LEVEL": "warning",
+    }
+    api_port, hook_port = free_port(), free_port()
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT}
+    api = subprocess.Popen(
+        [sys.executable, "-m", "cli", "serve", "--port", str(api_port)], env=env, **quiet
+    )
+    workers = [
+        subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=env, **quiet)
+        for _ in range(args.workers)
+    ]
+    receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(hook_port)], **quiet)
+    try:
+        yield {
+            "api": f"http://127.0.0.1:{api_port}",
+            "hook": f"http://127.0.0.1:{hook_port}",
+            "pids": {"api": api.pid, "receiver": receiver.pid}
+            | {f"worker {n + 1}": w.pid for n, w in enumerate(workers)},
+        }
+    finally:
+        for process in [api, *workers, receiver]:
+            process.terminate()
+        for process in [api, *workers, receiver]:
+            process.wait(timeout=60)
+
+
+async def wait_ready(base: str, hook: str) -> None:
+    """Until the API and the receiver answer."""
+    async with aiohttp.ClientSession() as session:
+        for url in (f"{base}/health/ready", f"{hook}/stats"):
+            for _ in range(300):
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.get(url) as answer:
+                        if answer.status == 200:
+                            break
+                await asyncio.sleep(0.1)
+
+
+def make_key(url: str, tenant: str) -> str:
+    """An unlimited admin key of a new tenant, through the operator's CLI."""
+    env = {**os.environ, "EVENTGATE_DATABASE_URL": url}
+    run = {"env": env, "cwd": ROOT, "capture_output": True, "text": True, "check": True}
+    subprocess.run([sys.executable, "-m", "cli", "tenants", "create", tenant], **run)
+    created = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "cli",
+            "keys",
+            "create",
+            "--tenant",
+            tenant,
+            "--name",
+            "bench",
+            "--scopes",
+            "admin",
+        ],
+        **run,
+    )
+    key = created.stdout.strip().split("=", 1)[1]
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("UPDATE api_keys SET rate_limit_tier = 'unlimited'")
+    return key
+
+
+def body(n: int, at: float) -> dict[str, object]:
+    """One event; its payload carries the time its POST was scheduled."""
+    return {"source": "bench", "event_type": "bench.sustained", "payload": {"n": n, "at": at}}
+
+
+async def api_alone(base: str, key: str, seconds: float, clients: int = 32) -> float:
+    """Events/s the API accepts closed-loop when no endpoint takes them (the ceiling)."""
+    done = 0
+    deadline = time.monotonic() + seconds
+    async with aiohttp.ClientSession(headers={"X-API-Key": key}) as session:
+
+        async def client() -> None:
+            nonlocal done
+            while time.monotonic() < deadline:
+                async with session.post(f"{base}/v1/events", json=body(0, time.time())) as r:
+                    await r.read()
+                    done += r.status == 201
+
+        started = time.monotonic()
+        await asyncio.gather(*(client() for _ in range(clients)))
+    return done / (time.monotonic() - started)
+
+
+async def offer(base: str, key: str, rate: float, seconds: float) -> tuple[int, float]:
+    """POST at `rate` on a fixed schedule for `seconds`; (accepted, seconds it took)."""
+    accepted = 0
+    async with aiohttp.ClientSession(
+        headers={"X-API-Key": key}, connector=aiohttp.TCPConnector(limit=1000)
+    ) as session:
+
+        async def one(n: int, at: float) -> None:
+            nonlocal accepted
+            with contextlib.suppress(aiohttp.ClientError):
+                async with session.post(f"{base}/v1/events", json=body(n, at)) as r:
+                    await r.read()
+                    accepted += r.status == 201
+
+        started, wall = time.monotonic(), time.time()
+        tasks = []
+        for n in range(int(rate * seconds)):
+            due = started + n / rate
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            tasks.append(asyncio.create_task(one(n, wall + n / rate)))
+        await asyncio.gather(*tasks)
+    return accepted, time.monotonic() - started
+
+
+def backlog(url: str) -> int:
+    """Deliveries not yet succeeded."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM deliveries WHERE status <> 'succeeded'"
+        ).fetchone()[0]
+
+
+async def arrivals(hook: str, reset: bool = False) -> list[float]:
+    """Latencies the receiver saw (and forget them when asked)."""
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"{hook}/stats") as answer:
+            found = await answer.json()
+        if reset:
+            await session.post(f"{hook}/reset")
+    return found
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU of each process so far."""
+    times = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            t = psutil.Process(pid).cpu_times()
+            times[name] = t.user + t.system
+    return times
+
+
+async def step(url: str, where: dict, key: str, rate: float, args: argparse.Namespace) -> float:
+    """One offered rate; prints its line and returns its p99 (s)."""
+    before = cpu_seconds(where["pids"])
+    accepted, took = await offer(where["api"], key, rate, args.seconds)
+    left = backlog(url)
+    drain_started = time.monotonic()
+    while backlog(url) and time.monotonic() - drain_started < args.drain:
+        await asyncio.sleep(0.2)
+    drained = time.monotonic() - drain_started
+    after = cpu_seconds(where["pids"])
+    seen = sorted(await arrivals(where["hook"], reset=True))
+    cuts = statistics.quantiles(seen, n=100) if len(seen) > 1 else [float("nan")] * 99
+    cpu = ", ".join(f"{n} {(after[n] - before.get(n, 0)) / took:.0%}" for n in after)
+    print(
+        f"offered {rate:6.0f}/s  ingest {accepted / took:6.0f}/s  "
+        f"deliveries {len(seen) / (took + drained):6.0f}/s  "
+        f"p50 {cuts[49] * 1000:7.1f} ms  p95 {cuts[94] * 1000:7.1f}  p99 {cuts[98] * 1000:7.1f}  "
+        f"max {(seen[-1] if seen else 0) * 1000:7.1f}  backlog {left} (drained in {drained:.1f} s)"
+        f"\n{'':18}cpu per core: {cpu}"
+    )
+    return cuts[98]
+
+
+async def run(url: str, args: argparse.Namespace) -> None:
+    key, alone_key = make_key(url, "bench"), make_key(url, "alone")
+    with processes(url, args) as where:
+        await wait_ready(where["api"], where["hook"])
+        ceiling = await api_alone(where["api"], alone_key, 5.0)
+        async with aiohttp.ClientSession(headers={"X-API-Key": key}) as session:
+            for n in range(args.fan_out):
+                hook = {"url": f"{where['hook']}/hook/{n}"}
+                async with session.post(f"{where['api']}/v1/endpoints", json=hook) as r:
+                    assert r.status == 201, await r.text()
+        print(
+            f"machine: {os.cpu_count()} cores; {args.workers} worker(s), fan-out {args.fan_out}"
+            f"\nceiling: the API alone, closed-loop, no endpoints  {ceiling:6.0f} events/s"
+        )
+        best = 0.0
+        for rate in args.rates:
+            if await step(url, where, key, rate, args) < 1.0:
+                best = max(best, rate)
+        print(
+            f"highest offered rate with p99 < 1 s: {best:.0f}/s = {best / ceiling:.2f} of the ceiling"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--fan-out", type=int, default=1)
+    parser.add_argument(
+        "--rates", type=lambda s: [float(r) for r in s.split(",")], default=[100, 200, 400]
+    )
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--drain", type=float, default=60.0)
+    args = parser.parse_args()
+    os.environ.setdefault(
+        "EVENTGATE_ENCRYPTION_KEYS", "ZXZlbnRnYXRlLWJlbmNoLWtleS0wMTIzNDU2Nzg5YWI="
+    )
+    with tempfile.TemporaryDirectory(prefix="eventgate-sustained-") as tmp:
+        server = EmbeddedPostgres(Path(tmp) / "pg", delete_on_stop=True)
+        url = server.start()
+        try:
+            migrate.apply(url)
+            asyncio.run(run(url, args))
+        finally:
+            server.stop()
+
+
+if __name__ == "__main__":
+    main()
