@@ -13,7 +13,7 @@ import sys
 import uuid
 from pathlib import Path
 
-import msgspec
+import httpx
 import psycopg
 import pytest
 from litestar.testing import AsyncTestClient
@@ -26,7 +26,9 @@ from tests.app.test_triggers import SCHEMES, make_source
 from tests.helpers import (
     ROOT,
     TEST_ENCRYPTION_KEY,
+    WORKER_ENV,
     add_endpoint,
+    api_process,
     auth,
     event_body,
     make_key,
@@ -265,45 +267,55 @@ async def test_after_a_lost_key_every_secret_it_sealed_is_replaced(client, datab
 
 
 async def test_rotation_under_load_fails_no_request_and_no_delivery(
-    settings, database_url, receiver, worker_env
+    settings, database_url, receiver, tmp_path
 ):
     key = await make_key(database_url, rate_limit_tier="unlimited")
     async with AsyncTestClient(app=create_app(settings)) as old_only:
         for n in range(5):
             await add_endpoint(old_only, key, receiver, f"r{n}")
+    # The operator's roll-out: the new key first everywhere, then the rotation. The API and
+    # the worker are processes of their own (as in production), so nothing here can stall
+    # them while the load runs.
     new = generate_key()
-    both = msgspec.structs.replace(settings, encryption_keys=(new, TEST_ENCRYPTION_KEY))
+    keys = {"EVENTGATE_ENCRYPTION_KEYS": f"{new},{TEST_ENCRYPTION_KEY}"}
+    worker_env = {**env_with(database_url, keys["EVENTGATE_ENCRYPTION_KEYS"]), **WORKER_ENV}
     answers: list[int] = []
-    async with AsyncTestClient(app=create_app(both)) as client, running_worker():
-        assert encryption.keyring().sealing_key_id == Keyring.parse(new).sealing_key_id
-        stop = asyncio.Event()
-
-        async def ingest() -> None:
-            while not stop.is_set():
-                answer = await client.post("/v1/events", json=event_body(), headers=auth(key))
-                answers.append(answer.status_code)
-                await asyncio.sleep(0.01)
-
-        loader = asyncio.create_task(ingest())
-        rotated = await asyncio.to_thread(
-            eventgate,
-            "secrets",
-            "rotate",
-            "--batch",
-            "2",
-            env=env_with(database_url, f"{new},{TEST_ENCRYPTION_KEY}"),
+    with (tmp_path / "worker.log").open("ab") as log:
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "cli", "worker"], env=worker_env, cwd=ROOT, stderr=log
         )
-        stop.set()
-        await loader
-        assert rotated.returncode == 0, rotated.stderr
+    try:
+        with api_process(database_url, **keys) as base:
+            async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+                stop = asyncio.Event()
 
-        def all_delivered() -> bool:
-            return statuses(database_url) == {"succeeded": 5 * len(answers)}
+                async def ingest() -> None:
+                    while not stop.is_set():
+                        answer = await http.post("/v1/events", json=event_body(), headers=auth(key))
+                        answers.append(answer.status_code)
+                        await asyncio.sleep(0.01)
 
-        await wait_for(all_delivered, timeout=60, what="every delivery succeeded")
+                loader = asyncio.create_task(ingest())
+                rotated = await asyncio.to_thread(
+                    eventgate, "secrets", "rotate", "--batch", "2", env=worker_env
+                )
+                stop.set()
+                await loader
+            assert rotated.returncode == 0, rotated.stderr
+
+            def all_delivered() -> bool:
+                return statuses(database_url) == {"succeeded": 5 * len(answers)}
+
+            await wait_for(all_delivered, timeout=60, what="every delivery succeeded")
+    finally:
+        worker.terminate()
+        worker.wait(timeout=60)
     assert set(answers) == {201}
     assert len(answers) > 10
     assert all(r.verified for r in receiver.received)
+    with psycopg.connect(database_url) as conn:
+        failed = conn.execute("SELECT count(*) FROM delivery_attempts WHERE error IS NOT NULL")
+        assert failed.fetchone()[0] == 0  # not one try failed
     alone = eventgate("secrets", "status", env=env_with(database_url, new))
     assert alone.returncode == 0
     old_id = Keyring.parse(TEST_ENCRYPTION_KEY).sealing_key_id
