@@ -52,25 +52,28 @@ async def test_deliveries_signed_with_ed25519_verify_with_the_public_key_only(
     assert (shown["secret"], shown["public_key"]) == (None, public_key)
 
     await client.post("/v1/events", json=event_body(), headers=auth(key))
+    # API calls are made while no in-process worker runs: the test client blocks this event
+    # loop during a request, and a worker frozen inside a transaction would hold its locks.
     async with running_worker():
         await wait_for(lambda: len(receiver.at("ed")) == 1, what="the first delivery")
-        first = receiver.at("ed")[0]
-        (signature,) = first.headers["webhook-signature"].split()
-        assert verifies(public_key, first, signature)
-        assert not verifies(public_key, first, signature, raw=first.raw + b" ")  # tampered
+    first = receiver.at("ed")[0]
+    (signature,) = first.headers["webhook-signature"].split()
+    assert verifies(public_key, first, signature)
+    assert not verifies(public_key, first, signature, raw=first.raw + b" ")  # tampered
 
-        rotated = (await client.post(f"{path}/rotate-secret", headers=auth(key))).json()
-        assert rotated["previous_public_key"] == public_key
-        new_key = rotated["public_key"]
-        assert new_key.startswith("whpk_")
-        assert new_key != public_key
-        await client.post("/v1/events", json=event_body(), headers=auth(key))
+    rotated = (await client.post(f"{path}/rotate-secret", headers=auth(key))).json()
+    assert rotated["previous_public_key"] == public_key
+    new_key = rotated["public_key"]
+    assert new_key.startswith("whpk_")
+    assert new_key != public_key
+    await client.post("/v1/events", json=event_body(), headers=auth(key))
+    async with running_worker():
         await wait_for(lambda: len(receiver.at("ed")) == 2, what="a delivery during the grace")
-        second = receiver.at("ed")[1]
-        signatures = second.headers["webhook-signature"].split()
-        assert len(signatures) == 2  # dual-signed while the grace lasts
-        assert any(verifies(new_key, second, s) for s in signatures)
-        assert any(verifies(public_key, second, s) for s in signatures)
+    second = receiver.at("ed")[1]
+    signatures = second.headers["webhook-signature"].split()
+    assert len(signatures) == 2  # dual-signed while the grace lasts
+    assert any(verifies(new_key, second, s) for s in signatures)
+    assert any(verifies(public_key, second, s) for s in signatures)
 
     # The private keys are sealed in the database and shown nowhere.
     with psycopg.connect(database_url) as conn:
