@@ -84,12 +84,13 @@ def _worker(args: argparse.Namespace) -> None:
     if unknown:
         raise SystemExit(f"unknown queues {unknown}; choose from {' '.join(WORKER_QUEUES)}")
     concurrency = args.concurrency or Settings.from_env().worker_concurrency
-    os.environ["EVENTGATE_WORKER_CONCURRENCY"] = str(concurrency)  # sizes the pool too
+    # The delivery engine's batches per queue; it sizes the pool too.
+    os.environ["EVENTGATE_WORKER_CONCURRENCY"] = str(concurrency)
 
     async def run() -> None:
         async with app.open_async():
-            # Until SIGINT or SIGTERM (in-flight jobs finish); restarted after a lost database.
-            await app.run_worker_async(queues=queues, concurrency=concurrency)
+            # Until SIGINT or SIGTERM (in-flight batches finish); restarted after a lost database.
+            await app.run_worker_async(queues=queues)
 
     asyncio.run(run())
 

@@ -54,7 +54,7 @@ def _drop_color_message(logger: Any, method: str, event: EventDict) -> EventDict
 
 # Periodic bookkeeping jobs that run every second or minute: their routine start, success and
 # deferral lines are debug, not info (an idle worker would otherwise log several a second).
-BOOKKEEPING_TASKS = frozenset({"wake_due_deliveries", "retry_stalled_jobs"})
+BOOKKEEPING_TASKS = frozenset({"purge_rate_windows", "retry_stalled_jobs"})
 
 
 class BookkeepingAtDebug(logging.Filter):

@@ -1,4 +1,4 @@
-"""Delivery queues: an event's priority picks the procrastinate queue, job priority and lock."""
+"""Delivery queues: an event's priority picks the queue its deliveries wait in."""
 
 from __future__ import annotations
 
@@ -11,14 +11,6 @@ DELIVERY_QUEUES: Final = ("critical", "default", "bulk")
 MAINTENANCE_QUEUE: Final = "maintenance"
 # Every queue Eventgate's tasks use (a worker on all of them runs everything).
 WORKER_QUEUES: Final = (*DELIVERY_QUEUES, MAINTENANCE_QUEUE)
-# Higher runs first when one worker listens to several queues.
-JOB_PRIORITY: Final = {"critical": 10, "default": 0, "bulk": -10}
-# The name of the task that claims and sends due deliveries.
-DELIVER_TASK: Final = "deliver"
-# At most one waiting deliver job per queue holds this lock: `deliver:<queue>`.
-QUEUEING_LOCK_PREFIX: Final = "deliver:"
-
-
-def queueing_lock(queue: str) -> str:
-    """At most one waiting deliver job per queue; a running one claims everything due."""
-    return QUEUEING_LOCK_PREFIX + queue
+# Committing deliveries that are due now sends NOTIFY on this channel with the queue's name;
+# every worker serving that queue LISTENs and claims (workers/engine.py).
+DELIVERIES_DUE_CHANNEL: Final = "eventgate_deliveries_due"

@@ -22,6 +22,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     last_used_flush_seconds: float = 5.0
     # How late a presented-but-refused API key is answered (401): slows key guessing.
     auth_failure_delay_seconds: float = 0.5
+    # Delivery batches each queue of a worker keeps in flight at once.
     worker_concurrency: int = 10
     delivery_retention_days: int = 30
     # Delay before each try, counted from the previous failure (the first is the first try).
@@ -31,8 +32,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Well beyond the total timeout, or a slow delivery would be handed out twice.
     delivery_lease_seconds: float = 60.0
     delivery_batch_size: int = 100
-    # How long one deliver job keeps claiming before it hands over to a fresh job.
-    delivery_job_seconds: float = 2.0
+    # A worker claims when notified and at least this often (due retries, expired leases, a
+    # lost notification): the bound on how late any of those can be.
+    delivery_poll_seconds: float = 1.0
     delivery_max_connections: int = 200
     circuit_failure_threshold: int = 5
     circuit_cooldown_seconds: float = 60.0
@@ -122,6 +124,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """Refuse settings that contradict each other."""
         if not self.delivery_retry_schedule:
             raise SystemExit("EVENTGATE_DELIVERY_RETRY_SCHEDULE needs at least one entry")
+        for name in ("worker_concurrency", "delivery_batch_size", "delivery_poll_seconds"):
+            if getattr(self, name) <= 0:
+                raise SystemExit(f"EVENTGATE_{name.upper()} must be positive")
         if self.delivery_lease_seconds <= self.delivery_timeout_seconds:
             raise SystemExit(
                 "EVENTGATE_DELIVERY_LEASE_SECONDS must exceed EVENTGATE_DELIVERY_TIMEOUT_SECONDS"

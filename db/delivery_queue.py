@@ -14,10 +14,10 @@ from typing import Any
 import msgspec
 from psycopg import AsyncConnection
 
-from core.queues import DELIVERY_QUEUES
+from core.queues import DELIVERIES_DUE_CHANNEL
 from core.vocabulary import UNFINISHED_DELIVERY_STATUSES, WAITING_DELIVERY_STATUSES, sql_in
 from db.endpoints import open_secret
-from db.query import fetch_all, fetch_tuples, jsonb_rows
+from db.query import fetch_all, jsonb_rows
 
 UNFINISHED = sql_in(UNFINISHED_DELIVERY_STATUSES)
 WAITING = sql_in(WAITING_DELIVERY_STATUSES)
@@ -44,6 +44,7 @@ class Claimed(msgspec.Struct):
     attempts: int
     retry_index: int
     url: str
+    ordered: bool
     secret_encrypted: bytes
     previous_secret_encrypted: bytes | None
     source: str | None
@@ -124,7 +125,7 @@ WITH leased AS (
     RETURNING d.id, d.created_at, d.tenant_id, d.event_id, d.endpoint_id, d.attempts, d.retry_index
 )
 SELECT l.id, l.created_at, l.tenant_id, l.event_id, l.endpoint_id, l.attempts, l.retry_index,
-       e.url, e.secret_encrypted,
+       e.url, e.ordered, e.secret_encrypted,
        CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret_encrypted END
            AS previous_secret_encrypted,
        ev.source, ev.event_type, ev.payload, ev.metadata
@@ -170,12 +171,10 @@ FROM unnest(%(ids)s::uuid[], %(untils)s::timestamptz[]) AS h(id, until)
 WHERE d.endpoint_id = h.id AND d.status IN {WAITING}
 """
 
-# The delivery queues that hold deliveries due now; the sweeper wakes a job for each
-# (deliveries_due_idx, one probe per queue).
-DUE_QUEUES = f"""
-SELECT q.queue FROM unnest(%(queues)s::text[]) AS q(queue)
-WHERE EXISTS (SELECT 1 FROM deliveries d
-              WHERE d.queue = q.queue AND d.status IN {UNFINISHED} AND d.next_attempt_at <= now())
+# Tell the workers of these queues that deliveries are due: the notifications go out when the
+# caller's transaction commits, and not at all if it rolls back.
+ANNOUNCE_DUE = """
+SELECT pg_notify(%(channel)s, q) FROM unnest(%(queues)s::text[]) AS q
 """
 
 
@@ -212,7 +211,9 @@ async def hold_back(conn: AsyncConnection, holds: Sequence[Hold]) -> None:
         await conn.execute(HOLD_BACK, params)
 
 
-async def due_queues(conn: AsyncConnection) -> list[str]:
-    """The delivery queues that hold deliveries due now."""
-    rows = await fetch_tuples(conn, DUE_QUEUES, {"queues": list(DELIVERY_QUEUES)})
-    return [row[0] for row in rows]
+async def announce_due(conn: AsyncConnection, queues: Sequence[str]) -> None:
+    """Wake the workers of these queues when the caller's transaction commits."""
+    if queues:
+        await conn.execute(
+            ANNOUNCE_DUE, {"channel": DELIVERIES_DUE_CHANNEL, "queues": list(queues)}
+        )

@@ -12,7 +12,7 @@ import msgspec
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from core.queues import QUEUE_OF_PRIORITY, QUEUEING_LOCK_PREFIX
+from core.queues import DELIVERIES_DUE_CHANNEL, QUEUE_OF_PRIORITY
 from db.ids import created_at_of, is_uuid7
 from db.query import fetch_all, fetch_one, fetch_tuples, fetch_value, jsonb_rows
 
@@ -63,12 +63,12 @@ COLUMNS = (
 
 # Insert events (of one tenant) and, in the same statement, one delivery per matching endpoint
 # (by type pattern and channel through endpoints_subscription_idx, then by payload filter; a
-# disabled endpoint's wait, never due until it is enabled). Returns the queues that got due
-# deliveries and have no delivery job waiting yet (only those need a new job), and the schema
-# version of each ingested type that has a schema. With only_unchecked (one statement, no
-# transaction around it) nothing is inserted when a type has a schema (endpoints_subscription_idx,
-# procrastinate_jobs_queueing_lock_idx_v1, event_types_pkey). Queue names and the queueing-lock
-# prefix come from core.queues as parameters.
+# disabled endpoint's wait, never due until it is enabled). Each queue that got due deliveries
+# is announced on the deliveries-due channel (NOTIFY, sent at COMMIT: no job, no lock waited
+# on) and returned; so is the schema version of each ingested type that has a schema. With
+# only_unchecked (one statement, no transaction around it) nothing is inserted when a type has
+# a schema (endpoints_subscription_idx, event_types_pkey). Queue names and the channel come from
+# core.queues as parameters.
 INSERT_WITH_FAN_OUT = """
 WITH r AS (
     SELECT * FROM jsonb_to_recordset(%(events)s::jsonb) AS r(
@@ -113,8 +113,7 @@ WITH r AS (
 )
 SELECT 'wake' AS kind, q.queue AS name, 0 AS version
 FROM (SELECT DISTINCT queue FROM fan_out WHERE next_attempt_at <> 'infinity') q
-WHERE NOT EXISTS (SELECT 1 FROM procrastinate_jobs j
-                  WHERE j.queueing_lock = %(lock_prefix)s || q.queue AND j.status = 'todo')
+CROSS JOIN LATERAL (SELECT pg_notify(%(channel)s, q.queue)) announced
 UNION ALL
 SELECT 'schema', name, version FROM schemas
 """
@@ -178,7 +177,7 @@ def _key(tenant_id: uuid.UUID, event_id: uuid.UUID) -> dict[str, Any] | None:
 
 
 class FanOut(msgspec.Struct):
-    """What inserting events found: queues to wake and schemas to check."""
+    """What inserting events found: the queues announced, and schemas to check."""
 
     wake_queues: list[str]
     schema_versions: dict[str, int]
@@ -194,7 +193,7 @@ async def insert_with_fan_out(
     params = {
         "events": jsonb_rows(events),
         "queue_of": QUEUE_OF_JSON,
-        "lock_prefix": QUEUEING_LOCK_PREFIX,
+        "channel": DELIVERIES_DUE_CHANNEL,
         "only_unchecked": only_unchecked,
     }
     result = FanOut([], {})

@@ -1,10 +1,12 @@
-"""The procrastinate App: `procrastinate --app=workers.app.app worker` runs Eventgate's tasks."""
+"""The procrastinate App: `procrastinate --app=workers.app.app worker` runs Eventgate's
+maintenance tasks and, beside them, the delivery engine (workers/engine.py)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, Unpack
 
 import psycopg
@@ -19,9 +21,13 @@ from core.encryption import Keyring
 from core.settings import Settings
 from db import sealed_secrets
 from db.pool import use_msgspec_json, with_keepalives
+from workers.engine import DeliveryEngine
 from workers.sender import close_senders
 
 logger = logging.getLogger("eventgate.worker")
+
+# How long a stopping worker lets its jobs and in-flight delivery batches finish.
+GRACEFUL_SECONDS = 30.0
 
 
 def pool_from_settings(**pool_args: Any) -> AsyncConnectionPool:
@@ -37,22 +43,36 @@ def pool_from_settings(**pool_args: Any) -> AsyncConnectionPool:
 
 
 class EventgateApp(App):
-    """procrastinate's App, whose CLI worker outlives a lost database.
+    """procrastinate's App, whose worker also delivers and outlives a lost database.
 
-    procrastinate's worker stops for good when its connection to Postgres breaks (a restart,
-    a failover) and the CLI then exits 0, which a supervisor need not restart. Run from the
-    CLI (signal handlers on, waiting for jobs), this worker starts again after such a stop;
-    only SIGINT or SIGTERM end it.
+    Every worker runs the delivery engine for the delivery queues it serves. procrastinate's
+    worker stops for good when its connection to Postgres breaks (a restart, a failover) and
+    the CLI then exits 0, which a supervisor need not restart. Run from the CLI (signal
+    handlers on, waiting for jobs), this worker starts again after such a stop; only SIGINT
+    or SIGTERM end it.
     """
 
     async def run_worker_async(self, **kwargs: Unpack[WorkerOptions]) -> None:
         """Run a worker until a signal stops it, starting it again if it stops by itself."""
         if not kwargs.get("install_signal_handlers", True) or not kwargs.get("wait", True):
-            await super().run_worker_async(**kwargs)
+            async with self.delivering(kwargs.get("queues")):
+                await super().run_worker_async(**kwargs)
             return
         stopping = asyncio.Event()
         with signals.on_stop(stopping.set):
             await self.run_worker_until(stopping, **{**kwargs, "install_signal_handlers": False})
+
+    @contextlib.asynccontextmanager
+    async def delivering(self, queues: Iterable[str] | None) -> AsyncIterator[DeliveryEngine]:
+        """The delivery engine of these queues (None: all), running inside the block and
+        stopped gracefully (in-flight batches finish) when it ends."""
+        settings = Settings.from_env()
+        engine = DeliveryEngine(self.connector.pool, settings, _listed(queues))  # type: ignore[attr-defined]
+        engine.start()
+        try:
+            yield engine
+        finally:
+            await asyncio.shield(engine.stop(GRACEFUL_SECONDS))
 
     async def run_worker_until(
         self, stopping: asyncio.Event, **kwargs: Unpack[WorkerOptions]
@@ -66,7 +86,13 @@ class EventgateApp(App):
         self.perform_import_paths()
         serve_metrics(settings.worker_metrics_port)
         try:
-            await self._run_until(stopping, **kwargs)
+            async with self.delivering(kwargs.get("queues")) as engine:
+                # Deliveries stop being claimed at the signal, while maintenance jobs finish.
+                stopper = asyncio.create_task(_stop_engine_when_set(stopping, engine))
+                try:
+                    await self._run_until(stopping, **kwargs)
+                finally:
+                    stopper.cancel()
         finally:
             # Quietly, before the interpreter winds down (an unclosed aiohttp session would
             # be reported from a finalizer when modules are already gone).
@@ -109,6 +135,15 @@ async def check_encryption_keys(settings: Settings) -> None:
     encryption.install(keyring)
 
 
+async def _stop_engine_when_set(stopping: asyncio.Event, engine: DeliveryEngine) -> None:
+    await stopping.wait()
+    await engine.stop(GRACEFUL_SECONDS)
+
+
+def _listed(queues: Iterable[str] | None) -> list[str] | None:
+    return None if queues is None else list(queues)
+
+
 async def _stop_when_set(stopping: asyncio.Event, worker: Worker) -> None:
     await stopping.wait()
     worker.stop()
@@ -116,11 +151,13 @@ async def _stop_when_set(stopping: asyncio.Event, worker: Worker) -> None:
 
 app = EventgateApp(
     connector=PsycopgConnector(pool_factory=pool_from_settings),
-    import_paths=["workers.maintenance", "workers.delivery"],
+    import_paths=["workers.maintenance"],
     worker_defaults={
         # Finished jobs are deleted so the job table stays small and start-up fast.
         "delete_jobs": "successful",
-        "shutdown_graceful_timeout": 30,
-        "concurrency": 10,
+        "shutdown_graceful_timeout": GRACEFUL_SECONDS,
+        # Maintenance jobs only: deliveries run in the engine, EVENTGATE_WORKER_CONCURRENCY
+        # batches per queue.
+        "concurrency": 4,
     },
 )

@@ -1,9 +1,10 @@
-"""The deliver task: claim due deliveries in batches, POST them signed, record every try.
+"""Delivering a batch: claim due deliveries, POST them signed, record every try.
 
-Deliveries rows are the work items. A `deliver` job claims batches of due rows with
-FOR UPDATE SKIP LOCKED and leases them (status delivering, next_attempt_at = now + lease),
-commits, sends them concurrently without any transaction open, then writes back the outcomes.
-A worker that dies mid-batch leaves leased rows that fall due again when the lease runs out.
+Deliveries rows are the work items. `claim` locks a batch of due rows with FOR UPDATE SKIP
+LOCKED and leases them (status delivering, next_attempt_at = now + lease) and commits;
+`deliver_batch` sends them concurrently without any transaction open, then writes back the
+outcomes. A worker that dies mid-batch leaves leased rows that fall due again when the lease
+runs out. workers/engine.py decides when to claim.
 """
 
 from __future__ import annotations
@@ -19,63 +20,24 @@ from datetime import UTC, datetime
 
 import msgspec
 import psycopg
-from procrastinate import JobContext
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from core import logs
 from core.encryption import UndecryptableSecret
 from core.metrics import DELIVERIES, DELIVERY_LATENCY
-from core.queues import DELIVER_TASK
 from core.settings import Settings
 from db import delivery_queue, endpoint_health, rate_windows
 from db.delivery_queue import Candidate, Claimed, Result
 from db.endpoint_health import BatchHealth
-from workers.app import app
-from workers.enqueue import wake
-from workers.sender import Outcome, Sender, sender_for
+from workers.sender import Outcome, Sender
 from workers.signing import signature_header
 
 logger = logging.getLogger("eventgate.delivery")
 ATTEMPTS_LOG = logs.get("eventgate.delivery")
 
 DEADLOCK_RETRIES = 3
-LINGER_PAUSES = (0.02, 0.03, 0.05)  # about 0.1 s in all
 JITTER = 0.2  # retry delays vary by ±20 % so a recovered endpoint is not hit all at once
-
-
-@app.task(name=DELIVER_TASK, queue="default", pass_context=True)
-async def deliver(context: JobContext, queue: str) -> int:
-    """Deliver what is due in `queue` until nothing is, or hand over after a while."""
-    settings = Settings.from_env()
-    pool: AsyncConnectionPool = context.app.connector.pool  # type: ignore[attr-defined]
-    sender = sender_for(settings)
-    deadline = time.monotonic() + settings.delivery_job_seconds
-    sent = 0
-    while claimed := await claim_lingering(pool, queue, settings):
-        await deliver_batch(pool, sender, claimed, settings)
-        sent += len(claimed)
-        if time.monotonic() >= deadline:
-            # Short jobs keep worker slots turning over (priorities, graceful shutdown).
-            async with pool.connection() as conn, conn.transaction():
-                await wake(conn, [queue])
-            break
-    return sent
-
-
-async def claim_lingering(
-    pool: AsyncConnectionPool, queue: str, settings: Settings
-) -> list[Claimed]:
-    """Claim; when nothing is due, look again a few times before giving up.
-
-    An ingest that saw this job still waiting did not defer another one; if this job started
-    before that ingest committed, the short linger is what picks its deliveries up.
-    """
-    for pause in LINGER_PAUSES:
-        if claimed := await claim(pool, queue, settings):
-            return claimed
-        await asyncio.sleep(pause)
-    return await claim(pool, queue, settings)
 
 
 async def claim(pool: AsyncConnectionPool, queue: str, settings: Settings) -> list[Claimed]:
@@ -141,7 +103,7 @@ async def _within_rate(conn: AsyncConnection, found: Sequence[Candidate]) -> lis
 
 async def deliver_batch(
     pool: AsyncConnectionPool, sender: Sender, claimed: Sequence[Claimed], settings: Settings
-) -> None:
+) -> list[Result]:
     """Send a claimed batch concurrently, then write every outcome back in one transaction."""
     outcomes = await asyncio.gather(*(send_one(sender, c) for c in claimed))
     results = [
@@ -162,10 +124,11 @@ async def deliver_batch(
                 await delivery_queue.record(conn, results)
                 await delivery_queue.hold_back(conn, [hold_for(c) for c in changed])
             count_outcomes(claimed, results)
-            return
+            return results
         except psycopg.errors.DeadlockDetected:
             if attempt == DEADLOCK_RETRIES:
                 raise  # the leases run out and the deliveries go again: nothing is lost
+    return results
 
 
 def count_outcomes(claimed: Sequence[Claimed], results: Sequence[Result]) -> None:

@@ -1,4 +1,4 @@
-"""Periodic maintenance: partition rotation and re-queueing the jobs of dead workers."""
+"""Periodic maintenance: partitions, re-queueing the jobs of dead workers, purges."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from core.settings import Settings
 from db import (
     audit,
     console_sessions,
-    delivery_queue,
     idempotency,
     partitions,
     portal_links,
@@ -23,7 +22,6 @@ from db import (
     sources,
 )
 from workers.app import app
-from workers.enqueue import wake
 
 logger = logging.getLogger("eventgate.maintenance")
 
@@ -76,19 +74,12 @@ async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
     return retried
 
 
-@app.periodic(cron="* * * * * *")
-@app.task(queue=MAINTENANCE_QUEUE, name="wake_due_deliveries", pass_context=True)
-async def wake_due_deliveries(context: JobContext, timestamp: int) -> list[str]:
-    """Every second: wake a deliver job for each queue with due deliveries.
-
-    This is what starts retries when their time comes, resumes deliveries whose lease ran out
-    (a dead worker's) and catches any wake-up lost between an ingest and a finishing job.
-    """
-    async with context.app.connector.pool.connection() as conn, conn.transaction():  # type: ignore[attr-defined]
-        queues = await delivery_queue.due_queues(conn)
-        await wake(conn, queues)
+@app.periodic(cron="* * * * *")
+@app.task(queue=MAINTENANCE_QUEUE, name="purge_rate_windows", pass_context=True)
+async def purge_rate_windows(context: JobContext, timestamp: int) -> None:
+    """Every minute: forget the per-second delivery counts of endpoint rate limits that ended."""
+    async with context.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
         await rate_windows.purge(conn)
-    return queues
 
 
 @app.periodic(cron="*/15 * * * *")

@@ -24,7 +24,6 @@ from core.metrics import EVENTS_INGESTED
 from core.settings import Settings
 from db import deliveries, events, partitions
 from db.ids import new_id
-from workers.enqueue import wake
 
 logger = logging.getLogger("eventgate.events")
 MAX_EVENT_BYTES = 400 * 1024
@@ -67,32 +66,20 @@ async def store(
     where: list[str] | None = None,
     joined: AsyncConnection | None = None,
 ) -> None:
-    """Store the events and their deliveries atomically, and wake a worker for them; payloads
-    of a type with a schema are checked before COMMIT. With `joined` (a request's transaction
-    that also stores its Idempotency-Key answer) they commit with that one."""
+    """Store the events and their deliveries atomically (the same statement wakes the workers
+    at COMMIT); payloads of a type with a schema are checked before COMMIT. With `joined` (a
+    request's transaction that also stores its Idempotency-Key answer) they commit with that
+    one."""
     if joined is None:
         # The common case is one statement, one round trip: the event and its deliveries
         # commit together, or nothing is stored when a type has a schema to check first.
         fan_out = await _with_partitions(pool, None, days_ahead, _insert_unchecked(rows))
         if not fan_out.schema_versions:
-            if fan_out.wake_queues:
-                await _wake_after_commit(pool, fan_out.wake_queues)
             return
     payloads = [
         (where[i] if where else "", row.event_type, row.payload) for i, row in enumerate(rows)
     ]
     await _with_partitions(pool, joined, days_ahead, _insert_checked(rows, schemas, payloads))
-
-
-async def _wake_after_commit(pool: AsyncConnectionPool, queues: list[str]) -> None:
-    """Wake a worker for deliveries already committed. They are durable work items, so if
-    the database goes away now the events are still accepted (201, no retry and no
-    duplicate): the sweeper wakes a worker within a second of its return."""
-    try:
-        async with pool.connection() as conn, conn.transaction():
-            await wake(conn, queues)
-    except psycopg.OperationalError as exc:
-        logger.warning("stored, but could not wake a worker (the sweeper will): %s", exc)
 
 
 def _insert_unchecked(
@@ -112,7 +99,6 @@ def _insert_checked(
             fan_out = await events.insert_with_fan_out(conn, rows)
             # Checked before COMMIT: a payload that fails takes its insert back with it.
             await schemas.validate(conn, rows[0].tenant_id, fan_out.schema_versions, payloads)
-            await wake(conn, fan_out.wake_queues)
         return fan_out
 
     return run

@@ -8,6 +8,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from app.main import create_app
+from core.queues import DELIVERIES_DUE_CHANNEL
 from db import events
 from db.ids import new_id
 from tests.helpers import auth, event_body, make_key
@@ -102,7 +103,19 @@ async def test_non_public_or_malformed_destinations_are_refused(settings, url):
         assert (await client.get("/v1/endpoints", headers=auth(key))).json()["endpoints"] == []
 
 
-async def test_a_rolled_back_ingest_leaves_no_delivery_and_no_job(client, database_url):
+def listening(database_url: str) -> psycopg.Connection:
+    """A connection that LISTENs where due deliveries are announced."""
+    conn = psycopg.connect(database_url, autocommit=True)
+    conn.execute(f"LISTEN {DELIVERIES_DUE_CHANNEL}")
+    return conn
+
+
+def announced(conn: psycopg.Connection, wait: float = 0.5) -> list[str]:
+    """The queues announced on the connection within `wait` seconds."""
+    return [note.payload for note in conn.notifies(timeout=wait)]
+
+
+async def test_a_rolled_back_ingest_leaves_no_delivery_and_wakes_no_worker(client, database_url):
     key = await make_key(database_url)
     await client.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/"}, headers=auth(key))
     with psycopg.connect(database_url) as conn:
@@ -124,23 +137,23 @@ async def test_a_rolled_back_ingest_leaves_no_delivery_and_no_job(client, databa
             fan_out = await events.insert_with_fan_out(conn, [row])
             await wake(conn, fan_out.wake_queues)
             assert fan_out.wake_queues == ["default"]
-            counted = await conn.execute(
-                "SELECT (SELECT count(*) FROM deliveries), (SELECT count(*) FROM procrastinate_jobs)"
-            )
-            assert await counted.fetchone() == (1, 1)
+            counted = await conn.execute("SELECT count(*) FROM deliveries")
+            assert await counted.fetchone() == (1,)
             raise RuntimeError("the API died before COMMIT")
 
-    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
-        with pytest.raises(RuntimeError):
-            await ingest_then_die(conn)
-        counted = await conn.execute(
-            "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM deliveries),"
-            " (SELECT count(*) FROM procrastinate_jobs)"
-        )
-        assert await counted.fetchone() == (0, 0, 0)
+    with listening(database_url) as listener:
+        async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+            with pytest.raises(RuntimeError):
+                await ingest_then_die(conn)
+            counted = await conn.execute(
+                "SELECT (SELECT count(*) FROM events), (SELECT count(*) FROM deliveries),"
+                " (SELECT count(*) FROM procrastinate_jobs)"
+            )
+            assert await counted.fetchone() == (0, 0, 0)
+        assert announced(listener) == []  # a NOTIFY goes out at COMMIT, never on ROLLBACK
 
 
-async def test_ingest_commits_the_event_its_deliveries_and_one_job(client, database_url):
+async def test_ingest_commits_the_event_its_deliveries_and_wakes_its_queue(client, database_url):
     key = await make_key(database_url)
     for n in range(2):
         await client.post(
@@ -150,9 +163,13 @@ async def test_ingest_commits_the_event_its_deliveries_and_one_job(client, datab
         await client.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/d"}, headers=auth(key))
     ).json()["endpoint"]
     await client.post(f"/v1/endpoints/{disabled['id']}/disable", headers=auth(key))
-    for priority in ("high", "normal", "normal", "low"):
-        body = event_body(metadata={"priority": priority})
-        assert (await client.post("/v1/events", json=body, headers=auth(key))).status_code == 201
+    with listening(database_url) as listener:
+        for priority in ("high", "normal", "normal", "low"):
+            body = event_body(metadata={"priority": priority})
+            response = await client.post("/v1/events", json=body, headers=auth(key))
+            assert response.status_code == 201
+        # One notification per ingest and queue, however many endpoints; no job is created.
+        assert announced(listener) == ["critical", "default", "default", "bulk"]
     with psycopg.connect(database_url) as conn:
         per_queue = dict(
             conn.execute(
@@ -163,13 +180,10 @@ async def test_ingest_commits_the_event_its_deliveries_and_one_job(client, datab
         parked = conn.execute(
             "SELECT count(*) FROM deliveries WHERE next_attempt_at = 'infinity'"
         ).fetchone()[0]
-        jobs = conn.execute(
-            "SELECT queue_name, priority FROM procrastinate_jobs ORDER BY queue_name"
-        ).fetchall()
+        jobs = conn.execute("SELECT count(*) FROM procrastinate_jobs").fetchone()[0]
     assert per_queue == {"critical": 2, "default": 4, "bulk": 2}
     assert parked == 4  # the disabled endpoint's deliveries wait
-    # One waiting job per queue, however many events: it claims everything due.
-    assert jobs == [("bulk", -10), ("critical", 10), ("default", 0)]
+    assert jobs == 0
 
 
 async def test_deleting_an_endpoint_ends_its_unfinished_deliveries(client, database_url):

@@ -15,6 +15,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 
 from app.main import create_app
+from core.logs import BOOKKEEPING_TASKS
 from core.settings import Settings
 from db import migrate
 from db.embedded import EmbeddedPostgres
@@ -81,7 +82,7 @@ async def test_sigkill_mid_delivery_loses_nothing(client, database_url, receiver
     receiver.delay = 0.0
     second = start_worker(database_url, tmp_path / "second.log")
     try:
-        # Bounded by the lease (4 s here) plus the one-second sweep.
+        # Bounded by the lease (4 s here) plus the one-second poll.
         await wait_for(lambda: statuses(database_url) == {"succeeded": 30}, timeout=60, what="all")
     finally:
         second.send_signal(signal.SIGTERM)
@@ -167,7 +168,7 @@ async def test_a_stopped_worker_closes_quietly_and_logs_json(
     worker = start_worker(database_url, log, command)
     try:
         await wait_for(lambda: len(receiver.received) == 3, timeout=30, what="delivered")
-        await asyncio.sleep(2.5)  # idle: the every-second sweep runs a couple of times
+        await asyncio.sleep(2.5)  # idle: the engine polls every second, quietly
         worker.send_signal(stop_signal)
         assert await exit_code(worker, 40) == 0
     finally:
@@ -179,6 +180,10 @@ async def test_a_stopped_worker_closes_quietly_and_logs_json(
         # procrastinate's CLI prints its one launch line itself; everything after it is JSON.
         assert lines.pop(0).startswith("Launching a worker")
     records = [json.loads(line) for line in lines]
-    routine = [r for r in records if "wake_due_deliveries[" in r["event"] and r["level"] == "info"]
-    assert routine == []  # its jobs' start, success and deferral are debug
+    routine = [
+        r
+        for r in records
+        if any(f"{task}[" in r["event"] for task in BOOKKEEPING_TASKS) and r["level"] == "info"
+    ]
+    assert routine == []  # their jobs' start, success and deferral are debug
     assert any(r["event"].startswith("Starting worker") for r in records)

@@ -1,0 +1,102 @@
+"""The delivery engine's wake-ups: a lost notification, a dropped listener and two workers."""
+
+from __future__ import annotations
+
+import signal
+import time
+import uuid
+
+import psycopg
+
+from db import events
+from db.ids import new_id
+from tests.helpers import add_endpoint, ingest, make_key, running_worker, statuses, wait_for
+from tests.workers.test_worker_lifecycle import EVENTGATE_WORKER, exit_code, start_worker
+
+
+async def _listener_pid(url: str) -> int | None:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        cur = await conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE query LIKE 'LISTEN %%eventgate_deliveries_due%%'"
+        )
+        row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def test_a_lost_wake_up_is_recovered_by_the_poll(client, worker_env, receiver, monkeypatch):
+    monkeypatch.setenv("EVENTGATE_DELIVERY_POLL_SECONDS", "1")
+    key = await make_key(worker_env)
+    endpoint = await add_endpoint(client, key, receiver, "lost")
+    await client.post(f"/v1/endpoints/{endpoint['id']}/disable", headers={"X-API-Key": key})
+    await ingest(client, key, 1)  # parked behind the disabled endpoint: no notification
+    async with running_worker():
+        await wait_for(lambda: _listener_pid(worker_env), what="the engine listening")
+        # Made due behind the engine's back, as if its NOTIFY had been lost.
+        async with await psycopg.AsyncConnection.connect(worker_env, autocommit=True) as conn:
+            await conn.execute("UPDATE endpoints SET is_active = true, disabled_reason = NULL")
+            await conn.execute("UPDATE deliveries SET next_attempt_at = now()")
+        made_due = time.monotonic()
+        await wait_for(lambda: len(receiver.received) == 1, timeout=10, what="the delivery")
+        took = time.monotonic() - made_due
+    assert took < 1.0 + 0.9  # within one poll interval (and the send itself)
+    assert statuses(worker_env) == {"succeeded": 1}
+
+
+async def test_a_dropped_listener_reconnects_and_is_woken_again(
+    client, worker_env, receiver, monkeypatch
+):
+    monkeypatch.setenv("EVENTGATE_DELIVERY_POLL_SECONDS", "30")  # only a NOTIFY can wake it
+    key = await make_key(worker_env)
+    await add_endpoint(client, key, receiver, "drop")
+    async with running_worker():
+        await wait_for(lambda: _listener_pid(worker_env), what="the engine listening")
+        first = await _listener_pid(worker_env)
+        async with await psycopg.AsyncConnection.connect(worker_env, autocommit=True) as conn:
+            await conn.execute("SELECT pg_terminate_backend(%s)", (first,))
+
+            async def listening_again() -> bool:
+                return (await _listener_pid(worker_env)) not in (None, first)
+
+            await wait_for(listening_again, timeout=10, what="a new LISTEN connection")
+            cur = await conn.execute("SELECT id FROM tenants")
+            tenant_id = (await cur.fetchone())[0]
+            await events.insert_with_fan_out(conn, [_event(tenant_id)])
+        await wait_for(lambda: len(receiver.received) == 1, timeout=10, what="the delivery")
+
+
+def _event(tenant_id: uuid.UUID) -> events.NewEvent:
+    return events.NewEvent(
+        id=new_id(),
+        tenant_id=tenant_id,
+        source="s",
+        event_type="t",
+        payload={},
+        metadata={},
+        idempotency_key=None,
+        correlation_id=None,
+        priority="normal",
+    )
+
+
+async def test_two_workers_share_the_work_and_deliver_each_once(
+    client, worker_env, receiver, tmp_path
+):
+    key = await make_key(worker_env)
+    await add_endpoint(client, key, receiver, "a")
+    await add_endpoint(client, key, receiver, "b")
+    workers = [start_worker(worker_env, tmp_path / f"w{n}.log", EVENTGATE_WORKER) for n in (1, 2)]
+    try:
+        sent: list[str] = []
+        for _ in range(6):  # while both workers run: the engines are woken by NOTIFY
+            sent += await ingest(client, key, 50)
+        await wait_for(
+            lambda: statuses(worker_env) == {"succeeded": 600}, timeout=60, what="every delivery"
+        )
+    finally:
+        for worker in workers:
+            worker.send_signal(signal.SIGTERM)
+        for worker in workers:
+            assert await exit_code(worker, 40) == 0
+    arrived = [(r.path, r.body["id"]) for r in receiver.received]
+    assert len(arrived) == 600
+    assert set(arrived) == {(p, e) for p in ("a", "b") for e in sent}

@@ -1,0 +1,174 @@
+"""The delivery engine: each worker process claims due deliveries continuously while there are
+any, woken by NOTIFY, and looks anyway every poll interval.
+
+Ingest and the API announce due work on `DELIVERIES_DUE_CHANNEL` (NOTIFY at COMMIT), so an
+event costs no job and no lock. Per delivery queue a `QueueDispatcher` claims a batch, hands it
+to a lane (send, then record) and claims again while lanes are free and batches come back full.
+Nothing depends on a notification arriving: a dispatcher also claims every poll interval (due
+retries, leases of a killed worker run out, a notification lost with a dropped connection), and
+a reconnected listener wakes every dispatcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import AsyncConnectionPool
+
+from core.queues import DELIVERIES_DUE_CHANNEL, DELIVERY_QUEUES
+from core.settings import Settings
+from db.delivery_queue import Claimed, Result
+from db.pool import with_keepalives
+from workers.delivery import claim, deliver_batch
+from workers.sender import sender_for
+
+logger = logging.getLogger("eventgate.engine")
+
+RECONNECT_SECONDS = 1.0
+
+
+class QueueDispatcher:
+    """Claims one queue's due deliveries and keeps up to `lanes` batches in flight."""
+
+    def __init__(self, queue: str, pool: AsyncConnectionPool, settings: Settings) -> None:
+        self.queue = queue
+        self.pool = pool
+        self.settings = settings
+        self.due = asyncio.Event()
+        self.lanes = asyncio.Semaphore(settings.worker_concurrency)
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self.stopping = False
+
+    def wake(self) -> None:
+        """Claim again as soon as possible (a notification, a retry coming due)."""
+        self.due.set()
+
+    async def run(self) -> None:
+        """Claim whenever woken, and every poll interval, until stopped."""
+        self.due.set()  # whatever is due already when the worker starts
+        while not self.stopping:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.due.wait(), self.settings.delivery_poll_seconds)
+            # Cleared before claiming: a notification from now on sets it again.
+            self.due.clear()
+            if not self.stopping:
+                await self._claim_while_due()
+
+    async def _claim_while_due(self) -> None:
+        while not self.stopping:
+            await self.lanes.acquire()
+            if self.stopping:
+                self.lanes.release()
+                return
+            try:
+                claimed = await claim(self.pool, self.queue, self.settings)
+            except Exception as exc:
+                self.lanes.release()
+                _log_trouble("claiming", self.queue, exc)
+                await asyncio.sleep(RECONNECT_SECONDS)
+                self.due.set()
+                return
+            if not claimed:
+                self.lanes.release()
+                return
+            task = asyncio.create_task(self._deliver(claimed))
+            self.in_flight.add(task)
+            task.add_done_callback(self.in_flight.discard)
+            if len(claimed) < self.settings.delivery_batch_size:
+                return  # everything due at the claim was taken: wait for the next wake-up
+
+    async def _deliver(self, claimed: Sequence[Claimed]) -> None:
+        try:
+            sender = sender_for(self.settings)
+            results = await deliver_batch(self.pool, sender, claimed, self.settings)
+            self._wake_for_followers(claimed, results)
+        except Exception as exc:
+            # The leases run out and the deliveries go again: nothing is lost.
+            _log_trouble("delivering a batch of", self.queue, exc)
+        finally:
+            self.lanes.release()
+
+    def _wake_for_followers(self, claimed: Sequence[Claimed], results: Sequence[Result]) -> None:
+        """An ordered endpoint's next event may go now; a retry due within the poll interval
+        goes on time rather than at the next poll."""
+        if any(c.ordered for c in claimed):
+            self.due.set()
+        loop = asyncio.get_running_loop()
+        soonest = min(
+            (r.delay_seconds for r in results if r.status == "failed"),
+            default=self.settings.delivery_poll_seconds,
+        )
+        if soonest < self.settings.delivery_poll_seconds:
+            loop.call_later(soonest, self.due.set)
+
+    async def stop(self, graceful_seconds: float) -> None:
+        """Claim nothing more; let the batches in flight finish (cancelled after the grace)."""
+        self.stopping = True
+        self.due.set()
+        if self.in_flight:
+            _, late = await asyncio.wait(set(self.in_flight), timeout=graceful_seconds)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+
+class DeliveryEngine:
+    """The dispatchers of a worker's delivery queues and the listener that wakes them."""
+
+    def __init__(
+        self, pool: AsyncConnectionPool, settings: Settings, queues: Sequence[str] | None
+    ) -> None:
+        served = [q for q in DELIVERY_QUEUES if queues is None or q in queues]
+        self.settings = settings
+        self.dispatchers = {q: QueueDispatcher(q, pool, settings) for q in served}
+        self.tasks: list[asyncio.Task[None]] = []
+        self.listening = asyncio.Event()
+
+    def start(self) -> None:
+        """Start claiming and listening (in the running event loop)."""
+        if not self.dispatchers:
+            return
+        self.tasks = [asyncio.create_task(d.run()) for d in self.dispatchers.values()]
+        self.tasks.append(asyncio.create_task(self._listen()))
+
+    async def stop(self, graceful_seconds: float) -> None:
+        """Stop claiming, finish the batches in flight, stop listening."""
+        await asyncio.gather(*(d.stop(graceful_seconds) for d in self.dispatchers.values()))
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    async def _listen(self) -> None:
+        url = with_keepalives(self.settings.require_database_url())
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                    await conn.execute(
+                        sql.SQL("LISTEN {}").format(sql.Identifier(DELIVERIES_DUE_CHANNEL))
+                    )
+                    self.listening.set()
+                    self._wake_all()  # anything announced while no one listened
+                    async for note in conn.notifies():
+                        if dispatcher := self.dispatchers.get(note.payload):
+                            dispatcher.wake()
+            except psycopg.Error as exc:
+                self.listening.clear()
+                _log_trouble("listening for", "every", exc)
+                await asyncio.sleep(RECONNECT_SECONDS)
+
+    def _wake_all(self) -> None:
+        for dispatcher in self.dispatchers.values():
+            dispatcher.wake()
+
+
+def _log_trouble(doing: str, queue: str, exc: BaseException) -> None:
+    # A lost database is expected now and then (restarts, failovers): one line, no traceback.
+    if isinstance(exc, psycopg.OperationalError):
+        logger.warning("%s %s queue's deliveries failed, trying again: %s", doing, queue, exc)
+    else:
+        logger.exception("%s %s queue's deliveries failed", doing, queue)
