@@ -23,6 +23,16 @@ from db.ids import new_id
 ROOT = Path(__file__).parent.parent
 
 
+# Stored secrets are sealed under this key in every bench run (a fresh database each time); the
+# processes a bench starts (`eventgate dev`, `serve`, `worker`) inherit it.
+BENCH_ENCRYPTION_KEY = "ZXZlbnRnYXRlLWJlbmNoLWtleS0wMTIzNDU2Nzg5YWI="
+
+
+def use_bench_encryption_key() -> None:
+    """Put the bench's encryption key in this process's environment (unless one is set)."""
+    os.environ.setdefault("EVENTGATE_ENCRYPTION_KEYS", BENCH_ENCRYPTION_KEY)
+
+
 def start_dev(data_dir: str) -> tuple[subprocess.Popen, str, str, str]:
     """Run `eventgate dev` and read its URL, key and database URL from its output."""
     with socket.socket() as sock:
@@ -67,6 +77,7 @@ def dev_or_given(args: argparse.Namespace) -> Iterator[tuple[str, str, str]]:
     if args.url:
         yield args.url, args.key, args.database_url
         return
+    use_bench_encryption_key()
     with tempfile.TemporaryDirectory(prefix="eventgate-bench-") as data_dir:
         process, url, key, database_url = start_dev(data_dir)
         try:

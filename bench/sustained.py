@@ -2,14 +2,16 @@
 `eventgate worker` processes and a receiver, each a process of its own, fed open-loop.
 
     uv run python bench/sustained.py [--workers 1] [--rates 100,200,400] [--fan-out 1]
-                                     [--seconds 10]
+                                     [--seconds 10] [--statements]
 
 For each offered rate it POSTs single events on a fixed schedule (whether or not earlier ones
 were answered), then prints: the ingest rate achieved, deliveries/s, the latency from each
 POST's scheduled time to its arrival at the receiver (p50/p95/p99/max), the backlog left when
 the step ended and how long it took to drain, and each process's CPU. In the same run it
 measures the API alone (the same POSTs, closed-loop, with no endpoint to fan out to) as the
-ceiling, and prints the highest offered rate that kept p99 under 1 s as a ratio of it.
+ceiling, and prints the highest offered rate that kept p99 under 1 s as a ratio of it; plain
+aiohttp POSTs to the same receiver are the ceiling of deliveries/s. With --statements each step
+also shows the SQL it cost per delivered event (pg_stat_statements).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from bench.common import ROOT
+from bench.common import ROOT, use_bench_encryption_key
 from db import migrate
 from db.embedded import EmbeddedPostgres, server_pid
 
@@ -205,6 +207,43 @@ async def offer(base: str, key: str, rate: float, seconds: float) -> tuple[int, 
     return accepted, time.monotonic() - started
 
 
+def track_statements(server: EmbeddedPostgres) -> str:
+    """Load pg_stat_statements (the server restarts) so each step can show its SQL cost."""
+    with psycopg.connect(server.url(), autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
+        conn.execute("ALTER SYSTEM SET pg_stat_statements.track_planning = on")
+    server.stop()
+    url = server.start()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+    return url
+
+
+def reset_statements(url: str) -> None:
+    """Start counting statements afresh."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SELECT pg_stat_statements_reset()")
+
+
+def print_statements(url: str, delivered: int, top: int = 8) -> None:
+    """The statements that took the most server time, per delivered event."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT calls, total_exec_time + total_plan_time,"
+            " regexp_replace(query, '\\s+', ' ', 'g')"
+            " FROM pg_stat_statements ORDER BY 2 DESC"
+        ).fetchall()
+    per = max(1, delivered)
+    total_ms = sum(row[1] for row in rows)
+    calls = sum(row[0] for row in rows)
+    print(
+        f"{'':18}SQL per delivery: {calls / per:.1f} statements, "
+        f"{total_ms / per:.3f} ms planning and executing"
+    )
+    for n_calls, ms, query in rows[:top]:
+        print(f"{'':20}{n_calls / per:5.2f} x {ms / max(1, n_calls):6.3f} ms  {query[:90]}")
+
+
 def backlog(url: str) -> int:
     """Deliveries not yet succeeded."""
     with psycopg.connect(url) as conn:
@@ -245,6 +284,8 @@ async def step(
     url: str, where: dict, key: str, rate: float, args: argparse.Namespace
 ) -> tuple[float, float]:
     """One offered rate; prints its line and returns its p99 (s) and deliveries/s."""
+    if args.statements:
+        reset_statements(url)
     before = cpu_seconds(where["pids"])
     accepted, took = await offer(where["api"], key, rate, args.seconds)
     left = backlog(url)
@@ -265,6 +306,8 @@ async def step(
         f"max {(seen[-1] if seen else 0) * 1000:7.1f}  backlog {left} (drained in {drained:.1f} s)"
         f"\n{'':18}cpu per core: {cpu}; postgres {postgres_ms:.2f} ms per delivery"
     )
+    if args.statements:
+        print_statements(url, len(seen))
     return cuts[98], delivered
 
 
@@ -305,14 +348,18 @@ def main() -> None:
     )
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--drain", type=float, default=60.0)
-    args = parser.parse_args()
-    os.environ.setdefault(
-        "EVENTGATE_ENCRYPTION_KEYS", "ZXZlbnRnYXRlLWJlbmNoLWtleS0wMTIzNDU2Nzg5YWI="
+    parser.add_argument(
+        "--statements", action="store_true", help="print each step's SQL cost per delivery"
     )
+    args = parser.parse_args()
+    use_bench_encryption_key()
     with tempfile.TemporaryDirectory(prefix="eventgate-sustained-") as tmp:
-        server = EmbeddedPostgres(Path(tmp) / "pg", delete_on_stop=True)
+        # Kept across a restart (--statements); the temporary directory goes in the end.
+        server = EmbeddedPostgres(Path(tmp) / "pg")
         url = server.start()
         try:
+            if args.statements:
+                url = track_statements(server)
             migrate.apply(url)
             pid = server_pid(server.data_dir)
             assert pid is not None, "the embedded Postgres wrote no postmaster.pid"

@@ -108,10 +108,13 @@ FOR UPDATE OF d SKIP LOCKED
 """
 
 # Make deliveries over their endpoint's rate due at the next one-second window (deliveries_pkey).
+# Every statement that joins a batch of rows to a partitioned table also lists their distinct
+# created_at values (`days`): the planner prunes to those partitions instead of planning a
+# probe into each.
 POSTPONE_TO_NEXT_SECOND = """
 UPDATE deliveries d SET next_attempt_at = date_trunc('second', now()) + interval '1 second'
 FROM unnest(%(ids)s::uuid[], %(created_ats)s::timestamptz[]) AS c(id, created_at)
-WHERE d.id = c.id AND d.created_at = c.created_at
+WHERE d.id = c.id AND d.created_at = c.created_at AND d.created_at = ANY(%(created_ats)s)
 """
 
 # Lease the chosen rows and read what sending needs; a missing event was deleted or expired
@@ -121,7 +124,7 @@ WITH leased AS (
     UPDATE deliveries d SET status = 'delivering', attempts = d.attempts + 1,
         next_attempt_at = now() + make_interval(secs => %(lease)s), updated_at = now()
     FROM jsonb_to_recordset(%(rows)s::jsonb) AS c(id uuid, created_at timestamptz)
-    WHERE d.id = c.id AND d.created_at = c.created_at
+    WHERE d.id = c.id AND d.created_at = c.created_at AND d.created_at = ANY(%(days)s)
     RETURNING d.id, d.created_at, d.tenant_id, d.event_id, d.endpoint_id, d.attempts, d.retry_index
 )
 SELECT l.id, l.created_at, l.tenant_id, l.event_id, l.endpoint_id, l.attempts, l.retry_index,
@@ -132,6 +135,7 @@ SELECT l.id, l.created_at, l.tenant_id, l.event_id, l.endpoint_id, l.attempts, l
 FROM leased l
 JOIN endpoints e ON e.id = l.endpoint_id
 LEFT JOIN events ev ON ev.id = l.event_id AND ev.created_at = l.created_at
+                    AND ev.created_at = ANY(%(days)s)
 """
 
 # Write back a batch of tries and insert their attempts. A row re-claimed after its lease ran
@@ -151,7 +155,7 @@ WITH r AS (
         updated_at = now()
     FROM r
     WHERE d.id = r.id AND d.created_at = r.created_at AND d.attempts = r.attempt
-      AND d.status = 'delivering'
+      AND d.status = 'delivering' AND d.created_at = ANY(%(days)s)
 )
 INSERT INTO delivery_attempts (id, tenant_id, delivery_id, endpoint_id, attempt, status_code,
                                response_body, latency_ms, error, started_at, created_at)
@@ -196,12 +200,18 @@ async def lease(
     conn: AsyncConnection, rows: Sequence[Candidate], lease_seconds: float
 ) -> list[Claimed]:
     """Mark these deliveries delivering for the lease and return what sending them needs."""
-    return await fetch_all(conn, LEASE, {"rows": jsonb_rows(rows), "lease": lease_seconds}, Claimed)
+    params = {"rows": jsonb_rows(rows), "lease": lease_seconds, "days": _days(rows)}
+    return await fetch_all(conn, LEASE, params, Claimed)
 
 
 async def record(conn: AsyncConnection, results: Sequence[Result]) -> None:
     """Write back a batch of tries and their attempts."""
-    await conn.execute(RECORD, {"results": jsonb_rows(results)})
+    await conn.execute(RECORD, {"results": jsonb_rows(results), "days": _days(results)})
+
+
+def _days(rows: Sequence[Candidate] | Sequence[Result]) -> list[datetime]:
+    """The distinct created_at values of a batch: what partition pruning needs."""
+    return sorted({r.created_at for r in rows})
 
 
 async def hold_back(conn: AsyncConnection, holds: Sequence[Hold]) -> None:

@@ -14,6 +14,7 @@ from procrastinate import App, PsycopgConnector, signals
 from procrastinate.app import WorkerOptions
 from procrastinate.worker import Worker
 from prometheus_client import start_http_server
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from core import encryption, logs
@@ -34,7 +35,13 @@ def pool_from_settings(**pool_args: Any) -> AsyncConnectionPool:
     """Build the worker's pool when procrastinate opens the app (not at import time)."""
     settings = Settings.from_env()
     return AsyncConnectionPool(
-        with_keepalives(settings.require_database_url()),
+        # Plans are made once per connection and statement: the claim and record statements
+        # join batches to partitioned tables, whose planning cost more than running them;
+        # their partitions are pruned when each runs instead.
+        make_conninfo(
+            with_keepalives(settings.require_database_url()),
+            options="-c plan_cache_mode=force_generic_plan",
+        ),
         min_size=1,
         max_size=settings.worker_concurrency + 4,
         configure=use_msgspec_json,
