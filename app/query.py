@@ -43,8 +43,9 @@ def _strict_kinds(handler: BaseRouteHandler) -> tuple[tuple[str, str], ...]:
     return tuple(kinds)
 
 
-def strict_query(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+async def strict_query(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
     """A guard: 400 naming the parameter for a number or a yes/no written any other way."""
+    # async on purpose: Litestar runs a sync guard in a worker thread on every request.
     for name, kind in _strict_kinds(handler):
         for raw in connection.query_params.getall(name, []):
             if kind == "bool" and not YES_OR_NO.fullmatch(raw):

@@ -121,3 +121,20 @@ async def test_docs_load_every_asset_from_this_server(client):
         assert (await client.get(asset)).status_code == 200, asset
     assert "http://" not in docs.text
     assert "https://" not in docs.text
+
+
+def test_every_guard_runs_on_the_event_loop(settings):
+    import inspect
+
+    from app.main import create_app
+
+    # A sync guard is run in a worker thread on every request: a thread hop per request.
+    app = create_app(settings)
+    guards = {
+        guard
+        for route in app.routes
+        for handler in getattr(route, "route_handlers", [])
+        for guard in handler.resolve_guards()
+    }
+    assert guards
+    assert [g for g in guards if not inspect.iscoroutinefunction(g)] == []
