@@ -17,7 +17,7 @@ from psycopg import AsyncConnection
 from core.queues import DELIVERIES_DUE_CHANNEL
 from core.vocabulary import UNFINISHED_DELIVERY_STATUSES, WAITING_DELIVERY_STATUSES, sql_in
 from db.endpoints import open_secret
-from db.query import fetch_all, jsonb_rows
+from db.query import fetch_all, fetch_tuples, jsonb_rows
 
 UNFINISHED = sql_in(UNFINISHED_DELIVERY_STATUSES)
 WAITING = sql_in(WAITING_DELIVERY_STATUSES)
@@ -182,6 +182,13 @@ SELECT pg_notify(%(channel)s, q) FROM unnest(%(queues)s::text[]) AS q
 """
 
 
+# The backend pids of the delivery engines' listener connections, by the application name they
+# connect with, oldest first (pg_stat_activity: a few rows per worker process).
+LISTENING_ENGINES = """
+SELECT pid FROM pg_stat_activity WHERE application_name = %(name)s ORDER BY backend_start, pid
+"""
+
+
 async def candidates(
     conn: AsyncConnection, queue: str, limit: int, circuit_threshold: int
 ) -> list[Candidate]:
@@ -227,3 +234,8 @@ async def announce_due(conn: AsyncConnection, queues: Sequence[str]) -> None:
         await conn.execute(
             ANNOUNCE_DUE, {"channel": DELIVERIES_DUE_CHANNEL, "queues": list(queues)}
         )
+
+
+async def listening_engines(conn: AsyncConnection, name: str) -> list[int]:
+    """The backend pids of the engines listening under `name`, oldest first."""
+    return [row[0] for row in await fetch_tuples(conn, LISTENING_ENGINES, {"name": name})]

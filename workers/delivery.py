@@ -44,7 +44,8 @@ async def claim(pool: AsyncConnectionPool, queue: str, settings: Settings) -> li
     """Lease a batch of due deliveries of the queue that their endpoints may take now."""
     for attempt in range(1, DEADLOCK_RETRIES + 1):
         try:
-            async with pool.connection() as conn, conn.transaction():
+            # Pipelined: BEGIN travels with the first statement, COMMIT with the last.
+            async with pool.connection() as conn, conn.pipeline(), conn.transaction():
                 found = await delivery_queue.candidates(
                     conn, queue, settings.delivery_batch_size, settings.circuit_failure_threshold
                 )
@@ -112,7 +113,7 @@ async def deliver_batch(
     health = batch_health(claimed, outcomes)
     for attempt in range(1, DEADLOCK_RETRIES + 1):
         try:
-            async with pool.connection() as conn, conn.transaction():
+            async with pool.connection() as conn, conn.pipeline(), conn.transaction():
                 # Endpoints before deliveries: the order the API's endpoint routes lock in.
                 changed = await endpoint_health.record_batch(
                     conn,

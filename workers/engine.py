@@ -18,10 +18,12 @@ from collections.abc import Sequence
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
 from core.queues import DELIVERIES_DUE_CHANNEL, DELIVERY_QUEUES
 from core.settings import Settings
+from db import delivery_queue
 from db.delivery_queue import Claimed, Result
 from db.pool import with_keepalives
 from workers.delivery import claim, deliver_batch
@@ -30,6 +32,12 @@ from workers.sender import sender_for
 logger = logging.getLogger("eventgate.engine")
 
 RECONNECT_SECONDS = 1.0
+# Listener connections carry this name, so the engines of all workers can count each other.
+LISTENER_NAME = "eventgate-delivery-engine"
+# How often an engine counts the engines listening, and how late it answers a notification
+# meant for another engine (in case that one is busy or gone).
+PEERS_REFRESH_SECONDS = 2.0
+DEFERRED_WAKE_SECONDS = 0.02
 
 
 class QueueDispatcher:
@@ -43,9 +51,20 @@ class QueueDispatcher:
         self.lanes = asyncio.Semaphore(settings.worker_concurrency)
         self.in_flight: set[asyncio.Task[None]] = set()
         self.stopping = False
+        self.deferred = False
 
     def wake(self) -> None:
         """Claim again as soon as possible (a notification, a retry coming due)."""
+        self.due.set()
+
+    def wake_soon(self) -> None:
+        """Claim within DEFERRED_WAKE_SECONDS (at most one such wake-up pending)."""
+        if not self.deferred:
+            self.deferred = True
+            asyncio.get_running_loop().call_later(DEFERRED_WAKE_SECONDS, self._deferred_wake)
+
+    def _deferred_wake(self) -> None:
+        self.deferred = False
         self.due.set()
 
     async def run(self) -> None:
@@ -118,7 +137,14 @@ class QueueDispatcher:
 
 
 class DeliveryEngine:
-    """The dispatchers of a worker's delivery queues and the listener that wakes them."""
+    """The dispatchers of a worker's delivery queues and the listener that wakes them.
+
+    Every engine hears every notification. When several listen, each answers at once only
+    the notifications whose sender's backend pid falls to it (pid modulo the engines
+    listening) and the others a moment later, when the engine they fell to has usually
+    claimed them: claims that would find nothing are not made, so a second worker never
+    slows the first down, while any engine still picks up what another leaves.
+    """
 
     def __init__(
         self, pool: AsyncConnectionPool, settings: Settings, queues: Sequence[str] | None
@@ -126,8 +152,11 @@ class DeliveryEngine:
         served = [q for q in DELIVERY_QUEUES if queues is None or q in queues]
         self.settings = settings
         self.dispatchers = {q: QueueDispatcher(q, pool, settings) for q in served}
+        self.pool = pool
         self.tasks: list[asyncio.Task[None]] = []
         self.listening = asyncio.Event()
+        self.listener_pid = 0
+        self.peers = (1, 0)  # engines listening, and this one's place among them
 
     def start(self) -> None:
         """Start claiming and listening (in the running event loop)."""
@@ -135,6 +164,7 @@ class DeliveryEngine:
             return
         self.tasks = [asyncio.create_task(d.run()) for d in self.dispatchers.values()]
         self.tasks.append(asyncio.create_task(self._listen()))
+        self.tasks.append(asyncio.create_task(self._count_peers()))
 
     async def stop(self, graceful_seconds: float) -> None:
         """Stop claiming, finish the batches in flight, stop listening."""
@@ -144,22 +174,50 @@ class DeliveryEngine:
         await asyncio.gather(*self.tasks, return_exceptions=True)
 
     async def _listen(self) -> None:
-        url = with_keepalives(self.settings.require_database_url())
+        url = make_conninfo(
+            with_keepalives(self.settings.require_database_url()), application_name=LISTENER_NAME
+        )
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
                     await conn.execute(
                         sql.SQL("LISTEN {}").format(sql.Identifier(DELIVERIES_DUE_CHANNEL))
                     )
+                    self.listener_pid = conn.info.backend_pid
                     self.listening.set()
                     self._wake_all()  # anything announced while no one listened
                     async for note in conn.notifies():
-                        if dispatcher := self.dispatchers.get(note.payload):
-                            dispatcher.wake()
+                        self._route(note.payload, note.pid)
             except psycopg.Error as exc:
                 self.listening.clear()
+                self.peers = (1, 0)
                 _log_trouble("listening for", "every", exc)
                 await asyncio.sleep(RECONNECT_SECONDS)
+
+    def _route(self, queue: str, sender_pid: int) -> None:
+        dispatcher = self.dispatchers.get(queue)
+        if dispatcher is None:
+            return
+        engines, place = self.peers
+        if sender_pid % engines == place:
+            dispatcher.wake()
+        else:
+            dispatcher.wake_soon()
+
+    async def _count_peers(self) -> None:
+        """Keep `peers` current: how many engines listen, and this one's place among them."""
+        while True:
+            await asyncio.sleep(PEERS_REFRESH_SECONDS)
+            if not self.listening.is_set():
+                continue
+            try:
+                async with self.pool.connection() as conn:
+                    pids = await delivery_queue.listening_engines(conn, LISTENER_NAME)
+            except psycopg.Error as exc:
+                _log_trouble("counting the engines of", "every", exc)
+                continue
+            if self.listener_pid in pids:
+                self.peers = (len(pids), pids.index(self.listener_pid))
 
     def _wake_all(self) -> None:
         for dispatcher in self.dispatchers.values():

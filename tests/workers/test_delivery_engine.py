@@ -100,3 +100,48 @@ async def test_two_workers_share_the_work_and_deliver_each_once(
     arrived = [(r.path, r.body["id"]) for r in receiver.received]
     assert len(arrived) == 600
     assert set(arrived) == {(p, e) for p in ("a", "b") for e in sent}
+
+
+async def test_engines_count_each_other_and_split_the_notifications(worker_env, monkeypatch):
+    from psycopg_pool import AsyncConnectionPool
+
+    from core.settings import Settings
+    from workers import engine as engine_module
+    from workers.engine import DeliveryEngine
+
+    monkeypatch.setattr(engine_module, "PEERS_REFRESH_SECONDS", 0.1)
+    settings = Settings.from_env()
+    async with AsyncConnectionPool(worker_env, min_size=1, max_size=4) as pool:
+        engines = [DeliveryEngine(pool, settings, ["default"]) for _ in range(2)]
+        for engine in engines:
+            engine.start()
+        try:
+            await wait_for(
+                lambda: sorted(e.peers for e in engines) == [(2, 0), (2, 1)],
+                what="each engine knowing its place among two",
+            )
+            first, second = engines
+            pid = first.peers[1]  # a sender pid that falls to the first engine
+            for engine in engines:
+                engine.dispatchers["default"].due.clear()
+                engine._route("default", pid)
+            assert first.dispatchers["default"].due.is_set()  # at once
+            assert not second.dispatchers["default"].due.is_set()
+            assert second.dispatchers["default"].deferred  # a moment later
+            await wait_for(lambda: not second.dispatchers["default"].deferred, timeout=1)
+        finally:
+            for engine in engines:
+                await engine.stop(1.0)
+    # Alone again, an engine answers every notification at once.
+    async with AsyncConnectionPool(worker_env, min_size=1, max_size=4) as pool:
+        alone = DeliveryEngine(pool, settings, ["default"])
+        alone.start()
+        try:
+            await wait_for(lambda: alone.listening.is_set(), what="listening")
+            await wait_for(lambda: alone.peers == (1, 0), what="the engine alone")
+            pid = 12345
+            alone.dispatchers["default"].due.clear()
+            alone._route("default", pid)
+            assert alone.dispatchers["default"].due.is_set()
+        finally:
+            await alone.stop(1.0)
