@@ -273,6 +273,11 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     return times
 
 
+def busy(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
+    """Each process's share of a core between two readings."""
+    return ", ".join(f"{n} {(after[n] - before.get(n, 0)) / seconds:.0%}" for n in after)
+
+
 def _cpu(process: psutil.Process) -> float:
     with contextlib.suppress(psutil.NoSuchProcess):
         t = process.cpu_times()
@@ -286,17 +291,17 @@ async def step(
     """One offered rate; prints its line and returns its p99 (s) and deliveries/s."""
     if args.statements:
         reset_statements(url)
-    before = cpu_seconds(where["pids"])
+    before = cpu_seconds(where["pids"] | {"this bench": os.getpid()})
     accepted, took = await offer(where["api"], key, rate, args.seconds)
     left = backlog(url)
     drain_started = time.monotonic()
     while backlog(url) and time.monotonic() - drain_started < args.drain:
         await asyncio.sleep(0.2)
     drained = time.monotonic() - drain_started
-    after = cpu_seconds(where["pids"])
+    after = cpu_seconds(where["pids"] | {"this bench": os.getpid()})
     seen = sorted(await arrivals(where["hook"], reset=True))
     cuts = statistics.quantiles(seen, n=100) if len(seen) > 1 else [float("nan")] * 99
-    cpu = ", ".join(f"{n} {(after[n] - before.get(n, 0)) / took:.0%}" for n in after)
+    cpu = busy(before, after, took)
     delivered = len(seen) / (took + drained)
     postgres_ms = (after["postgres"] - before["postgres"]) * 1000 / max(1, len(seen))
     print(
@@ -315,7 +320,11 @@ async def run(url: str, args: argparse.Namespace, postgres_pid: int) -> None:
     key, alone_key = make_key(url, "bench"), make_key(url, "alone")
     with processes(url, args, postgres_pid) as where:
         await wait_ready(where["api"], where["hook"])
+        pids = {**where["pids"], "this bench": os.getpid()}
+        before = cpu_seconds(pids)
+        started = time.monotonic()
         ceiling = await api_alone(where["api"], alone_key, 5.0)
+        alone_cpu = busy(before, cpu_seconds(pids), time.monotonic() - started)
         posts = await post_ceiling(where["hook"], 5.0)
         async with aiohttp.ClientSession(headers={"X-API-Key": key}) as session:
             for n in range(args.fan_out):
@@ -325,6 +334,7 @@ async def run(url: str, args: argparse.Namespace, postgres_pid: int) -> None:
         print(
             f"machine: {os.cpu_count()} cores; {args.workers} worker(s), fan-out {args.fan_out}"
             f"\nceiling: the API alone, closed-loop, no endpoints  {ceiling:6.0f} events/s"
+            f"\n{'':18}cpu per core: {alone_cpu}"
             f"\nceiling: plain aiohttp POSTs to the receiver      {posts:6.0f} /s"
         )
         best, most = 0.0, 0.0

@@ -45,6 +45,7 @@ class Claimed(msgspec.Struct):
     retry_index: int
     url: str
     ordered: bool
+    healthy: bool  # no failures on record and no circuit: a success changes nothing there
     secret_encrypted: bytes
     previous_secret_encrypted: bytes | None
     source: str | None
@@ -128,7 +129,10 @@ WITH leased AS (
     RETURNING d.id, d.created_at, d.tenant_id, d.event_id, d.endpoint_id, d.attempts, d.retry_index
 )
 SELECT l.id, l.created_at, l.tenant_id, l.event_id, l.endpoint_id, l.attempts, l.retry_index,
-       e.url, e.ordered, e.secret_encrypted,
+       e.url, e.ordered,
+       e.consecutive_failures = 0 AND e.failing_since IS NULL AND e.circuit_open_until IS NULL
+           AS healthy,
+       e.secret_encrypted,
        CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret_encrypted END
            AS previous_secret_encrypted,
        ev.source, ev.event_type, ev.payload, ev.metadata

@@ -44,8 +44,7 @@ async def claim(pool: AsyncConnectionPool, queue: str, settings: Settings) -> li
     """Lease a batch of due deliveries of the queue that their endpoints may take now."""
     for attempt in range(1, DEADLOCK_RETRIES + 1):
         try:
-            # Pipelined: BEGIN travels with the first statement, COMMIT with the last.
-            async with pool.connection() as conn, conn.pipeline(), conn.transaction():
+            async with pool.connection() as conn, conn.transaction():
                 found = await delivery_queue.candidates(
                     conn, queue, settings.delivery_batch_size, settings.circuit_failure_threshold
                 )
@@ -110,10 +109,15 @@ async def deliver_batch(
     results = [
         plan(c, o, settings.delivery_retry_schedule) for c, o in zip(claimed, outcomes, strict=True)
     ]
-    health = batch_health(claimed, outcomes)
+    health = news_for_circuits(claimed, batch_health(claimed, outcomes))
     for attempt in range(1, DEADLOCK_RETRIES + 1):
         try:
-            async with pool.connection() as conn, conn.pipeline(), conn.transaction():
+            if not health:  # the common case: one statement, committed by itself
+                async with pool.connection() as conn:
+                    await delivery_queue.record(conn, results)
+                count_outcomes(claimed, results)
+                return results
+            async with pool.connection() as conn, conn.transaction():
                 # Endpoints before deliveries: the order the API's endpoint routes lock in.
                 changed = await endpoint_health.record_batch(
                     conn,
@@ -129,6 +133,12 @@ async def deliver_batch(
         except psycopg.errors.DeadlockDetected:
             if attempt == DEADLOCK_RETRIES:
                 raise  # the leases run out and the deliveries go again: nothing is lost
+        except psycopg.OperationalError:
+            # Pooled connections are not checked before use (a round trip per checkout): a
+            # connection the database dropped fails here once, and the pool replaces it.
+            if attempt == DEADLOCK_RETRIES:
+                raise
+            await asyncio.sleep(0.2 * attempt)
     return results
 
 
@@ -248,6 +258,15 @@ def batch_health(
             h.failures += 1
             h.gone = h.gone or o.status_code == 410
     return list(health.values())
+
+
+def news_for_circuits(
+    claimed: Sequence[Claimed], health: Sequence[BatchHealth]
+) -> list[BatchHealth]:
+    """The batch's health minus what changes nothing: every try of an endpoint that was
+    healthy when claimed succeeded."""
+    unhealthy = {c.endpoint_id for c in claimed if not c.healthy}
+    return [h for h in health if h.failures or h.gone or h.endpoint_id in unhealthy]
 
 
 def hold_for(change: endpoint_health.HealthChange) -> delivery_queue.Hold:
