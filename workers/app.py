@@ -177,5 +177,9 @@ app = EventgateApp(
         # Maintenance jobs only: deliveries run in the engine, EVENTGATE_WORKER_CONCURRENCY
         # batches per queue.
         "concurrency": 4,
+        # Polled, not LISTENed for: Postgres wakes every listening backend of the database on
+        # each NOTIFY, and ingest NOTIFYs the delivery engines on every event.
+        "listen_notify": False,
+        "fetch_job_polling_interval": 1.0,
     },
 )
