@@ -8,15 +8,13 @@ from app.auth import api_key_auth
 from app.idempotency import api_idempotency
 from app.openapi import SECURITY
 from app.rate_limits.middleware import api_rate_limit
-from app.scopes import require_scope
 
 
 class ApiController(Controller):
     """Authenticated by key, rate-limited, a keyed POST run once (idempotency), each route
-    guarded by the scope in its opt["scope"], and documented as needing a key. Subclasses set
+    guarded (by the app's `check_request`) by the scope in its opt["scope"], and documented as needing a key. Subclasses set
     path, tags and opt, and `before_request = check_json_body` when their routes take a body."""
 
-    guards = [require_scope]  # noqa: RUF012 - Litestar reads class attributes
     middleware = [api_key_auth, api_rate_limit, api_idempotency]  # noqa: RUF012
     security = SECURITY
 

@@ -34,12 +34,12 @@ from app.metrics import (
 )
 from app.openapi import StrictStructSchemaPlugin, docs_assets, openapi_config, openapi_json
 from app.options import complete_allow_header
-from app.query import strict_query
 from app.rate_limits.controllers import KeyRateLimitController, RateLimitTierController
 from app.rate_limits.limiter import RateLimiter
 from app.request_id import add_request_id_header
 from app.request_logs.buffer import RequestLogBuffer
 from app.request_logs.controllers import RequestLogController
+from app.scopes import check_request
 from app.sources.controllers import SourceController, TriggerController
 from app.sources.triggers import Triggers
 from core import encryption
@@ -87,7 +87,7 @@ def create_app(settings: Settings) -> Litestar:
             await pool.close()
 
     return Litestar(
-        guards=[strict_query],
+        guards=[check_request],
         route_handlers=[
             HealthController,
             KeyController,

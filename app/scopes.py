@@ -6,6 +6,7 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from app.errors import Forbidden
+from app.query import strict_query
 
 EVENTS_WRITE = "events:write"
 EVENTS_READ = "events:read"
@@ -29,6 +30,13 @@ ALL_SCOPES = (
 def grants(held: frozenset[str], scope: str) -> bool:
     """True when the held scopes allow `scope` (admin allows everything)."""
     return scope in held or ADMIN in held
+
+
+async def check_request(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
+    """The app's one guard (Litestar copies the route handler for every guard it runs): query
+    parameters written strictly, then the scope the route names, if it names one."""
+    await strict_query(connection, handler)
+    await require_scope(connection, handler)
 
 
 async def require_scope(connection: ASGIConnection, handler: BaseRouteHandler) -> None:

@@ -13,7 +13,6 @@ from litestar.params import QueryParameter
 from app.console.forms import Form, provide_form
 from app.console.rendering import EXCEPTION_HANDLERS
 from app.console.sessions import ConsoleSession
-from app.scopes import require_scope
 
 
 async def provide_session(request: Request) -> ConsoleSession:
@@ -27,7 +26,6 @@ def pages_router(path: str, pages: list[Any], session_middleware: DefineMiddlewa
         path,
         route_handlers=pages,
         middleware=[session_middleware],
-        guards=[require_scope],
         exception_handlers=EXCEPTION_HANDLERS,
         dependencies={"form": Provide(provide_form), "session": Provide(provide_session)},
         include_in_schema=False,
