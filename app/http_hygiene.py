@@ -18,6 +18,7 @@ SECURITY_HEADERS = {
 # /docs runs Swagger UI's own scripts and styles, served by Eventgate itself.
 DOCS_CSP = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
 HSTS = "max-age=31536000; includeSubDomains"
+_RAW_SECURITY_HEADERS = tuple((k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items())
 
 
 async def add_security_headers(message: Message, scope: Scope) -> None:
@@ -25,18 +26,20 @@ async def add_security_headers(message: Message, scope: Scope) -> None:
     if message["type"] != "http.response.start":
         return
     headers = MutableScopeHeaders.from_message(message)
+    # One pass over the raw headers (this runs on every answer), not one lookup per name.
+    present = {name.lower(): value for name, value in headers.headers}
+    headers.headers.extend(
+        (name, value) for name, value in _RAW_SECURITY_HEADERS if name not in present
+    )
     # Console and portal pages set their own policy (a portal may be framed by its origin).
-    own_policy = headers.get("content-security-policy")
-    for name, value in SECURITY_HEADERS.items():
-        if name not in headers:
-            headers[name] = value
-    if own_policy and "frame-ancestors 'none'" not in own_policy:
+    own_policy = present.get(b"content-security-policy")
+    if own_policy and b"frame-ancestors 'none'" not in own_policy:
         del headers["x-frame-options"]
     if scope.get("path", "").startswith("/docs"):
         headers["content-security-policy"] = DOCS_CSP
     if scope.get("scheme") == "https":
         headers["strict-transport-security"] = HSTS
-    if "server" in headers:
+    if b"server" in present:
         del headers["server"]
 
 

@@ -9,6 +9,7 @@ import hmac
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 from litestar import Controller, Request, Response, get
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -63,12 +64,29 @@ async def account_response(message: Message, scope: Scope) -> None:
     _account(scope, state.get(_STATUS, 500), time.perf_counter() - started)
 
 
+# The labelled children of the request metrics, looked up once per route and status (a lookup
+# takes a lock and builds a key on every call); routes are templates, so this stays small.
+_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
+    key = (method, route, status)
+    found = _SERIES.get(key)
+    if found is None:
+        found = _SERIES[key] = (
+            HTTP_REQUESTS.labels(method, route, str(status)),
+            HTTP_DURATION.labels(method, route),
+        )
+    return found
+
+
 def _account(scope: Scope, status: int, took: float) -> None:
     handler = scope.get("route_handler")
     route = scope.get("path_template") or (min(handler.paths) if handler else "unmatched")
     method = scope["method"]
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_DURATION.labels(method, route).observe(took)
+    counted, timed = _series(method, route, status)
+    counted.inc()
+    timed.observe(took)
     app_state = scope["app"].state
     principal = scope.get("user")
     if principal is not None and app_state.settings.request_logs_enabled:
