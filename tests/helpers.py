@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -23,7 +24,8 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from app.keys import services as keys
 from app.scopes import ALL_SCOPES
-from db import tenants
+from db import events, tenants
+from db.ids import new_id
 from workers.app import app as worker_app
 from workers.sender import close_senders
 
@@ -252,3 +254,18 @@ def api_process(database_url: str, workers: int = 1, **extra_env: str) -> Iterat
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def event_row(tenant_id: uuid.UUID) -> events.NewEvent:
+    """A minimal normal-priority event of the tenant, as ingest would store it."""
+    return events.NewEvent(
+        id=new_id(),
+        tenant_id=tenant_id,
+        source="s",
+        event_type="t",
+        payload={},
+        metadata={},
+        idempotency_key=None,
+        correlation_id=None,
+        priority="normal",
+    )

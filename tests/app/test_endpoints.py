@@ -10,8 +10,7 @@ from litestar.testing import AsyncTestClient
 from app.main import create_app
 from core.queues import DELIVERIES_DUE_CHANNEL
 from db import events
-from db.ids import new_id
-from tests.helpers import auth, event_body, make_key
+from tests.helpers import auth, event_body, event_row, make_key
 from workers.enqueue import wake
 
 
@@ -120,17 +119,7 @@ async def test_a_rolled_back_ingest_leaves_no_delivery_and_wakes_no_worker(clien
     await client.post("/v1/endpoints", json={"url": "http://127.0.0.1:9/"}, headers=auth(key))
     with psycopg.connect(database_url) as conn:
         tenant_id = conn.execute("SELECT id FROM tenants").fetchone()[0]
-    row = events.NewEvent(
-        id=new_id(),
-        tenant_id=tenant_id,
-        source="s",
-        event_type="t",
-        payload={},
-        metadata={},
-        idempotency_key=None,
-        correlation_id=None,
-        priority="normal",
-    )
+    row = event_row(tenant_id)
 
     async def ingest_then_die(conn: psycopg.AsyncConnection) -> None:
         async with conn.transaction():

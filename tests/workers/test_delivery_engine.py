@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import signal
 import time
-import uuid
 
 import psycopg
 
 from db import events
-from db.ids import new_id
-from tests.helpers import add_endpoint, ingest, make_key, running_worker, statuses, wait_for
+from tests.helpers import (
+    add_endpoint,
+    event_row,
+    ingest,
+    make_key,
+    running_worker,
+    statuses,
+    wait_for,
+)
 from tests.workers.test_worker_lifecycle import EVENTGATE_WORKER, exit_code, start_worker
 
 
@@ -60,22 +66,8 @@ async def test_a_dropped_listener_reconnects_and_is_woken_again(
             await wait_for(listening_again, timeout=10, what="a new LISTEN connection")
             cur = await conn.execute("SELECT id FROM tenants")
             tenant_id = (await cur.fetchone())[0]
-            await events.insert_with_fan_out(conn, [_event(tenant_id)])
+            await events.insert_with_fan_out(conn, [event_row(tenant_id)])
         await wait_for(lambda: len(receiver.received) == 1, timeout=10, what="the delivery")
-
-
-def _event(tenant_id: uuid.UUID) -> events.NewEvent:
-    return events.NewEvent(
-        id=new_id(),
-        tenant_id=tenant_id,
-        source="s",
-        event_type="t",
-        payload={},
-        metadata={},
-        idempotency_key=None,
-        correlation_id=None,
-        priority="normal",
-    )
 
 
 async def test_two_workers_share_the_work_and_deliver_each_once(
