@@ -1,4 +1,4 @@
-"""Authentication middleware: X-API-Key or Authorization: Bearer, verified by the KeyVerifier.
+"""Authentication of API requests: X-API-Key or Authorization: Bearer, verified by the KeyVerifier.
 
 Requests without a valid key are counted per client address (and wrong secrets per address
 and key prefix): past those limits they get a 429 instead of a 401. The right secret is never
@@ -11,47 +11,46 @@ from __future__ import annotations
 import asyncio
 
 from litestar.connection import ASGIConnection
-from litestar.middleware import (
-    AbstractAuthenticationMiddleware,
-    AuthenticationResult,
-    DefineMiddleware,
-)
+from litestar.types import Scope
 
 from app.audit import acting_in, record_refusal
 from app.client_ip import client_ip
 from app.errors import Unauthorized
 from app.keys import secrets
-from app.keys.verifier import KeyRefused, KeyVerifier
+from app.keys.verifier import KeyRefused, KeyVerifier, Principal
 from app.rate_limits.limiter import RateLimiter
 
 
-def presented_key(connection: ASGIConnection) -> str | None:
+def presented_key(scope: Scope) -> str | None:
     """The key the client sent, from X-API-Key or a Bearer token."""
-    if key := connection.headers.get("x-api-key"):
-        return key.strip()
-    scheme, _, token = connection.headers.get("authorization", "").partition(" ")
+    authorization = ""
+    for name, value in scope["headers"]:
+        if name == b"x-api-key" and (key := value.decode("latin-1").strip()):
+            return key
+        if name == b"authorization" and not authorization:
+            authorization = value.decode("latin-1")
+    scheme, _, token = authorization.partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return token.strip()
     return None
 
 
-class ApiKeyAuthenticationMiddleware(AbstractAuthenticationMiddleware):
-    """Sets request.user to the verified Principal; 401 for a missing or bad key."""
-
-    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
-        key = presented_key(connection)
-        state = connection.app.state
-        verifier: KeyVerifier = state.key_verifier
-        try:
-            if key is None:
-                raise Unauthorized("an API key is required (X-API-Key or Authorization: Bearer)")
-            principal = await verifier.verify(
-                key, client_ip(connection.scope, state.settings.trusted_proxies)
-            )
-        except Unauthorized as refused:
-            raise await answer_refusal(connection, key, refused) from None
-        acting_in(connection.scope)  # the author of whatever this request changes
-        return AuthenticationResult(user=principal, auth=key)
+async def authenticate(scope: Scope) -> Principal:
+    """The verified principal of the request's key, also set as request.user; 401 for a
+    missing or bad key (429 past the guessing limits)."""
+    key = presented_key(scope)
+    state = scope["app"].state
+    verifier: KeyVerifier = state.key_verifier
+    try:
+        if key is None:
+            raise Unauthorized("an API key is required (X-API-Key or Authorization: Bearer)")
+        principal = await verifier.verify(key, client_ip(scope, state.settings.trusted_proxies))
+    except Unauthorized as refused:
+        raise await answer_refusal(ASGIConnection(scope), key, refused) from None
+    scope["user"] = principal
+    scope["auth"] = key
+    acting_in(scope)  # the author of whatever this request changes
+    return principal
 
 
 async def answer_refusal(
@@ -80,8 +79,3 @@ async def answer_refusal(
         await record_refusal(state.pool, connection.scope, refused)
     refused.headers.update(decision.headers())
     return refused
-
-
-# Declared on the authenticated controllers, not the app, so unknown routes stay 404. OPTIONS
-# (Litestar's own answer: 204 with Allow) carries no data and needs no key; HEAD does.
-api_key_auth = DefineMiddleware(ApiKeyAuthenticationMiddleware, exclude_http_methods=["OPTIONS"])

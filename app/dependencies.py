@@ -1,6 +1,7 @@
 """Dependency providers shared by every controller; the lifespan puts their sources in state.
 
 Providers are async on purpose: Litestar runs a sync provider in a worker thread per request.
+They read the app's state through the request: a `state` parameter is a new State per call.
 """
 
 from __future__ import annotations
@@ -8,7 +9,6 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 
 from litestar import Request
-from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
@@ -20,29 +20,29 @@ from app.sources.triggers import Triggers
 from core.settings import Settings
 
 
-async def provide_pool(state: State) -> AsyncConnectionPool:
+async def provide_pool(request: Request) -> AsyncConnectionPool:
     """The process's connection pool."""
-    return state.pool
+    return request.app.state.pool
 
 
-async def provide_settings(state: State) -> Settings:
+async def provide_settings(request: Request) -> Settings:
     """The settings the app was built with."""
-    return state.settings
+    return request.app.state.settings
 
 
-async def provide_ingest(state: State) -> Ingest:
+async def provide_ingest(request: Request) -> Ingest:
     """The process's event ingest service."""
-    return state.ingest
+    return request.app.state.ingest
 
 
-async def provide_triggers(state: State) -> Triggers:
+async def provide_triggers(request: Request) -> Triggers:
     """The process's trigger request handling (sources' webhooks)."""
-    return state.triggers
+    return request.app.state.triggers
 
 
-async def provide_key_verifier(state: State) -> KeyVerifier:
+async def provide_key_verifier(request: Request) -> KeyVerifier:
     """The process's API key verifier (and its cache)."""
-    return state.key_verifier
+    return request.app.state.key_verifier
 
 
 async def provide_transaction(

@@ -21,10 +21,8 @@ HSTS = "max-age=31536000; includeSubDomains"
 _RAW_SECURITY_HEADERS = tuple((k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items())
 
 
-async def add_security_headers(message: Message, scope: Scope) -> None:
-    """before_send hook: the security headers, HSTS over https, and no server banner."""
-    if message["type"] != "http.response.start":
-        return
+def add_security_headers(message: Message, scope: Scope) -> None:
+    """On a response's start: the security headers, HSTS over https, and no server banner."""
     headers = MutableScopeHeaders.from_message(message)
     # One pass over the raw headers (this runs on every answer), not one lookup per name.
     present = {name.lower(): value for name, value in headers.headers}

@@ -7,8 +7,9 @@ import contextlib
 from collections.abc import AsyncIterator
 from importlib.metadata import version
 
-from litestar import Litestar
+from litestar import Litestar, Router
 
+from app.answers import finish_answer
 from app.audit_logs.controllers import AuditLogController
 from app.console.rendering import TEMPLATES
 from app.console.routes import CONSOLE_ROUTES
@@ -21,22 +22,20 @@ from app.event_types.services import SchemaCache
 from app.events.controllers import EventController, InboxController
 from app.events.services import Ingest
 from app.health import HealthController
-from app.http_hygiene import COMPRESSION, add_security_headers, cors_config
+from app.http_hygiene import COMPRESSION, cors_config
 from app.invalidation import InvalidationListener
 from app.keys.controllers import KeyController
 from app.keys.verifier import KeyVerifier
 from app.metrics import (
     MetricsController,
     SqlFigures,
-    account_response,
     http_metrics_middleware,
     refresh_pool_gauges,
 )
 from app.openapi import StrictStructSchemaPlugin, docs_assets, openapi_config, openapi_json
-from app.options import complete_allow_header
+from app.portal.controllers import PortalLinkController
 from app.rate_limits.controllers import KeyRateLimitController, RateLimitTierController
 from app.rate_limits.limiter import RateLimiter
-from app.request_id import add_request_id_header
 from app.request_logs.buffer import RequestLogBuffer
 from app.request_logs.controllers import RequestLogController
 from app.scopes import check_request
@@ -87,9 +86,7 @@ def create_app(settings: Settings) -> Litestar:
             await pool.close()
 
     return Litestar(
-        guards=[check_request],
         route_handlers=[
-            HealthController,
             KeyController,
             EventController,
             InboxController,
@@ -99,13 +96,22 @@ def create_app(settings: Settings) -> Litestar:
             RateLimitTierController,
             KeyRateLimitController,
             SourceController,
-            TriggerController,
             AuditLogController,
             RequestLogController,
-            MetricsController,
-            openapi_json,
-            docs_assets(),
-            *CONSOLE_ROUTES,
+            PortalLinkController,
+            # Everything outside the API edge, which checks its routes itself.
+            Router(
+                "/",
+                guards=[check_request],
+                route_handlers=[
+                    HealthController,
+                    TriggerController,
+                    MetricsController,
+                    openapi_json,
+                    docs_assets(),
+                    *CONSOLE_ROUTES,
+                ],
+            ),
         ],
         template_config=TEMPLATES,
         lifespan=[lifespan],
@@ -113,12 +119,7 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,  # core/logs.py configures every logger, Litestar's too
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,
-        before_send=[
-            add_request_id_header,
-            complete_allow_header,
-            add_security_headers,
-            account_response,
-        ],
+        before_send=[finish_answer],
         cors_config=cors_config(settings),
         compression_config=COMPRESSION,
         openapi_config=openapi_config(version("eventgate")),

@@ -49,8 +49,8 @@ def http_metrics_middleware(app: ASGIApp) -> ASGIApp:
     return measured
 
 
-async def account_response(message: Message, scope: Scope) -> None:
-    """A before-send hook: count every answered request by route template and the status the
+def account_response(message: Message, scope: Scope) -> None:
+    """As an answer goes out: count every answered request by route template and the status the
     client actually got (an exception handler's answer included), time it, and log it."""
     state = scope.get("state", {})
     if message["type"] == "http.response.start":

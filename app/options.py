@@ -18,9 +18,9 @@ def _methods_by_path(app: Litestar) -> dict[str, str]:
     return {path: ", ".join(sorted(m)) for path, m in methods.items()}
 
 
-async def complete_allow_header(message: Message, scope: Scope) -> None:
-    """before_send hook: on an OPTIONS answer, Allow names every method of the path."""
-    if message["type"] != "http.response.start" or scope.get("method") != "OPTIONS":
+def complete_allow_header(message: Message, scope: Scope) -> None:
+    """On a response's start: on an OPTIONS answer, Allow names every method of the path."""
+    if scope.get("method") != "OPTIONS":
         return
     handler = scope.get("route_handler")
     if handler is None:

@@ -1,17 +1,17 @@
 """Query strings as strict as bodies: a whole-number parameter takes only digits (`limit=1.0`
 is a 400) and a yes/no parameter only `true` or `false` (`include_archived=1` is a 400).
 
-Litestar converts query strings leniently (they are text); this guard, declared once on the
-app, checks the raw values of every handler's int and bool query parameters first."""
+Litestar converts query strings leniently (they are text); `app/scopes.py:check_route` checks
+the raw values of every handler's int and bool query parameters first."""
 
 from __future__ import annotations
 
 import re
-from functools import cache
+from urllib.parse import parse_qsl
 
-from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import ParameterKwarg, ParamType
+from litestar.types import Scope
 
 from app.errors import BadRequest
 
@@ -19,9 +19,19 @@ WHOLE_NUMBER = re.compile(r"-?[0-9]{1,18}")
 YES_OR_NO = re.compile(r"true|false")
 
 
-@cache
 def _strict_kinds(handler: BaseRouteHandler) -> tuple[tuple[str, str], ...]:
     """Each query parameter of the handler that must be a whole number or a yes/no."""
+    # Keyed by the handler's function: a guard is given a fresh copy of the handler per request.
+    found = _KINDS.get(handler.fn)
+    if found is None:
+        found = _KINDS[handler.fn] = _kinds_of(handler)
+    return found
+
+
+_KINDS: dict[object, tuple[tuple[str, str], ...]] = {}
+
+
+def _kinds_of(handler: BaseRouteHandler) -> tuple[tuple[str, str], ...]:
     kinds = []
     for name, field in handler.parsed_fn_signature.parameters.items():
         declared = field.kwarg_definition
@@ -43,12 +53,15 @@ def _strict_kinds(handler: BaseRouteHandler) -> tuple[tuple[str, str], ...]:
     return tuple(kinds)
 
 
-async def strict_query(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
-    """A guard: 400 naming the parameter for a number or a yes/no written any other way."""
-    # async on purpose: Litestar runs a sync guard in a worker thread on every request.
-    for name, kind in _strict_kinds(handler):
-        for raw in connection.query_params.getall(name, []):
-            if kind == "bool" and not YES_OR_NO.fullmatch(raw):
-                raise BadRequest(f"`{name}` must be true or false", {"field": name})
-            if kind == "int" and not WHOLE_NUMBER.fullmatch(raw):
-                raise BadRequest(f"`{name}` must be a whole number", {"field": name})
+def strict_query(scope: Scope, handler: BaseRouteHandler) -> None:
+    """400 naming the parameter for a number or a yes/no written any other way."""
+    kinds = dict(_strict_kinds(handler))
+    if not kinds:
+        return
+    given = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
+    for name, raw in given:
+        kind = kinds.get(name)
+        if kind == "bool" and not YES_OR_NO.fullmatch(raw):
+            raise BadRequest(f"`{name}` must be true or false", {"field": name})
+        if kind == "int" and not WHOLE_NUMBER.fullmatch(raw):
+            raise BadRequest(f"`{name}` must be a whole number", {"field": name})

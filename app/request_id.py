@@ -29,7 +29,6 @@ def request_id(scope: Scope | dict[str, Any]) -> str:
     return rid
 
 
-async def add_request_id_header(message: Message, scope: Scope) -> None:
-    """before_send hook: put X-Request-ID on every response, errors and 404s included."""
-    if message["type"] == "http.response.start":
-        MutableScopeHeaders.from_message(message)[HEADER] = request_id(scope)
+def add_request_id_header(message: Message, scope: Scope) -> None:
+    """On a response's start: X-Request-ID, on every response, errors and 404s included."""
+    MutableScopeHeaders.from_message(message)[HEADER] = request_id(scope)

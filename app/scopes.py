@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
+from litestar.types import Scope
 
 from app.errors import Forbidden
 from app.query import strict_query
@@ -33,17 +34,16 @@ def grants(held: frozenset[str], scope: str) -> bool:
 
 
 async def check_request(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
-    """The app's one guard (Litestar copies the route handler for every guard it runs): query
-    parameters written strictly, then the scope the route names, if it names one."""
-    await strict_query(connection, handler)
-    await require_scope(connection, handler)
-
-
-async def require_scope(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
-    """Guard: the caller's key must hold the scope named in the handler's opt["scope"]."""
+    """The guard of every route outside the API edge (which runs `check_route` itself)."""
     # async on purpose: Litestar runs a sync guard in a worker thread on every request.
-    if connection.scope.get("method") == "OPTIONS":
+    await check_route(connection.scope, handler)
+
+
+async def check_route(scope: Scope, handler: BaseRouteHandler) -> None:
+    """Query parameters written strictly, then the scope the route names, if it names one."""
+    strict_query(scope, handler)
+    if scope["method"] == "OPTIONS":
         return  # Litestar's OPTIONS answer reveals nothing and is not authenticated
-    scope = handler.opt.get("scope")
-    if scope and not grants(connection.user.scopes, scope):
-        raise Forbidden(f"this API key lacks the `{scope}` scope", {"required_scope": scope})
+    required = handler.opt.get("scope")
+    if required and not grants(scope["user"].scopes, required):
+        raise Forbidden(f"this API key lacks the `{required}` scope", {"required_scope": required})

@@ -18,7 +18,6 @@ from app.console.pages.signin import SignInController, SignOutPages
 from app.console.pages.sources import SourcePages
 from app.console.rendering import STATIC_FILES
 from app.console.sessions import CONSOLE_PATH, console_session
-from app.portal.controllers import PortalLinkController
 from app.portal.links import PORTAL_PATH, portal_session
 from app.portal.pages import PortalHome
 
@@ -41,6 +40,5 @@ CONSOLE_ROUTES: list[Any] = [
     SignInController,
     pages_router(CONSOLE_PATH, CONSOLE_PAGES, console_session),
     pages_router(f"{PORTAL_PATH}/{{token:str}}", PORTAL_PAGES, portal_session),
-    PortalLinkController,
     STATIC_FILES,
 ]

@@ -11,7 +11,7 @@ from app.identifiers import IdPath, parse_id
 from app.media import check_json_body
 from app.openapi import error_responses
 from app.rate_limits import services
-from app.rate_limits.middleware import route_names
+from app.rate_limits.admission import route_names
 from app.rate_limits.schemas import KeyRateLimits, RateLimitsIn, TierList
 from app.scopes import KEYS_MANAGE
 

@@ -193,7 +193,7 @@ async def test_a_refused_real_key_is_recorded_for_its_tenant_at_most_per_the_lim
 
 
 async def test_a_rate_limit_block_is_recorded_once_a_minute_per_key(client, database_url):
-    from app.rate_limits.middleware import blocks
+    from app.rate_limits.admission import blocks
 
     key = await make_key(database_url)
     limited = await make_key(database_url)

@@ -365,3 +365,16 @@ async def test_query_numbers_and_yes_no_are_as_strict_as_bodies(client, database
         assert answer.status_code == 200
     status = await client.get("/v1/request-logs", params={"status": "200.0"}, headers=auth(key))
     assert assert_error(status, 400)["details"]["field"] == "status"
+
+
+async def test_checking_queries_keeps_nothing_per_request(client, database_url):
+    from app.query import _KINDS
+
+    key = await make_key(database_url, rate_limit_tier="unlimited")
+    for path in ("/v1/endpoints", "/v1/event-types", "/health", "/console/sign-in"):
+        assert (await client.get(path, headers=auth(key))).status_code < 500
+    known = len(_KINDS)
+    for _ in range(20):
+        for path in ("/v1/endpoints", "/v1/event-types", "/health", "/console/sign-in"):
+            await client.get(path, params={"limit": "5"}, headers=auth(key))
+    assert len(_KINDS) == known  # one entry per route, not per request

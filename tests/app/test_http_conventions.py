@@ -138,3 +138,20 @@ def test_every_guard_runs_on_the_event_loop(settings):
     }
     assert guards
     assert [g for g in guards if not inspect.iscoroutinefunction(g)] == []
+
+
+def test_every_route_checks_its_query_and_scope(settings):
+    from app.edge import api_edge
+    from app.main import create_app
+    from app.scopes import check_request
+
+    # The API edge checks its routes itself; every other route has the guard. (Litestar's own
+    # /docs routes take no query parameters and name no scope.)
+    app = create_app(settings)
+    unchecked = []
+    for route in app.routes:
+        for handler in getattr(route, "route_handlers", []):
+            layers = [getattr(m, "middleware", m) for m in handler.resolve_middleware()]
+            if api_edge not in layers and check_request not in handler.resolve_guards():
+                unchecked.append(route.path)
+    assert unchecked and all(path.startswith("/docs") for path in unchecked), unchecked

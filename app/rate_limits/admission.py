@@ -1,5 +1,5 @@
 """Rate limiting at the edge: every authenticated request is taken from its key's counters
-before the handler runs, and every answer carries the RateLimit headers."""
+before the handler runs, and every answer carries the RateLimit headers (`app/edge.py`)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import time
 import uuid
 
 from litestar import Litestar
-from litestar.datastructures import MutableScopeHeaders
-from litestar.middleware import DefineMiddleware
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Scope
 
 from app.audit import record_block
+from app.keys.verifier import Principal
 from app.rate_limits.limiter import RateLimiter
 
 
@@ -44,37 +43,20 @@ class BlockMemory:
 blocks = BlockMemory()
 
 
-def rate_limit_middleware(app: ASGIApp) -> ASGIApp:
-    """Refuse a key's request over its limits with a 429 (its first in a minute audited);
-    add the headers to the others."""
-
-    async def limited(scope: Scope, receive: Receive, send: Send) -> None:
-        state = scope["app"].state
-        if scope["method"] == "OPTIONS" or not state.settings.rate_limits_enabled:
-            await app(scope, receive, send)
-            return
-        principal = scope["user"]
-        limiter: RateLimiter = state.rate_limiter
-        decision = await limiter.admit_key(principal.key_id, principal.tier, route_of(scope))
-        if not decision.taken.allowed:
-            refused = decision.refuse("this API key")
-            if blocks.first_in_a_while(principal.key_id):
-                await record_block(state.pool, principal, refused)
-            raise refused
-        headers = decision.headers()
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start" and headers:
-                MutableScopeHeaders.from_message(message).update(headers)
-            await send(message)
-
-        await app(scope, receive, send_with_headers)
-
-    return limited
-
-
-# Declared right after authentication on every authenticated controller.
-api_rate_limit = DefineMiddleware(rate_limit_middleware)
+async def admit_request(scope: Scope, principal: Principal) -> dict[str, str]:
+    """Take the request from its key's counters: the RateLimit headers for its answer, or a
+    429 over the limits (the key's first in a minute audited)."""
+    state = scope["app"].state
+    if not state.settings.rate_limits_enabled:
+        return {}
+    limiter: RateLimiter = state.rate_limiter
+    decision = await limiter.admit_key(principal.key_id, principal.tier, route_of(scope))
+    if not decision.taken.allowed:
+        refused = decision.refuse("this API key")
+        if blocks.first_in_a_while(principal.key_id):
+            await record_block(state.pool, principal, refused)
+        raise refused
+    return decision.headers()
 
 
 def route_names(app: Litestar) -> set[str]:
