@@ -89,7 +89,7 @@ async def _announce_when_listening(server: uvicorn.Server, host: str, port: int)
 async def serve_with_worker(settings: Settings, host: str, port: int, stopper: Stopper) -> None:
     """Serve the API and run a procrastinate worker until the stopper says stop."""
     from workers.app import app as worker_app
-    from workers.sender import close_senders
+    from workers.destinations import close_destinations
 
     config = uvicorn.Config(
         create_app(settings),
@@ -119,7 +119,7 @@ async def serve_with_worker(settings: Settings, host: str, port: int, stopper: S
         finally:
             stopping.set()  # graceful: in-flight deliveries finish
             await worker
-            await close_senders()
+            await close_destinations()
 
 
 def _configure_logging() -> None:

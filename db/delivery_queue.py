@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 from psycopg import AsyncConnection
 
+from core.destination_configs import DestinationConfig, decode_config
 from core.queues import DELIVERIES_DUE_CHANNEL
 from core.vocabulary import UNFINISHED_DELIVERY_STATUSES, WAITING_DELIVERY_STATUSES, sql_in
 from db.endpoints import open_secret
@@ -45,6 +46,8 @@ class Claimed(msgspec.Struct):
     retry_index: int
     url: str
     ordered: bool
+    kind: str
+    config_encrypted: bytes | None
     healthy: bool  # no failures on record and no circuit: a success changes nothing there
     secret_encrypted: bytes
     previous_secret_encrypted: bytes | None
@@ -57,6 +60,12 @@ class Claimed(msgspec.Struct):
     def secret(self) -> str:
         """The endpoint's signing secret (opened in memory; the keyring remembers it)."""
         return open_secret(self.endpoint_id, "secret", self.secret_encrypted)
+
+    @property
+    def config(self) -> DestinationConfig | None:
+        """The destination's whole config, credentials included; None for a plain endpoint."""
+        sealed = self.config_encrypted
+        return decode_config(open_secret(self.endpoint_id, "config", sealed)) if sealed else None
 
     @property
     def previous_secret(self) -> str | None:
@@ -129,7 +138,7 @@ WITH leased AS (
     RETURNING d.id, d.created_at, d.tenant_id, d.event_id, d.endpoint_id, d.attempts, d.retry_index
 )
 SELECT l.id, l.created_at, l.tenant_id, l.event_id, l.endpoint_id, l.attempts, l.retry_index,
-       e.url, e.ordered,
+       e.url, e.ordered, e.kind, e.config_encrypted,
        e.consecutive_failures = 0 AND e.failing_since IS NULL AND e.circuit_open_until IS NULL
            AS healthy,
        e.secret_encrypted,

@@ -45,6 +45,8 @@ class Endpoint(msgspec.Struct):
     updated_at: datetime
     signature_scheme: str
     public_key: str | None
+    kind: str
+    config: dict[str, Any]
 
 
 class EndpointWithQueues(Endpoint):
@@ -69,6 +71,11 @@ class NewEndpoint(msgspec.Struct, kw_only=True):
     rate_limit_per_s: int | None
     ordered: bool
     metadata: dict[str, Any]
+    kind: str = "http"
+    # The destination config as shown (credentials left out), and whole, to be sealed (None
+    # when there is nothing beyond the shown part).
+    config: dict[str, Any] = msgspec.field(default_factory=lambda: {"kind": "http"})
+    config_whole: str | None = None
 
 
 class EndpointChanges(msgspec.Struct, kw_only=True):
@@ -85,6 +92,8 @@ class EndpointChanges(msgspec.Struct, kw_only=True):
     rate_limit_per_s: int | None = None
     ordered: bool | None = None
     metadata: dict[str, Any] | None = None
+    config: dict[str, Any] | None = None
+    config_whole: str | None = None
 
 
 class Secrets(msgspec.Struct):
@@ -129,26 +138,33 @@ def open_secret(endpoint_id: uuid.UUID, column: str, sealed: bytes) -> str:
     return keyring().open(sealed, Where("endpoints", column, endpoint_id))
 
 
+def _sealed_config(endpoint_id: uuid.UUID, whole: str | None) -> bytes | None:
+    """The stored form of a whole destination config (its credentials with it)."""
+    return None if whole is None else seal_secret(endpoint_id, "config", whole)
+
+
 COLUMNS = (
     "id, tenant_id, url, description, event_types, channels, filter, is_active, disabled_reason,"
     " rate_limit_per_s,"
     " ordered, metadata,"
     " CASE WHEN circuit_open_until IS NULL THEN 'closed'"
     "      WHEN circuit_open_until > now() THEN 'open' ELSE 'half-open' END AS circuit,"
-    " consecutive_failures, failing_since, created_at, updated_at, signature_scheme, public_key"
+    " consecutive_failures, failing_since, created_at, updated_at, signature_scheme, public_key,"
+    " kind, config"
 )
 # The columns bound as jsonb.
-JSONB = ("metadata", "filter", "filter_vars")
+JSONB = ("metadata", "filter", "filter_vars", "config")
 LIVE = "tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL"
 
 # Create an endpoint (endpoints_pkey).
 INSERT = f"""
 INSERT INTO endpoints (id, tenant_id, url, description, event_types, channels, filter,
                        filter_path, filter_vars, secret_encrypted, rate_limit_per_s, ordered,
-                       metadata, signature_scheme, public_key)
+                       metadata, signature_scheme, public_key, kind, config, config_encrypted)
 VALUES (%(id)s, %(tenant_id)s, %(url)s, %(description)s, %(event_types)s, %(channels)s,
         %(filter)s, %(filter_path)s::jsonpath, %(filter_vars)s, %(secret)s,
-        %(rate_limit_per_s)s, %(ordered)s, %(metadata)s, %(signature_scheme)s, %(public_key)s)
+        %(rate_limit_per_s)s, %(ordered)s, %(metadata)s, %(signature_scheme)s, %(public_key)s,
+        %(kind)s, %(config)s, %(config_whole)s)
 RETURNING {COLUMNS}
 """
 
@@ -159,6 +175,16 @@ GET = f"SELECT {COLUMNS} FROM endpoints WHERE {LIVE}"
 LIST_PAGE = f"""
 SELECT {COLUMNS} FROM endpoints
 WHERE tenant_id = %(tenant_id)s AND deleted_at IS NULL AND (%(after)s::uuid IS NULL OR id > %(after)s)
+ORDER BY id
+LIMIT %(limit)s
+"""
+
+# A page of a tenant's live endpoints of one kind in id order after the cursor
+# (endpoints_tenant_kind_idx).
+LIST_OF_KIND = f"""
+SELECT {COLUMNS} FROM endpoints
+WHERE tenant_id = %(tenant_id)s AND kind = %(kind)s AND deleted_at IS NULL
+  AND (%(after)s::uuid IS NULL OR id > %(after)s)
 ORDER BY id
 LIMIT %(limit)s
 """
@@ -176,6 +202,7 @@ WITH in_channel AS MATERIALIZED (
 )
 SELECT * FROM in_channel
 WHERE tenant_id = %(tenant_id)s AND (%(after)s::uuid IS NULL OR id > %(after)s)
+  AND (%(kind)s::text IS NULL OR kind = %(kind)s)
 ORDER BY id
 LIMIT %(limit)s
 """
@@ -195,6 +222,9 @@ UPDATE endpoints SET
                             THEN %(rate_limit_per_s)s ELSE rate_limit_per_s END,
     ordered = CASE WHEN 'ordered' = ANY(%(given)s) THEN %(ordered)s ELSE ordered END,
     metadata = CASE WHEN 'metadata' = ANY(%(given)s) THEN %(metadata)s ELSE metadata END,
+    config = CASE WHEN 'config' = ANY(%(given)s) THEN %(config)s ELSE config END,
+    config_encrypted = CASE WHEN 'config' = ANY(%(given)s) THEN %(config_whole)s
+                            ELSE config_encrypted END,
     updated_at = now()
 WHERE {LIVE}
 RETURNING {COLUMNS}
@@ -286,6 +316,7 @@ async def insert(conn: AsyncConnection, new: NewEndpoint) -> Endpoint:
     # The scheme and the public key follow from the secret (whsec_: v1; whsk_: v1a).
     params["signature_scheme"] = scheme_of(new.secret)
     params["public_key"] = public_key_of(new.secret)
+    params["config_whole"] = _sealed_config(new.id, new.config_whole)
     row = await fetch_one(conn, INSERT, params, Endpoint)
     assert row is not None
     return row
@@ -306,12 +337,25 @@ async def list_page(
     return await fetch_all(conn, LIST_PAGE, params, Endpoint)
 
 
-async def list_in_channel(
-    conn: AsyncConnection, tenant_id: uuid.UUID, channel: str, after: uuid.UUID | None, limit: int
+async def list_of_kind(
+    conn: AsyncConnection, tenant_id: uuid.UUID, kind: str, after: uuid.UUID | None, limit: int
 ) -> list[Endpoint]:
-    """Up to `limit` live endpoints with this channel after `after`, oldest first."""
+    """Up to `limit` live endpoints of this kind after `after`, oldest first."""
+    params = {"tenant_id": tenant_id, "kind": kind, "after": after, "limit": limit}
+    return await fetch_all(conn, LIST_OF_KIND, params, Endpoint)
+
+
+async def list_in_channel(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    channel: str,
+    after: uuid.UUID | None,
+    limit: int,
+    kind: str | None = None,
+) -> list[Endpoint]:
+    """Up to `limit` live endpoints with this channel (and kind) after `after`, oldest first."""
     params = {"tenant_id": tenant_id, "channel": channel, "after": after, "limit": limit}
-    return await fetch_all(conn, LIST_IN_CHANNEL, params, Endpoint)
+    return await fetch_all(conn, LIST_IN_CHANNEL, {**params, "kind": kind}, Endpoint)
 
 
 async def update(
@@ -319,6 +363,7 @@ async def update(
 ) -> Endpoint | None:
     """Change the given fields of an endpoint."""
     params = as_jsonb(msgspec.structs.asdict(changes), *JSONB)
+    params["config_whole"] = _sealed_config(endpoint_id, changes.config_whole)
     return await fetch_one(conn, UPDATE, _where(tenant_id, endpoint_id, **params), Endpoint)
 
 

@@ -21,6 +21,9 @@ UNION ALL
 SELECT 'endpoints', 'previous_secret', id, previous_secret_encrypted FROM endpoints
 WHERE previous_secret_encrypted IS NOT NULL
 UNION ALL
+SELECT 'endpoints', 'config', id, config_encrypted FROM endpoints
+WHERE config_encrypted IS NOT NULL
+UNION ALL
 SELECT 'sources', 'secret', id, secret_encrypted FROM sources WHERE secret_encrypted IS NOT NULL
 """
 
@@ -58,6 +61,9 @@ RESEAL: dict[tuple[str, str], LiteralString] = {
     ("endpoints", "previous_secret"): """
         UPDATE endpoints SET previous_secret_encrypted = %(new)s
         WHERE id = %(row_id)s AND previous_secret_encrypted = %(old)s""",
+    ("endpoints", "config"): """
+        UPDATE endpoints SET config_encrypted = %(new)s
+        WHERE id = %(row_id)s AND config_encrypted = %(old)s""",
     ("sources", "secret"): """
         UPDATE sources SET secret_encrypted = %(new)s
         WHERE id = %(row_id)s AND secret_encrypted = %(old)s""",

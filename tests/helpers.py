@@ -27,7 +27,7 @@ from app.scopes import ALL_SCOPES
 from db import events, tenants
 from db.ids import new_id
 from workers.app import app as worker_app
-from workers.sender import close_senders
+from workers.destinations import close_destinations
 
 # The project's top folder (commands run as subprocesses start there).
 ROOT = Path(__file__).parent.parent
@@ -158,7 +158,7 @@ async def running_worker(
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-            await close_senders()
+            await close_destinations()
 
 
 async def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "") -> None:

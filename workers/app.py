@@ -22,8 +22,8 @@ from core.encryption import Keyring
 from core.settings import Settings
 from db import sealed_secrets
 from db.pool import use_msgspec_json, with_keepalives
+from workers.destinations import close_destinations
 from workers.engine import DeliveryEngine
-from workers.sender import close_senders
 
 logger = logging.getLogger("eventgate.worker")
 
@@ -114,7 +114,7 @@ class EventgateApp(App):
         finally:
             # Quietly, before the interpreter winds down (an unclosed aiohttp session would
             # be reported from a finalizer when modules are already gone).
-            await close_senders()
+            await close_destinations()
 
     async def _run_until(self, stopping: asyncio.Event, **kwargs: Unpack[WorkerOptions]) -> None:
         while not stopping.is_set():

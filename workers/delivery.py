@@ -1,9 +1,10 @@
-"""Delivering a batch: claim due deliveries, POST them signed, record every try.
+"""Delivering a batch: claim due deliveries, send them signed, record every try.
 
 Deliveries rows are the work items. `claim` locks a batch of due rows with FOR UPDATE SKIP
 LOCKED and leases them (status delivering, next_attempt_at = now + lease) and commits;
-`deliver_batch` sends them concurrently without any transaction open, then writes back the
-outcomes. A worker that dies mid-batch leaves leased rows that fall due again when the lease
+`deliver_batch` sends them concurrently without any transaction open, each through its
+endpoint's kind of destination (`workers/destinations/`, of which this module knows none),
+then writes back the outcomes. A worker that dies mid-batch leaves leased rows that fall due again when the lease
 runs out. workers/engine.py decides when to claim.
 """
 
@@ -30,7 +31,8 @@ from core.settings import Settings
 from db import delivery_queue, endpoint_health, rate_windows
 from db.delivery_queue import Candidate, Claimed, Result
 from db.endpoint_health import BatchHealth
-from workers.sender import Outcome, Sender
+from workers.destinations import Destinations
+from workers.destinations.base import Message, Outcome
 from workers.signing import signature_header
 
 logger = logging.getLogger("eventgate.delivery")
@@ -102,10 +104,13 @@ async def _within_rate(conn: AsyncConnection, found: Sequence[Candidate]) -> lis
 
 
 async def deliver_batch(
-    pool: AsyncConnectionPool, sender: Sender, claimed: Sequence[Claimed], settings: Settings
+    pool: AsyncConnectionPool,
+    destinations: Destinations,
+    claimed: Sequence[Claimed],
+    settings: Settings,
 ) -> list[Result]:
     """Send a claimed batch concurrently, then write every outcome back in one transaction."""
-    outcomes = await asyncio.gather(*(send_one(sender, c) for c in claimed))
+    outcomes = await asyncio.gather(*(send_one(destinations, c) for c in claimed))
     results = [
         plan(c, o, settings.delivery_retry_schedule) for c, o in zip(claimed, outcomes, strict=True)
     ]
@@ -162,7 +167,7 @@ def count_outcomes(claimed: Sequence[Claimed], results: Sequence[Result]) -> Non
 
 
 def webhook_body(c: Claimed) -> bytes:
-    """The JSON POSTed for a delivery: the event as the API shows it."""
+    """The JSON a delivery carries: the event as the API shows it."""
     return msgspec.json.encode(
         {
             "id": c.event_id,
@@ -175,8 +180,8 @@ def webhook_body(c: Claimed) -> bytes:
     )
 
 
-async def send_one(sender: Sender, c: Claimed) -> Outcome | None:
-    """POST one delivery signed with every valid secret; None when the event is gone."""
+async def send_one(destinations: Destinations, c: Claimed) -> Outcome | None:
+    """Send one delivery signed with every valid secret; None when the event is gone."""
     if c.payload is None:
         return None
     body = webhook_body(c)
@@ -184,29 +189,29 @@ async def send_one(sender: Sender, c: Claimed) -> Outcome | None:
     timestamp = int(time.time())
     try:
         secrets = [c.secret] + ([c.previous_secret] if c.previous_secret else [])
+        headers = {
+            "content-type": "application/json",
+            "webhook-id": message_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature_header(secrets, message_id, timestamp, body),
+        }
+        return await destinations.send(c, Message(message_id, body, headers))
     except UndecryptableSecret as exc:
-        # Never a wrong signature, never a crashed batch: the try fails visibly and is retried
-        # on the schedule (an operator's key fix makes the next one work).
-        logger.error("cannot sign delivery %s: %s", c.id, exc)
-        return Outcome(None, None, f"cannot sign: {exc}", 0, datetime.now(UTC))
-    headers = {
-        "content-type": "application/json",
-        "webhook-id": message_id,
-        "webhook-timestamp": str(timestamp),
-        "webhook-signature": signature_header(secrets, message_id, timestamp, body),
-    }
-    return await sender.post(c.url, body, headers)
+        # Never a wrong signature or credential, never a crashed batch: the try fails visibly
+        # and is retried on the schedule (an operator's key fix makes the next one work).
+        logger.error("cannot send delivery %s: %s", c.id, exc)
+        return Outcome(False, None, None, f"cannot open a secret: {exc}", 0, datetime.now(UTC))
 
 
 def plan(c: Claimed, outcome: Outcome | None, schedule: Sequence[float]) -> Result:
     """What a try means for its delivery: succeeded, failed with a next try, or dead."""
     if outcome is None:
         return _result(c, None, "dead", c.retry_index, 0.0, "the event is no longer stored")
-    if outcome.ok:
+    if outcome.succeeded:
         return _result(c, outcome, "succeeded", c.retry_index, 0.0, None)
     error = outcome.error or f"HTTP {outcome.status_code}"
     next_index = c.retry_index + 1
-    if next_index >= len(schedule):
+    if next_index >= len(schedule) or outcome.permanent:
         return _result(c, outcome, "dead", c.retry_index, 0.0, error)
     if outcome.retry_after is not None:
         delay = outcome.retry_after
@@ -252,11 +257,11 @@ def batch_health(
     )
     for c, o in pairs:
         h = health.setdefault(c.endpoint_id, BatchHealth(c.endpoint_id, False, 0, False))
-        if o.ok:
+        if o.succeeded:
             h.succeeded, h.failures = True, 0
         else:
             h.failures += 1
-            h.gone = h.gone or o.status_code == 410
+            h.gone = h.gone or o.gone
     return list(health.values())
 
 

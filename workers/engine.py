@@ -27,7 +27,7 @@ from db import delivery_queue
 from db.delivery_queue import Claimed, Result
 from db.pool import with_keepalives
 from workers.delivery import claim, deliver_batch
-from workers.sender import sender_for
+from workers.destinations import destinations_for
 
 logger = logging.getLogger("eventgate.engine")
 
@@ -111,8 +111,8 @@ class QueueDispatcher:
 
     async def _deliver(self, claimed: Sequence[Claimed]) -> None:
         try:
-            sender = sender_for(self.settings)
-            results = await deliver_batch(self.pool, sender, claimed, self.settings)
+            destinations = destinations_for(self.settings)
+            results = await deliver_batch(self.pool, destinations, claimed, self.settings)
             self._wake_for_followers(claimed, results)
         except Exception as exc:
             # The leases run out and the deliveries go again: nothing is lost.

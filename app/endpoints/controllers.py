@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import Request, delete, get, patch, post
-from litestar.params import JSONBody
+from litestar.params import JSONBody, QueryParameter
 
 from app.api import ApiController
 from app.dependencies import AppSettings, Caller, Transaction
@@ -27,6 +29,9 @@ from app.pagination import Cursor, Limit
 from app.request_id import request_id
 from app.scopes import ENDPOINTS_MANAGE
 
+# Only endpoints of this kind (http, ...).
+KindQuery = Annotated[str | None, QueryParameter(max_length=50)]
+
 
 class EndpointController(ApiController):
     """Webhook endpoints: subscriptions, secrets, pausing, recovery and test sends."""
@@ -45,9 +50,14 @@ class EndpointController(ApiController):
 
     @get("/", summary="List endpoints", responses=error_responses(400, 401, 403))
     async def list_endpoints(
-        self, conn: Transaction, caller: Caller, limit: Limit = 50, cursor: Cursor = None
+        self,
+        conn: Transaction,
+        caller: Caller,
+        limit: Limit = 50,
+        cursor: Cursor = None,
+        kind: KindQuery = None,
     ) -> EndpointList:
-        return await services.list_page(conn, caller.tenant_id, cursor, limit)
+        return await services.list_page(conn, caller.tenant_id, cursor, limit, kind=kind)
 
     @get(
         "/{endpoint_id:str}",

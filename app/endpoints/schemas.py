@@ -10,6 +10,7 @@ import msgspec
 
 from app.events.schemas import Channel
 from app.pagination import Pagination
+from core.destination_configs import DestinationConfig
 
 Url = Annotated[str, msgspec.Meta(min_length=8, max_length=2048, pattern=r"^https?://[^\s]+$")]
 # An exact type name, `prefix.*`, or `*`.
@@ -42,6 +43,9 @@ class EndpointIn(msgspec.Struct, forbid_unknown_fields=True):
     ordered: bool = False
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     signature_scheme: Scheme = "v1"
+    # How deliveries leave (a tagged union on `kind`); absent: a plain signed POST to url.
+    # Credentials in it are write-only: answers show the config without them.
+    config: DestinationConfig | None = None
 
 
 class EndpointPatch(msgspec.Struct, forbid_unknown_fields=True):
@@ -55,6 +59,9 @@ class EndpointPatch(msgspec.Struct, forbid_unknown_fields=True):
     rate_limit_per_s: RatePerSecond | msgspec.UnsetType | None = msgspec.UNSET
     ordered: bool | msgspec.UnsetType = msgspec.UNSET
     metadata: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
+    # Replaces the whole config (credentials included: they are never shown, so send them
+    # again); the kind stays.
+    config: DestinationConfig | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class EndpointView(msgspec.Struct):
@@ -79,6 +86,10 @@ class EndpointView(msgspec.Struct):
     signature_scheme: str
     # v1a: the whpk_ key receivers verify signatures with (public; null for v1).
     public_key: str | None
+    kind: str
+    # The destination config without its credentials (header values, passwords, tokens,
+    # client secrets and keys are write-only).
+    config: dict[str, Any]
 
 
 class EndpointCreated(msgspec.Struct):

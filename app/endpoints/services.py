@@ -11,6 +11,7 @@ import msgspec
 from psycopg import AsyncConnection
 
 from app.audit import record
+from app.endpoints.destinations import check_config, stored_columns
 from app.endpoints.filters import compile_filter
 from app.endpoints.schemas import (
     EndpointCreated,
@@ -24,6 +25,7 @@ from app.endpoints.schemas import (
 from app.errors import BadRequest, Conflict, NotFound
 from app.pagination import decode_cursor, page_of
 from app.views import to_view, to_views
+from core.destination_configs import KINDS, DestinationConfig
 from core.destinations import RefusedDestination, check_destination, well_formed_url
 from core.queues import QUEUE_OF_PRIORITY
 from core.secrets import new_secret_for, scheme_of
@@ -66,6 +68,8 @@ async def create(
 ) -> EndpointCreated:
     """Create an endpoint with a fresh secret (shown in this answer)."""
     await check_url(data.url, allow_private)
+    if data.config is not None:
+        await check_config(data.config, allow_private)
     new = endpoints.NewEndpoint(
         id=new_id(),
         tenant_id=tenant_id,
@@ -78,6 +82,7 @@ async def create(
         rate_limit_per_s=data.rate_limit_per_s,
         ordered=data.ordered,
         metadata=data.metadata,
+        **stored_columns(data.config),
     )
     view = to_view(await endpoints.insert(conn, new), EndpointView)
     await record(conn, tenant_id, "endpoint.create", ENDPOINT, view.id, after=view)
@@ -90,13 +95,19 @@ async def list_page(
     cursor: str | None,
     limit: int,
     channel: str | None = None,
+    kind: str | None = None,
 ) -> EndpointList:
-    """A page of the tenant's live endpoints (those with `channel`, when given), oldest first."""
+    """A page of the tenant's live endpoints (those with `channel` and of `kind`, when given),
+    oldest first."""
     after = decode_cursor(cursor)
-    if channel is None:
-        rows = await endpoints.list_page(conn, tenant_id, after, limit + 1)
+    if kind is not None and kind not in KINDS:
+        raise BadRequest(f"kind must be one of {', '.join(KINDS)}", {"field": "kind"})
+    if channel is not None:
+        rows = await endpoints.list_in_channel(conn, tenant_id, channel, after, limit + 1, kind)
+    elif kind is not None:
+        rows = await endpoints.list_of_kind(conn, tenant_id, kind, after, limit + 1)
     else:
-        rows = await endpoints.list_in_channel(conn, tenant_id, channel, after, limit + 1)
+        rows = await endpoints.list_page(conn, tenant_id, after, limit + 1)
     page, pagination = page_of(rows, limit, lambda row: row.id)
     return EndpointList(to_views(page, EndpointView), pagination)
 
@@ -119,13 +130,31 @@ async def update(
         await check_url(given["url"], allow_private)
     if "filter" in given:
         given.update(_compiled(given["filter"]))
-    changes = endpoints.EndpointChanges(given=list(given), **given)
     before = await get(conn, tenant_id, endpoint_id)
+    if "config" in given:
+        given.update(await _new_config(before, given["config"], allow_private))
+    changes = endpoints.EndpointChanges(given=list(given), **given)
     after = _found(await endpoints.update(conn, tenant_id, endpoint_id, changes))
     await record(
         conn, tenant_id, "endpoint.update", ENDPOINT, endpoint_id, before=before, after=after
     )
     return after
+
+
+async def _new_config(
+    before: EndpointView, config: DestinationConfig | None, allow_private: bool
+) -> dict[str, Any]:
+    """The columns of a PATCHed config, checked like a new endpoint's; the kind stays."""
+    columns = stored_columns(config)
+    if columns["kind"] != before.kind:
+        raise BadRequest(
+            f"an endpoint's kind stays {before.kind}: create a new endpoint for another kind",
+            {"field": "config.kind"},
+        )
+    if config is not None:
+        await check_config(config, allow_private)
+    del columns["kind"]
+    return columns
 
 
 async def delete(

@@ -1,41 +1,36 @@
-"""Outgoing webhook HTTP: one shared keep-alive aiohttp session per worker event loop."""
+"""The `http` destination: a signed POST over one shared keep-alive aiohttp session per
+worker event loop, with the endpoint's headers, Basic, bearer or OAuth2 authentication, and
+client certificate."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 import time
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from ssl import SSLContext
 
 import aiohttp
-import msgspec
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
+from core.destination_configs import (
+    BasicAuth,
+    BearerAuth,
+    HttpAuth,
+    HttpConfig,
+    OAuth2ClientCredentials,
+)
 from core.destinations import literal_address, refuse_address, well_formed_url
 from core.settings import Settings
+from db.delivery_queue import Claimed
+from workers.destinations.base import Message, Outcome
+from workers.destinations.client_tls import ClientCertificates
+from workers.destinations.oauth2 import TokenCache, TokenRefused
 
 BODY_EXCERPT_BYTES = 4096
 USER_AGENT = "Eventgate-Webhooks/1"
 MAX_RETRY_AFTER_SECONDS = 24 * 3600
-
-
-class Outcome(msgspec.Struct):
-    """What one HTTP try gave: a status code and body excerpt, or an error."""
-
-    status_code: int | None
-    body: str | None
-    error: str | None
-    latency_ms: int
-    started_at: datetime
-    retry_after: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        """2xx is success; anything else, a timeout or an error is a failure."""
-        return self.status_code is not None and 200 <= self.status_code < 300
 
 
 class PublicOnlyResolver(AbstractResolver):
@@ -59,8 +54,9 @@ class PublicOnlyResolver(AbstractResolver):
         await self._inner.close()
 
 
-class Sender:
-    """POSTs signed webhook bodies with timeouts, no redirects and pooled connections."""
+class HttpDestination:
+    """POSTs signed webhook bodies with timeouts, no redirects and pooled connections, with
+    the endpoint's headers, authentication and client certificate."""
 
     def __init__(self, settings: Settings) -> None:
         self.allow_private = settings.allow_private_destinations
@@ -78,29 +74,64 @@ class Sender:
             headers={"user-agent": USER_AGENT},
             auto_decompress=False,
         )
+        self.tls = ClientCertificates()
+        self.tokens = TokenCache(self.session, self._refuse_literal)
 
-    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Outcome:
-        """One try; never raises for anything the destination does."""
+    async def send(self, delivery: Claimed, message: Message) -> Outcome:
+        """One try (and, when an OAuth2 token was refused, one more with a fresh token)."""
+        config = delivery.config
+        assert config is None or isinstance(config, HttpConfig)
+        headers = {**config.headers, **message.headers} if config else dict(message.headers)
+        ssl = await self.tls.context_for(config.tls) if config and config.tls else True
+        auth = config.auth if config else None
+        for fresh in (False, True):
+            try:
+                if auth is not None:
+                    headers["authorization"] = await self._authorization(delivery, auth, ssl)
+            except TokenRefused as exc:
+                return _failed(str(exc), time.perf_counter(), datetime.now(UTC))
+            outcome = await self.post(delivery.url, message.body, headers, ssl)
+            if outcome.status_code != 401 or not isinstance(auth, OAuth2ClientCredentials):
+                return outcome
+            if not fresh:
+                self.tokens.forget(delivery.endpoint_id, auth)
+        return outcome
+
+    async def _authorization(
+        self, delivery: Claimed, auth: HttpAuth, ssl: SSLContext | bool
+    ) -> str:
+        if isinstance(auth, BasicAuth):
+            return aiohttp.BasicAuth(auth.username, auth.password).encode()
+        if isinstance(auth, BearerAuth):
+            return f"Bearer {auth.token}"
+        return f"Bearer {await self.tokens.token(delivery.endpoint_id, auth, ssl)}"
+
+    async def post(
+        self, url: str, body: bytes, headers: dict[str, str], ssl: SSLContext | bool = True
+    ) -> Outcome:
+        """One POST; never raises for anything the destination does."""
         started_at = datetime.now(UTC)
         start = time.perf_counter()
         try:
             self._refuse_literal(url)
             async with self.session.post(
-                url, data=body, headers=headers, allow_redirects=False
+                url, data=body, headers=headers, allow_redirects=False, ssl=ssl
             ) as response:
-                excerpt = await _read_excerpt(response)
+                excerpt = await read_excerpt(response)
                 return Outcome(
+                    200 <= response.status < 300,
                     response.status,
                     excerpt,
                     None,
                     _ms_since(start),
                     started_at,
                     _retry_after(response),
+                    gone=response.status == 410,
                 )
         except TimeoutError:
-            return Outcome(None, None, "timed out", _ms_since(start), started_at)
+            return _failed("timed out", start, started_at)
         except Exception as exc:  # any failure to get an answer is a failed try
-            return Outcome(None, None, _describe(exc), _ms_since(start), started_at)
+            return _failed(describe(exc), start, started_at)
 
     def _refuse_literal(self, url: str) -> None:
         # aiohttp does not consult the resolver for IP literals.
@@ -113,7 +144,12 @@ class Sender:
         await self.session.close()
 
 
-async def _read_excerpt(response: aiohttp.ClientResponse) -> str:
+def _failed(error: str, start: float, started_at: datetime) -> Outcome:
+    return Outcome(False, None, None, error, _ms_since(start), started_at)
+
+
+async def read_excerpt(response: aiohttp.ClientResponse) -> str:
+    """The first BODY_EXCERPT_BYTES of an answer, as text."""
     chunks: list[bytes] = []
     size = 0
     while size < BODY_EXCERPT_BYTES:
@@ -144,31 +180,7 @@ def _ms_since(start: float) -> int:
     return round((time.perf_counter() - start) * 1000)
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
+    """An exception as an attempt's error: its type and message, bounded."""
     text = str(exc) or type(exc).__name__
     return f"{type(exc).__name__}: {text}"[:1000]
-
-
-_senders: dict[Any, Sender] = {}
-
-
-def sender_for(settings: Settings) -> Sender:
-    """The shared sender of the running event loop for these settings."""
-    key = (
-        asyncio.get_running_loop(),
-        settings.allow_private_destinations,
-        settings.delivery_timeout_seconds,
-        settings.delivery_connect_timeout_seconds,
-        settings.delivery_max_connections,
-    )
-    sender = _senders.get(key)
-    if sender is None or sender.session.closed:
-        sender = _senders[key] = Sender(settings)
-    return sender
-
-
-async def close_senders() -> None:
-    """Close the senders of the running event loop (at worker shutdown)."""
-    loop = asyncio.get_running_loop()
-    for key in [k for k in _senders if k[0] is loop]:
-        await _senders.pop(key).close()

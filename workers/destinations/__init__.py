@@ -1,0 +1,63 @@
+"""Every way a delivery leaves, behind one seam (`base.Destination`): each kind is a module
+here, listed in KINDS; `workers/delivery.py` knows none of them.
+
+A worker event loop holds one client per kind, made on first use and closed at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+from core.settings import Settings
+from db.delivery_queue import Claimed
+from workers.destinations.base import Destination, Message, Outcome
+from workers.destinations.http import HttpDestination
+
+KINDS: dict[str, Callable[[Settings], Destination]] = {
+    "http": HttpDestination,
+}
+
+
+class Destinations:
+    """The clients of one worker event loop, one per kind."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._clients: dict[str, Destination] = {}
+
+    def client(self, kind: str) -> Destination:
+        """The client of a kind, made on first use."""
+        found = self._clients.get(kind)
+        if found is None:
+            found = self._clients[kind] = KINDS[kind](self.settings)
+        return found
+
+    async def send(self, delivery: Claimed, message: Message) -> Outcome:
+        """Hand one delivery to its endpoint's kind."""
+        return await self.client(delivery.kind).send(delivery, message)
+
+    async def close(self) -> None:
+        """Close every client made."""
+        clients, self._clients = list(self._clients.values()), {}
+        await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+
+
+_made: dict[Any, Destinations] = {}
+
+
+def destinations_for(settings: Settings) -> Destinations:
+    """The destinations of the running event loop for these settings."""
+    key = (asyncio.get_running_loop(), settings)
+    found = _made.get(key)
+    if found is None:
+        found = _made[key] = Destinations(settings)
+    return found
+
+
+async def close_destinations() -> None:
+    """Close the destinations of the running event loop (at worker shutdown)."""
+    loop = asyncio.get_running_loop()
+    for key in [k for k in _made if k[0] is loop]:
+        await _made.pop(key).close()
