@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import os
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -72,6 +73,8 @@ class Receiver:
         self.max_in_flight: dict[str, int] = defaultdict(int)
         self.url = ""
         self.arrived = asyncio.Event()
+        # Per path: whether an Authorization header (None when absent) is let in; 401 if not.
+        self.admits: dict[str, Callable[[str | None], bool]] = {}
 
     def endpoint_url(self, path: str) -> str:
         """The URL of one path on this receiver."""
@@ -100,6 +103,9 @@ class Receiver:
                 )
             )
             self.arrived.set()
+            admits = self.admits.get(path)
+            if admits is not None and not admits(headers.get("authorization")):
+                return web.Response(status=401, text="who are you?")
             script = self.scripts[path]
             answer = script.pop(0) if script else 200
             status, extra = answer if isinstance(answer, tuple) else (answer, {})
@@ -124,17 +130,17 @@ class Receiver:
 
 
 @contextlib.asynccontextmanager
-async def running_receiver() -> AsyncIterator[Receiver]:
-    """Serve a Receiver on a free loopback port."""
+async def running_receiver(ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[Receiver]:
+    """Serve a Receiver on a free loopback port (over TLS with `ssl_context`)."""
     receiver = Receiver()
     web_app = web.Application()
     web_app.router.add_post("/{path}", receiver.handle)
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)
     await site.start()
     port = runner.addresses[0][1]
-    receiver.url = f"http://127.0.0.1:{port}"
+    receiver.url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}"
     try:
         yield receiver
     finally:

@@ -7,13 +7,18 @@ A worker event loop holds one client per kind, made on first use and closed at s
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
+from core.encryption import UndecryptableSecret
 from core.settings import Settings
 from db.delivery_queue import Claimed
 from workers.destinations.base import Destination, Message, Outcome
-from workers.destinations.http import HttpDestination
+from workers.destinations.http import HttpDestination, describe
+
+logger = logging.getLogger("eventgate.delivery")
 
 KINDS: dict[str, Callable[[Settings], Destination]] = {
     "http": HttpDestination,
@@ -35,8 +40,15 @@ class Destinations:
         return found
 
     async def send(self, delivery: Claimed, message: Message) -> Outcome:
-        """Hand one delivery to its endpoint's kind."""
-        return await self.client(delivery.kind).send(delivery, message)
+        """Hand one delivery to its endpoint's kind (a kind's own fault fails this try only)."""
+        started_at = datetime.now(UTC)
+        try:
+            return await self.client(delivery.kind).send(delivery, message)
+        except UndecryptableSecret:
+            raise
+        except Exception as exc:
+            logger.exception("the %s destination failed on delivery %s", delivery.kind, delivery.id)
+            return Outcome(False, None, None, describe(exc), 0, started_at)
 
     async def close(self) -> None:
         """Close every client made."""

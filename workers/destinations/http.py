@@ -4,6 +4,7 @@ client certificate."""
 
 from __future__ import annotations
 
+import base64
 import socket
 import time
 from datetime import UTC, datetime
@@ -101,7 +102,7 @@ class HttpDestination:
         self, delivery: Claimed, auth: HttpAuth, ssl: SSLContext | bool
     ) -> str:
         if isinstance(auth, BasicAuth):
-            return aiohttp.BasicAuth(auth.username, auth.password).encode()
+            return basic_authorization(auth.username, auth.password)
         if isinstance(auth, BearerAuth):
             return f"Bearer {auth.token}"
         return f"Bearer {await self.tokens.token(delivery.endpoint_id, auth, ssl)}"
@@ -142,6 +143,11 @@ class HttpDestination:
     async def close(self) -> None:
         """Close the session and its connections."""
         await self.session.close()
+
+
+def basic_authorization(username: str, password: str) -> str:
+    """An Authorization header value for HTTP Basic (RFC 7617, UTF-8)."""
+    return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
 
 
 def _failed(error: str, start: float, started_at: datetime) -> Outcome:

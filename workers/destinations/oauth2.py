@@ -4,11 +4,13 @@ once however many deliveries wait for it, and reused until shortly before it exp
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import time
 import uuid
 from collections.abc import Callable
 from ssl import SSLContext
+from urllib.parse import quote_plus
 
 import aiohttp
 import msgspec
@@ -83,15 +85,19 @@ class TokenCache:
             form["scope"] = auth.scope
         if auth.audience:
             form["audience"] = auth.audience
-        basic = None
+        headers = {"accept": "application/json"}
         if auth.client_authentication == "basic":
-            basic = aiohttp.BasicAuth(auth.client_id, auth.client_secret)
+            # RFC 6749 §2.3.1: each part form-encoded, then HTTP Basic.
+            basic = base64.b64encode(
+                f"{quote_plus(auth.client_id)}:{quote_plus(auth.client_secret)}".encode()
+            )
+            headers["authorization"] = f"Basic {basic.decode()}"
         else:
             form |= {"client_id": auth.client_id, "client_secret": auth.client_secret}
         try:
             self._check_url(auth.token_url)
             async with self._session.post(
-                auth.token_url, data=form, auth=basic, allow_redirects=False, ssl=ssl
+                auth.token_url, data=form, headers=headers, allow_redirects=False, ssl=ssl
             ) as response:
                 raw = await response.content.read(MAX_TOKEN_ANSWER_BYTES)
                 status = response.status
