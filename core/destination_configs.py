@@ -12,6 +12,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from core.destinations import without_password
+
 # Header names as RFC 9110 tokens; values without control characters (no header injection).
 HeaderName = Annotated[str, msgspec.Meta(pattern=r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,100}$")]
 HeaderValue = Annotated[str, msgspec.Meta(max_length=4096, pattern=r"^[^\x00-\x1f\x7f]*$")]
@@ -134,8 +136,74 @@ class HttpConfig(msgspec.Struct, tag="http", tag_field="kind", forbid_unknown_fi
         return not self.headers and self.auth is None and self.tls is None
 
 
-DestinationConfig = HttpConfig
-KINDS = ("http",)
+# A broker's address, credentials included (`amqp://user:password@host:5672/vhost`).
+BrokerUrl = Annotated[str, msgspec.Meta(min_length=8, max_length=2048, pattern=r"^[a-z]+s?://\S+$")]
+# An exchange, subject, stream or routing key: printable, no spaces.
+BrokerName = Annotated[str, msgspec.Meta(max_length=255, pattern=r"^[!-~]*$")]
+
+
+class RabbitMqConfig(msgspec.Struct, tag="rabbitmq", tag_field="kind", forbid_unknown_fields=True):
+    """Publish to a RabbitMQ exchange (AMQP 0-9-1) with publisher confirms."""
+
+    url: BrokerUrl
+    routing_key: BrokerName
+    exchange: BrokerName = ""
+    # A message no queue takes is returned and the try fails (rather than dropped).
+    mandatory: bool = True
+
+    def shown(self) -> dict[str, Any]:
+        """Without the password."""
+        return {
+            "kind": "rabbitmq",
+            "url": without_password(self.url),
+            "exchange": self.exchange,
+            "routing_key": self.routing_key,
+            "mandatory": self.mandatory,
+        }
+
+
+class NatsConfig(msgspec.Struct, tag="nats", tag_field="kind", forbid_unknown_fields=True):
+    """Publish to a NATS JetStream subject, acknowledged by the stream."""
+
+    url: BrokerUrl
+    subject: Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[!-~]+$")]
+
+    def shown(self) -> dict[str, Any]:
+        """Without the password."""
+        return {"kind": "nats", "url": without_password(self.url), "subject": self.subject}
+
+
+class RedisConfig(msgspec.Struct, tag="redis", tag_field="kind", forbid_unknown_fields=True):
+    """Append to a Redis stream (XADD), trimmed to about max_length entries."""
+
+    url: BrokerUrl
+    stream: Annotated[str, msgspec.Meta(min_length=1, max_length=255, pattern=r"^[!-~]+$")]
+    max_length: Annotated[int, msgspec.Meta(ge=1, le=1_000_000_000)] = 100_000
+
+    def shown(self) -> dict[str, Any]:
+        """Without the password."""
+        return {
+            "kind": "redis",
+            "url": without_password(self.url),
+            "stream": self.stream,
+            "max_length": self.max_length,
+        }
+
+
+DestinationConfig = HttpConfig | RabbitMqConfig | NatsConfig | RedisConfig
+BrokerConfig = RabbitMqConfig | NatsConfig | RedisConfig
+KINDS = ("http", "rabbitmq", "nats", "redis")
+# Each broker kind's URL schemes, with their default ports.
+BROKER_SCHEMES: dict[str, dict[str, int]] = {
+    "rabbitmq": {"amqp": 5672, "amqps": 5671},
+    "nats": {"nats": 4222, "tls": 4222},
+    "redis": {"redis": 6379, "rediss": 6379},
+}
+
+
+def kind_of(config: DestinationConfig) -> str:
+    """The kind a config is for (its tag)."""
+    return str(config.__struct_config__.tag)
 
 
 def forbidden_header(name: str) -> bool:
@@ -149,7 +217,7 @@ def encode_config(config: DestinationConfig) -> str:
     return msgspec.json.encode(config).decode()
 
 
-_DECODER = msgspec.json.Decoder(DestinationConfig)
+_DECODER: msgspec.json.Decoder[DestinationConfig] = msgspec.json.Decoder(DestinationConfig)
 
 
 def decode_config(stored: str) -> DestinationConfig:

@@ -6,7 +6,7 @@ import asyncio
 import ipaddress
 import re
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -116,3 +116,43 @@ async def check_destination(url: str, timeout: float = 3.0) -> None:
         return
     for info in infos:
         refuse_address(host, str(info[4][0]))
+
+
+def check_broker_url(url: str, schemes: dict[str, int], allowed: tuple[str, ...]) -> None:
+    """RefusedDestination unless the broker URL has one of `schemes` (with its default port)
+    and its host (or host:port) is among the operator's `allowed` brokers."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise RefusedDestination(f"the URL is malformed: {exc}") from exc
+    if parts.scheme not in schemes:
+        raise RefusedDestination(
+            f"the URL must start with {' or '.join(f'{s}://' for s in schemes)}"
+        )
+    if not parts.hostname:
+        raise RefusedDestination("the URL has no host")
+    if not allowed:
+        raise RefusedDestination(
+            "broker destinations are disabled here (the operator lists the brokers tenants may"
+            " publish to in EVENTGATE_BROKER_HOSTS)"
+        )
+    host = parts.hostname.lower()
+    port = port or schemes[parts.scheme]
+    wanted = {host, f"{host}:{port}", f"[{host}]:{port}"}
+    if not wanted & {entry.lower() for entry in allowed}:
+        raise RefusedDestination(
+            f"{host}:{port} is not among the brokers this server may publish to"
+        )
+
+
+def without_password(url: str) -> str:
+    """The URL as it may be shown: any password (and query, which may hold one) left out."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    if parts.username:
+        netloc = f"{parts.username}@{netloc}"
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

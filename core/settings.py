@@ -40,6 +40,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     circuit_cooldown_seconds: float = 60.0
     endpoint_disable_after_seconds: float = 5 * 24 * 3600.0
     allow_private_destinations: bool = False
+    # The message brokers tenants may publish to (comma-separated host or host:port); none,
+    # the default, disables broker destinations. Brokers usually sit on private networks,
+    # which the HTTP destination policy refuses: listing one is the operator's choice.
+    broker_hosts: tuple[str, ...] = ()
     # API rate limits (tiers and overrides live in the database).
     rate_limits_enabled: bool = True
     # Requests without a valid key, per client address per minute (then 429).
@@ -110,6 +114,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "delivery_retry_schedule",
             "trusted_proxies",
             "cors_origins",
+            "broker_hosts",
             "log_redact_fields",
             "encryption_keys",
         )

@@ -17,7 +17,7 @@ from psycopg import AsyncConnection
 from core.destination_configs import DestinationConfig, decode_config
 from core.queues import DELIVERIES_DUE_CHANNEL
 from core.vocabulary import UNFINISHED_DELIVERY_STATUSES, WAITING_DELIVERY_STATUSES, sql_in
-from db.endpoints import open_secret
+from db.endpoint_secrets import open_secret
 from db.query import fetch_all, fetch_tuples, jsonb_rows
 
 UNFINISHED = sql_in(UNFINISHED_DELIVERY_STATUSES)

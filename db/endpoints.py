@@ -2,7 +2,8 @@
 
 Disable, enable and delete also move the endpoint's waiting deliveries (park, release, end) in
 the same statement, so an endpoint and its deliveries never disagree: that is why this module
-writes deliveries too. The circuit-breaker columns are written by db/endpoint_health.py.
+writes deliveries too. The circuit-breaker columns are written by db/endpoint_health.py, the
+secrets (and the sealed destination config) by db/endpoint_secrets.py.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from typing import Any
 import msgspec
 from psycopg import AsyncConnection
 
-from core.encryption import Where, keyring
 from core.secrets import public_key_of, scheme_of
 from core.vocabulary import UNFINISHED_DELIVERY_STATUSES, WAITING_DELIVERY_STATUSES, sql_in
-from db.query import as_jsonb, fetch_all, fetch_one, fetch_value
+from db.endpoint_secrets import seal_config, seal_secret
+from db.query import as_jsonb, fetch_all, fetch_one
 
 UNFINISHED = sql_in(UNFINISHED_DELIVERY_STATUSES)
 WAITING = sql_in(WAITING_DELIVERY_STATUSES)
@@ -94,53 +95,6 @@ class EndpointChanges(msgspec.Struct, kw_only=True):
     metadata: dict[str, Any] | None = None
     config: dict[str, Any] | None = None
     config_whole: str | None = None
-
-
-class Secrets(msgspec.Struct):
-    """An endpoint's signing secrets; previous is set while a rotation's grace lasts. With
-    Ed25519 (v1a) the secrets are private keys, and the public keys go with them."""
-
-    secret: str
-    previous_secret: str | None
-    previous_secret_expires_at: datetime | None
-    public_key: str | None = None
-    previous_public_key: str | None = None
-
-
-class SealedSecrets(msgspec.Struct):
-    """An endpoint's secrets as stored: AES-256-GCM ciphertext (core/encryption.py)."""
-
-    secret_encrypted: bytes
-    previous_secret_encrypted: bytes | None
-    previous_secret_expires_at: datetime | None
-    public_key: str | None
-    previous_public_key: str | None
-
-    def opened(self, endpoint_id: uuid.UUID) -> Secrets:
-        """The plaintext secrets (in this process's memory only)."""
-        previous = self.previous_secret_encrypted
-        return Secrets(
-            open_secret(endpoint_id, "secret", self.secret_encrypted),
-            open_secret(endpoint_id, "previous_secret", previous) if previous else None,
-            self.previous_secret_expires_at,
-            self.public_key,
-            self.previous_public_key,
-        )
-
-
-def seal_secret(endpoint_id: uuid.UUID, column: str, plaintext: str) -> bytes:
-    """The stored form of one of an endpoint's secrets."""
-    return keyring().seal(plaintext, Where("endpoints", column, endpoint_id))
-
-
-def open_secret(endpoint_id: uuid.UUID, column: str, sealed: bytes) -> str:
-    """One of an endpoint's secrets from its stored form."""
-    return keyring().open(sealed, Where("endpoints", column, endpoint_id))
-
-
-def _sealed_config(endpoint_id: uuid.UUID, whole: str | None) -> bytes | None:
-    """The stored form of a whole destination config (its credentials with it)."""
-    return None if whole is None else seal_secret(endpoint_id, "config", whole)
 
 
 COLUMNS = (
@@ -230,34 +184,6 @@ WHERE {LIVE}
 RETURNING {COLUMNS}
 """
 
-# The signing secrets of one live endpoint; previous only while its grace lasts (endpoints_pkey).
-GET_SECRETS = f"""
-SELECT secret_encrypted,
-       CASE WHEN previous_secret_expires_at > now() THEN previous_secret_encrypted END
-           AS previous_secret_encrypted,
-       CASE WHEN previous_secret_expires_at > now() THEN previous_secret_expires_at END
-           AS previous_secret_expires_at,
-       public_key,
-       CASE WHEN previous_secret_expires_at > now() THEN previous_public_key END
-           AS previous_public_key
-FROM endpoints WHERE {LIVE}
-"""
-
-# Lock one live endpoint's current secret for a rotation (endpoints_pkey).
-LOCK_SECRET = f"SELECT secret_encrypted FROM endpoints WHERE {LIVE} FOR UPDATE"
-
-# Make a new secret (and its scheme and public key) current; the old one, sealed again for its
-# own column, keeps signing for the grace, with its public key (endpoints_pkey).
-ROTATE_SECRET = f"""
-UPDATE endpoints SET previous_secret_encrypted = %(previous)s, secret_encrypted = %(secret)s,
-    previous_public_key = public_key, public_key = %(public_key)s,
-    signature_scheme = %(signature_scheme)s,
-    previous_secret_expires_at = now() + make_interval(secs => %(grace_seconds)s), updated_at = now()
-WHERE {LIVE}
-RETURNING secret_encrypted, previous_secret_encrypted, previous_secret_expires_at, public_key,
-          previous_public_key
-"""
-
 # Pause an endpoint and park its waiting deliveries (never due) so claims skip them cheaply
 # (endpoints_pkey, deliveries_unfinished_idx).
 DISABLE = f"""
@@ -316,7 +242,7 @@ async def insert(conn: AsyncConnection, new: NewEndpoint) -> Endpoint:
     # The scheme and the public key follow from the secret (whsec_: v1; whsk_: v1a).
     params["signature_scheme"] = scheme_of(new.secret)
     params["public_key"] = public_key_of(new.secret)
-    params["config_whole"] = _sealed_config(new.id, new.config_whole)
+    params["config_whole"] = seal_config(new.id, new.config_whole)
     row = await fetch_one(conn, INSERT, params, Endpoint)
     assert row is not None
     return row
@@ -363,42 +289,8 @@ async def update(
 ) -> Endpoint | None:
     """Change the given fields of an endpoint."""
     params = as_jsonb(msgspec.structs.asdict(changes), *JSONB)
-    params["config_whole"] = _sealed_config(endpoint_id, changes.config_whole)
+    params["config_whole"] = seal_config(endpoint_id, changes.config_whole)
     return await fetch_one(conn, UPDATE, _where(tenant_id, endpoint_id, **params), Endpoint)
-
-
-async def get_secrets(
-    conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
-) -> Secrets | None:
-    """The endpoint's current (and, during a rotation, previous) secret."""
-    sealed = await fetch_one(conn, GET_SECRETS, _where(tenant_id, endpoint_id), SealedSecrets)
-    return None if sealed is None else sealed.opened(endpoint_id)
-
-
-async def rotate_secret(
-    conn: AsyncConnection,
-    tenant_id: uuid.UUID,
-    endpoint_id: uuid.UUID,
-    secret: str,
-    grace_seconds: float,
-) -> Secrets | None:
-    """Make `secret` current; the old one keeps signing for grace_seconds (call inside a
-    transaction: the row stays locked from reading the old secret to storing both)."""
-    current = await fetch_value(conn, LOCK_SECRET, _where(tenant_id, endpoint_id))
-    if current is None:
-        return None
-    previous = open_secret(endpoint_id, "secret", current)
-    params = _where(
-        tenant_id,
-        endpoint_id,
-        secret=seal_secret(endpoint_id, "secret", secret),
-        previous=seal_secret(endpoint_id, "previous_secret", previous),
-        public_key=public_key_of(secret),
-        signature_scheme=scheme_of(secret),
-        grace_seconds=grace_seconds,
-    )
-    sealed = await fetch_one(conn, ROTATE_SECRET, params, SealedSecrets)
-    return None if sealed is None else sealed.opened(endpoint_id)
 
 
 async def disable(

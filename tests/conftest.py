@@ -19,6 +19,7 @@ from app.main import create_app
 from core.settings import Settings
 from db import migrate
 from db.embedded import EmbeddedPostgres
+from tests.brokers import Broker, running_nats, running_rabbitmq, running_redis
 from tests.helpers import TEST_ENCRYPTION_KEY, WORKER_ENV, Receiver, running_receiver
 
 TEMPLATE = "eventgate_template"
@@ -161,3 +162,24 @@ async def receiver() -> AsyncIterator[Receiver]:
     """A webhook receiver on a free loopback port."""
     async with running_receiver() as running:
         yield running
+
+
+@pytest.fixture(scope="session")
+def redis_broker() -> Iterator[Broker]:
+    """A redis-server for this test session."""
+    with running_redis() as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def nats_broker() -> Iterator[Broker]:
+    """A nats-server with JetStream for this test session."""
+    with running_nats() as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def rabbitmq_broker() -> Iterator[Broker]:
+    """A rabbitmq-server for this test session."""
+    with running_rabbitmq() as broker:
+        yield broker

@@ -45,8 +45,7 @@ class EndpointController(ApiController):
     async def create_endpoint(
         self, data: JSONBody[EndpointIn], conn: Transaction, caller: Caller, settings: AppSettings
     ) -> EndpointCreated:
-        allow_private = settings.allow_private_destinations
-        return await services.create(conn, caller.tenant_id, data, allow_private)
+        return await services.create(conn, caller.tenant_id, data, settings)
 
     @get("/", summary="List endpoints", responses=error_responses(400, 401, 403))
     async def list_endpoints(
@@ -83,8 +82,7 @@ class EndpointController(ApiController):
         settings: AppSettings,
     ) -> EndpointView:
         endpoint_uuid = parse_id(endpoint_id, "endpoint_id")
-        allow_private = settings.allow_private_destinations
-        return await services.update(conn, caller.tenant_id, endpoint_uuid, data, allow_private)
+        return await services.update(conn, caller.tenant_id, endpoint_uuid, data, settings)
 
     @delete(
         "/{endpoint_id:str}",

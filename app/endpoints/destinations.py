@@ -15,20 +15,36 @@ from cryptography.hazmat.primitives.serialization import (
 
 from app.errors import BadRequest
 from core.destination_configs import (
+    BROKER_SCHEMES,
     DestinationConfig,
     HttpConfig,
     MutualTls,
     OAuth2ClientCredentials,
     encode_config,
     forbidden_header,
+    kind_of,
 )
-from core.destinations import RefusedDestination, check_destination, well_formed_url
+from core.destinations import (
+    RefusedDestination,
+    check_broker_url,
+    check_destination,
+    well_formed_url,
+    without_password,
+)
+from core.settings import Settings
 
 
-async def check_config(config: DestinationConfig, allow_private: bool) -> None:
-    """BadRequest naming the field for a config that could never deliver."""
+async def check_config(config: DestinationConfig, settings: Settings) -> str:
+    """BadRequest naming the field for a config that could never deliver; a broker's address
+    as it may be shown."""
     if isinstance(config, HttpConfig):
-        await _check_http(config, allow_private)
+        await _check_http(config, settings.allow_private_destinations)
+        return ""
+    try:
+        check_broker_url(config.url, BROKER_SCHEMES[kind_of(config)], settings.broker_hosts)
+    except RefusedDestination as exc:
+        raise BadRequest(f"url refused: {exc}", {"field": "config.url"}) from exc
+    return without_password(config.url)
 
 
 async def _check_http(config: HttpConfig, allow_private: bool) -> None:
@@ -85,7 +101,7 @@ def stored_columns(config: DestinationConfig | None) -> dict[str, Any]:
     config = config or HttpConfig()
     plain = isinstance(config, HttpConfig) and config.plain
     return {
-        "kind": config.__struct_config__.tag,
+        "kind": kind_of(config),
         "config": config.shown(),
         "config_whole": None if plain else encode_config(config),
     }

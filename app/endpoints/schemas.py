@@ -31,10 +31,11 @@ Scheme = Literal["v1", "v1a"]
 
 
 class EndpointIn(msgspec.Struct, forbid_unknown_fields=True):
-    """A new webhook endpoint. event_types empty means every type; with channels, only events
-    carrying one of them; with a filter, only events whose payload matches it."""
+    """A new endpoint: a url (http), or a broker config. event_types empty means every type;
+    with channels, only events carrying one of them; with a filter, only events whose payload
+    matches it."""
 
-    url: Url
+    url: Url | None = None
     description: Description = ""
     event_types: TypePatterns = msgspec.field(default_factory=list)
     channels: EndpointChannels = msgspec.field(default_factory=list)

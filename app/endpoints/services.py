@@ -25,17 +25,35 @@ from app.endpoints.schemas import (
 from app.errors import BadRequest, Conflict, NotFound
 from app.pagination import decode_cursor, page_of
 from app.views import to_view, to_views
-from core.destination_configs import KINDS, DestinationConfig
+from core.destination_configs import KINDS, BrokerConfig, DestinationConfig
 from core.destinations import RefusedDestination, check_destination, well_formed_url
 from core.queues import QUEUE_OF_PRIORITY
 from core.secrets import new_secret_for, scheme_of
-from db import deliveries, endpoints, events
+from core.settings import Settings
+from db import deliveries, endpoint_secrets, endpoints, events
 from db.ids import new_id
 from workers.enqueue import wake
 
 SECRET_GRACE_SECONDS = 24 * 3600
 ENDPOINT = "endpoint"
 TEST_EVENT_TYPE = "eventgate.test"
+
+
+async def check_address(
+    url: str | None, config: DestinationConfig | None, settings: Settings
+) -> str:
+    """The url column of an endpoint with this url and config: an HTTP endpoint's url, or a
+    broker's address without its password; BadRequest for anything that could not deliver."""
+    if isinstance(config, BrokerConfig):
+        if url is not None:
+            raise BadRequest("a broker destination's address is config.url", {"field": "url"})
+        return await check_config(config, settings)
+    if url is None:
+        raise BadRequest("an http destination needs a url", {"field": "url"})
+    await check_url(url, settings.allow_private_destinations)
+    if config is not None:
+        await check_config(config, settings)
+    return url
 
 
 async def check_url(url: str, allow_private: bool) -> None:
@@ -64,16 +82,14 @@ def _found(row: endpoints.Endpoint | None) -> EndpointView:
 
 
 async def create(
-    conn: AsyncConnection, tenant_id: uuid.UUID, data: EndpointIn, allow_private: bool
+    conn: AsyncConnection, tenant_id: uuid.UUID, data: EndpointIn, settings: Settings
 ) -> EndpointCreated:
     """Create an endpoint with a fresh secret (shown in this answer)."""
-    await check_url(data.url, allow_private)
-    if data.config is not None:
-        await check_config(data.config, allow_private)
+    url = await check_address(data.url, data.config, settings)
     new = endpoints.NewEndpoint(
         id=new_id(),
         tenant_id=tenant_id,
-        url=data.url,
+        url=url,
         description=data.description,
         event_types=data.event_types,
         channels=data.channels,
@@ -122,17 +138,15 @@ async def update(
     tenant_id: uuid.UUID,
     endpoint_id: uuid.UUID,
     data: EndpointPatch,
-    allow_private: bool,
+    settings: Settings,
 ) -> EndpointView:
-    """Apply a PATCH (a new url is checked like a new endpoint's)."""
+    """Apply a PATCH (a new url or config is checked like a new endpoint's)."""
     given = {k: v for k, v in msgspec.structs.asdict(data).items() if v is not msgspec.UNSET}
-    if "url" in given:
-        await check_url(given["url"], allow_private)
     if "filter" in given:
         given.update(_compiled(given["filter"]))
     before = await get(conn, tenant_id, endpoint_id)
-    if "config" in given:
-        given.update(await _new_config(before, given["config"], allow_private))
+    if "url" in given or "config" in given:
+        given.update(await _new_address(before, given, settings))
     changes = endpoints.EndpointChanges(given=list(given), **given)
     after = _found(await endpoints.update(conn, tenant_id, endpoint_id, changes))
     await record(
@@ -141,20 +155,21 @@ async def update(
     return after
 
 
-async def _new_config(
-    before: EndpointView, config: DestinationConfig | None, allow_private: bool
+async def _new_address(
+    before: EndpointView, given: dict[str, Any], settings: Settings
 ) -> dict[str, Any]:
-    """The columns of a PATCHed config, checked like a new endpoint's; the kind stays."""
+    """The url and config columns of a PATCH, checked like a new endpoint's; the kind stays."""
+    if "config" not in given:  # a new url for the same config
+        return {"url": await check_address(given["url"], None, settings)}
+    config = given["config"]
     columns = stored_columns(config)
-    if columns["kind"] != before.kind:
+    if columns.pop("kind") != before.kind:
         raise BadRequest(
             f"an endpoint's kind stays {before.kind}: create a new endpoint for another kind",
             {"field": "config.kind"},
         )
-    if config is not None:
-        await check_config(config, allow_private)
-    del columns["kind"]
-    return columns
+    url = given.get("url", before.url if before.kind == "http" else None)
+    return {"url": await check_address(url, config, settings), **columns}
 
 
 async def delete(
@@ -170,7 +185,7 @@ async def secrets(
     conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
 ) -> SecretView:
     """The signing secret, and the previous one while a rotation's grace lasts."""
-    found = await endpoints.get_secrets(conn, tenant_id, endpoint_id)
+    found = await endpoint_secrets.get_secrets(conn, tenant_id, endpoint_id)
     if found is None:
         raise NotFound("no such endpoint")
     await record(conn, tenant_id, "endpoint.secret.reveal", ENDPOINT, endpoint_id)
@@ -182,7 +197,7 @@ def _shown(secret: str | None) -> str | None:
     return secret if secret is not None and scheme_of(secret) == "v1" else None
 
 
-def _receiver_view(found: endpoints.Secrets) -> SecretView:
+def _receiver_view(found: endpoint_secrets.Secrets) -> SecretView:
     """What the receiver verifies with: shared secrets and public keys, no private key."""
     return SecretView(
         _shown(found.secret),
@@ -206,7 +221,7 @@ async def rotate_secret(
             wanted.signature_scheme or (await get(conn, tenant_id, endpoint_id)).signature_scheme
         )
         secret = new_secret_for("v1a" if scheme == "v1a" else "v1")
-    found = await endpoints.rotate_secret(
+    found = await endpoint_secrets.rotate_secret(
         conn, tenant_id, endpoint_id, secret, SECRET_GRACE_SECONDS
     )
     if found is None:

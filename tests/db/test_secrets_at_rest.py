@@ -351,7 +351,7 @@ async def test_a_swapped_ciphertext_is_a_503_and_a_failed_try_never_a_wrong_sign
                 row = conn.execute(
                     "SELECT error FROM delivery_attempts WHERE endpoint_id = %s", (first["id"],)
                 ).fetchone()
-            return row is not None and row[0].startswith("cannot sign")
+            return row is not None and row[0].startswith("cannot open a secret")
 
         await wait_for(failed_attempt, what="the damaged endpoint's try failed visibly")
     assert receiver.at("first") == []  # nothing was sent with a wrong signature

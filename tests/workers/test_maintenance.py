@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from db.endpoints import seal_secret
+from db.endpoint_secrets import seal_secret
 from workers.app import app as worker_app
 from workers.maintenance import rotate_partitions
 

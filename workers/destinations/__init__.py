@@ -15,13 +15,19 @@ from typing import Any
 from core.encryption import UndecryptableSecret
 from core.settings import Settings
 from db.delivery_queue import Claimed
-from workers.destinations.base import Destination, Message, Outcome
-from workers.destinations.http import HttpDestination, describe
+from workers.destinations.base import Destination, Message, Outcome, describe
+from workers.destinations.http import HttpDestination
+from workers.destinations.nats import NatsDestination
+from workers.destinations.rabbitmq import RabbitMqDestination
+from workers.destinations.redis_streams import RedisStreamDestination
 
 logger = logging.getLogger("eventgate.delivery")
 
 KINDS: dict[str, Callable[[Settings], Destination]] = {
     "http": HttpDestination,
+    "rabbitmq": RabbitMqDestination,
+    "nats": NatsDestination,
+    "redis": RedisStreamDestination,
 }
 
 

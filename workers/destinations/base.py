@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Protocol
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
 
 from db.delivery_queue import Claimed
+
+T = TypeVar("T")
 
 
 class Message(msgspec.Struct, frozen=True):
@@ -48,3 +54,65 @@ class Destination(Protocol):
     async def close(self) -> None:
         """Release connections (at worker shutdown)."""
         ...
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as an attempt's error: its type and message, bounded."""
+    text = str(exc) or type(exc).__name__
+    return f"{type(exc).__name__}: {text}"[:1000]
+
+
+class Try:
+    """The clock of one try: when it started, and its outcome once it ends."""
+
+    def __init__(self) -> None:
+        self.started_at = datetime.now(UTC)
+        self._start = time.perf_counter()
+
+    def took_ms(self) -> int:
+        """Milliseconds since the try started."""
+        return round((time.perf_counter() - self._start) * 1000)
+
+    def acknowledged(self) -> Outcome:
+        """The destination took the message."""
+        return Outcome(True, None, None, None, self.took_ms(), self.started_at)
+
+    def failed(self, error: str) -> Outcome:
+        """The try failed with this error (retried on the schedule)."""
+        return Outcome(False, None, None, error[:1000], self.took_ms(), self.started_at)
+
+
+class Connections(Generic[T]):
+    """A broker kind's open connections, one per URL (credentials included), opened once
+    however many deliveries ask at the same time, dropped after a failure."""
+
+    def __init__(
+        self, open_one: Callable[[str], Awaitable[T]], close_one: Callable[[T], Awaitable[Any]]
+    ) -> None:
+        self._open = open_one
+        self._close = close_one
+        self._open_ones: dict[str, T] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def get(self, url: str) -> T:
+        """The connection for this URL, opened if needed."""
+        found = self._open_ones.get(url)
+        if found is not None:
+            return found
+        async with self._locks.setdefault(url, asyncio.Lock()):
+            found = self._open_ones.get(url)
+            if found is None:
+                found = self._open_ones[url] = await self._open(url)
+        return found
+
+    async def drop(self, url: str) -> None:
+        """Close and forget this URL's connection (the next try opens a new one)."""
+        found = self._open_ones.pop(url, None)
+        if found is not None:
+            with contextlib.suppress(Exception):
+                await self._close(found)
+
+    async def close(self) -> None:
+        """Close every connection."""
+        for url in list(self._open_ones):
+            await self.drop(url)

@@ -25,7 +25,7 @@ from core.destination_configs import (
 from core.destinations import literal_address, refuse_address, well_formed_url
 from core.settings import Settings
 from db.delivery_queue import Claimed
-from workers.destinations.base import Message, Outcome
+from workers.destinations.base import Message, Outcome, describe
 from workers.destinations.client_tls import ClientCertificates
 from workers.destinations.oauth2 import TokenCache, TokenRefused
 
@@ -184,9 +184,3 @@ def _retry_after(response: aiohttp.ClientResponse) -> float | None:
 
 def _ms_since(start: float) -> int:
     return round((time.perf_counter() - start) * 1000)
-
-
-def describe(exc: BaseException) -> str:
-    """An exception as an attempt's error: its type and message, bounded."""
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:1000]

@@ -69,8 +69,7 @@ class EndpointPages(Controller):
         self, session: Session, form: CheckedForm, conn: Transaction, settings: AppSettings
     ) -> Redirect:
         data = access.new_endpoint(session, form)
-        tenant_id, private = session.principal.tenant_id, settings.allow_private_destinations
-        created = await services.create(conn, tenant_id, data, private)
+        created = await services.create(conn, session.principal.tenant_id, data, settings)
         return _back(session, created.endpoint.id, "created")
 
     @get("/{endpoint_id:str}", name="endpoint")
@@ -105,8 +104,7 @@ class EndpointPages(Controller):
     ) -> Redirect:
         endpoint_uuid = await access.endpoint_id(conn, session, endpoint_id)
         changes = access.endpoint_changes(session, form)
-        tenant_id, private = session.principal.tenant_id, settings.allow_private_destinations
-        await services.update(conn, tenant_id, endpoint_uuid, changes, private)
+        await services.update(conn, session.principal.tenant_id, endpoint_uuid, changes, settings)
         return _back(session, endpoint_uuid, "saved")
 
     @post("/{endpoint_id:str}/disable", name="endpoint_disable")

@@ -1,0 +1,48 @@
+"""The `redis` destination: append to a Redis stream (XADD, trimmed to about max_length
+entries); the delivery succeeds once Redis answers with the entry's id."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from core.destination_configs import BROKER_SCHEMES, RedisConfig
+from core.destinations import check_broker_url
+from core.settings import Settings
+from db.delivery_queue import Claimed
+from workers.destinations.base import Connections, Message, Outcome, Try, describe
+
+
+class RedisStreamDestination:
+    """One client (and its connection pool) per server URL."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.clients: Connections[Redis] = Connections(self._open, self._close)
+
+    async def send(self, delivery: Claimed, message: Message) -> Outcome:
+        """Append once; stored by Redis, or a failed try."""
+        config = delivery.config
+        assert isinstance(config, RedisConfig)
+        attempt = Try()
+        try:
+            check_broker_url(config.url, BROKER_SCHEMES["redis"], self.settings.broker_hosts)
+            client = await self.clients.get(config.url)
+            fields: dict[str | bytes, str | bytes] = {"body": message.body, **message.headers}
+            await client.xadd(config.stream, fields, maxlen=config.max_length, approximate=True)
+        except Exception as exc:  # down, refused credentials, the key is not a stream
+            return attempt.failed(describe(exc))
+        return attempt.acknowledged()
+
+    async def _open(self, url: str) -> Redis:
+        return Redis.from_url(
+            url,
+            socket_connect_timeout=self.settings.delivery_connect_timeout_seconds,
+            socket_timeout=self.settings.delivery_timeout_seconds,
+        )
+
+    async def _close(self, client: Redis) -> None:
+        await client.aclose()
+
+    async def close(self) -> None:
+        """Close every client."""
+        await self.clients.close()
