@@ -13,6 +13,8 @@ import os
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
+from core.destination_configs import KINDS
+
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600)
 
 HTTP_REQUESTS = Counter(
@@ -34,8 +36,9 @@ RATE_LIMITED = Counter(
 )
 DELIVERIES = Counter(
     "eventgate_deliveries",
-    "Delivery attempts written back, by outcome (succeeded, failed: retried later, dead)",
-    ["outcome"],
+    "Delivery attempts written back, by destination kind and outcome (succeeded, failed:"
+    " retried later, dead)",
+    ["kind", "outcome"],
 )
 # Every policy a 429 can name and every delivery outcome, exported at 0 from the start, so a
 # dashboard panel shows 0 rather than "No data" until the first one happens.
@@ -46,8 +49,9 @@ RATE_LIMIT_POLICIES = (
 )
 for _policy in RATE_LIMIT_POLICIES:
     RATE_LIMITED.labels(_policy)
-for _outcome in ("succeeded", "failed", "dead"):
-    DELIVERIES.labels(_outcome)
+for _kind in KINDS:
+    for _outcome in ("succeeded", "failed", "dead"):
+        DELIVERIES.labels(_kind, _outcome)
 DELIVERY_LATENCY = Histogram(
     "eventgate_event_to_delivered_seconds",
     "From an event's creation to its successful delivery",

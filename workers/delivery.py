@@ -151,7 +151,7 @@ def count_outcomes(claimed: Sequence[Claimed], results: Sequence[Result]) -> Non
     """The delivery metrics of a batch just written back."""
     now = datetime.now(UTC)
     for c, result in zip(claimed, results, strict=True):
-        DELIVERIES.labels(result.status).inc()
+        DELIVERIES.labels(c.kind, result.status).inc()
         if result.status == "succeeded":
             DELIVERY_LATENCY.observe((now - c.created_at).total_seconds())
         else:

@@ -88,7 +88,7 @@ async def _every_family(client, database_url, receiver) -> None:
     assert tables == {"events", "deliveries", "delivery_attempts"}
     async with running_worker():
         await wait_for(lambda: len(receiver.at("hooks")) == 3, what="three deliveries")
-        succeeded = {"outcome": "succeeded"}
+        succeeded = {"kind": "http", "outcome": "succeeded"}
         await wait_for(
             lambda: (
                 value(samples_now(), "eventgate_deliveries_total", **succeeded)

@@ -141,16 +141,20 @@ async def test_each_broker_takes_signed_deliveries_with_its_acknowledgement(
     async with consumer(broker, name) as arrived:
         for n in range(3):
             await client.post("/v1/events", json=event_body(payload={"n": n}), headers=auth(key))
+        test = await client.post(f"/v1/endpoints/{endpoint['id']}/test", headers=auth(key))
+        assert test.status_code == 202, test.text
         async with running_worker():
             await wait_for(
                 lambda: (
-                    [r[0] for r in deliveries_of(database_url, endpoint["id"])] == ["succeeded"] * 3
+                    [r[0] for r in deliveries_of(database_url, endpoint["id"])] == ["succeeded"] * 4
                 ),
-                what="three acknowledged deliveries",
+                what="four acknowledged deliveries",
             )
         messages = await arrived()
-    assert len(messages) == 3
-    assert sorted(msgspec.json.decode(body)["payload"]["n"] for body, _ in messages) == [0, 1, 2]
+    assert len(messages) == 4
+    payloads = [msgspec.json.decode(body)["payload"] for body, _ in messages]
+    assert sorted(p["n"] for p in payloads if "n" in p) == [0, 1, 2]
+    assert [p["endpoint_id"] for p in payloads if "n" not in p] == [endpoint["id"]]  # test send
     for body, headers in messages:
         # Consumers verify exactly as webhook receivers do.
         Webhook(secret).verify(body, {k: str(v) for k, v in headers.items()})
