@@ -112,13 +112,19 @@ async def delivery(
 
 def _endpoint_fields(session: ConsoleSession, fields: Form) -> dict[str, Any]:
     values: dict[str, Any] = {
-        "url": fields.get("url", "").strip(),
         "description": fields.get("description", "").strip(),
         "event_types": words(fields.get("event_types")),
         "filter": json_object(fields, "filter"),
         "rate_limit_per_s": whole_number(fields, "rate_limit_per_s"),
         "ordered": fields.get("ordered") == "on",
     }
+    kind = fields.get("kind", "http")
+    if kind == "http":
+        values["url"] = fields.get("url", "").strip()
+    # Credentials are never shown, so an empty config leaves the stored one as it is.
+    config = json_object(fields, "config")
+    if config is not None:
+        values["config"] = {**config, "kind": kind}
     if session.channel is None:
         values["channels"] = words(fields.get("channels"))
     return values

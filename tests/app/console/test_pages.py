@@ -216,3 +216,37 @@ async def test_a_rare_filter_reads_the_window_a_bounded_page_at_a_time(
         pages += 1
     assert pages == 2  # 3 + 3 newer events read before the page that holds it
     assert 'id="read-on"' not in (await client.get(path)).text
+
+
+async def test_a_destination_config_is_set_in_the_form_and_never_shown(client, database_url):
+    key = await make_key(database_url)
+    csrf = await sign_in(client, key)
+    config = '{"auth": {"type": "bearer", "token": "tok-never-shown"}, "headers": {"X-A": "b"}}'
+    created = await post_form(
+        client, "/console/endpoints", csrf, kind="http", url="https://a.example/h", config=config
+    )
+    assert created.status_code == 303, created.text
+    page_path = created.headers["location"].split("?")[0]
+    page = (await client.get(page_path)).text
+    assert 'id="endpoint-kind">http<' in page
+    assert "bearer" in page
+    assert "tok-never-shown" not in page
+    form = (await client.get(f"{page_path}/edit")).text
+    assert "tok-never-shown" not in form
+    # Saved with the config left empty: the stored one, credentials included, stays.
+    saved = await post_form(client, page_path, csrf, kind="http", url="https://b.example/h")
+    assert saved.status_code == 303
+    endpoint_id = page_path.rsplit("/", 1)[1]
+    shown = (await client.get(f"/v1/endpoints/{endpoint_id}", headers=auth(key))).json()
+    assert shown["config"]["auth"] == {"type": "bearer"}
+    assert shown["url"] == "https://b.example/h"
+    for fields in (
+        {"kind": "http", "url": "https://a.example/", "config": "{nope"},
+        {"kind": "http", "url": "https://a.example/", "config": '{"headers": {"Host": "x"}}'},
+        {"kind": "redis", "config": '{"url": "redis://127.0.0.1:6379/0", "stream": "s"}'},
+        {"kind": "http", "config": "{}"},
+    ):
+        answer = await post_form(client, "/console/endpoints", csrf, **fields)
+        assert answer.status_code == 400, (fields, answer.text[:300])
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM endpoints").fetchone() == (1,)
