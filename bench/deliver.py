@@ -3,15 +3,18 @@ ceilings of plain aiohttp POSTs to the same receiver and of no-op procrastinate 
 same database.
 
     uv run python bench/deliver.py [--events 20000] [--rate 200] [--seconds 10]
+                                   [--kinds rabbitmq,nats,redis] [--kind-events 5000]
 
 Starts `eventgate dev` (API and one worker in one process) with a throw-away data dir, or uses
---url, --key and --database-url of a running Eventgate. The receiver runs in this process.
+--url, --key and --database-url of a running Eventgate. The receiver runs in this process; the
+brokers (bench/destinations.py) are Debian's servers started on free ports for the run.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import statistics
 import sys
@@ -25,6 +28,7 @@ from procrastinate import App, PsycopgConnector
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
+from bench import destinations
 from bench.common import dev_or_given
 from core.encryption import Keyring, Where, generate_key
 
@@ -186,6 +190,25 @@ def secret_opening_seconds(rounds: int = 20000) -> tuple[float, float]:
     return cached, (time.perf_counter() - started) / rounds
 
 
+async def per_kind(
+    args: argparse.Namespace, base: str, key: str, database_url: str, brokers: dict
+) -> None:
+    """Each broker kind's drain rate next to its client's raw publish ceiling."""
+    body = json.dumps({"id": "ceiling", **BODY}).encode()
+    for kind, broker in brokers.items():
+        await destinations.prepare(broker)
+        async with aiohttp.ClientSession() as session:
+            rate = await destinations.drain_rate(
+                session, api, base, key, database_url, broker, args.kind_events, BODY
+            )
+        ceiling = await destinations.publish_ceiling(broker, body, 100, 5.0)
+        print(
+            f"{kind:9} deliveries (drain of {args.kind_events}) {rate:8.0f} /s"
+            f"   ceiling: acknowledged publishes, 100 at once {ceiling:8.0f} /s"
+            f"   ratio {rate / ceiling:.2f}"
+        )
+
+
 async def run(args: argparse.Namespace, base: str, key: str, database_url: str) -> None:
     """Measure everything and print it."""
     receiver = Receiver()
@@ -229,9 +252,16 @@ def main() -> None:
     parser.add_argument("--url")
     parser.add_argument("--key")
     parser.add_argument("--database-url")
+    parser.add_argument("--kinds", default="rabbitmq,nats,redis", help="brokers, or ''")
+    parser.add_argument("--kind-events", type=int, default=5000)
     args = parser.parse_args()
-    with dev_or_given(args) as (url, key, database_url):
-        asyncio.run(run(args, url, key, database_url))
+    kinds = [k for k in args.kinds.split(",") if k]
+    with destinations.running_brokers(kinds) as brokers:
+        # The started `eventgate dev` (or the given one) may publish to these brokers.
+        os.environ["EVENTGATE_BROKER_HOSTS"] = ",".join(b.address for b in brokers.values())
+        with dev_or_given(args) as (url, key, database_url):
+            asyncio.run(run(args, url, key, database_url))
+            asyncio.run(per_kind(args, url, key, database_url, brokers))
 
 
 if __name__ == "__main__":
