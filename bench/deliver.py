@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
+import psutil
 from aiohttp import web
 from procrastinate import App, PsycopgConnector
 
@@ -198,15 +201,41 @@ async def per_kind(
     for kind, broker in brokers.items():
         await destinations.prepare(broker)
         async with aiohttp.ClientSession() as session:
-            rate = await destinations.drain_rate(
-                session, api, base, key, database_url, broker, args.kind_events, BODY
-            )
-        ceiling = await destinations.publish_ceiling(broker, body, 100, 5.0)
+            with machine_cpu() as drained:
+                rate = await destinations.drain_rate(
+                    session, api, base, key, database_url, broker, args.kind_events, BODY
+                )
+        with machine_cpu() as published:
+            ceiling = await destinations.publish_ceiling(broker, body, 100, 5.0)
         print(
             f"{kind:9} deliveries (drain of {args.kind_events}) {rate:8.0f} /s"
             f"   ceiling: acknowledged publishes, 100 at once {ceiling:8.0f} /s"
             f"   ratio {rate / ceiling:.2f}"
         )
+        print(
+            f"{'':9} machine CPU: draining {drained.cores:.2f} cores,"
+            f" {drained.seconds * 1000 / args.kind_events:.2f} ms a delivery;"
+            f" publishing {published.cores:.2f} cores,"
+            f" {published.seconds * 1000 / (ceiling * 5.0):.3f} ms a message"
+        )
+
+
+class CpuUse:
+    """The machine's busy CPU over a stretch of time: core-seconds, and cores on average."""
+
+    seconds = 0.0
+    cores = 0.0
+
+
+@contextlib.contextmanager
+def machine_cpu() -> Iterator[CpuUse]:
+    """Measure every process's CPU (user + system, all cores) while the block runs."""
+    use = CpuUse()
+    before, started = psutil.cpu_times(), time.perf_counter()
+    yield use
+    after, took = psutil.cpu_times(), time.perf_counter() - started
+    use.seconds = (after.user + after.system) - (before.user + before.system)
+    use.cores = use.seconds / took
 
 
 async def run(args: argparse.Namespace, base: str, key: str, database_url: str) -> None:

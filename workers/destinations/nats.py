@@ -8,6 +8,7 @@ from typing import Any
 
 import nats
 from nats.aio.client import Client
+from nats.js import JetStreamContext
 
 from core.destination_configs import BROKER_SCHEMES, NatsConfig
 from core.destinations import check_broker_url
@@ -21,7 +22,9 @@ class NatsDestination:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.clients: Connections[Client] = Connections(self._open, self._close)
+        self.clients: Connections[tuple[Client, JetStreamContext]] = Connections(
+            self._open, self._close
+        )
 
     async def send(self, delivery: Claimed, message: Message) -> Outcome:
         """Publish once; acknowledged by the stream, or a failed try."""
@@ -30,10 +33,10 @@ class NatsDestination:
         attempt = Try()
         try:
             check_broker_url(config.url, BROKER_SCHEMES["nats"], self.settings.broker_hosts)
-            client = await self.clients.get(config.url)
+            _, stream = await self.clients.get(config.url)
             # Per delivery, not per event: two endpoints on one stream each store the event.
             headers = {**message.headers, "Nats-Msg-Id": f"{message.id}.{delivery.endpoint_id}"}
-            await client.jetstream().publish(
+            await stream.publish(
                 config.subject,
                 message.body,
                 timeout=self.settings.delivery_timeout_seconds,
@@ -47,7 +50,7 @@ class NatsDestination:
             return attempt.failed(describe(exc))
         return attempt.acknowledged()
 
-    async def _open(self, url: str) -> Client:
+    async def _open(self, url: str) -> tuple[Client, JetStreamContext]:
         client = Client()
         timeout = self.settings.delivery_connect_timeout_seconds
         try:
@@ -69,10 +72,10 @@ class NatsDestination:
             if client._transport is not None:
                 client._transport.close()
             raise
-        return client
+        return client, client.jetstream()
 
-    async def _close(self, client: Client) -> None:
-        await client.close()
+    async def _close(self, opened: tuple[Client, JetStreamContext]) -> None:
+        await opened[0].close()
 
     async def close(self) -> None:
         """Close every client."""
