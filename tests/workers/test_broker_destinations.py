@@ -221,6 +221,7 @@ async def test_a_broker_that_is_down_fails_the_try(broker, broker_client, databa
     ((_, attempts, code, error),) = deliveries_of(database_url, endpoint["id"])
     assert (attempts, code) == (3, None)
     assert error
+    assert PASSWORD not in error
 
 
 async def test_brokers_are_refused_unless_the_operator_lists_them(client, database_url, broker):
@@ -252,3 +253,13 @@ async def test_an_endpoint_keeps_its_kind(client, database_url, receiver):
     assert answer.json()["error"]["details"]["field"] == "config.kind"
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT kind FROM endpoints").fetchone() == ("http",)
+
+
+def test_an_error_never_quotes_the_password_of_the_address():
+    from workers.destinations.base import describe
+
+    url = "amqp://eventgate:p%40ss word@broker.internal/"
+    failure = ConnectionError("cannot reach amqp://eventgate:p%40ss word@broker.internal/ now")
+    assert "p%40ss word" not in describe(failure, url)
+    assert "p@ss word" not in describe(ConnectionError("auth failed for p@ss word"), url)
+    assert describe(ConnectionError("plain"), url) == "ConnectionError: plain"

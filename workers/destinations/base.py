@@ -8,6 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, Generic, Protocol, TypeVar
+from urllib.parse import quote, unquote, urlsplit
 
 import msgspec
 
@@ -56,10 +57,15 @@ class Destination(Protocol):
         ...
 
 
-def describe(exc: BaseException) -> str:
-    """An exception as an attempt's error: its type and message, bounded."""
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}"[:1000]
+def describe(exc: BaseException, url: str | None = None) -> str:
+    """An exception as an attempt's error: its type and message, bounded, and never the
+    password of `url` (a client library may quote the address it failed to reach)."""
+    text = f"{type(exc).__name__}: {str(exc) or type(exc).__name__}"
+    password = urlsplit(url).password if url else None
+    if password:
+        for written in {password, unquote(password), quote(unquote(password), safe="")}:
+            text = text.replace(written, "***")
+    return text[:1000]
 
 
 class Try:

@@ -47,7 +47,7 @@ class NatsDestination:
                 exc, nats.js.errors.NoStreamResponseError | nats.errors.NoRespondersError
             ):
                 await self.clients.drop(config.url)
-            return attempt.failed(describe(exc))
+            return attempt.failed(describe(exc, config.url))
         return attempt.acknowledged()
 
     async def _open(self, url: str) -> tuple[Client, JetStreamContext]:

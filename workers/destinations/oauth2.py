@@ -56,16 +56,19 @@ class TokenCache:
         if cached is not None:
             return cached
         lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:  # the deliveries waiting meanwhile take the token this one gets
-            cached = self._fresh(key)
-            if cached is not None:
-                return cached
-            token, lifetime = await self._request(auth, ssl)
-            if len(self._tokens) >= MAX_TOKENS:
-                del self._tokens[next(iter(self._tokens))]
-            self._tokens[key] = (token, time.monotonic() + lifetime)
-        self._locks.pop(key, None)
-        return token
+        try:
+            async with lock:  # the deliveries waiting meanwhile take the token this one gets
+                cached = self._fresh(key)
+                if cached is not None:
+                    return cached
+                token, lifetime = await self._request(auth, ssl)
+                if len(self._tokens) >= MAX_TOKENS:
+                    del self._tokens[next(iter(self._tokens))]
+                self._tokens[key] = (token, time.monotonic() + lifetime)
+                return token
+        finally:
+            if not lock.locked():
+                self._locks.pop(key, None)
 
     def forget(self, endpoint_id: uuid.UUID, auth: OAuth2ClientCredentials) -> None:
         """Drop a token the receiver refused (401), so the next try gets a new one."""

@@ -48,7 +48,7 @@ class RabbitMqDestination:
             return attempt.failed("the broker returned the message: no queue is bound to it")
         except Exception as exc:  # down, refused credentials, closed channel: reconnect next time
             await self.channels.drop(config.url)
-            return attempt.failed(describe(exc))
+            return attempt.failed(describe(exc, config.url))
         return attempt.acknowledged()
 
     async def _open(self, url: str) -> tuple[AbstractConnection, AbstractChannel]:

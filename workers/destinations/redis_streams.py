@@ -30,7 +30,7 @@ class RedisStreamDestination:
             fields: dict[str | bytes, str | bytes] = {"body": message.body, **message.headers}
             await client.xadd(config.stream, fields, maxlen=config.max_length, approximate=True)
         except Exception as exc:  # down, refused credentials, the key is not a stream
-            return attempt.failed(describe(exc))
+            return attempt.failed(describe(exc, config.url))
         return attempt.acknowledged()
 
     async def _open(self, url: str) -> Redis:
