@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl
 
@@ -86,7 +87,13 @@ def to_struct(values: dict[str, Any], kind: type[T]) -> T:
     try:
         return msgspec.convert(values, kind, strict=False)
     except msgspec.ValidationError as exc:
-        raise BadRequest(f"{exc}".replace("`$.", "`")) from exc
+        where = _FIELD_PATH.search(str(exc))
+        details = {"field": where.group(1).split("[", 1)[0]} if where else None
+        raise BadRequest(f"{exc}".replace("`$.", "`"), details) from exc
+
+
+# Where msgspec says a value went wrong: "... - at `$.config.auth.token`".
+_FIELD_PATH = re.compile(r"at `\$\.([^`]+)`")
 
 
 def whole_number(fields: Form, name: str) -> int | None:

@@ -86,6 +86,26 @@ async def retry_the_dead_letter(page: Page, base: str, shots: Path) -> None:
     await until_shown(page, "#delivery-status .succeeded")
 
 
+async def add_an_authenticated_endpoint(page: Page, base: str, receiver, shots: Path) -> None:
+    """The form: a refused config comes back with the error at its field and the rest kept;
+    then a bearer-authenticated endpoint, its token never shown."""
+    await page.goto(f"{base}/console/endpoints/new")
+    await page.fill("input[name=url]", receiver.endpoint_url("authed"))
+    await page.fill("input[name=description]", "partner with a token")
+    await page.fill("textarea[name=config]", '{"headers": {"Host": "x"}}')
+    await page.click("form.stacked button[type=submit]")
+    await expect(page.locator("#error-config")).to_contain_text("Host")
+    await expect(page.locator("input[name=description]")).to_have_value("partner with a token")
+    await shoot(page, shots, "06b-endpoint-form-refused")
+    token = '{"auth": {"type": "bearer", "token": "tok-in-the-browser"}}'
+    await page.fill("textarea[name=config]", token)
+    await page.click("form.stacked button[type=submit]")
+    await expect(page.locator("#endpoint-kind")).to_have_text("http")
+    await expect(page.locator("dl.fields")).to_contain_text("bearer")
+    assert "tok-in-the-browser" not in await page.content()
+    await shoot(page, shots, "06c-endpoint-with-auth")
+
+
 async def open_the_portal(
     page: Page, api: httpx.AsyncClient, ids: dict, receiver, site_port: int, shots: Path
 ) -> None:
@@ -130,6 +150,7 @@ async def test_console_and_portal_in_a_real_browser(
         await sign_in(page, live_api, key, screenshots)
         await send_a_test_event(page, live_api, ids, receiver, screenshots)
         await retry_the_dead_letter(page, live_api, screenshots)
+        await add_an_authenticated_endpoint(page, live_api, receiver, screenshots)
         for number, section in enumerate(SECTIONS, start=7):
             await page.click(f"nav >> text={section}")
             await expect(page.locator("nav a.active")).to_have_text(section)

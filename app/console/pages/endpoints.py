@@ -14,11 +14,12 @@ from psycopg import AsyncConnection
 
 from app.console import access
 from app.console.base import CheckedForm, Session
-from app.console.forms import whole_number
+from app.console.forms import Form, whole_number
 from app.console.rendering import go, render
 from app.dependencies import AppSettings, Transaction
 from app.endpoints import services
 from app.endpoints.schemas import RotateSecretIn
+from app.errors import BadRequest
 from app.identifiers import IdPath
 from app.pagination import Cursor
 from app.scopes import ENDPOINTS_MANAGE
@@ -41,6 +42,23 @@ async def _on_endpoint(
     endpoint_uuid = await access.endpoint_id(conn, session, endpoint_id)
     await act(conn, session.principal.tenant_id, endpoint_uuid)
     return _back(session, endpoint_uuid, notice)
+
+
+def _form_again(session: Session, endpoint: object, form: Form, refused: BadRequest) -> Template:
+    """The form again, as it was filled in, with the error at the field it names (a config,
+    which may hold credentials, is not shown again)."""
+    field = (refused.details or {}).get("field", "") if isinstance(refused.details, dict) else ""
+    typed = {name: value for name, value in form.items() if name not in ("config", "csrf_token")}
+    return render(
+        session,
+        "endpoint_form.html",
+        status=400,
+        active="/endpoints",
+        endpoint=endpoint,
+        typed=typed,
+        error=refused.message,
+        error_field=str(field).split(".", 1)[0],
+    )
 
 
 async def _send_test(conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID) -> None:
@@ -67,9 +85,12 @@ class EndpointPages(Controller):
     @post("/", name="endpoint_create")
     async def create_endpoint(
         self, session: Session, form: CheckedForm, conn: Transaction, settings: AppSettings
-    ) -> Redirect:
-        data = access.new_endpoint(session, form)
-        created = await services.create(conn, session.principal.tenant_id, data, settings)
+    ) -> Redirect | Template:
+        try:
+            data = access.new_endpoint(session, form)
+            created = await services.create(conn, session.principal.tenant_id, data, settings)
+        except BadRequest as refused:  # refused before anything was written
+            return _form_again(session, None, form, refused)
         return _back(session, created.endpoint.id, "created")
 
     @get("/{endpoint_id:str}", name="endpoint")
@@ -103,8 +124,14 @@ class EndpointPages(Controller):
         endpoint_id: IdPath,
     ) -> Redirect:
         endpoint_uuid = await access.endpoint_id(conn, session, endpoint_id)
-        changes = access.endpoint_changes(session, form)
-        await services.update(conn, session.principal.tenant_id, endpoint_uuid, changes, settings)
+        try:
+            changes = access.endpoint_changes(session, form)
+            await services.update(
+                conn, session.principal.tenant_id, endpoint_uuid, changes, settings
+            )
+        except BadRequest as refused:  # refused before anything was written
+            endpoint = await access.endpoint(conn, session, endpoint_id)
+            return _form_again(session, endpoint, form, refused)
         return _back(session, endpoint_uuid, "saved")
 
     @post("/{endpoint_id:str}/disable", name="endpoint_disable")

@@ -250,3 +250,31 @@ async def test_a_destination_config_is_set_in_the_form_and_never_shown(client, d
         assert answer.status_code == 400, (fields, answer.text[:300])
     with psycopg.connect(database_url) as conn:
         assert conn.execute("SELECT count(*) FROM endpoints").fetchone() == (1,)
+
+
+async def test_a_refused_endpoint_form_comes_back_filled_in_with_the_error_at_its_field(
+    client, database_url
+):
+    key = await make_key(database_url)
+    csrf = await sign_in(client, key)
+    config = '{"headers": {"Host": "x"}, "auth": {"type": "bearer", "token": "tok-typed-secret"}}'
+    answer = await post_form(
+        client,
+        "/console/endpoints",
+        csrf,
+        kind="http",
+        url="https://keep.example/x",
+        description="kept as typed",
+        config=config,
+    )
+    assert answer.status_code == 400
+    page = answer.text
+    assert 'value="https://keep.example/x"' in page
+    assert 'value="kept as typed"' in page
+    assert 'id="error-config"' in page
+    assert "Host" in page.split('id="error-config"', 1)[1].split("</span>", 1)[0]
+    assert "tok-typed-secret" not in page  # a config may hold credentials: never echoed
+    bad_url = await post_form(client, "/console/endpoints", csrf, kind="http", url="ftp://x")
+    assert 'id="error-url"' in bad_url.text
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("SELECT count(*) FROM endpoints").fetchone() == (0,)
