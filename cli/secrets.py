@@ -68,7 +68,8 @@ ACTIONS = {"status": status, "rotate": rotate}
 async def replace_lost(database_url: str, args: argparse.Namespace) -> None:
     """After every copy of a key is lost: each endpoint whose secret it sealed gets a new one,
     each such source a placeholder that refuses everything until its provider's secret is set
-    again; a lost previous secret just goes. Each change is audited."""
+    again, each endpoint whose destination config it sealed is disabled until the config is
+    given again; a lost previous secret just goes. Each change is audited."""
     keyring = Keyring.from_settings(Settings.from_env())
     acting_as_operator(operator_name())
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
@@ -90,6 +91,11 @@ async def _replace(
     if value.column_name == "previous_secret":
         await sealed_secrets.drop_previous(conn, value)
         return f"{kind}\t{value.row_id}\tprevious secret dropped"
+    if value.column_name == "config":
+        tenant_id = await sealed_secrets.drop_config(conn, value)
+        if tenant_id is not None:
+            await record(conn, tenant_id, "endpoint.config.replace_lost", kind, value.row_id)
+        return f"{kind}\t{value.row_id}\tdisabled: its destination config must be given again"
     plaintext = new_endpoint_secret() if kind == "endpoint" else token_urlsafe(32)
     fresh = keyring.seal(plaintext, Where(value.table_name, "secret", value.row_id))
     tenant_id = await sealed_secrets.replace_unreadable(conn, value, fresh)

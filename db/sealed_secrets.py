@@ -11,6 +11,7 @@ import msgspec
 from psycopg import AsyncConnection
 
 from core.encryption import EncryptionKeyError, Keyring, UndecryptableSecret, Where
+from core.vocabulary import WAITING_DELIVERY_STATUSES, sql_in
 from db.query import fetch_all, fetch_value
 
 # Every sealed value with where it lives (scans of endpoints and sources, small tables).
@@ -76,6 +77,23 @@ UPDATE endpoints SET secret_encrypted = %(new)s, previous_secret_encrypted = NUL
     previous_secret_expires_at = NULL, updated_at = now()
 WHERE id = %(row_id)s
 RETURNING tenant_id
+"""
+
+# Forget an endpoint's destination config that no key opens (its credentials are lost) and
+# pause the endpoint, its deliveries parked, until its config is given again
+# (endpoints_pkey, deliveries_unfinished_idx).
+DROP_CONFIG = f"""
+WITH endpoint AS (
+    UPDATE endpoints SET config_encrypted = NULL, is_active = false,
+        disabled_reason = 'destination credentials lost: set its config again, then enable it',
+        updated_at = now()
+    WHERE id = %(row_id)s AND config_encrypted = %(old)s
+    RETURNING id, tenant_id
+), parked AS (
+    UPDATE deliveries SET next_attempt_at = 'infinity', updated_at = now()
+    WHERE endpoint_id = (SELECT id FROM endpoint) AND status IN {sql_in(WAITING_DELIVERY_STATUSES)}
+)
+SELECT tenant_id FROM endpoint
 """
 
 # Forget an endpoint's previous secret, unless it changed meanwhile (endpoints_pkey).
@@ -144,6 +162,14 @@ async def replace_unreadable(
     statement = REPLACE_SOURCE_SECRET if value.table_name == "sources" else REPLACE_ENDPOINT_SECRET
     tenant_id: uuid.UUID | None = await fetch_value(
         conn, statement, {"new": fresh, "row_id": value.row_id}
+    )
+    return tenant_id
+
+
+async def drop_config(conn: AsyncConnection, value: SealedValue) -> uuid.UUID | None:
+    """Forget a destination config no key opens and pause its endpoint; the tenant."""
+    tenant_id: uuid.UUID | None = await fetch_value(
+        conn, DROP_CONFIG, {"row_id": value.row_id, "old": value.value}
     )
     return tenant_id
 

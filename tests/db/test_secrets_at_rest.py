@@ -219,19 +219,24 @@ async def test_rotation_moves_every_value_under_the_first_key(client, database_u
             f"/v1/endpoints/{made.json()['endpoint']['id']}/rotate-secret", headers=auth(key)
         )
     await make_source(client, key, {"scheme": "shopify"}, "shpss_x")
+    bearer = {"kind": "http", "auth": {"type": "bearer", "token": "tok-rotated"}}
+    with_config = await client.post(
+        "/v1/endpoints", json={"url": "https://c.example/h", "config": bearer}, headers=auth(key)
+    )
+    assert with_config.status_code == 201, with_config.text  # a secret and a sealed config
     old_id = Keyring.parse(TEST_ENCRYPTION_KEY).sealing_key_id
     new = generate_key()
     new_id = Keyring.parse(new).sealing_key_id
     both = env_with(database_url, f"{new},{TEST_ENCRYPTION_KEY}")
     before = eventgate("secrets", "status", env=both)
     assert before.returncode == 0, before.stderr
-    assert f"{old_id}\t15\tdecrypts" in before.stdout
+    assert f"{old_id}\t17\tdecrypts" in before.stdout
     assert f"{new_id}\t0\tencrypts" in before.stdout
     rotated = eventgate("secrets", "rotate", "--batch", "4", env=both)
     assert rotated.returncode == 0, rotated.stderr
-    assert "re-encrypted 15 values" in rotated.stdout
+    assert "re-encrypted 17 values" in rotated.stdout
     after = eventgate("secrets", "status", env=both)
-    assert f"{new_id}\t15\tencrypts" in after.stdout
+    assert f"{new_id}\t17\tencrypts" in after.stdout
     assert f"{old_id}\t0\tdecrypts" in after.stdout
     # The old key can go now: the new one alone opens everything.
     alone = env_with(database_url, new)
@@ -247,15 +252,23 @@ async def test_after_a_lost_key_every_secret_it_sealed_is_replaced(client, datab
     endpoint_id = made.json()["endpoint"]["id"]
     await client.post(f"/v1/endpoints/{endpoint_id}/rotate-secret", headers=auth(key))
     source, _ = await make_source(client, key, {"scheme": "shopify"}, "shpss_lost")
+    bearer = {"kind": "http", "auth": {"type": "bearer", "token": "tok-lost"}}
+    configured = await client.post(
+        "/v1/endpoints", json={"url": "https://k.example/h", "config": bearer}, headers=auth(key)
+    )
+    configured_id = configured.json()["endpoint"]["id"]
     fresh = env_with(database_url, generate_key())  # every copy of the old key is gone
     assert eventgate("serve", "--port", "1", env=fresh).returncode != 0
     counted = eventgate("secrets", "replace-lost", env=fresh)
     assert counted.returncode != 0
-    assert "3 stored secrets are under keys no longer held" in counted.stderr
+    assert "5 stored secrets are under keys no longer held" in counted.stderr
     replaced = eventgate("secrets", "replace-lost", "--yes", env=fresh)
     assert replaced.returncode == 0, replaced.stderr
     lines = sorted(replaced.stdout.splitlines())
-    assert len(lines) == 3
+    assert len(lines) == 5
+    assert (
+        f"endpoint\t{configured_id}\tdisabled: its destination config must be given again" in lines
+    )
     assert any(line.startswith(f"endpoint\t{endpoint_id}\tnew secret") for line in lines)
     assert any(line.startswith(f"source\t{source['id']}\trefuses") for line in lines)
     status = eventgate("secrets", "status", env=fresh)
@@ -264,6 +277,13 @@ async def test_after_a_lost_key_every_secret_it_sealed_is_replaced(client, datab
         actions = [r[0] for r in conn.execute("SELECT action FROM audit_logs ORDER BY seq")]
     assert "endpoint.secret.replace_lost" in actions
     assert "source.secret.replace_lost" in actions
+    assert "endpoint.config.replace_lost" in actions
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT is_active, config_encrypted IS NULL FROM endpoints WHERE id = %s",
+            (configured_id,),
+        ).fetchone()
+    assert row == (False, True)
 
 
 async def test_rotation_under_load_fails_no_request_and_no_delivery(
