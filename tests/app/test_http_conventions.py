@@ -106,6 +106,10 @@ async def test_openapi_describes_every_route_with_auth_and_errors(client):
                 assert operation["security"], (path, method)
                 assert {"401", "403"} <= set(operation["responses"]), (path, method)
     assert set(spec["components"]["securitySchemes"]) == {"ApiKeyHeader", "BearerAuth"}
+    # Every destination kind's config is documented, as a tagged union on `kind`.
+    schemas = spec["components"]["schemas"]
+    assert {"HttpConfig", "RabbitMqConfig", "NatsConfig", "RedisConfig"} <= set(schemas)
+    assert {"BasicAuth", "BearerAuth", "OAuth2ClientCredentials", "MutualTls"} <= set(schemas)
     docs = await client.get("/docs")
     assert docs.status_code == 200
     assert "swagger" in docs.text.lower()
