@@ -47,14 +47,13 @@ class Destinations:
 
     async def send(self, delivery: Claimed, message: Message) -> Outcome:
         """Hand one delivery to its endpoint's kind (a kind's own fault fails this try only)."""
-        started_at = datetime.now(UTC)
         try:
             return await self.client(delivery.kind).send(delivery, message)
         except UndecryptableSecret:
             raise
         except Exception as exc:
             logger.exception("the %s destination failed on delivery %s", delivery.kind, delivery.id)
-            return Outcome(False, None, None, describe(exc), 0, started_at)
+            return Outcome(False, None, None, describe(exc), 0, datetime.now(UTC))
 
     async def close(self) -> None:
         """Close every client made."""

@@ -5,6 +5,7 @@ client certificate."""
 from __future__ import annotations
 
 import base64
+import functools
 import socket
 import time
 from datetime import UTC, datetime
@@ -81,10 +82,12 @@ class HttpDestination:
     async def send(self, delivery: Claimed, message: Message) -> Outcome:
         """One try (and, when an OAuth2 token was refused, one more with a fresh token)."""
         config = delivery.config
-        assert config is None or isinstance(config, HttpConfig)
-        headers = {**config.headers, **message.headers} if config else dict(message.headers)
-        ssl = await self.tls.context_for(config.tls) if config and config.tls else True
-        auth = config.auth if config else None
+        if config is None:  # a plain endpoint: the signed POST alone
+            return await self.post(delivery.url, message.body, message.headers)
+        assert isinstance(config, HttpConfig)
+        headers = {**config.headers, **message.headers}
+        ssl = await self.tls.context_for(config.tls) if config.tls else True
+        auth = config.auth
         for fresh in (False, True):
             try:
                 if auth is not None:
@@ -115,8 +118,10 @@ class HttpDestination:
         start = time.perf_counter()
         try:
             self._refuse_literal(url)
+            # Only a client certificate's context is passed: the default is the session's own.
+            tls = {} if ssl is True else {"ssl": ssl}
             async with self.session.post(
-                url, data=body, headers=headers, allow_redirects=False, ssl=ssl
+                url, data=body, headers=headers, allow_redirects=False, **tls
             ) as response:
                 excerpt = await read_excerpt(response)
                 return Outcome(
@@ -136,13 +141,21 @@ class HttpDestination:
 
     def _refuse_literal(self, url: str) -> None:
         # aiohttp does not consult the resolver for IP literals.
-        host, _ = well_formed_url(url)
-        if not self.allow_private and literal_address(host) is not None:
+        host, literal = _host_of(url)
+        if literal and not self.allow_private:
             refuse_address(host, host)
 
     async def close(self) -> None:
         """Close the session and its connections."""
         await self.session.close()
+
+
+@functools.lru_cache(maxsize=10_000)
+def _host_of(url: str) -> tuple[str, bool]:
+    """The URL's host and whether it is an IP literal (RefusedDestination when malformed);
+    remembered, as endpoints send to the same URLs over and over."""
+    host, _ = well_formed_url(url)
+    return host, literal_address(host) is not None
 
 
 def basic_authorization(username: str, password: str) -> str:
