@@ -160,6 +160,8 @@ async def _new_address(
 ) -> dict[str, Any]:
     """The url and config columns of a PATCH, checked like a new endpoint's; the kind stays."""
     if "config" not in given:  # a new url for the same config
+        if before.kind != "http":
+            raise BadRequest("a broker destination's address is config.url", {"field": "url"})
         return {"url": await check_address(given["url"], None, settings)}
     config = given["config"]
     columns = stored_columns(config)

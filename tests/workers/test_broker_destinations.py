@@ -193,6 +193,10 @@ async def test_refused_rejected_or_down_fails_like_a_5xx_then_recovers(
     path = f"/v1/endpoints/{endpoint_id}"
     patched = await client.patch(path, json={"config": config_for(broker, name)}, headers=auth(key))
     assert patched.status_code == 200, patched.text
+    an_http_url = {"url": "https://example.com/hook"}
+    refused_url = await client.patch(path, json=an_http_url, headers=auth(key))
+    assert refused_url.status_code == 400
+    assert refused_url.json()["error"]["details"]["field"] == "url"
     async with consumer(broker, name) as arrived:
         recovered = await client.post(
             f"{path}/recover", json={"since": "2000-01-01T00:00:00Z"}, headers=auth(key)
