@@ -25,6 +25,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Delivery batches each queue of a worker keeps in flight at once.
     worker_concurrency: int = 10
     delivery_retention_days: int = 30
+    # How far ahead an event's deliver_at may be (its day is kept past retention until then).
+    deliver_at_horizon_days: int = 30
     # Delay before each try, counted from the previous failure (the first is the first try).
     delivery_retry_schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
     delivery_connect_timeout_seconds: float = 5.0
@@ -129,7 +131,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         """Refuse settings that contradict each other."""
         if not self.delivery_retry_schedule:
             raise SystemExit("EVENTGATE_DELIVERY_RETRY_SCHEDULE needs at least one entry")
-        for name in ("worker_concurrency", "delivery_batch_size", "delivery_poll_seconds"):
+        positive = (
+            "worker_concurrency",
+            "delivery_batch_size",
+            "delivery_poll_seconds",
+            "deliver_at_horizon_days",
+        )
+        for name in positive:
             if getattr(self, name) <= 0:
                 raise SystemExit(f"EVENTGATE_{name.upper()} must be positive")
         if self.delivery_lease_seconds <= self.delivery_timeout_seconds:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Final, Literal
 
-DeliveryStatus = Literal["pending", "delivering", "succeeded", "failed", "dead"]
-DELIVERY_STATUSES: Final = ("pending", "delivering", "succeeded", "failed", "dead")
+DeliveryStatus = Literal["pending", "delivering", "succeeded", "failed", "dead", "cancelled"]
+# cancelled: its event was deleted before the delivery went (a scheduled event, typically).
+DELIVERY_STATUSES: Final = ("pending", "delivering", "succeeded", "failed", "dead", "cancelled")
 # Not finished: waiting, being sent, or failed with a try ahead. Partial indexes on deliveries
 # use exactly this predicate, so queries must spell it the same way (see sql_in).
 UNFINISHED_DELIVERY_STATUSES: Final = ("pending", "delivering", "failed")

@@ -29,6 +29,7 @@ class Delivery(msgspec.Struct):
     last_status_code: int | None
     last_error: str | None
     last_attempt_at: datetime | None
+    deliver_at: datetime | None
     created_at: datetime
     updated_at: datetime
 
@@ -48,7 +49,7 @@ class Attempt(msgspec.Struct):
 COLUMNS = (
     "id, event_id, endpoint_id, queue, status, attempts,"
     " CASE WHEN next_attempt_at = 'infinity' THEN NULL ELSE next_attempt_at END AS next_attempt_at,"
-    " last_status_code, last_error, last_attempt_at, created_at, updated_at"
+    " last_status_code, last_error, last_attempt_at, deliver_at, created_at, updated_at"
 )
 
 # One delivery of a tenant; id and created_at prune to one partition (deliveries_pkey).

@@ -100,7 +100,8 @@ class Hold(msgspec.Struct):
 
 
 # Lock due deliveries of one queue, oldest due first, skipping rows other claimers hold; none
-# from a disabled or open-circuit endpoint, only the head of an ordered one
+# from a disabled or open-circuit endpoint, only the head of an ordered one (scheduled
+# deliveries are due from their deliver_at)
 # (deliveries_due_idx; the ordered check uses deliveries_unfinished_idx).
 CANDIDATES = f"""
 SELECT d.id, d.created_at, d.endpoint_id, e.rate_limit_per_s,
@@ -111,7 +112,9 @@ WHERE d.queue = %(queue)s AND d.status IN {UNFINISHED} AND d.next_attempt_at <= 
   AND e.is_active AND (e.circuit_open_until IS NULL OR e.circuit_open_until <= now())
   AND (NOT e.ordered OR NOT EXISTS (
       SELECT 1 FROM deliveries p
-      WHERE p.endpoint_id = d.endpoint_id AND p.status IN {UNFINISHED} AND p.event_id < d.event_id))
+      WHERE p.endpoint_id = d.endpoint_id AND p.status IN {UNFINISHED} AND p.event_id < d.event_id
+        -- A scheduled delivery takes its place in the order when its time comes.
+        AND (p.deliver_at IS NULL OR p.deliver_at <= now())))
 ORDER BY d.next_attempt_at
 LIMIT %(limit)s
 FOR UPDATE OF d SKIP LOCKED

@@ -198,7 +198,8 @@ WITH endpoint AS (
 SELECT * FROM endpoint
 """
 
-# Resume an endpoint: close its circuit and make every waiting delivery due now
+# Resume an endpoint: close its circuit and make every waiting delivery due now (a scheduled
+# one at its deliver_at)
 # (endpoints_pkey, deliveries_unfinished_idx).
 ENABLE = f"""
 WITH endpoint AS (
@@ -207,7 +208,8 @@ WITH endpoint AS (
     WHERE {LIVE}
     RETURNING {COLUMNS}
 ), released AS (
-    UPDATE deliveries SET next_attempt_at = now(), updated_at = now()
+    UPDATE deliveries SET next_attempt_at = greatest(now(), coalesce(deliver_at, now())),
+        updated_at = now()
     WHERE endpoint_id = (SELECT id FROM endpoint) AND status IN {WAITING}
       AND next_attempt_at > now()
     RETURNING queue

@@ -13,6 +13,7 @@ from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
 from core.queues import DELIVERIES_DUE_CHANNEL, QUEUE_OF_PRIORITY
+from core.vocabulary import WAITING_DELIVERY_STATUSES, sql_in
 from db.ids import created_at_of, is_uuid7
 from db.query import fetch_all, fetch_one, fetch_tuples, fetch_value, jsonb_rows
 
@@ -30,6 +31,7 @@ class NewEvent(msgspec.Struct, kw_only=True):
     correlation_id: str | None
     priority: str
     channels: list[str] = msgspec.field(default_factory=list)
+    deliver_at: datetime | None = None
     created_at: datetime | None = None
 
     def __post_init__(self) -> None:
@@ -50,20 +52,26 @@ class Event(msgspec.Struct):
     channels: list[str]
     status: str
     acknowledged_at: datetime | None
+    deliver_at: datetime | None
     created_at: datetime
 
+
+WAITING = sql_in(WAITING_DELIVERY_STATUSES)
 
 # The queue each priority's deliveries go to, bound into the fan-out statement.
 QUEUE_OF_JSON = Jsonb(QUEUE_OF_PRIORITY)
 
+# A pending event whose deliveries wait for their time shows `scheduled`.
 COLUMNS = (
-    "id, tenant_id, source, event_type, payload, metadata, channels, status, acknowledged_at,"
-    " created_at"
+    "id, tenant_id, source, event_type, payload, metadata, channels,"
+    " CASE WHEN status = 'pending' AND deliver_at > now() THEN 'scheduled' ELSE status END"
+    " AS status, acknowledged_at, deliver_at, created_at"
 )
 
 # Insert events (of one tenant) and, in the same statement, one delivery per matching endpoint
 # (by type pattern and channel through endpoints_subscription_idx, then by payload filter; a
-# disabled endpoint's wait, never due until it is enabled). Each queue that got due deliveries
+# disabled endpoint's wait, never due until it is enabled; a scheduled event's wait for its
+# deliver_at, found by the workers' periodic claim). Each queue that got due deliveries
 # is announced on the deliveries-due channel (NOTIFY, sent at COMMIT: no job, no lock waited
 # on) and returned; so is the schema version of each ingested type that has a schema. With
 # only_unchecked (one statement, no transaction around it) nothing is inserted when a type has
@@ -74,7 +82,7 @@ WITH r AS (
     SELECT * FROM jsonb_to_recordset(%(events)s::jsonb) AS r(
         id uuid, tenant_id uuid, source text, event_type text, payload jsonb, metadata jsonb,
         idempotency_key text, correlation_id text, priority text, channels text[],
-        created_at timestamptz)
+        deliver_at timestamptz, created_at timestamptz)
 ), schemas AS (
     -- The schemas the payloads must match (the caller checks them before COMMIT).
     SELECT t.name, t.version FROM event_types t
@@ -82,21 +90,23 @@ WITH r AS (
       AND t.name IN (SELECT event_type FROM r)
 ), ev AS (
     INSERT INTO events (id, tenant_id, source, event_type, payload, metadata, idempotency_key,
-                        correlation_id, priority, channels, created_at)
+                        correlation_id, priority, channels, deliver_at, created_at)
     SELECT id, tenant_id, source, event_type, payload, metadata, idempotency_key,
-           correlation_id, priority, channels, created_at
+           correlation_id, priority, channels, deliver_at, created_at
     FROM r
     -- Run on its own (autocommit), nothing may be stored before its schema check.
     WHERE NOT (%(only_unchecked)s AND EXISTS (SELECT 1 FROM schemas))
     -- The keys are computed once per event here, not once per endpoint in the join below.
-    RETURNING id, tenant_id, priority, payload, created_at,
+    RETURNING id, tenant_id, priority, payload, deliver_at, created_at,
               eventgate_event_keys(tenant_id, event_type, channels) AS keys
 ), fan_out AS (
     INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, queue, next_attempt_at,
-                            created_at)
+                            deliver_at, created_at)
     SELECT eventgate_uuidv7(ev.created_at), ev.tenant_id, ev.id, e.id,
            %(queue_of)s::jsonb ->> ev.priority,
-           CASE WHEN e.is_active THEN now() ELSE 'infinity' END, ev.created_at
+           CASE WHEN NOT e.is_active THEN 'infinity'
+                ELSE greatest(now(), coalesce(ev.deliver_at, now())) END,
+           ev.deliver_at, ev.created_at
     FROM ev
     -- One index lookup per event (OFFSET 0 keeps it a per-event subquery, never a join that
     -- compares every event with every endpoint): the cost follows the matching endpoints.
@@ -112,7 +122,7 @@ WITH r AS (
     RETURNING queue, next_attempt_at
 )
 SELECT 'wake' AS kind, q.queue AS name, 0 AS version
-FROM (SELECT DISTINCT queue FROM fan_out WHERE next_attempt_at <> 'infinity') q
+FROM (SELECT DISTINCT queue FROM fan_out WHERE next_attempt_at <= now()) q
 CROSS JOIN LATERAL (SELECT pg_notify(%(channel)s, q.queue)) announced
 UNION ALL
 SELECT 'schema', name, version FROM schemas
@@ -162,8 +172,16 @@ WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND created_at = %(created_at)s
 RETURNING acknowledged_at
 """
 
-# Delete one event of a tenant; its unfinished deliveries end dead when claimed (events_pkey).
-DELETE = """
+# Delete one event of a tenant and cancel its waiting deliveries (a scheduled event's, until
+# its time), which share its created_at (events_pkey, deliveries_event_idx); one being sent
+# now ends dead if its try fails, when the next claim finds no event.
+DELETE = f"""
+WITH cancelled AS (
+    UPDATE deliveries SET status = 'cancelled', next_attempt_at = 'infinity',
+        last_error = 'event deleted', updated_at = now()
+    WHERE tenant_id = %(tenant_id)s AND event_id = %(id)s AND created_at = %(created_at)s
+      AND status IN {WAITING}
+)
 DELETE FROM events
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND created_at = %(created_at)s
 """

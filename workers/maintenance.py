@@ -47,11 +47,12 @@ async def rotate_partitions(context: JobContext, timestamp: int) -> dict[str, in
     today = datetime.now(UTC).date()
     created = dropped = 0
     async with context.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
+        keep_from = await partitions.oldest_scheduled_day(conn)
         for table, keep_days in retention_days(settings).items():
             created += await partitions.create_ahead(
                 conn, table, today, settings.partitions_ahead_days
             )
-            dropped += await partitions.drop_expired(conn, table, today, keep_days)
+            dropped += await partitions.drop_expired(conn, table, today, keep_days, keep_from)
     logger.info("partitions rotated: %s created, %s dropped", created, dropped)
     return {"created": created, "dropped": dropped}
 

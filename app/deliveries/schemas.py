@@ -4,13 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal
-
 import msgspec
 
 from app.pagination import Pagination
-
-Status = Literal["pending", "delivering", "succeeded", "failed", "dead"]
+from core.vocabulary import DeliveryStatus as Status
 
 
 class DeliveryView(msgspec.Struct):
@@ -26,6 +23,8 @@ class DeliveryView(msgspec.Struct):
     last_status_code: int | None
     last_error: str | None
     last_attempt_at: datetime | None
+    # Not sent before this time (its event's deliver_at); null: at once.
+    deliver_at: datetime | None
     created_at: datetime
     updated_at: datetime
 

@@ -66,7 +66,8 @@ class EventController(ApiController):
         joined = request.scope.get(SHARED_TRANSACTION)
         row = await ingest.one(request.user.tenant_id, data, joined)
         rid = request_id(request.scope)
-        return EventAccepted(row.id, row.created_at, "pending", "event accepted", rid)
+        status = services.accepted_status(row)
+        return EventAccepted(row.id, row.created_at, status, "event accepted", rid, row.deliver_at)
 
     @post(
         "/batch",
@@ -81,7 +82,10 @@ class EventController(ApiController):
     ) -> BatchAccepted:
         joined = request.scope.get(SHARED_TRANSACTION)
         rows = await ingest.batch(request.user.tenant_id, data.events, joined)
-        items = [BatchItem(row.id, row.created_at, "pending") for row in rows]
+        items = [
+            BatchItem(row.id, row.created_at, services.accepted_status(row), row.deliver_at)
+            for row in rows
+        ]
         return BatchAccepted(items, len(items), "events accepted", request_id(request.scope))
 
     @get(

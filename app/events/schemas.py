@@ -27,6 +27,8 @@ class EventIn(msgspec.Struct, forbid_unknown_fields=True):
     payload: dict[str, Any]
     metadata: dict[str, Any] | None = None
     channels: Channels = msgspec.field(default_factory=list)
+    # When its deliveries go out (RFC 3339 with an offset); past or absent: at once.
+    deliver_at: Annotated[datetime, msgspec.Meta(tz=True)] | None = None
 
 
 class KnownMetadata(msgspec.Struct):
@@ -51,6 +53,7 @@ class EventAccepted(msgspec.Struct):
     status: str
     message: str
     request_id: str
+    deliver_at: datetime | None = None
 
 
 class BatchItem(msgspec.Struct):
@@ -59,6 +62,7 @@ class BatchItem(msgspec.Struct):
     event_id: uuid.UUID
     created_at: datetime
     status: str
+    deliver_at: datetime | None = None
 
 
 class BatchAccepted(msgspec.Struct):
@@ -79,8 +83,10 @@ class EventView(msgspec.Struct):
     payload: dict[str, Any]
     metadata: dict[str, Any]
     channels: list[str]
+    # pending or acknowledged (the inbox), or scheduled: pending, deliveries not yet due.
     status: str
     acknowledged_at: datetime | None
+    deliver_at: datetime | None
     created_at: datetime
 
 

@@ -7,7 +7,7 @@ import logging
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import msgspec
 import psycopg
@@ -30,12 +30,34 @@ MAX_EVENT_BYTES = 400 * 1024
 _PATH = re.compile(r"at `\$\.?([^`]*)`")
 
 
+def accepted_status(row: events.NewEvent) -> str:
+    """`scheduled` for an event whose deliveries wait for their time, else `pending`."""
+    if row.deliver_at is not None and row.deliver_at > datetime.now(UTC):
+        return "scheduled"
+    return "pending"
+
+
+def check_deliver_at(deliver_at: datetime | None, horizon_days: int, where: str) -> None:
+    """Refuse a delivery time beyond the horizon (a past one means now)."""
+    if deliver_at is None:
+        return
+    if deliver_at > datetime.now(UTC) + timedelta(days=horizon_days):
+        field = f"{where}deliver_at"
+        message = f"`{field}` is more than {horizon_days} days ahead"
+        raise BadRequest(message, {"field": field})
+
+
 def prepare(
-    tenant_id: uuid.UUID, event: EventIn, where: str = "", check_size: bool = True
+    tenant_id: uuid.UUID,
+    event: EventIn,
+    where: str = "",
+    check_size: bool = True,
+    horizon_days: int = 30,
 ) -> events.NewEvent:
     """Check one incoming event and turn it into the row to insert; a single event's size is
     already bounded by the request body limit, so only batch items need `check_size`."""
     metadata = event.metadata or {}
+    check_deliver_at(event.deliver_at, horizon_days, where)
     try:
         known = msgspec.convert(metadata, KnownMetadata)
     except msgspec.ValidationError as exc:
@@ -55,6 +77,7 @@ def prepare(
         correlation_id=known.correlation_id,
         priority=known.priority,
         channels=list(dict.fromkeys(event.channels)),  # each once: the inbox relies on it
+        deliver_at=event.deliver_at,
     )
 
 
@@ -149,13 +172,14 @@ class Ingest:
     def __init__(self, pool: AsyncConnectionPool, settings: Settings, schemas: SchemaCache) -> None:
         self._pool = pool
         self._days_ahead = settings.partitions_ahead_days
+        self._horizon_days = settings.deliver_at_horizon_days
         self._schemas = schemas
 
     async def one(
         self, tenant_id: uuid.UUID, event: EventIn, joined: AsyncConnection | None = None
     ) -> events.NewEvent:
         """Check and store one event with its deliveries; returns the stored row."""
-        row = prepare(tenant_id, event, check_size=False)
+        row = prepare(tenant_id, event, check_size=False, horizon_days=self._horizon_days)
         await store(self._pool, [row], self._days_ahead, self._schemas, joined=joined)
         EVENTS_INGESTED.inc()
         return row
@@ -165,7 +189,8 @@ class Ingest:
     ) -> list[events.NewEvent]:
         """Check and store a batch, all or nothing; returns the stored rows in request order."""
         where = [f"events[{i}]." for i in range(len(batch))]
-        rows = [prepare(tenant_id, event, where[i]) for i, event in enumerate(batch)]
+        horizon = self._horizon_days
+        rows = [prepare(tenant_id, e, where[i], horizon_days=horizon) for i, e in enumerate(batch)]
         await store(self._pool, rows, self._days_ahead, self._schemas, where, joined)
         EVENTS_INGESTED.inc(len(rows))
         return rows
