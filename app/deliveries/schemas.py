@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+
 import msgspec
 
 from app.pagination import Pagination
-from core.vocabulary import DeliveryStatus as Status
 
 
 class DeliveryView(msgspec.Struct):
