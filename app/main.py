@@ -38,6 +38,7 @@ from app.rate_limits.controllers import KeyRateLimitController, RateLimitTierCon
 from app.rate_limits.limiter import RateLimiter
 from app.request_logs.buffer import RequestLogBuffer
 from app.request_logs.controllers import RequestLogController
+from app.schedules.controllers import ScheduleController
 from app.scopes import check_request
 from app.sources.controllers import SourceController, TriggerController
 from app.sources.triggers import Triggers
@@ -96,6 +97,7 @@ def create_app(settings: Settings) -> Litestar:
             RateLimitTierController,
             KeyRateLimitController,
             SourceController,
+            ScheduleController,
             AuditLogController,
             RequestLogController,
             PortalLinkController,

@@ -15,6 +15,7 @@ ENDPOINTS_MANAGE = "endpoints:manage"
 KEYS_MANAGE = "keys:manage"
 SOURCES_MANAGE = "sources:manage"
 AUDIT_READ = "audit:read"
+SCHEDULES_MANAGE = "schedules:manage"
 ADMIN = "admin"
 
 ALL_SCOPES = (
@@ -24,6 +25,7 @@ ALL_SCOPES = (
     KEYS_MANAGE,
     SOURCES_MANAGE,
     AUDIT_READ,
+    SCHEDULES_MANAGE,
     ADMIN,
 )
 

@@ -25,6 +25,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Delivery batches each queue of a worker keeps in flight at once.
     worker_concurrency: int = 10
     delivery_retention_days: int = 30
+    # A schedule with catch_up off skips a tick fired later than this after its time.
+    schedule_grace_seconds: float = 300.0
     # How far ahead an event's deliver_at may be (its day is kept past retention until then).
     deliver_at_horizon_days: int = 30
     # Delay before each try, counted from the previous failure (the first is the first try).

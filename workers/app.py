@@ -169,7 +169,7 @@ async def _stop_when_set(stopping: asyncio.Event, worker: Worker) -> None:
 
 app = EventgateApp(
     connector=PsycopgConnector(pool_factory=pool_from_settings),
-    import_paths=["workers.maintenance"],
+    import_paths=["workers.maintenance", "workers.schedules"],
     worker_defaults={
         # Finished jobs are deleted so the job table stays small and start-up fast.
         "delete_jobs": "successful",

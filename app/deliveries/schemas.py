@@ -8,6 +8,10 @@ from datetime import datetime
 import msgspec
 
 from app.pagination import Pagination
+from core.vocabulary import DeliveryStatus
+
+# The statuses a delivery list filters on.
+Status = DeliveryStatus
 
 
 class DeliveryView(msgspec.Struct):

@@ -15,26 +15,10 @@ from app.errors import BadRequest, Conflict, NotFound
 from app.event_types.schemas import EventTypeIn, EventTypeList, EventTypePatch, EventTypeView
 from app.pagination import Pagination, decode_name_cursor, encode_name_cursor
 from app.views import to_view, to_views
+from core.json_schemas import compile_schema, json_path
 from db import event_types
 
 MAX_COMPILED = 10_000
-# Patterns run on Rust's regex engine: linear time, so no pattern can stall the API.
-LINEAR_PATTERNS = jsonschema_rs.RegexOptions()
-
-
-def compile_schema(schema: dict[str, Any]) -> jsonschema_rs.Validator:
-    """A validator for the schema (its $schema picks the draft; 2020-12 by default).
-
-    Offline: a $ref must resolve inside the document (nothing is ever fetched or opened),
-    and the schema must match its metaschema. Raises ValueError naming the problem."""
-    return jsonschema_rs.validator_for(
-        schema, offline=True, pattern_options=LINEAR_PATTERNS, validate_formats=False
-    )
-
-
-def json_path(parts: Sequence[str | int]) -> str:
-    """`$.a[0].b` for the path parts of an error."""
-    return "$" + "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in parts)
 
 
 def checked_schema(schema: dict[str, Any] | None) -> dict[str, Any] | None:

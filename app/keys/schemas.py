@@ -17,6 +17,7 @@ ScopeName = Literal[
     "keys:manage",
     "sources:manage",
     "audit:read",
+    "schedules:manage",
     "admin",
 ]
 
