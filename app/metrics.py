@@ -14,7 +14,7 @@ from typing import Any
 from litestar import Controller, Request, Response, get
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from psycopg_pool import AsyncConnectionPool
 
@@ -25,6 +25,7 @@ from core import logs
 from core.metrics import HTTP_DURATION, HTTP_REQUESTS, POOL, render_process_metrics
 from core.queues import DELIVERY_QUEUES
 from core.settings import Settings
+from core.tasks import MAINTENANCE_TASKS
 from db import metrics as sql_metrics
 from db.ids import new_id
 from db.request_logs import RequestLog
@@ -118,10 +119,10 @@ def _account(scope: Scope, status: int, took: float) -> None:
 
 
 class _Families(Collector):
-    def __init__(self, families: list[GaugeMetricFamily]) -> None:
+    def __init__(self, families: list[Metric]) -> None:
         self._families = families
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
         yield from self._families
 
 
@@ -145,12 +146,13 @@ class SqlFigures:
                 self._until = time.monotonic() + self._cache_seconds
             return self._text
 
-    async def _read(self) -> list[GaugeMetricFamily]:
+    async def _read(self) -> list[Metric]:
         async with self._pool.connection() as conn:
             queues = await sql_metrics.queues(conn)
             endpoints = await sql_metrics.endpoints(conn)
             keys = await sql_metrics.keys(conn)
             parts = await sql_metrics.partitions(conn)
+            tasks = await sql_metrics.tasks(conn)
         due = GaugeMetricFamily("eventgate_deliveries_due", "Deliveries due now", labels=["queue"])
         backlog = GaugeMetricFamily(
             "eventgate_delivery_backlog_seconds",
@@ -184,7 +186,30 @@ class SqlFigures:
         for part in parts:
             size.add_metric([part.parent_table, part.partition_name], part.total_bytes)
             rows.add_metric([part.parent_table, part.partition_name], part.estimated_rows)
-        return [due, backlog, states, dead, expiring, size, rows]
+        return [due, backlog, states, dead, expiring, size, rows, *_task_families(tasks)]
+
+
+def _task_families(found: list[sql_metrics.TaskFigures]) -> list[Metric]:
+    """Per maintenance task of the registry: failures, last success and period (the alert
+    fires when a task has not succeeded within twice its period)."""
+    failures = CounterMetricFamily(
+        "eventgate_task_failures", "Runs of the maintenance task that failed", labels=["task"]
+    )
+    success = GaugeMetricFamily(
+        "eventgate_task_last_success_timestamp_seconds",
+        "When the maintenance task last succeeded (0: never)",
+        labels=["task"],
+    )
+    period = GaugeMetricFamily(
+        "eventgate_task_period_seconds", "How often the maintenance task is due", labels=["task"]
+    )
+    totals = {figures.task: figures for figures in found}
+    for spec in MAINTENANCE_TASKS:
+        figures = totals.get(spec.name)
+        failures.add_metric([spec.name], figures.failures_total if figures else 0)
+        success.add_metric([spec.name], (figures and figures.last_success_seconds) or 0.0)
+        period.add_metric([spec.name], spec.period().total_seconds())
+    return [failures, success, period]
 
 
 async def refresh_pool_gauges(pool: AsyncConnectionPool, every: float = 5.0) -> None:

@@ -237,10 +237,30 @@ def _add_tenants_and_keys(commands: argparse._SubParsersAction) -> None:
         help="heads saved from `audit head` (- for stdin) the chains must still hold",
     )
     _add_secrets(commands)
+    _add_tasks(commands)
     head = _command(audit, "head", "print each chain's head (tenant, seq, hash) to keep elsewhere")
     head.add_argument("--tenant", default=None, help="only this tenant's head")
     for action in audit.choices.values():
         action.set_defaults(run=_audit)
+
+
+def _tasks(args: argparse.Namespace) -> None:
+    from cli import tasks
+
+    asyncio.run(tasks.ACTIONS[args.action](_database_url(), args))
+
+
+def _add_tasks(commands: argparse._SubParsersAction) -> None:
+    tasks = _command(commands, "tasks", "the periodic maintenance tasks")
+    actions = tasks.add_subparsers(dest="action", required=True)
+    _command(actions, "list", "each task's schedule, last run, outcome, duration and next run")
+    history = _command(actions, "history", "the newest runs of one task")
+    history.add_argument("name", help="the task, as `tasks list` names it")
+    history.add_argument("--limit", type=_positive, default=20, help="how many runs")
+    run = _command(actions, "run", "run a task now (refused while it runs or waits)")
+    run.add_argument("name", help="the task, as `tasks list` names it")
+    for action in actions.choices.values():
+        action.set_defaults(run=_tasks)
 
 
 def _add_secrets(commands: argparse._SubParsersAction) -> None:

@@ -74,6 +74,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # One request_logs row per answered authenticated request, kept this many days.
     request_logs_enabled: bool = True
     request_log_retention_days: int = 7
+    # How long each maintenance task's runs are listed (their totals are kept for good).
+    task_history_days: int = 14
     # Audit entries older than this are removed (a checkpoint keeps the chain verifiable).
     audit_retention_days: int = 365
     # When set, GET /metrics needs `Authorization: Bearer <this>`.

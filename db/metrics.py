@@ -31,6 +31,14 @@ class KeyFigures(msgspec.Struct):
     expiring_within_7_days: int
 
 
+class TaskFigures(msgspec.Struct):
+    """A maintenance task's failures so far and its last success (epoch seconds)."""
+
+    task: str
+    failures_total: int
+    last_success_seconds: float | None
+
+
 class PartitionFigures(msgspec.Struct):
     """One partition's size."""
 
@@ -58,6 +66,12 @@ KEYS = """
 SELECT count(*) AS expiring_within_7_days FROM api_keys
 WHERE revoked_at IS NULL AND expires_at IS NOT NULL
   AND expires_at > now() AND expires_at <= now() + interval '7 days'
+"""
+
+# Each maintenance task's failures and last success (task_totals: one row per task).
+TASKS = """
+SELECT task, failures_total, EXTRACT(epoch FROM last_success_at)::float8 AS last_success_seconds
+FROM task_totals
 """
 
 # Every partition and its size (the eventgate_partitions view: the catalog, not the tables).
@@ -88,3 +102,8 @@ async def keys(conn: AsyncConnection) -> KeyFigures:
 async def partitions(conn: AsyncConnection) -> list[PartitionFigures]:
     """Every partition's estimated rows and size."""
     return await fetch_all(conn, PARTITIONS, None, PartitionFigures)
+
+
+async def tasks(conn: AsyncConnection) -> list[TaskFigures]:
+    """The totals of every task that has run."""
+    return await fetch_all(conn, TASKS, None, TaskFigures)

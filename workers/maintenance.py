@@ -9,7 +9,6 @@ from procrastinate import JobContext
 from procrastinate.exceptions import ProcrastinateException
 from procrastinate.jobs import Status
 
-from core.queues import MAINTENANCE_QUEUE
 from core.settings import Settings
 from db import (
     audit,
@@ -20,8 +19,9 @@ from db import (
     rate_limits,
     rate_windows,
     sources,
+    task_runs,
 )
-from workers.app import app
+from workers.task_runs import maintenance_task
 
 logger = logging.getLogger("eventgate.maintenance")
 
@@ -39,8 +39,7 @@ def retention_days(settings: Settings) -> dict[str, int]:
     }
 
 
-@app.periodic(cron="*/15 * * * *")
-@app.task(queue=MAINTENANCE_QUEUE, name="rotate_partitions", pass_context=True)
+@maintenance_task("rotate_partitions")
 async def rotate_partitions(context: JobContext, timestamp: int) -> dict[str, int]:
     """Create partitions ahead and drop those past retention, for every partitioned table."""
     settings = Settings.from_env()
@@ -57,8 +56,7 @@ async def rotate_partitions(context: JobContext, timestamp: int) -> dict[str, in
     return {"created": created, "dropped": dropped}
 
 
-@app.periodic(cron="* * * * *")
-@app.task(queue=MAINTENANCE_QUEUE, name="retry_stalled_jobs", pass_context=True)
+@maintenance_task("retry_stalled_jobs")
 async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
     """Put the jobs of workers that stopped heart-beating back in the queue."""
     manager = context.app.job_manager
@@ -75,24 +73,25 @@ async def retry_stalled_jobs(context: JobContext, timestamp: int) -> int:
     return retried
 
 
-@app.periodic(cron="* * * * *")
-@app.task(queue=MAINTENANCE_QUEUE, name="purge_rate_windows", pass_context=True)
+@maintenance_task("purge_rate_windows")
 async def purge_rate_windows(context: JobContext, timestamp: int) -> None:
     """Every minute: forget the per-second delivery counts of endpoint rate limits that ended."""
     async with context.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
         await rate_windows.purge(conn)
 
 
-@app.periodic(cron="*/15 * * * *")
-@app.task(queue=MAINTENANCE_QUEUE, name="purge_expired", pass_context=True)
+@maintenance_task("purge_expired")
 async def purge_expired(context: JobContext, timestamp: int) -> None:
     """Forget API rate-limit counters whose window has ended, expired idempotency keys and
-    trigger receipts, ended console sessions and portal links, all but the newest 100 rejections of each source, and audit entries past
-    their retention (behind a checkpoint)."""
+    trigger receipts, ended console sessions and portal links, all but the newest 100
+    rejections of each source, task runs past their history, and audit entries past their
+    retention (behind a checkpoint)."""
     async with context.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
         await rate_limits.purge_counters(conn)
         await idempotency.purge(conn)
         await sources.purge(conn)
         await console_sessions.purge(conn)
         await portal_links.purge(conn)
-        await audit.trim(conn, Settings.from_env().audit_retention_days)
+        settings = Settings.from_env()
+        await task_runs.purge(conn, settings.task_history_days)
+        await audit.trim(conn, settings.audit_retention_days)

@@ -7,16 +7,14 @@ from datetime import UTC, datetime
 
 from procrastinate import JobContext
 
-from core.queues import MAINTENANCE_QUEUE
 from core.settings import Settings
 from db import schedule_runs
-from workers.app import app
+from workers.task_runs import maintenance_task
 
 logger = logging.getLogger("eventgate.schedules")
 
 
-@app.periodic(cron="* * * * *")
-@app.task(queue=MAINTENANCE_QUEUE, name="fire_schedules", pass_context=True)
+@maintenance_task("fire_schedules")
 async def fire_schedules(context: JobContext, timestamp: int) -> int:
     """Every minute: one event and one run per due tick of every tenant schedule."""
     grace = Settings.from_env().schedule_grace_seconds
