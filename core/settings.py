@@ -25,6 +25,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # Delivery batches each queue of a worker keeps in flight at once.
     worker_concurrency: int = 10
     delivery_retention_days: int = 30
+    # At most one operational event per endpoint (dead letters) or source (rejections) per
+    # this many seconds; each carries the count since the previous one.
+    operational_notice_window_seconds: float = 900.0
     # A schedule with catch_up off skips a tick fired later than this after its time.
     schedule_grace_seconds: float = 300.0
     # How far ahead an event's deliver_at may be (its day is kept past retention until then).

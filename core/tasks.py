@@ -55,5 +55,10 @@ MAINTENANCE_TASKS = (
         "links, old task runs and audit entries past retention",
     ),
     TaskSpec("fire_schedules", "* * * * *", "Ingest the events of tenant schedules that came due"),
+    TaskSpec(
+        "notify_expiring_keys",
+        "7 * * * *",
+        "Tell operational endpoints, once per key, of API keys that expire within 7 days",
+    ),
 )
 TASKS = {task.name: task for task in MAINTENANCE_TASKS}

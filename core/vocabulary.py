@@ -16,6 +16,18 @@ WAITING_DELIVERY_STATUSES: Final = ("pending", "failed")
 EventStatus = Literal["pending", "acknowledged"]
 EVENT_STATUSES: Final = ("pending", "acknowledged")
 
+# Event types Eventgate itself sends to operational endpoints; clients cannot use the prefix.
+RESERVED_TYPE_PREFIX: Final = "eventgate."
+OPERATIONAL_EVENT_TYPES: Final = (
+    "eventgate.endpoint.disabled",
+    "eventgate.endpoint.circuit_opened",
+    "eventgate.endpoint.circuit_closed",
+    "eventgate.delivery.dead_lettered",
+    "eventgate.source.rejecting",
+    "eventgate.api_key.expiring",
+    "eventgate.schedule.run_failed",
+)
+
 Priority = Literal["low", "normal", "high"]
 PRIORITIES: Final = ("low", "normal", "high")
 

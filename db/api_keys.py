@@ -241,3 +241,20 @@ async def touch_last_used(conn: AsyncConnection, used: dict[uuid.UUID, datetime]
     """Write the remembered last-use times in one statement."""
     if used:
         await conn.execute(TOUCH_LAST_USED, {"ids": list(used), "ats": list(used.values())})
+
+
+# Usable keys that expire within 7 days, of tenants with an operational endpoint to tell
+# (api_keys_expiring_idx, endpoints_operational_idx).
+EXPIRING_SOON = f"""
+SELECT {COLUMNS} FROM api_keys k
+WHERE revoked_at IS NULL AND expires_at IS NOT NULL
+  AND expires_at > now() AND expires_at <= now() + interval '7 days'
+  AND EXISTS (SELECT 1 FROM endpoints e
+              WHERE e.tenant_id = k.tenant_id AND e.operational AND e.deleted_at IS NULL)
+ORDER BY expires_at
+"""
+
+
+async def expiring_soon(conn: AsyncConnection) -> list[ApiKey]:
+    """Usable keys that expire within 7 days, in tenants that have operational endpoints."""
+    return await fetch_all(conn, EXPIRING_SOON, None, ApiKey)

@@ -22,11 +22,26 @@ class BatchHealth(msgspec.Struct):
 
 
 class HealthChange(msgspec.Struct):
-    """An endpoint's state after a batch: disabled, or its circuit open until a time."""
+    """An endpoint's state after a batch (disabled, or its circuit open until a time), and
+    what changed: its circuit opened or closed, or it was disabled by this batch."""
 
     endpoint_id: uuid.UUID
     is_active: bool
     circuit_open_until: datetime | None
+    tenant_id: uuid.UUID
+    url: str
+    kind: str
+    operational: bool
+    consecutive_failures: int
+    disabled_reason: str | None
+    opened: bool
+    closed: bool
+    disabled: bool
+
+    @property
+    def held(self) -> bool:
+        """Its waiting deliveries must be held back (disabled, or its circuit open)."""
+        return not self.is_active or self.circuit_open_until is not None
 
 
 # Take the one probe of half-open endpoints across all workers: the row lock serialises
@@ -48,7 +63,7 @@ WITH h AS (
            CASE WHEN h.succeeded THEN 0 ELSE e.consecutive_failures END + h.failures AS failures,
            CASE WHEN h.failures = 0 THEN NULL ELSE COALESCE(
                CASE WHEN h.succeeded THEN NULL ELSE e.failing_since END, now()) END AS failing_since,
-           h.gone
+           h.gone, e.consecutive_failures >= %(threshold)s AS was_open, e.is_active AS was_active
     FROM endpoints e JOIN h ON h.endpoint_id = e.id
 )
 UPDATE endpoints e SET
@@ -68,7 +83,11 @@ FROM next n
 WHERE e.id = n.id
   AND (n.failures > 0 OR e.consecutive_failures > 0 OR e.failing_since IS NOT NULL
        OR e.circuit_open_until IS NOT NULL)
-RETURNING e.id AS endpoint_id, e.is_active, e.circuit_open_until
+RETURNING e.id AS endpoint_id, e.is_active, e.circuit_open_until, e.tenant_id, e.url, e.kind,
+          e.operational, e.consecutive_failures, e.disabled_reason,
+          NOT n.was_open AND n.failures >= %(threshold)s AS opened,
+          n.was_open AND n.failures < %(threshold)s AS closed,
+          n.was_active AND NOT e.is_active AS disabled
 """
 
 
@@ -90,7 +109,7 @@ async def record_batch(
     cooldown_seconds: float,
     disable_after_seconds: float,
 ) -> list[HealthChange]:
-    """Apply a batch's outcomes; returns the endpoints that are now disabled or open."""
+    """Apply a batch's outcomes; returns every endpoint whose health columns changed."""
     if not health:
         return []
     params = {
@@ -99,5 +118,4 @@ async def record_batch(
         "cooldown": cooldown_seconds,
         "disable_after": disable_after_seconds,
     }
-    changed = await fetch_all(conn, RECORD_BATCH, params, HealthChange)
-    return [c for c in changed if not c.is_active or c.circuit_open_until is not None]
+    return await fetch_all(conn, RECORD_BATCH, params, HealthChange)

@@ -38,6 +38,7 @@ class Endpoint(msgspec.Struct):
     disabled_reason: str | None
     rate_limit_per_s: int | None
     ordered: bool
+    operational: bool
     metadata: dict[str, Any]
     circuit: str
     consecutive_failures: int
@@ -72,6 +73,7 @@ class NewEndpoint(msgspec.Struct, kw_only=True):
     rate_limit_per_s: int | None
     ordered: bool
     metadata: dict[str, Any]
+    operational: bool = False
     kind: str = "http"
     # The destination config as shown (credentials left out), and whole, to be sealed (None
     # when there is nothing beyond the shown part).
@@ -92,6 +94,7 @@ class EndpointChanges(msgspec.Struct, kw_only=True):
     filter_vars: dict[str, Any] | None = None
     rate_limit_per_s: int | None = None
     ordered: bool | None = None
+    operational: bool | None = None
     metadata: dict[str, Any] | None = None
     config: dict[str, Any] | None = None
     config_whole: str | None = None
@@ -100,7 +103,7 @@ class EndpointChanges(msgspec.Struct, kw_only=True):
 COLUMNS = (
     "id, tenant_id, url, description, event_types, channels, filter, is_active, disabled_reason,"
     " rate_limit_per_s,"
-    " ordered, metadata,"
+    " ordered, operational, metadata,"
     " CASE WHEN circuit_open_until IS NULL THEN 'closed'"
     "      WHEN circuit_open_until > now() THEN 'open' ELSE 'half-open' END AS circuit,"
     " consecutive_failures, failing_since, created_at, updated_at, signature_scheme, public_key,"
@@ -114,10 +117,11 @@ LIVE = "tenant_id = %(tenant_id)s AND id = %(id)s AND deleted_at IS NULL"
 INSERT = f"""
 INSERT INTO endpoints (id, tenant_id, url, description, event_types, channels, filter,
                        filter_path, filter_vars, secret_encrypted, rate_limit_per_s, ordered,
-                       metadata, signature_scheme, public_key, kind, config, config_encrypted)
+                       operational, metadata, signature_scheme, public_key, kind, config,
+                       config_encrypted)
 VALUES (%(id)s, %(tenant_id)s, %(url)s, %(description)s, %(event_types)s, %(channels)s,
         %(filter)s, %(filter_path)s::jsonpath, %(filter_vars)s, %(secret)s,
-        %(rate_limit_per_s)s, %(ordered)s, %(metadata)s, %(signature_scheme)s, %(public_key)s,
+        %(rate_limit_per_s)s, %(ordered)s, %(operational)s, %(metadata)s, %(signature_scheme)s, %(public_key)s,
         %(kind)s, %(config)s, %(config_whole)s)
 RETURNING {COLUMNS}
 """
@@ -175,6 +179,8 @@ UPDATE endpoints SET
     rate_limit_per_s = CASE WHEN 'rate_limit_per_s' = ANY(%(given)s)
                             THEN %(rate_limit_per_s)s ELSE rate_limit_per_s END,
     ordered = CASE WHEN 'ordered' = ANY(%(given)s) THEN %(ordered)s ELSE ordered END,
+    operational = CASE WHEN 'operational' = ANY(%(given)s) THEN %(operational)s
+                       ELSE operational END,
     metadata = CASE WHEN 'metadata' = ANY(%(given)s) THEN %(metadata)s ELSE metadata END,
     config = CASE WHEN 'config' = ANY(%(given)s) THEN %(config)s ELSE config END,
     config_encrypted = CASE WHEN 'config' = ANY(%(given)s) THEN %(config_whole)s

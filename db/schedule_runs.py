@@ -12,7 +12,7 @@ from psycopg import AsyncConnection
 
 from core import cron
 from core.json_schemas import payload_problem
-from db import event_types, events
+from db import event_types, events, operational
 from db.ids import new_id
 from db.query import fetch_one
 from db.schedules import COLUMNS, RUN_COLUMNS, Run, Schedule
@@ -127,9 +127,25 @@ async def produce(
             run = await _record(conn, schedule, tick, trigger, missed, event_id, problem, status)
             if run is None:
                 raise _AlreadyRun
+            if problem:
+                await operational.emit(
+                    conn, schedule.tenant_id, "schedule.run_failed", _failed(run, schedule)
+                )
     except _AlreadyRun:
         return None
     return run
+
+
+def _failed(run: Run, schedule: Schedule) -> dict[str, object]:
+    """The payload of eventgate.schedule.run_failed."""
+    return {
+        "schedule_id": str(schedule.id),
+        "name": schedule.name,
+        "run_id": str(run.id),
+        "tick": run.tick.isoformat(),
+        "trigger": run.trigger,
+        "error": run.error,
+    }
 
 
 async def _ingest(conn: AsyncConnection, event: events.NewEvent) -> str | None:

@@ -33,6 +33,7 @@ from db.delivery_queue import Candidate, Claimed, Result
 from db.endpoint_health import BatchHealth
 from workers.destinations import Destinations
 from workers.destinations.base import Message, Outcome
+from workers.notices import report_batch
 from workers.signing import signature_header
 
 logger = logging.getLogger("eventgate.delivery")
@@ -132,7 +133,10 @@ async def deliver_batch(
                     disable_after_seconds=settings.endpoint_disable_after_seconds,
                 )
                 await delivery_queue.record(conn, results)
-                await delivery_queue.hold_back(conn, [hold_for(c) for c in changed])
+                await delivery_queue.hold_back(conn, [hold_for(c) for c in changed if c.held])
+                await report_batch(
+                    conn, claimed, results, changed, settings.operational_notice_window_seconds
+                )
             count_outcomes(claimed, results)
             return results
         except psycopg.errors.DeadlockDetected:

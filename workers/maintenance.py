@@ -11,9 +11,11 @@ from procrastinate.jobs import Status
 
 from core.settings import Settings
 from db import (
+    api_keys,
     audit,
     console_sessions,
     idempotency,
+    operational,
     partitions,
     portal_links,
     rate_limits,
@@ -95,3 +97,32 @@ async def purge_expired(context: JobContext, timestamp: int) -> None:
         settings = Settings.from_env()
         await task_runs.purge(conn, settings.task_history_days)
         await audit.trim(conn, settings.audit_retention_days)
+
+
+# Once per key: a notice about a key is not repeated within this window (longer than the
+# 7 days the key has left when it is first reported).
+KEY_NOTICE_WINDOW_SECONDS = 8 * 24 * 3600.0
+
+
+@maintenance_task("notify_expiring_keys")
+async def notify_expiring_keys(context: JobContext, timestamp: int) -> int:
+    """Every hour: eventgate.api_key.expiring for each key that expires within 7 days."""
+    told = 0
+    async with context.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
+        for key in await api_keys.expiring_soon(conn):
+            notice = {
+                "key_id": str(key.id),
+                "name": key.name,
+                "prefix": key.prefix,
+                "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+            }
+            async with conn.transaction():
+                told += await operational.emit_throttled(
+                    conn,
+                    key.tenant_id,
+                    "api_key.expiring",
+                    key.id,
+                    notice,
+                    KEY_NOTICE_WINDOW_SECONDS,
+                )
+    return told

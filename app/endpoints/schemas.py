@@ -42,6 +42,8 @@ class EndpointIn(msgspec.Struct, forbid_unknown_fields=True):
     filter: Filter | None = None
     rate_limit_per_s: RatePerSecond | None = None
     ordered: bool = False
+    # Receives Eventgate's own events (eventgate.* types) and no others.
+    operational: bool = False
     metadata: dict[str, Any] = msgspec.field(default_factory=dict)
     signature_scheme: Scheme = "v1"
     # How deliveries leave (a tagged union on `kind`); absent: a plain signed POST to url.
@@ -59,6 +61,7 @@ class EndpointPatch(msgspec.Struct, forbid_unknown_fields=True):
     filter: Filter | msgspec.UnsetType | None = msgspec.UNSET
     rate_limit_per_s: RatePerSecond | msgspec.UnsetType | None = msgspec.UNSET
     ordered: bool | msgspec.UnsetType = msgspec.UNSET
+    operational: bool | msgspec.UnsetType = msgspec.UNSET
     metadata: dict[str, Any] | msgspec.UnsetType = msgspec.UNSET
     # Replaces the whole config (credentials included: they are never shown, so send them
     # again); the kind stays.
@@ -78,6 +81,7 @@ class EndpointView(msgspec.Struct):
     disabled_reason: str | None
     rate_limit_per_s: int | None
     ordered: bool
+    operational: bool
     metadata: dict[str, Any]
     circuit: str
     consecutive_failures: int

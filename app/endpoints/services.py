@@ -30,6 +30,7 @@ from core.destinations import RefusedDestination, check_destination, well_formed
 from core.queues import QUEUE_OF_PRIORITY
 from core.secrets import new_secret_for, scheme_of
 from core.settings import Settings
+from core.vocabulary import RESERVED_TYPE_PREFIX
 from db import deliveries, endpoint_secrets, endpoints, events
 from db.ids import new_id
 from workers.enqueue import wake
@@ -67,6 +68,24 @@ async def check_url(url: str, allow_private: bool) -> None:
         raise BadRequest(f"url refused: {exc}", {"field": "url"}) from exc
 
 
+def operational_types(operational: bool, event_types: list[str], channels: list[str]) -> list[str]:
+    """The event types an endpoint subscribes to: an operational one only `eventgate.` types
+    (all of them when none is named) and no channels; any other none of them."""
+    reserved = [t for t in event_types if t.startswith(RESERVED_TYPE_PREFIX)]
+    if not operational:
+        if reserved:
+            message = f"`{RESERVED_TYPE_PREFIX}` types go to operational endpoints only"
+            raise BadRequest(message, {"field": "event_types"})
+        return event_types
+    if len(reserved) != len(event_types):
+        message = f"an operational endpoint receives `{RESERVED_TYPE_PREFIX}` types only"
+        raise BadRequest(message, {"field": "event_types"})
+    if channels:
+        message = "an operational endpoint takes no channels (its events carry none)"
+        raise BadRequest(message, {"field": "channels"})
+    return event_types or [RESERVED_TYPE_PREFIX + "*"]
+
+
 def _compiled(spec: dict[str, Any] | None) -> dict[str, Any]:
     """The filter columns: as given, its jsonpath predicate and its bound values."""
     if spec is None:
@@ -91,12 +110,13 @@ async def create(
         tenant_id=tenant_id,
         url=url,
         description=data.description,
-        event_types=data.event_types,
+        event_types=operational_types(data.operational, data.event_types, data.channels),
         channels=data.channels,
         **_compiled(data.filter),
         secret=new_secret_for(data.signature_scheme),
         rate_limit_per_s=data.rate_limit_per_s,
         ordered=data.ordered,
+        operational=data.operational,
         metadata=data.metadata,
         **stored_columns(data.config),
     )
@@ -145,6 +165,11 @@ async def update(
     if "filter" in given:
         given.update(_compiled(given["filter"]))
     before = await get(conn, tenant_id, endpoint_id)
+    if {"operational", "event_types", "channels"} & set(given):
+        subscription = {**msgspec.structs.asdict(before), **given}
+        given["event_types"] = operational_types(
+            subscription["operational"], subscription["event_types"], subscription["channels"]
+        )
     if "url" in given or "config" in given:
         given.update(await _new_address(before, given, settings))
     changes = endpoints.EndpointChanges(given=list(given), **given)

@@ -22,6 +22,7 @@ from app.pagination import MAX_LIMIT, Pagination, decode_cursor, page_of
 from app.views import to_view, to_views
 from core.metrics import EVENTS_INGESTED
 from core.settings import Settings
+from core.vocabulary import RESERVED_TYPE_PREFIX
 from db import deliveries, events, partitions
 from db.ids import new_id
 
@@ -58,6 +59,10 @@ def prepare(
     already bounded by the request body limit, so only batch items need `check_size`."""
     metadata = event.metadata or {}
     check_deliver_at(event.deliver_at, horizon_days, where)
+    if event.event_type.startswith(RESERVED_TYPE_PREFIX):
+        field = f"{where}event_type"
+        message = f"`{RESERVED_TYPE_PREFIX}` types are Eventgate's own operational events"
+        raise BadRequest(message, {"field": field})
     try:
         known = msgspec.convert(metadata, KnownMetadata)
     except msgspec.ValidationError as exc:

@@ -40,7 +40,7 @@ from app.sources.schemas import (
 )
 from app.sources.verification import verify
 from core.settings import Settings
-from db import sources
+from db import operational, sources
 from db.ids import new_id
 from db.rate_limits import Window
 
@@ -92,7 +92,7 @@ class Triggers:
                 return 200, {"challenge": received.challenge}, limit_headers
             event_id, duplicate = await self._store(source, received, headers)
         except EventgateError as refused:
-            await self._record(source.id, refused, address, headers)
+            await self._record(source, refused, address, headers)
             raise
         status = 200 if duplicate else 202
         return status, TriggerAccepted(event_id, duplicate), limit_headers
@@ -145,8 +145,10 @@ class Triggers:
                 return earlier, True
 
     async def _record(
-        self, source_id: uuid.UUID, refused: EventgateError, address: str, headers: dict
+        self, source: sources.Source, refused: EventgateError, address: str, headers: dict
     ) -> None:
+        """Keep the refusal for the source's owner and tell the tenant's operational
+        endpoints (at most once per window, with the count since the last notice)."""
         size = headers.get("content-length", "")
         rejection = sources.Rejection(
             id=new_id(),
@@ -157,8 +159,18 @@ class Triggers:
             body_size=int(size) if size.isdigit() and len(size) < 12 else -1,
             created_at=datetime.now(UTC),
         )
-        async with self._pool.connection() as conn:
-            await sources.reject(conn, source_id, rejection)
+        notice = {
+            "source_id": str(source.id),
+            "name": source.name,
+            "status_code": refused.status_code,
+            "reason": rejection.reason,
+        }
+        window = self._settings.operational_notice_window_seconds
+        async with self._pool.connection() as conn, conn.transaction():
+            await sources.reject(conn, source.id, rejection)
+            await operational.emit_throttled(
+                conn, source.tenant_id, "source.rejecting", source.id, notice, window
+            )
 
 
 async def _read(
