@@ -21,10 +21,12 @@ from litestar.template.config import TemplateConfig
 from app.console.sessions import CONSOLE_PATH, ConsoleSession, NotSignedIn
 from app.errors import EventgateError, unstorable_message
 from app.scopes import (
+    ADMIN,
     AUDIT_READ,
     ENDPOINTS_MANAGE,
     EVENTS_READ,
     KEYS_MANAGE,
+    SCHEDULES_MANAGE,
     SOURCES_MANAGE,
     grants,
 )
@@ -48,6 +50,10 @@ NOTICES = {
     "recovered": "Dead deliveries are queued again.",
     "retried": "The delivery is due again now.",
     "revoked": "Revoked: the key stops working at once.",
+    "paused": "Paused: no tick fires until it is resumed.",
+    "resumed": "Resumed from its next tick.",
+    "ran": "Run now: its run is listed below.",
+    "queued": "Queued: a worker serving the maintenance queue runs it.",
 }
 PAGE_HEADERS = {"cache-control": "no-store", "referrer-policy": "no-referrer"}
 
@@ -59,8 +65,10 @@ SECTIONS = (
     ("/deliveries", "Deliveries", ENDPOINTS_MANAGE),
     ("/event-types", "Event types", EVENTS_READ),
     ("/sources", "Sources", SOURCES_MANAGE),
+    ("/schedules", "Schedules", SCHEDULES_MANAGE),
     ("/keys", "Keys", KEYS_MANAGE),
     ("/audit", "Audit log", AUDIT_READ),
+    ("/jobs", "Jobs", ADMIN),
 )
 
 

@@ -12,8 +12,10 @@ from app.console.pages.deliveries import DeliveryPages
 from app.console.pages.endpoints import EndpointPages
 from app.console.pages.event_types import EventTypePages
 from app.console.pages.events import EventPages
+from app.console.pages.jobs import JobPages
 from app.console.pages.keys import KeyPages
 from app.console.pages.overview import OverviewPages
+from app.console.pages.schedules import SchedulePages
 from app.console.pages.signin import SignInController, SignOutPages
 from app.console.pages.sources import SourcePages
 from app.console.rendering import STATIC_FILES
@@ -29,8 +31,10 @@ CONSOLE_PAGES: list[Any] = [
     DeliveryPages,
     EventTypePages,
     SourcePages,
+    SchedulePages,
     KeyPages,
     AuditPages,
+    JobPages,
 ]
 
 # A portal shows one channel's endpoints and their deliveries, nothing else.

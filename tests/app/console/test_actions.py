@@ -35,7 +35,8 @@ async def test_a_key_sees_only_the_sections_its_scopes_open(client, database_url
     await sign_in(client, reader)
     page = (await client.get("/console/events")).text
     assert 'href="/console/events"' in page
-    for hidden in ("/console/keys", "/console/endpoints", "/console/audit", "/console/sources"):
+    hidden_pages = ("/console/keys", "/console/endpoints", "/console/audit", "/console/sources")
+    for hidden in (*hidden_pages, "/console/schedules", "/console/jobs"):
         assert f'href="{hidden}"' not in page
         refused = await client.get(hidden)
         assert refused.status_code == 403, hidden
