@@ -1,7 +1,9 @@
-"""Cost against tenant size: the inbox at 1M pending events for each filter kind, and ingest
-into tenants with 0, 1,000 and 10,000 endpoints (none matching, or one by channel).
+"""Cost against tenant size: the inbox at 1M pending events for each filter kind, ingest
+into tenants with 0, 1,000 and 10,000 endpoints (none matching, or one by channel), and the
+claim of due deliveries beside 1M scheduled ones (bench/scheduled_claims.py).
 
-    uv run python bench/scale.py [--pending 1000000] [--requests 300]
+    uv run python bench/scale.py [--pending 1000000] [--requests 300] [--scheduled 1000000]
+    uv run python bench/scale.py --only scheduled
 
 Starts `eventgate dev` with a throw-away data dir, fills it by SQL, then times real HTTP
 requests one at a time (latency, not throughput). Each figure is printed with its ratio to
@@ -25,6 +27,7 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from app.keys import services as keys
+from bench import scheduled_claims
 from bench.common import dev_or_given, tenant_of
 from db import tenants
 
@@ -159,6 +162,9 @@ def report(samples: dict[str, list[float]], base_label: str) -> None:
 
 async def main(args: argparse.Namespace) -> None:
     with dev_or_given(args) as (url, key, database_url):
+        scheduled_claims.measure(database_url, args.scheduled)
+        if args.only == "scheduled":
+            return
         tenant_id = tenant_of(database_url, key)
         took = fill(database_url, tenant_id, args.pending)
         print(f"filled {args.pending:,} pending events in {took:.0f} s")
@@ -198,6 +204,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pending", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--scheduled", type=int, default=1_000_000)
+    parser.add_argument("--only", choices=["scheduled"], help="only the scheduled-claims part")
     parser.add_argument("--url")
     parser.add_argument("--key")
     parser.add_argument("--database-url")
