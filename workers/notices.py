@@ -6,7 +6,6 @@ are caused by Eventgate's own notices, and reporting them could loop."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -63,9 +62,9 @@ async def _report_health(conn: AsyncConnection, change: HealthChange) -> None:
 
 
 def _dead_letter(c: Claimed, result: Result) -> dict[str, Any]:
-    ids: dict[str, uuid.UUID] = {"endpoint_id": c.endpoint_id, "delivery_id": c.id}
     return {
-        **{name: str(value) for name, value in ids.items()},
+        "endpoint_id": str(c.endpoint_id),
+        "delivery_id": str(c.id),
         "event_id": str(c.event_id),
         "event_type": c.event_type,
         "attempts": result.attempt,
