@@ -18,22 +18,13 @@ from db import task_runs
 from workers.enqueue import TaskBusy, run_task
 
 
-class JobView(msgspec.Struct):
-    """One maintenance task and where it stands."""
+class JobView(task_runs.TaskState, kw_only=True):
+    """One maintenance task of the registry and where it stands: its last run (succeeded,
+    failed, lost with its worker, or running while a job of it runs), totals and queue."""
 
-    name: str
     cron: str
     description: str
     next_run_at: datetime
-    last_started_at: datetime | None
-    # succeeded, failed, lost (its worker died) or null (never ran); running while a job runs.
-    last_outcome: str | None
-    last_duration_ms: int | None
-    last_error: str | None
-    runs_total: int
-    failures_total: int
-    last_success_at: datetime | None
-    queued: str | None
 
 
 async def overview(conn: AsyncConnection) -> list[JobView]:
@@ -42,10 +33,13 @@ async def overview(conn: AsyncConnection) -> list[JobView]:
     views = []
     for spec in MAINTENANCE_TASKS:
         state = msgspec.structs.asdict(states[spec.name])
-        state.pop("task")
         if state["queued"] == "doing":
             state["last_outcome"] = "running"
-        views.append(JobView(spec.name, spec.cron, spec.description, spec.next_run(), **state))
+        views.append(
+            JobView(
+                **state, cron=spec.cron, description=spec.description, next_run_at=spec.next_run()
+            )
+        )
     return views
 
 

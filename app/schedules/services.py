@@ -47,9 +47,9 @@ async def _checked(conn: AsyncConnection, row: schedules.ScheduleColumns) -> Non
 
 
 async def _found(
-    conn: AsyncConnection, tenant_id: uuid.UUID, schedule_id: uuid.UUID
+    conn: AsyncConnection, tenant_id: uuid.UUID, schedule_id: uuid.UUID, lock: bool = True
 ) -> schedules.Schedule:
-    row = await schedules.get(conn, tenant_id, schedule_id, lock=True)
+    row = await schedules.get(conn, tenant_id, schedule_id, lock=lock)
     if row is None:
         raise NotFound("no such schedule")
     return row
@@ -73,10 +73,7 @@ async def create(conn: AsyncConnection, tenant_id: uuid.UUID, data: ScheduleIn) 
 
 async def get(conn: AsyncConnection, tenant_id: uuid.UUID, schedule_id: uuid.UUID) -> ScheduleView:
     """One schedule of the tenant, or NotFound."""
-    row = await schedules.get(conn, tenant_id, schedule_id)
-    if row is None:
-        raise NotFound("no such schedule")
-    return to_view(row, ScheduleView)
+    return to_view(await _found(conn, tenant_id, schedule_id, lock=False), ScheduleView)
 
 
 async def list_page(
