@@ -14,6 +14,7 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from app.events.services import Ingest
+from app.events.stream_hub import StreamHub
 from app.idempotency import SHARED_TRANSACTION
 from app.keys.verifier import KeyVerifier, Principal
 from app.sources.triggers import Triggers
@@ -33,6 +34,11 @@ async def provide_settings(request: Request) -> Settings:
 async def provide_ingest(request: Request) -> Ingest:
     """The process's event ingest service."""
     return request.app.state.ingest
+
+
+async def provide_streams(request: Request) -> StreamHub:
+    """The process's open event streams."""
+    return request.app.state.streams
 
 
 async def provide_triggers(request: Request) -> Triggers:
@@ -70,6 +76,7 @@ DEPENDENCIES = {
     "key_verifier": Provide(provide_key_verifier),
     "ingest": Provide(provide_ingest),
     "triggers": Provide(provide_triggers),
+    "streams": Provide(provide_streams),
     "conn": Provide(provide_transaction),
     "caller": Provide(provide_caller),
 }
@@ -82,3 +89,4 @@ AppSettings = NamedDependency[Settings]
 Verifier = NamedDependency[KeyVerifier]
 Ingestor = NamedDependency[Ingest]
 TriggerService = NamedDependency[Triggers]
+Streams = NamedDependency[StreamHub]

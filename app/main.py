@@ -21,6 +21,7 @@ from app.event_types.controllers import EventTypeController
 from app.event_types.services import SchemaCache
 from app.events.controllers import EventController, InboxController
 from app.events.services import Ingest
+from app.events.stream_hub import StreamHub
 from app.health import HealthController
 from app.http_hygiene import COMPRESSION, cors_config
 from app.invalidation import InvalidationListener
@@ -67,6 +68,7 @@ def create_app(settings: Settings) -> Litestar:
         app.state.schemas = SchemaCache()
         app.state.ingest = Ingest(pool, settings, app.state.schemas)
         app.state.rate_limiter = RateLimiter(pool, settings, listener)
+        app.state.streams = StreamHub(pool, listener, settings)
         app.state.triggers = Triggers(pool, app.state.ingest, app.state.rate_limiter, settings)
         app.state.sql_figures = SqlFigures(pool, settings.metrics_cache_seconds)
         app.state.request_logs = RequestLogBuffer(pool, days_ahead=settings.partitions_ahead_days)
@@ -75,6 +77,7 @@ def create_app(settings: Settings) -> Litestar:
             asyncio.create_task(refresh_pool_gauges(pool)),
             asyncio.create_task(listener.run()),
             asyncio.create_task(verifier.flush_last_used_every(settings.last_used_flush_seconds)),
+            asyncio.create_task(app.state.streams.heartbeat_every()),
         ]
         try:
             yield

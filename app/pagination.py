@@ -50,7 +50,8 @@ def decode_cursor(cursor: str | None) -> uuid.UUID | None:
         return None
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        after = uuid.UUID(bytes=raw)
+        # A stream's cursor carries the event's commit position after its id.
+        after = uuid.UUID(bytes=raw[:16] if len(raw) == 24 else raw)
     except (binascii.Error, ValueError) as exc:
         raise BadRequest("the cursor is not valid", {"field": "cursor"}) from exc
     if not is_uuid7(after):  # every id this API issues is a UUIDv7

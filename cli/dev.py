@@ -91,8 +91,9 @@ async def serve_with_worker(settings: Settings, host: str, port: int, stopper: S
     from workers.app import app as worker_app
     from workers.destinations import close_destinations
 
+    api = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        api,
         host=host,
         port=port,
         log_level="info",
@@ -100,9 +101,17 @@ async def serve_with_worker(settings: Settings, host: str, port: int, stopper: S
         access_log=False,
         proxy_headers=False,  # X-Forwarded-For only from EVENTGATE_TRUSTED_PROXIES
         server_header=False,  # no server banner
+        timeout_graceful_shutdown=10,
     )
     server = _Server(config)
-    stopper.serving(asyncio.get_running_loop(), lambda: setattr(server, "should_exit", True))
+
+    def stop() -> None:
+        # Open streams end first, telling their clients why (they never end by themselves).
+        if (streams := getattr(api.state, "streams", None)) is not None:
+            streams.close_all("shutdown")
+        server.should_exit = True
+
+    stopper.serving(asyncio.get_running_loop(), stop)
     stopping = asyncio.Event()
     async with worker_app.open_async():
         # The worker starts again by itself if it loses the database (a Postgres restart).

@@ -69,6 +69,9 @@ def _serve(args: argparse.Namespace) -> None:
         # X-Forwarded-For is believed only from EVENTGATE_TRUSTED_PROXIES, by Eventgate itself.
         proxy_headers=False,
         server_header=False,  # no server banner
+        # Open event streams never end by themselves: cut them then (clients resume by
+        # Last-Event-ID) rather than wait for ever.
+        timeout_graceful_shutdown=10,
     )
 
 

@@ -61,6 +61,16 @@ REQUEST_LOGS_DROPPED = Counter(
     "eventgate_request_logs_dropped",
     "Request-log rows dropped because the buffer was full (the database was slow or away)",
 )
+EVENT_STREAMS_OPEN = Gauge(
+    "eventgate_event_streams_open",
+    "GET /v1/events/stream connections open now, over the API processes",
+    multiprocess_mode="livesum",
+)
+EVENT_STREAMS_CLOSED = Counter(
+    "eventgate_event_streams_closed",
+    "Event streams ended, by reason (client, slow_consumer, key_revoked, shutdown)",
+    ["reason"],
+)
 POOL = Gauge(
     "eventgate_db_pool_connections",
     "Database pool connections of the API processes, by state (size, idle, waiting clients)",

@@ -14,3 +14,9 @@ WORKER_QUEUES: Final = (*DELIVERY_QUEUES, MAINTENANCE_QUEUE)
 # Committing deliveries that are due now sends NOTIFY on this channel with the queue's name;
 # every worker serving that queue LISTENs and claims (workers/engine.py).
 DELIVERIES_DUE_CHANNEL: Final = "eventgate_deliveries_due"
+# Committing pending events of a tenant that has an open stream sends NOTIFY on this channel
+# with the tenant's id; each API process LISTENs and wakes that tenant's streams.
+EVENTS_STREAM_CHANNEL: Final = "eventgate_events_stream"
+# An open stream's row is refreshed every heartbeat (EVENTGATE_STREAM_HEARTBEAT_SECONDS, at
+# most 20 s); one not refreshed for this long belongs to a process that died.
+STREAM_STALE_SECONDS: Final = 60.0

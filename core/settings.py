@@ -32,6 +32,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     schedule_grace_seconds: float = 300.0
     # How far ahead an event's deliver_at may be (its day is kept past retention until then).
     deliver_at_horizon_days: int = 30
+    # Open GET /v1/events/stream connections one key may hold, over every API process.
+    stream_max_per_key: int = 10
+    # A stream sends a comment this often when idle, and its row is refreshed (at most 20 s).
+    stream_heartbeat_seconds: float = 15.0
+    # A stream whose client takes no data for this long is ended (it resumes by Last-Event-ID).
+    stream_send_timeout_seconds: float = 30.0
     # Delay before each try, counted from the previous failure (the first is the first try).
     delivery_retry_schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
     delivery_connect_timeout_seconds: float = 5.0
@@ -143,10 +149,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "delivery_batch_size",
             "delivery_poll_seconds",
             "deliver_at_horizon_days",
+            "stream_max_per_key",
+            "stream_send_timeout_seconds",
         )
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SystemExit(f"EVENTGATE_{name.upper()} must be positive")
+        if not 0 < self.stream_heartbeat_seconds <= 20:
+            raise SystemExit("EVENTGATE_STREAM_HEARTBEAT_SECONDS must be above 0 and at most 20")
         if self.delivery_lease_seconds <= self.delivery_timeout_seconds:
             raise SystemExit(
                 "EVENTGATE_DELIVERY_LEASE_SECONDS must exceed EVENTGATE_DELIVERY_TIMEOUT_SECONDS"

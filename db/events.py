@@ -12,7 +12,12 @@ import msgspec
 from psycopg import AsyncConnection
 from psycopg.types.json import Jsonb
 
-from core.queues import DELIVERIES_DUE_CHANNEL, QUEUE_OF_PRIORITY
+from core.queues import (
+    DELIVERIES_DUE_CHANNEL,
+    EVENTS_STREAM_CHANNEL,
+    QUEUE_OF_PRIORITY,
+    STREAM_STALE_SECONDS,
+)
 from core.vocabulary import WAITING_DELIVERY_STATUSES, sql_in
 from db.ids import created_at_of, is_uuid7
 from db.query import fetch_all, fetch_one, fetch_tuples, fetch_value, jsonb_rows
@@ -73,10 +78,11 @@ COLUMNS = (
 # disabled endpoint's wait, never due until it is enabled; a scheduled event's wait for its
 # deliver_at, found by the workers' periodic claim). Each queue that got due deliveries
 # is announced on the deliveries-due channel (NOTIFY, sent at COMMIT: no job, no lock waited
-# on) and returned; so is the schema version of each ingested type that has a schema. With
-# only_unchecked (one statement, no transaction around it) nothing is inserted when a type has
-# a schema (endpoints_subscription_idx, event_types_pkey). Queue names and the channel come from
-# core.queues as parameters.
+# on) and returned, as is the tenant to its open event streams; so is the schema version
+# of each ingested type that has a schema. With only_unchecked (one statement, no
+# transaction around it) nothing is inserted when a type has a schema
+# (endpoints_subscription_idx, event_types_pkey, event_streams_tenant_idx). Queue names and
+# the channels come from core.queues as parameters.
 INSERT_WITH_FAN_OUT = """
 WITH r AS (
     SELECT * FROM jsonb_to_recordset(%(events)s::jsonb) AS r(
@@ -126,6 +132,13 @@ FROM (SELECT DISTINCT queue FROM fan_out WHERE next_attempt_at <= now()) q
 CROSS JOIN LATERAL (SELECT pg_notify(%(channel)s, q.queue)) announced
 UNION ALL
 SELECT 'schema', name, version FROM schemas
+UNION ALL
+-- The tenant's open streams (event_streams_tenant_idx) are told at COMMIT.
+SELECT 'stream', t.id::text, 0
+FROM (SELECT tenant_id AS id FROM ev LIMIT 1) t
+CROSS JOIN LATERAL (SELECT pg_notify(%(stream_channel)s, t.id::text)) told
+WHERE EXISTS (SELECT 1 FROM event_streams s WHERE s.tenant_id = t.id
+              AND s.seen_at > now() - make_interval(secs => %(stream_stale)s))
 """
 
 # An event that skips the inbox and fan-out; test sends add their one delivery (events_pkey).
@@ -212,13 +225,15 @@ async def insert_with_fan_out(
         "events": jsonb_rows(events),
         "queue_of": QUEUE_OF_JSON,
         "channel": DELIVERIES_DUE_CHANNEL,
+        "stream_channel": EVENTS_STREAM_CHANNEL,
+        "stream_stale": STREAM_STALE_SECONDS,
         "only_unchecked": only_unchecked,
     }
     result = FanOut([], {})
     for kind, name, version in await fetch_tuples(conn, INSERT_WITH_FAN_OUT, params):
         if kind == "wake":
             result.wake_queues.append(name)
-        else:
+        elif kind == "schema":
             result.schema_versions[name] = version
     return result
 

@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Request, delete, get, post
-from litestar.params import JSONBody, QueryParameter
+from litestar.params import HeaderParameter, JSONBody, QueryParameter
+from litestar.response import Stream
 
 from app.api import ApiController
 from app.deliveries.schemas import DeliveryList
-from app.dependencies import Caller, Ingestor, Transaction
+from app.dependencies import Caller, Ingestor, Streams, Transaction
 from app.events import services
 from app.events.schemas import (
     CHANNEL_PATTERN,
@@ -23,6 +24,7 @@ from app.events.schemas import (
     EventView,
     InboxPage,
 )
+from app.events.stream import SLOW_CONSUMER_GUARD, STREAM_DESCRIPTION, open_stream
 from app.http_hygiene import NO_COMPRESSION
 from app.idempotency import SHARED_TRANSACTION
 from app.identifiers import IdPath, parse_id
@@ -38,6 +40,16 @@ SourceFilter = Annotated[
 ]
 EventTypeFilter = Annotated[
     str | None, QueryParameter(description="Only this event type", min_length=1, max_length=255)
+]
+LastEventId = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Last-Event-ID",
+        description="Resume after this event (the `id` of the last message received)",
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9_-]+$",
+    ),
 ]
 ChannelFilter = Annotated[
     str | None,
@@ -87,6 +99,29 @@ class EventController(ApiController):
             for row in rows
         ]
         return BatchAccepted(items, len(items), "events accepted", request_id(request.scope))
+
+    @get(
+        "/stream",
+        summary="Follow pending events live (Server-Sent Events)",
+        description=STREAM_DESCRIPTION,
+        opt={"scope": EVENTS_READ, NO_COMPRESSION: True},
+        middleware=[SLOW_CONSUMER_GUARD],
+        media_type="text/event-stream",
+        responses=error_responses(400, 401, 403, 429),
+    )
+    async def stream_events(
+        self,
+        request: Request,
+        streams: Streams,
+        last_event_id: LastEventId = None,
+        cursor: Cursor = None,
+        source: SourceFilter = None,
+        event_type: EventTypeFilter = None,
+        channel: ChannelFilter = None,
+    ) -> Stream:
+        filters = {"source": source, "event_type": event_type, "channel": channel}
+        given = {name: value for name, value in filters.items() if value is not None}
+        return await open_stream(request, streams, last_event_id or cursor, given)
 
     @get(
         "/{event_id:str}",

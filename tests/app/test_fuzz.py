@@ -58,7 +58,10 @@ def test_no_operation_answers_5xx_or_off_schema(settings_for_fuzz: Settings, dat
         operations = [result.ok() for result in schema.get_all_operations()]
         assert len(operations) >= 30
         for operation in operations:
-            run_operation(operation, base, key, own_id)
+            # An accepted stream never ends by itself: tests/app/test_event_stream.py sends it
+            # hostile cursors and filters instead.
+            if operation.path != "/v1/events/stream":
+                run_operation(operation, base, key, own_id)
 
 
 def run_operation(operation, base: str, key: str, own_id: str) -> None:

@@ -1,0 +1,126 @@
+"""The streams one API process serves: their registry rows, wake-ups and closing reasons.
+
+Ingest NOTIFYs a tenant's id when it commits pending events and the tenant has a stream
+(db/events.py); the process's one LISTEN connection (app/invalidation.py) hands it here, and
+every stream of that tenant re-reads its next page. Nothing is polled per client: a stream
+otherwise wakes only for its heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from app.errors import RateLimited
+from app.invalidation import InvalidationListener
+from core.metrics import EVENT_STREAMS_CLOSED, EVENT_STREAMS_OPEN
+from core.queues import EVENTS_STREAM_CHANNEL
+from core.settings import Settings
+from db import event_streams
+from db.event_streams import OpenStream
+from db.ids import new_id
+
+logger = logging.getLogger("eventgate.streams")
+
+
+class Subscription:
+    """One open stream: its row, the flag that wakes it and why it must close, if it must."""
+
+    def __init__(self, row: OpenStream) -> None:
+        self.row = row
+        self.wake = asyncio.Event()
+        self.close_reason: str | None = None
+
+    def close(self, reason: str) -> None:
+        """Ask the stream to end, telling its client why."""
+        self.close_reason = reason
+        self.wake.set()
+
+
+class StreamHub:
+    """Registers, wakes and heartbeats the streams of this process."""
+
+    def __init__(
+        self, pool: AsyncConnectionPool, listener: InvalidationListener, settings: Settings
+    ) -> None:
+        self.pool = pool
+        self.heartbeat_seconds = settings.stream_heartbeat_seconds
+        self._max_per_key = settings.stream_max_per_key
+        self._open: dict[uuid.UUID, Subscription] = {}
+        self._by_tenant: dict[str, set[Subscription]] = {}
+        listener.subscribe(EVENTS_STREAM_CHANNEL, self._on_events, self._wake_all)
+
+    def _on_events(self, tenant_id: str) -> None:
+        for subscription in self._by_tenant.get(tenant_id, ()):
+            subscription.wake.set()
+
+    def _wake_all(self) -> None:
+        # The listener (re)started or stopped: a notification may have been missed.
+        for subscription in self._open.values():
+            subscription.wake.set()
+
+    async def open(
+        self,
+        tenant_id: uuid.UUID,
+        key_id: uuid.UUID,
+        filters: dict[str, str],
+        client_address: str | None,
+    ) -> Subscription:
+        """Register a stream (release it when it ends); RateLimited when the key already has
+        its maximum of open streams, in any process."""
+        row = OpenStream(new_id(), tenant_id, key_id, filters, client_address)
+        async with self.pool.connection() as conn, conn.transaction():
+            opened = await event_streams.open_stream(
+                conn, row.id, tenant_id, key_id, filters, client_address, self._max_per_key
+            )
+        if not opened:
+            message = f"this key already has {self._max_per_key} open streams"
+            raise RateLimited(message, {"max_streams": self._max_per_key}, {"Retry-After": "5"})
+        subscription = Subscription(row)
+        self._open[row.id] = subscription
+        self._by_tenant.setdefault(str(tenant_id), set()).add(subscription)
+        EVENT_STREAMS_OPEN.inc()
+        return subscription
+
+    async def release(self, subscription: Subscription) -> None:
+        """Forget a stream that ended, counting why it did."""
+        if self._open.pop(subscription.row.id, None) is None:
+            return
+        EVENT_STREAMS_OPEN.dec()
+        EVENT_STREAMS_CLOSED.labels(subscription.close_reason or "client").inc()
+        tenant = str(subscription.row.tenant_id)
+        self._by_tenant[tenant].discard(subscription)
+        if not self._by_tenant[tenant]:
+            del self._by_tenant[tenant]
+        with contextlib.suppress(psycopg.Error):  # a row left behind goes stale by itself
+            async with self.pool.connection() as conn:
+                await event_streams.close_stream(conn, subscription.row.id)
+
+    def close_all(self, reason: str) -> None:
+        """Ask every stream of this process to end (the process is stopping)."""
+        for subscription in list(self._open.values()):
+            subscription.close(reason)
+
+    async def heartbeat_every(self) -> None:
+        """Keep this process's stream rows fresh and close streams whose key stopped working."""
+        while True:
+            await asyncio.sleep(self.heartbeat_seconds)
+            try:
+                await self.heartbeat()
+            except psycopg.Error as exc:
+                logger.warning("stream heartbeat failed: %s", exc)
+
+    async def heartbeat(self) -> None:
+        """One refresh: rows seen now, stale rows of dead processes removed, revoked keys'
+        streams closed."""
+        rows = [subscription.row for subscription in self._open.values()]
+        async with self.pool.connection() as conn:
+            unusable = await event_streams.heartbeat(conn, rows) if rows else set()
+            await event_streams.forget_stale(conn)
+        for stream_id in unusable:
+            if (subscription := self._open.get(stream_id)) is not None:
+                subscription.close("key_revoked")
