@@ -288,7 +288,33 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
     _add_dev_and_serve(commands)
     _add_tenants_and_keys(commands)
+    listen = _command(commands, "listen", "forward an Eventgate's events to a local URL, signed")
+    _add_listen_arguments(listen)
     return root
+
+
+def _add_listen_arguments(listen: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    listen.add_argument(
+        "--url", default=env("EVENTGATE_URL", "http://127.0.0.1:8080"), help="the Eventgate"
+    )
+    # Never the key itself as a default: --help prints defaults.
+    listen.add_argument("--key", default=None, help="a key with events:read, or EVENTGATE_API_KEY")
+    listen.add_argument("--forward-to", required=True, help="e.g. http://localhost:3000/hook")
+    listen.add_argument("--types", nargs="+", default=None, help="only these event types")
+    listen.add_argument("--source", default=None, help="only events of this source")
+    listen.add_argument("--channel", default=None, help="only events carrying this channel")
+    listen.add_argument("--secret", default=None, help="sign with this whsec_ (None: a new one)")
+    listen.add_argument(
+        "--after", default=None, help="start after this stream id (None: with new events)"
+    )
+    listen.set_defaults(run=_listen)
+
+
+def _listen(args: argparse.Namespace) -> None:
+    from cli import listen
+
+    listen.run(args)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -18,6 +18,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 import psycopg
@@ -175,14 +176,26 @@ def count_outcomes(claimed: Sequence[Claimed], results: Sequence[Result]) -> Non
 
 def webhook_body(c: Claimed) -> bytes:
     """The JSON a delivery carries: the event as the API shows it."""
+    return event_body(c.event_id, c.source, c.event_type, c.payload, c.metadata, c.created_at)
+
+
+def event_body(
+    event_id: object,
+    source: str,
+    event_type: str,
+    payload: Any,
+    metadata: Any,
+    created_at: datetime,
+) -> bytes:
+    """The body of any delivery of this event (`eventgate listen` forwards the same bytes)."""
     return msgspec.json.encode(
         {
-            "id": c.event_id,
-            "source": c.source,
-            "event_type": c.event_type,
-            "payload": c.payload,
-            "metadata": c.metadata,
-            "created_at": c.created_at,
+            "id": event_id,
+            "source": source,
+            "event_type": event_type,
+            "payload": payload,
+            "metadata": metadata,
+            "created_at": created_at,
         }
     )
 
