@@ -163,6 +163,9 @@ async def test_hostile_cursors_are_refused_and_another_tenants_event_reveals_not
                 )
                 assert response.status_code == 400, (bad, response.text)
                 assert response.json()["error"]["code"] == "validation_error"
+            for field in ("source", "event_type"):
+                response = await http.get(f"/v1/events/stream?{field}=a%00b", headers=auth(key))
+                assert response.status_code == 400, response.text
             async with open_stream(base, key, encode_cursor(uuid.UUID(foreign[0]))) as stream:
                 mine = await _ingest(http, key, 1)
                 await stream.wait_events(1)
