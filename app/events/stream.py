@@ -26,13 +26,12 @@ from psycopg_pool import AsyncConnectionPool
 from app.client_ip import client_ip
 from app.errors import BadRequest
 from app.events.schemas import EventView
-from app.events.stream_hub import StreamHub, Subscription
+from app.events.stream_hub import PAGE_SIZE, StreamHub, Subscription
 from app.pagination import decode_cursor
 from app.views import to_view
 from db import event_streams
 from db.event_streams import Position, StreamedEvent
 
-PAGE_SIZE = 100
 # An unsettled event waits for an older transaction to end: look again this soon.
 SETTLE_RECHECK_SECONDS = 0.05
 # The reconnection delay EventSource clients use (milliseconds).
@@ -110,8 +109,7 @@ async def _messages(
             yield closing(subscription.close_reason)
             return
         subscription.wake.clear()
-        async with hub.pool.connection() as conn:  # held for the read only, never while sending
-            items = await event_streams.page(conn, row.tenant_id, position, row.filters, PAGE_SIZE)
+        items = await hub.page(row, position, clock())
         settled = list(itertools.takewhile(lambda item: item.settled, items))
         for item in settled:
             yield message(item)

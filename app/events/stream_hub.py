@@ -21,10 +21,11 @@ from core.metrics import EVENT_STREAMS_CLOSED, EVENT_STREAMS_OPEN
 from core.queues import EVENTS_STREAM_CHANNEL
 from core.settings import Settings
 from db import event_streams
-from db.event_streams import OpenStream
+from db.event_streams import OpenStream, Position, StreamedEvent
 from db.ids import new_id
 
 logger = logging.getLogger("eventgate.streams")
+PAGE_SIZE = 100
 
 
 class Subscription:
@@ -51,6 +52,7 @@ class StreamHub:
         self.heartbeat_seconds = settings.stream_heartbeat_seconds
         self._max_per_key = settings.stream_max_per_key
         self._open: dict[uuid.UUID, Subscription] = {}
+        self._reads: dict[tuple, tuple[float, asyncio.Future[list[StreamedEvent]]]] = {}
         self._by_tenant: dict[str, set[Subscription]] = {}
         listener.subscribe(EVENTS_STREAM_CHANNEL, self._on_events, self._wake_all)
 
@@ -99,6 +101,31 @@ class StreamHub:
         with contextlib.suppress(psycopg.Error):  # a row left behind goes stale by itself
             async with self.pool.connection() as conn:
                 await event_streams.close_stream(conn, subscription.row.id)
+
+    async def page(
+        self, row: OpenStream, position: Position, woken_at: float
+    ) -> list[StreamedEvent]:
+        """The next page after `position`. Streams of a tenant woken by the same commit at
+        the same position with the same filters share one read (a tenant's thousand live
+        streams cost one query per wake-up, not a thousand); a read started before this
+        stream was woken may miss what woke it, so it is never shared with it."""
+        key = (row.tenant_id, position, tuple(sorted(row.filters.items())))
+        shared = self._reads.get(key)
+        if shared is None or shared[0] < woken_at:
+            read = asyncio.ensure_future(self._read(row, position))
+            shared = (asyncio.get_running_loop().time(), read)
+            self._reads[key] = shared
+            read.add_done_callback(lambda _: self._forget_read(key, read))
+        # Shielded: one reader leaving (its client went away) never cancels the others' read.
+        return await asyncio.shield(shared[1])
+
+    def _forget_read(self, key: tuple, read: asyncio.Future[list[StreamedEvent]]) -> None:
+        if key in self._reads and self._reads[key][1] is read:
+            del self._reads[key]
+
+    async def _read(self, row: OpenStream, position: Position) -> list[StreamedEvent]:
+        async with self.pool.connection() as conn:  # held for the read only, never while sending
+            return await event_streams.page(conn, row.tenant_id, position, row.filters, PAGE_SIZE)
 
     def close_all(self, reason: str) -> None:
         """Ask every stream of this process to end (the process is stopping)."""

@@ -19,7 +19,7 @@ import psycopg
 
 from app.pagination import encode_cursor
 from db import events as events_db
-from tests.helpers import ROOT, api_process, auth, event_row, free_port, make_key
+from tests.helpers import ROOT, api_process, auth, event_row, free_port, make_key, wait_for
 from tests.sse import open_stream
 
 
@@ -220,9 +220,7 @@ async def test_a_client_that_stops_reading_is_disconnected_and_others_go_on(data
                 while 'reason="slow_consumer"' not in (await http.get("/metrics")).text:
                     await asyncio.sleep(0.2)
         stuck.close()
-        with psycopg.connect(database_url) as conn:
-            left = conn.execute("SELECT count(*) FROM event_streams").fetchone()[0]
-        assert left == 0
+        await wait_for(lambda: _open_streams(database_url) == 0, what="every stream forgotten")
 
 
 async def test_streams_work_through_several_api_processes(database_url):
@@ -234,3 +232,8 @@ async def test_streams_work_through_several_api_processes(database_url):
             for stream in streams:
                 got = await stream.wait_events(5)
                 assert [m.json()["id"] for m in got] == ids
+
+
+def _open_streams(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute("SELECT count(*) FROM event_streams").fetchone()[0]
