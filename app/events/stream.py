@@ -109,7 +109,7 @@ async def _messages(
             yield closing(subscription.close_reason)
             return
         subscription.wake.clear()
-        items = await hub.page(row, position, clock())
+        items = await hub.page(row, position)
         settled = list(itertools.takewhile(lambda item: item.settled, items))
         for item in settled:
             yield message(item)
@@ -120,7 +120,11 @@ async def _messages(
             yield b": heartbeat\n\n"  # keeps proxies from closing a quiet connection
             last_sent = clock()
         quiet_until = last_sent + hub.heartbeat_seconds
-        wait = SETTLE_RECHECK_SECONDS if len(settled) < len(items) else quiet_until - clock()
+        if len(settled) < len(items):
+            # On a shared tick, so the streams waiting for the same commit read it together.
+            wait = SETTLE_RECHECK_SECONDS - clock() % SETTLE_RECHECK_SECONDS
+        else:
+            wait = quiet_until - clock()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(subscription.wake.wait(), max(wait, 0.0))
 

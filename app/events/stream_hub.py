@@ -53,15 +53,21 @@ class StreamHub:
         self._max_per_key = settings.stream_max_per_key
         self._open: dict[uuid.UUID, Subscription] = {}
         self._reads: dict[tuple, tuple[float, asyncio.Future[list[StreamedEvent]]]] = {}
+        # When each tenant's last commit was announced (a read started before it is stale).
+        self._notified: dict[str, float] = {}
+        self._reset_at = 0.0
         self._by_tenant: dict[str, set[Subscription]] = {}
         listener.subscribe(EVENTS_STREAM_CHANNEL, self._on_events, self._wake_all)
 
     def _on_events(self, tenant_id: str) -> None:
+        if tenant_id in self._by_tenant:
+            self._notified[tenant_id] = asyncio.get_running_loop().time()
         for subscription in self._by_tenant.get(tenant_id, ()):
             subscription.wake.set()
 
     def _wake_all(self) -> None:
         # The listener (re)started or stopped: a notification may have been missed.
+        self._reset_at = asyncio.get_running_loop().time()
         for subscription in self._open.values():
             subscription.wake.set()
 
@@ -98,20 +104,20 @@ class StreamHub:
         self._by_tenant[tenant].discard(subscription)
         if not self._by_tenant[tenant]:
             del self._by_tenant[tenant]
+            self._notified.pop(tenant, None)
         with contextlib.suppress(psycopg.Error):  # a row left behind goes stale by itself
             async with self.pool.connection() as conn:
                 await event_streams.close_stream(conn, subscription.row.id)
 
-    async def page(
-        self, row: OpenStream, position: Position, woken_at: float
-    ) -> list[StreamedEvent]:
+    async def page(self, row: OpenStream, position: Position) -> list[StreamedEvent]:
         """The next page after `position`. Streams of a tenant woken by the same commit at
         the same position with the same filters share one read (a tenant's thousand live
-        streams cost one query per wake-up, not a thousand); a read started before this
-        stream was woken may miss what woke it, so it is never shared with it."""
+        streams cost one query per wake-up, not a thousand); a read that started before the
+        tenant's latest announced commit may miss it, so it is never shared."""
         key = (row.tenant_id, position, tuple(sorted(row.filters.items())))
         shared = self._reads.get(key)
-        if shared is None or shared[0] < woken_at:
+        fresh_from = max(self._notified.get(str(row.tenant_id), 0.0), self._reset_at)
+        if shared is None or shared[0] <= fresh_from:
             read = asyncio.ensure_future(self._read(row, position))
             shared = (asyncio.get_running_loop().time(), read)
             self._reads[key] = shared
