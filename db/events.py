@@ -133,12 +133,16 @@ CROSS JOIN LATERAL (SELECT pg_notify(%(channel)s, q.queue)) announced
 UNION ALL
 SELECT 'schema', name, version FROM schemas
 UNION ALL
--- The tenant's open streams (event_streams_tenant_idx) are told at COMMIT.
+-- The tenant's open streams (event_streams_tenant_idx) are told at COMMIT. The check sits
+-- inside the lateral query so that no NOTIFY is sent without a stream: each one takes the
+-- notification queue's lock at COMMIT, which serialises every committing ingest.
 SELECT 'stream', t.id::text, 0
 FROM (SELECT tenant_id AS id FROM ev LIMIT 1) t
-CROSS JOIN LATERAL (SELECT pg_notify(%(stream_channel)s, t.id::text)) told
-WHERE EXISTS (SELECT 1 FROM event_streams s WHERE s.tenant_id = t.id
-              AND s.seen_at > now() - make_interval(secs => %(stream_stale)s))
+CROSS JOIN LATERAL (
+    SELECT pg_notify(%(stream_channel)s, t.id::text)
+    WHERE EXISTS (SELECT 1 FROM event_streams s WHERE s.tenant_id = t.id
+                  AND s.seen_at > now() - make_interval(secs => %(stream_stale)s))
+) told
 """
 
 # An event that skips the inbox and fan-out; test sends add their one delivery (events_pkey).
