@@ -68,7 +68,8 @@ EVENT_STREAMS_OPEN = Gauge(
 )
 EVENT_STREAMS_CLOSED = Counter(
     "eventgate_event_streams_closed",
-    "Event streams ended, by reason (client, slow_consumer, key_revoked, shutdown)",
+    "Event streams ended, by reason (client, slow_consumer, key_revoked, shutdown,"
+    " database_unavailable)",
     ["reason"],
 )
 POOL = Gauge(

@@ -17,6 +17,7 @@ import uuid
 from collections.abc import AsyncIterator
 
 import msgspec
+import psycopg
 from litestar import Request
 from litestar.middleware import DefineMiddleware
 from litestar.response import Stream
@@ -109,7 +110,11 @@ async def _messages(
             yield closing(subscription.close_reason)
             return
         subscription.wake.clear()
-        items = await hub.page(row, position)
+        try:
+            items = await hub.page(row, position)
+        except psycopg.OperationalError:  # the client resumes once the database is back
+            subscription.close("database_unavailable")
+            continue
         settled = list(itertools.takewhile(lambda item: item.settled, items))
         for item in settled:
             yield message(item)
@@ -134,8 +139,8 @@ STREAM_DESCRIPTION = (
     "Each message's `id` is a cursor after its event: send it back as `Last-Event-ID` (or "
     "`cursor`) to resume exactly after it, nothing skipped or repeated; the inbox also "
     "accepts it as `cursor`. Without one the stream starts with events committed from now. "
-    "Comment heartbeats when idle (15 s by default); `event: close` carries why the server ended a stream. "
-    "Each `data` is the event as `GET /v1/events/{id}` shows it."
+    "Comment heartbeats when idle (15 s by default); `event: close` carries why the server "
+    "ended a stream. Each `data` is the event as `GET /v1/events/{id}` shows it."
 )
 
 

