@@ -5,7 +5,7 @@
 For each count it opens that many GET /v1/events/stream connections of one tenant (plain
 sockets; each reads its answer), then prints: the server's resident memory and CPU while they
 sit idle (heartbeats included), how long one ingested event takes to reach every stream, and
-the SQL statements that one wake-up cost (single-flight: streams woken by the same commit at
+the page reads one wake-up cost (single-flight: streams woken by the same commit at
 the same position share one read). The process with no stream open, in the same run, is the
 ceiling each figure is set against.
 """
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import re
 import resource
 import sys
 import tempfile
@@ -22,7 +23,6 @@ from pathlib import Path
 
 import aiohttp
 import psutil
-import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
@@ -68,13 +68,14 @@ class Reader:
             self.writer.close()
 
 
-def statements(url: str) -> int:
-    with psycopg.connect(url) as conn:
-        row = conn.execute(
-            "SELECT coalesce(sum(xact_commit + xact_rollback), 0) FROM pg_stat_database"
-            " WHERE datname = current_database()"
-        ).fetchone()
-    return int(row[0]) if row else 0
+READS = re.compile(r"^eventgate_event_stream_reads_total (\S+)$", re.M)
+
+
+async def reads(http: aiohttp.ClientSession, base: str) -> int:
+    """Pages the server has read for its streams so far (its own counter)."""
+    async with http.get(f"{base}/metrics") as answer:
+        found = READS.search(await answer.text())
+    return int(float(found.group(1))) if found else 0
 
 
 def usage(process: psutil.Process, seconds: float) -> tuple[float, float]:
@@ -104,7 +105,7 @@ async def measure(base: str, key: str, url: str, count: int, seconds: float, pid
     reaches, costs = [], []
     async with aiohttp.ClientSession(headers={"X-API-Key": key}) as http:
         for n in (1, 2):  # the first finds streams at many start positions; then one
-            before = await asyncio.to_thread(statements, url)
+            before = await reads(http, base)
             sent = time.monotonic()
             event = {"source": "b", "event_type": "t", "payload": {}}
             async with http.post(f"{base}/v1/events", json=event) as answer:
@@ -113,15 +114,15 @@ async def measure(base: str, key: str, url: str, count: int, seconds: float, pid
                 await asyncio.sleep(0.005)
             reaches.append(time.monotonic() - sent)
             await asyncio.sleep(0.5)
-            costs.append(await asyncio.to_thread(statements, url) - before)
-    quiet = await asyncio.to_thread(statements, url)
-    await asyncio.sleep(1)
-    quiet = await asyncio.to_thread(statements, url) - quiet - 1
+            costs.append(await reads(http, base) - before)
+        quiet = await reads(http, base)
+        await asyncio.sleep(float(HEARTBEAT))  # every stream's heartbeat falls in it
+        quiet = await reads(http, base) - quiet
     print(
         f"{count:>6} streams: opened in {opening:.1f} s; idle {rss:.0f} MiB, CPU {cpu:.1f} %;"
         f" an event reached all in {reaches[0] * 1000:.0f} / {reaches[1] * 1000:.0f} ms"
-        f" (first / second), costing {costs[0]} / {costs[1]} transactions"
-        f" ({quiet} in a quiet second)",
+        f" (first / second), costing {costs[0]} / {costs[1]} reads"
+        f" ({quiet} in a quiet heartbeat period)",
         flush=True,
     )
     for reader in readers:

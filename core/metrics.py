@@ -66,6 +66,10 @@ EVENT_STREAMS_OPEN = Gauge(
     "GET /v1/events/stream connections open now, over the API processes",
     multiprocess_mode="livesum",
 )
+EVENT_STREAM_READS = Counter(
+    "eventgate_event_stream_reads",
+    "Pages of events read for streams (streams woken by one commit share a read)",
+)
 EVENT_STREAMS_CLOSED = Counter(
     "eventgate_event_streams_closed",
     "Event streams ended, by reason (client, slow_consumer, key_revoked, shutdown,"

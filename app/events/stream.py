@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import contextlib
 import itertools
 import logging
 import uuid
@@ -26,12 +25,10 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.client_ip import client_ip
 from app.errors import BadRequest
-from app.events.schemas import EventView
 from app.events.stream_hub import PAGE_SIZE, StreamHub, Subscription
 from app.pagination import decode_cursor
-from app.views import to_view
 from db import event_streams
-from db.event_streams import Position, StreamedEvent
+from db.event_streams import Position
 
 # An unsettled event waits for an older transaction to end: look again this soon.
 SETTLE_RECHECK_SECONDS = 0.05
@@ -39,12 +36,6 @@ SETTLE_RECHECK_SECONDS = 0.05
 RETRY_MILLISECONDS = 1000
 ABANDONED = "eventgate.stream_abandoned"
 logger = logging.getLogger("eventgate.streams")
-
-
-def encode_stream_cursor(event_id: uuid.UUID, xid: int) -> str:
-    """The cursor after an event: its id (what the inbox reads) and its commit position."""
-    raw = event_id.bytes + xid.to_bytes(8, "big")
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 def decode_stream_cursor(cursor: str) -> tuple[uuid.UUID, int | None]:
@@ -72,13 +63,6 @@ async def start_position(
         return found if found is not None else await event_streams.head(conn)
 
 
-def message(item: StreamedEvent) -> bytes:
-    """One event as an SSE message (JSON holds no raw newline: one data line)."""
-    data = msgspec.json.encode(to_view(item.event, EventView))
-    cursor = encode_stream_cursor(item.event.id, item.xid)
-    return b"id: " + cursor.encode() + b"\ndata: " + data + b"\n\n"
-
-
 def closing(reason: str) -> bytes:
     """The last message of a stream the server ends, and why."""
     return b"event: close\ndata: " + msgspec.json.encode({"reason": reason}) + b"\n\n"
@@ -104,34 +88,39 @@ async def _messages(
     hub: StreamHub, subscription: Subscription, position: Position, scope: Scope
 ) -> AsyncIterator[bytes]:
     row, clock = subscription.row, asyncio.get_running_loop().time
-    last_sent = clock()
+    last_sent, read = clock(), True
     while not scope.get(ABANDONED):
         if subscription.close_reason is not None:
             yield closing(subscription.close_reason)
             return
-        subscription.wake.clear()
-        try:
-            items = await hub.page(row, position)
-        except psycopg.OperationalError:  # the client resumes once the database is back
-            subscription.close("database_unavailable")
-            continue
-        settled = list(itertools.takewhile(lambda item: item.settled, items))
-        for item in settled:
-            yield message(item)
-            position, last_sent = Position(item.xid, item.event.id), clock()
-        if len(settled) == PAGE_SIZE:
-            continue  # a backlog: the next page at once
+        unsettled = False
+        if read:
+            subscription.wake.clear()
+            try:
+                items = await hub.page(row, position)
+            except psycopg.OperationalError:  # the client resumes once the database is back
+                subscription.close("database_unavailable")
+                continue
+            settled = list(itertools.takewhile(lambda item: item.settled, items))
+            for item in settled:
+                yield item.message
+                position, last_sent = item.position, clock()
+            if len(settled) == PAGE_SIZE:
+                continue  # a backlog: the next page at once
+            unsettled = len(settled) < len(items)
         if clock() - last_sent >= hub.heartbeat_seconds:
             yield b": heartbeat\n\n"  # keeps proxies from closing a quiet connection
             last_sent = clock()
-        quiet_until = last_sent + hub.heartbeat_seconds
-        if len(settled) < len(items):
-            # On a shared tick, so the streams waiting for the same commit read it together.
-            wait = SETTLE_RECHECK_SECONDS - clock() % SETTLE_RECHECK_SECONDS
-        else:
-            wait = quiet_until - clock()
-        with contextlib.suppress(TimeoutError):
+        # Waiting for an older transaction: look again on a shared tick, so the streams
+        # waiting for the same commit read it together. Otherwise only a commit (NOTIFY) or
+        # the listener's restart brings anything new: a heartbeat reads nothing.
+        tick = SETTLE_RECHECK_SECONDS - clock() % SETTLE_RECHECK_SECONDS
+        wait = tick if unsettled else last_sent + hub.heartbeat_seconds - clock()
+        try:
             await asyncio.wait_for(subscription.wake.wait(), max(wait, 0.0))
+            read = True
+        except TimeoutError:
+            read = unsettled
 
 
 STREAM_DESCRIPTION = (

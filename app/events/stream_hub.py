@@ -8,16 +8,20 @@ otherwise wakes only for its heartbeat."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import uuid
 
+import msgspec
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from app.errors import RateLimited
+from app.events.schemas import EventView
 from app.invalidation import InvalidationListener
-from core.metrics import EVENT_STREAMS_CLOSED, EVENT_STREAMS_OPEN
+from app.views import to_view
+from core.metrics import EVENT_STREAM_READS, EVENT_STREAMS_CLOSED, EVENT_STREAMS_OPEN
 from core.queues import EVENTS_STREAM_CHANNEL
 from core.settings import Settings
 from db import event_streams
@@ -26,6 +30,26 @@ from db.ids import new_id
 
 logger = logging.getLogger("eventgate.streams")
 PAGE_SIZE = 100
+
+
+class Outgoing:
+    """A streamed event as every stream that read it sends it, encoded once."""
+
+    __slots__ = ("message", "position", "settled")
+
+    def __init__(self, item: StreamedEvent) -> None:
+        self.settled = item.settled
+        self.position = Position(item.xid, item.event.id)
+        data = msgspec.json.encode(to_view(item.event, EventView))
+        cursor = encode_stream_cursor(item.event.id, item.xid)
+        # JSON holds no raw newline: one data line.
+        self.message = b"id: " + cursor.encode() + b"\ndata: " + data + b"\n\n"
+
+
+def encode_stream_cursor(event_id: uuid.UUID, xid: int) -> str:
+    """The cursor after an event: its id (what the inbox reads) and its commit position."""
+    raw = event_id.bytes + xid.to_bytes(8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
 class Subscription:
@@ -52,7 +76,7 @@ class StreamHub:
         self.heartbeat_seconds = settings.stream_heartbeat_seconds
         self._max_per_key = settings.stream_max_per_key
         self._open: dict[uuid.UUID, Subscription] = {}
-        self._reads: dict[tuple, tuple[float, asyncio.Future[list[StreamedEvent]]]] = {}
+        self._reads: dict[tuple, tuple[float, asyncio.Future[list[Outgoing]]]] = {}
         # When each tenant's last commit was announced (a read started before it is stale).
         self._notified: dict[str, float] = {}
         self._reset_at = 0.0
@@ -109,7 +133,7 @@ class StreamHub:
             async with self.pool.connection() as conn:
                 await event_streams.close_stream(conn, subscription.row.id)
 
-    async def page(self, row: OpenStream, position: Position) -> list[StreamedEvent]:
+    async def page(self, row: OpenStream, position: Position) -> list[Outgoing]:
         """The next page after `position`. Streams of a tenant woken by the same commit at
         the same position with the same filters share one read (a tenant's thousand live
         streams cost one query per wake-up, not a thousand); a read that started before the
@@ -125,13 +149,15 @@ class StreamHub:
         # Shielded: one reader leaving (its client went away) never cancels the others' read.
         return await asyncio.shield(shared[1])
 
-    def _forget_read(self, key: tuple, read: asyncio.Future[list[StreamedEvent]]) -> None:
+    def _forget_read(self, key: tuple, read: asyncio.Future[list[Outgoing]]) -> None:
         if key in self._reads and self._reads[key][1] is read:
             del self._reads[key]
 
-    async def _read(self, row: OpenStream, position: Position) -> list[StreamedEvent]:
+    async def _read(self, row: OpenStream, position: Position) -> list[Outgoing]:
+        EVENT_STREAM_READS.inc()
         async with self.pool.connection() as conn:  # held for the read only, never while sending
-            return await event_streams.page(conn, row.tenant_id, position, row.filters, PAGE_SIZE)
+            items = await event_streams.page(conn, row.tenant_id, position, row.filters, PAGE_SIZE)
+        return [Outgoing(item) for item in items]
 
     def close_all(self, reason: str) -> None:
         """Ask every stream of this process to end (the process is stopping)."""
