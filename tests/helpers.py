@@ -242,9 +242,12 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def api_process(database_url: str, workers: int = 1, **extra_env: str) -> Iterator[str]:
-    """An `eventgate serve` process of its own on the same database; yields its base URL."""
-    port = free_port()
+def serve_process(
+    database_url: str, port: int | None = None, workers: int = 1, **extra_env: str
+) -> Iterator[tuple[subprocess.Popen, str]]:
+    """An `eventgate serve` process on the same database (on `port`, or a free one), ready:
+    yields it (a test may kill it) and its base URL."""
+    port = port or free_port()
     env = {**os.environ, "EVENTGATE_DATABASE_URL": database_url, **extra_env}
     command = [sys.executable, "-m", "cli", "serve", "--port", str(port), "--workers", str(workers)]
     process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
@@ -256,10 +259,18 @@ def api_process(database_url: str, workers: int = 1, **extra_env: str) -> Iterat
                 if httpx.get(f"{base}/health/ready").status_code == 200:
                     break
             time.sleep(0.1)
-        yield base
+        yield process, base
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         process.wait(timeout=30)
+
+
+@contextlib.contextmanager
+def api_process(database_url: str, workers: int = 1, **extra_env: str) -> Iterator[str]:
+    """An `eventgate serve` process of its own on the same database; yields its base URL."""
+    with serve_process(database_url, None, workers, **extra_env) as (_, base):
+        yield base
 
 
 def event_row(tenant_id: uuid.UUID) -> events.NewEvent:

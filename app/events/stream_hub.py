@@ -2,8 +2,8 @@
 
 Ingest NOTIFYs a tenant's id when it commits pending events and the tenant has a stream
 (db/events.py); the process's one LISTEN connection (app/invalidation.py) hands it here, and
-every stream of that tenant re-reads its next page. Nothing is polled per client: a stream
-otherwise wakes only for its heartbeat."""
+it wakes that tenant's streams, those at the same place sharing one read. Nothing is polled
+per client: a stream otherwise wakes only for its heartbeat, which reads nothing."""
 
 from __future__ import annotations
 

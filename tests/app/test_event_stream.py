@@ -5,21 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import socket
-import subprocess
-import sys
-import time
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import psycopg
 
 from app.pagination import encode_cursor
 from db import events as events_db
-from tests.helpers import ROOT, api_process, auth, event_row, free_port, make_key, wait_for
+from tests.helpers import api_process, auth, event_row, free_port, make_key, serve_process, wait_for
 from tests.sse import open_stream
 
 
@@ -83,31 +78,12 @@ async def test_an_event_committing_late_is_sent_before_later_ones_never_skipped(
                 assert [m.json()["id"] for m in resumed.events] == quick
 
 
-@contextlib.contextmanager
-def _killable_api(database_url: str, port: int) -> Iterator[subprocess.Popen]:
-    env = {**os.environ, "EVENTGATE_DATABASE_URL": database_url}
-    command = [sys.executable, "-m", "cli", "serve", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
-    try:
-        while True:
-            assert process.poll() is None, "the API process exited"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"http://127.0.0.1:{port}/health/ready").status_code == 200:
-                    break
-            time.sleep(0.1)
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
-
-
 async def test_a_stream_resumes_without_loss_across_a_kill_9_of_its_api_process(database_url):
     key = await make_key(database_url)
     port = free_port()
     with api_process(database_url) as other:
         async with httpx.AsyncClient(base_url=other) as http:
-            with _killable_api(database_url, port) as first:
+            with serve_process(database_url, port) as (first, _):
                 async with open_stream(f"http://127.0.0.1:{port}", key) as stream:
                     before = await _ingest(http, key, 5)
                     await stream.wait_events(5)
@@ -117,7 +93,7 @@ async def test_a_stream_resumes_without_loss_across_a_kill_9_of_its_api_process(
                     last_id = stream.last_id
             # Answered 201 by the other process while the stream's process is gone.
             during = await _ingest(http, key, 20)
-            with _killable_api(database_url, port):
+            with serve_process(database_url, port):
                 async with open_stream(f"http://127.0.0.1:{port}", key, last_id) as resumed:
                     await resumed.wait_events(20)
                     after = await _ingest(http, key, 3)

@@ -5,13 +5,10 @@ Ctrl-C."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Iterator
 
 import httpx
 import psycopg
@@ -24,28 +21,11 @@ from tests.helpers import (
     make_key,
     running_receiver,
     running_worker,
+    serve_process,
     wait_for,
 )
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-
-
-@contextlib.contextmanager
-def _api(database_url: str, port: int) -> Iterator[subprocess.Popen]:
-    env = {**os.environ, "EVENTGATE_DATABASE_URL": database_url}
-    command = [sys.executable, "-m", "cli", "serve", "--port", str(port)]
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stderr=subprocess.DEVNULL)
-    try:
-        while True:
-            assert process.poll() is None, "the API process exited"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"http://127.0.0.1:{port}/health/ready").status_code == 200:
-                    break
-            time.sleep(0.1)
-        yield process
-    finally:
-        process.kill()
-        process.wait(timeout=30)
 
 
 def _listen(base: str, key: str, forward_to: str, *extra: str) -> subprocess.Popen:
@@ -83,7 +63,7 @@ async def test_listen_forwards_signed_like_a_delivery_resumes_and_stops_on_ctrl_
     base = f"http://127.0.0.1:{port}"
     async with running_receiver() as receiver, httpx.AsyncClient(base_url=base) as http:
         receiver.secrets["local"] = [SECRET]
-        with _api(database_url, port) as api:
+        with serve_process(database_url, port) as (api, _):
             await add_endpoint(http, key, receiver, "real", event_types=["order.paid"])
             listen = _listen(
                 base,
@@ -105,7 +85,7 @@ async def test_listen_forwards_signed_like_a_delivery_resumes_and_stops_on_ctrl_
             api.kill()
             api.wait()
         # Events stored while listen was reconnecting come once each, in order.
-        with _api(database_url, port):
+        with serve_process(database_url, port):
             second = await _post(http, key, "order.shipped", 2)
             await wait_for(lambda: len(receiver.at("local")) == 5, timeout=30)
             await asyncio.sleep(0.5)
@@ -129,7 +109,7 @@ async def test_listen_forwards_signed_like_a_delivery_resumes_and_stops_on_ctrl_
 
 async def test_listen_prints_the_secret_it_made_and_explains_a_refused_key(database_url):
     port = free_port()
-    with _api(database_url, port):
+    with serve_process(database_url, port):
         listen = _listen(f"http://127.0.0.1:{port}", "eg_0000000000000000_nope", "http://x/")
         output, _ = listen.communicate(timeout=20)
     assert listen.returncode == 2
