@@ -18,6 +18,7 @@ from app.events.stream_hub import StreamHub
 from app.idempotency import SHARED_TRANSACTION
 from app.keys.verifier import KeyVerifier, Principal
 from app.sources.triggers import Triggers
+from core.sandbox import Sandbox
 from core.settings import Settings
 
 
@@ -44,6 +45,11 @@ async def provide_streams(request: Request) -> StreamHub:
 async def provide_triggers(request: Request) -> Triggers:
     """The process's trigger request handling (sources' webhooks)."""
     return request.app.state.triggers
+
+
+async def provide_sandbox(request: Request) -> Sandbox:
+    """The API process's sandbox for transformations."""
+    return request.app.state.sandbox
 
 
 async def provide_key_verifier(request: Request) -> KeyVerifier:
@@ -77,6 +83,7 @@ DEPENDENCIES = {
     "ingest": Provide(provide_ingest),
     "triggers": Provide(provide_triggers),
     "streams": Provide(provide_streams),
+    "sandbox": Provide(provide_sandbox),
     "conn": Provide(provide_transaction),
     "caller": Provide(provide_caller),
 }
@@ -90,3 +97,4 @@ Verifier = NamedDependency[KeyVerifier]
 Ingestor = NamedDependency[Ingest]
 TriggerService = NamedDependency[Triggers]
 Streams = NamedDependency[StreamHub]
+Sandboxes = NamedDependency[Sandbox]

@@ -66,6 +66,10 @@ class UnsupportedMediaType(EventgateError):
     status_code, code = 415, "unsupported_media_type"
 
 
+class TransformationFailed(EventgateError):
+    status_code, code = 422, "transformation_failed"
+
+
 class RateLimited(EventgateError):
     status_code, code = 429, "rate_limited"
 

@@ -43,8 +43,13 @@ from app.schedules.controllers import ScheduleController
 from app.scopes import check_request
 from app.sources.controllers import SourceController, TriggerController
 from app.sources.triggers import Triggers
+from app.transformations.controllers import (
+    EndpointTransformationController,
+    SourceTransformationController,
+)
 from core import encryption
 from core.encryption import Keyring
+from core.sandbox import sandbox_for
 from core.settings import Settings
 from db.pool import open_pool
 
@@ -69,7 +74,10 @@ def create_app(settings: Settings) -> Litestar:
         app.state.ingest = Ingest(pool, settings, app.state.schemas)
         app.state.rate_limiter = RateLimiter(pool, settings, listener)
         app.state.streams = StreamHub(pool, listener, settings)
-        app.state.triggers = Triggers(pool, app.state.ingest, app.state.rate_limiter, settings)
+        app.state.sandbox = sandbox_for(settings)  # its processes start on first use
+        app.state.triggers = Triggers(
+            pool, app.state.ingest, app.state.rate_limiter, settings, app.state.sandbox
+        )
         app.state.sql_figures = SqlFigures(pool, settings.metrics_cache_seconds)
         app.state.request_logs = RequestLogBuffer(pool, days_ahead=settings.partitions_ahead_days)
         background = [
@@ -87,6 +95,7 @@ def create_app(settings: Settings) -> Litestar:
             await asyncio.gather(*background, return_exceptions=True)
             await verifier.flush_last_used()
             await app.state.request_logs.flush()
+            await app.state.sandbox.close()
             await pool.close()
 
     return Litestar(
@@ -100,6 +109,8 @@ def create_app(settings: Settings) -> Litestar:
             RateLimitTierController,
             KeyRateLimitController,
             SourceController,
+            EndpointTransformationController,
+            SourceTransformationController,
             ScheduleController,
             AuditLogController,
             RequestLogController,

@@ -16,8 +16,8 @@ from typing import Any
 
 import aiohttp
 
+from core.event_body import event_body
 from core.secrets import new_endpoint_secret
-from workers.delivery import event_body
 from workers.signing import signature_header
 
 # Waits before reconnecting after a lost stream: short at first, then no faster than this.

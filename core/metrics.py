@@ -93,3 +93,16 @@ def render_process_metrics() -> bytes:
     from prometheus_client import REGISTRY
 
     return generate_latest(REGISTRY)
+
+
+TRANSFORMATIONS = Counter(
+    "eventgate_transformations",
+    "JavaScript transformations run, by where (endpoint, source, test) and result (ok, error)",
+    ["where", "result"],
+)
+TRANSFORMATION_SECONDS = Histogram(
+    "eventgate_transformation_duration_seconds",
+    "Time to run a transformation in a sandbox process, waiting for one included",
+    ["where"],
+    buckets=LATENCY_BUCKETS[:11],
+)

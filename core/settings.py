@@ -38,6 +38,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     stream_heartbeat_seconds: float = 15.0
     # A stream whose client takes no data for this long is ended (it resumes by Last-Event-ID).
     stream_send_timeout_seconds: float = 30.0
+    # Sandbox processes for JavaScript transformations per API or worker process (started on
+    # first use); one tenant may hold all but one of them.
+    transformation_processes: int = 2
+    # CPU time and memory one transformation call may use.
+    transformation_cpu_ms: int = 100
+    transformation_memory_mb: int = 32
     # Delay before each try, counted from the previous failure (the first is the first try).
     delivery_retry_schedule: tuple[float, ...] = (0, 5, 300, 1800, 7200, 18000, 36000, 36000)
     delivery_connect_timeout_seconds: float = 5.0
@@ -151,6 +157,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "deliver_at_horizon_days",
             "stream_max_per_key",
             "stream_send_timeout_seconds",
+            "transformation_processes",
+            "transformation_cpu_ms",
+            "transformation_memory_mb",
         )
         for name in positive:
             if getattr(self, name) <= 0:

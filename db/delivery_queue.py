@@ -55,6 +55,7 @@ class Claimed(msgspec.Struct):
     event_type: str | None
     payload: dict[str, Any] | None
     metadata: dict[str, Any] | None
+    transformation: str | None = None  # the endpoint's JavaScript handler, if it has one
 
     @property
     def secret(self) -> str:
@@ -147,7 +148,7 @@ SELECT l.id, l.created_at, l.tenant_id, l.event_id, l.endpoint_id, l.attempts, l
        e.secret_encrypted,
        CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret_encrypted END
            AS previous_secret_encrypted,
-       ev.source, ev.event_type, ev.payload, ev.metadata
+       ev.source, ev.event_type, ev.payload, ev.metadata, e.transformation
 FROM leased l
 JOIN endpoints e ON e.id = l.endpoint_id
 LEFT JOIN events ev ON ev.id = l.event_id AND ev.created_at = l.created_at

@@ -41,6 +41,7 @@ class SourceWithSecret(Source, kw_only=True):
     sealed, opened in memory when asked)."""
 
     secret_encrypted: bytes | None
+    transformation: str | None = None  # run on each request before its event is stored
 
     @property
     def secret(self) -> str | None:
@@ -96,7 +97,9 @@ RETURNING {COLUMNS}
 GET = f"SELECT {COLUMNS} FROM sources WHERE {MINE}"
 
 # The source a trigger token belongs to, with its secret (sources_token_key).
-BY_TOKEN = f"SELECT {COLUMNS}, secret_encrypted FROM sources WHERE token = %(token)s"
+BY_TOKEN = f"""
+SELECT {COLUMNS}, secret_encrypted, transformation FROM sources WHERE token = %(token)s
+"""
 
 # A page of a tenant's sources in id order after the cursor (sources_tenant_idx).
 LIST_PAGE = f"""

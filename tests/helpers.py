@@ -57,6 +57,8 @@ class Received(msgspec.Struct):
     verified: bool
     at: float
     wall: float
+    method: str = "POST"
+    query: str = ""
 
 
 class Receiver:
@@ -81,7 +83,7 @@ class Receiver:
         return f"{self.url}/{path}"
 
     async def handle(self, request: web.Request) -> web.Response:
-        """Record, verify and answer one POST."""
+        """Record, verify and answer one request."""
         path = request.match_info["path"]
         self.in_flight += 1
         self.in_flight_at[path] += 1
@@ -100,6 +102,8 @@ class Receiver:
                     self.verify(path, raw, headers),
                     time.monotonic(),
                     time.time(),
+                    request.method,
+                    request.query_string,
                 )
             )
             self.arrived.set()
@@ -134,7 +138,8 @@ async def running_receiver(ssl_context: ssl.SSLContext | None = None) -> AsyncIt
     """Serve a Receiver on a free loopback port (over TLS with `ssl_context`)."""
     receiver = Receiver()
     web_app = web.Application()
-    web_app.router.add_post("/{path}", receiver.handle)
+    for method in ("POST", "PUT", "PATCH"):  # a transformation may choose PUT or PATCH
+        web_app.router.add_route(method, "/{path}", receiver.handle)
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, ssl_context=ssl_context)

@@ -18,15 +18,14 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
 
-import msgspec
 import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from core import logs
 from core.encryption import UndecryptableSecret
+from core.event_body import event_body
 from core.metrics import DELIVERIES, DELIVERY_LATENCY
 from core.settings import Settings
 from db import delivery_queue, endpoint_health, rate_windows
@@ -36,6 +35,7 @@ from workers.destinations import Destinations
 from workers.destinations.base import Message, Outcome
 from workers.notices import report_batch
 from workers.signing import signature_header
+from workers.transformations import shape
 
 logger = logging.getLogger("eventgate.delivery")
 ATTEMPTS_LOG = logs.get("eventgate.delivery")
@@ -160,7 +160,7 @@ def count_outcomes(claimed: Sequence[Claimed], results: Sequence[Result]) -> Non
         counts[c.kind, result.status] += 1
         if result.status == "succeeded":
             DELIVERY_LATENCY.observe((now - c.created_at).total_seconds())
-        else:
+        elif result.status != "cancelled":
             ATTEMPTS_LOG.warning(
                 "delivery attempt failed",
                 delivery_id=str(c.id),
@@ -179,43 +179,29 @@ def webhook_body(c: Claimed) -> bytes:
     return event_body(c.event_id, c.source, c.event_type, c.payload, c.metadata, c.created_at)
 
 
-def event_body(
-    event_id: object,
-    source: str,
-    event_type: str,
-    payload: Any,
-    metadata: Any,
-    created_at: datetime,
-) -> bytes:
-    """The body of any delivery of this event (`eventgate listen` forwards the same bytes)."""
-    return msgspec.json.encode(
-        {
-            "id": event_id,
-            "source": source,
-            "event_type": event_type,
-            "payload": payload,
-            "metadata": metadata,
-            "created_at": created_at,
-        }
-    )
-
-
 async def send_one(destinations: Destinations, c: Claimed) -> Outcome | None:
     """Send one delivery signed with every valid secret; None when the event is gone."""
     if c.payload is None:
         return None
-    body = webhook_body(c)
+    body, extra, method, url = webhook_body(c), {}, "POST", None
+    if c.transformation is not None:
+        shaped = await shape(destinations.sandbox, c, body)
+        if isinstance(shaped, Outcome):
+            return shaped
+        body, extra, method, url = shaped.body, shaped.headers, shaped.method, shaped.url
     message_id = str(c.event_id)  # stable across retries: receivers de-duplicate on it
     timestamp = int(time.time())
     try:
         secrets = [c.secret] + ([c.previous_secret] if c.previous_secret else [])
         headers = {
+            **extra,  # a transformation's own headers, never one of those below
             "content-type": "application/json",
             "webhook-id": message_id,
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature_header(secrets, message_id, timestamp, body),
         }
-        return await destinations.send(c, Message(message_id, body, headers))
+        message = Message(message_id, body, headers, method, url)
+        return await destinations.send(c, message)
     except UndecryptableSecret as exc:
         # Never a wrong signature or credential, never a crashed batch: the try fails visibly
         # and is retried on the schedule (an operator's key fix makes the next one work).
@@ -229,6 +215,8 @@ def plan(c: Claimed, outcome: Outcome | None, schedule: Sequence[float]) -> Resu
         return _result(c, None, "dead", c.retry_index, 0.0, "the event is no longer stored")
     if outcome.succeeded:
         return _result(c, outcome, "succeeded", c.retry_index, 0.0, None)
+    if outcome.cancelled:
+        return _result(c, outcome, "cancelled", c.retry_index, 0.0, outcome.error)
     error = outcome.error or f"HTTP {outcome.status_code}"
     next_index = c.retry_index + 1
     if next_index >= len(schedule) or outcome.permanent:
@@ -272,7 +260,7 @@ def batch_health(
     whether it answered 410 Gone."""
     health: dict[uuid.UUID, BatchHealth] = {}
     pairs = sorted(
-        ((c, o) for c, o in zip(claimed, outcomes, strict=True) if o is not None),
+        ((c, o) for c, o in zip(claimed, outcomes, strict=True) if o is not None and o.sent),
         key=lambda pair: pair[1].started_at,
     )
     for c, o in pairs:

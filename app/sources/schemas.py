@@ -165,7 +165,9 @@ class RejectionList(msgspec.Struct):
 
 
 class TriggerAccepted(msgspec.Struct):
-    """The event a trigger request became (duplicate: a redelivery of an earlier one)."""
+    """The event a trigger request became (duplicate: a redelivery of an earlier one;
+    cancelled: the source's transformation chose to store nothing, and event_id is null)."""
 
-    event_id: uuid.UUID
+    event_id: uuid.UUID | None
     duplicate: bool
+    cancelled: bool = False

@@ -53,6 +53,7 @@ def _view(row: sources.Source) -> SourceView:
     fields = msgspec.structs.asdict(row)
     fields.pop("tenant_id")
     fields.pop("secret_encrypted", None)  # write-only: never part of a view
+    fields.pop("transformation", None)  # its own route: /v1/sources/{id}/transformation
     token = fields.pop("token")
     return SourceView(trigger_path=f"/v1/triggers/{token}", **fields)
 

@@ -23,6 +23,7 @@ from app.errors import (
     MalformedRequest,
     NotFound,
     PayloadTooLarge,
+    TransformationFailed,
     UnsupportedMediaType,
 )
 from app.events.schemas import EventIn
@@ -39,7 +40,9 @@ from app.sources.schemas import (
     Verification,
 )
 from app.sources.verification import verify
+from core.sandbox import Sandbox
 from core.settings import Settings
+from core.transformations import Refused, source_result, source_webhook
 from db import operational, sources
 from db.ids import new_id
 from db.rate_limits import Window
@@ -63,6 +66,7 @@ class Received(msgspec.Struct):
     event_type: str
     dedup_key: str | None
     challenge: str | None = None
+    cancelled: bool = False  # by the source's transformation: nothing is stored
 
 
 class _Duplicate(Exception):
@@ -73,12 +77,18 @@ class Triggers:
     """Trigger requests for one API process: its pool, ingest and rate limiter."""
 
     def __init__(
-        self, pool: AsyncConnectionPool, ingest: Ingest, limiter: RateLimiter, settings: Settings
+        self,
+        pool: AsyncConnectionPool,
+        ingest: Ingest,
+        limiter: RateLimiter,
+        settings: Settings,
+        sandbox: Sandbox,
     ) -> None:
         self._pool = pool
         self._ingest = ingest
         self._limiter = limiter
         self._settings = settings
+        self._sandbox = sandbox
 
     async def receive(self, request: Request, token: str) -> tuple[int, Any, dict[str, str]]:
         """(status, body, headers) for one trigger request; refusals raise (and are recorded)."""
@@ -90,6 +100,10 @@ class Triggers:
             received = await _read(request, source, headers)
             if received.challenge is not None:
                 return 200, {"challenge": received.challenge}, limit_headers
+            if source.transformation is not None:
+                received = await self._transform(source, received, headers)
+            if received.cancelled:
+                return 200, TriggerAccepted(None, False, cancelled=True), limit_headers
             event_id, duplicate = await self._store(source, received, headers)
         except EventgateError as refused:
             await self._record(source, refused, address, headers)
@@ -119,6 +133,29 @@ class Triggers:
         if not decision.taken.allowed:
             raise decision.refuse("this address for this source")
         return decision.headers()
+
+    async def _transform(
+        self, source: sources.SourceWithSecret, received: Received, headers: dict[str, str]
+    ) -> Received:
+        """The request as the source's handler leaves it (before anything is stored; no
+        connection is held while it runs); TransformationFailed when it fails."""
+        assert source.transformation is not None
+        webhook = source_webhook(received.payload, received.event_type, headers)
+        verdict = await self._sandbox.run(
+            source.tenant_id, source.transformation, webhook, "source"
+        )
+        try:
+            if not verdict.ok or verdict.output is None:
+                where = f" (line {verdict.line})" if verdict.line else ""
+                raise Refused(f"{verdict.error}{where}")
+            result = source_result(verdict.output)
+        except Refused as exc:
+            raise TransformationFailed(f"the source's transformation failed: {exc}") from None
+        if result.cancel:
+            return msgspec.structs.replace(received, cancelled=True)
+        return msgspec.structs.replace(
+            received, payload=result.payload, event_type=result.event_type
+        )
 
     async def _store(
         self, source: sources.SourceWithSecret, received: Received, headers: dict[str, str]

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.encryption import UndecryptableSecret
+from core.sandbox import Sandbox, sandbox_for
 from core.settings import Settings
 from db.delivery_queue import Claimed
 from workers.destinations.base import Destination, Message, Outcome, describe
@@ -32,11 +33,19 @@ KINDS: dict[str, Callable[[Settings], Destination]] = {
 
 
 class Destinations:
-    """The clients of one worker event loop, one per kind."""
+    """The clients of one worker event loop, one per kind, and its transformation sandbox."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._clients: dict[str, Destination] = {}
+        self._sandbox: Sandbox | None = None
+
+    @property
+    def sandbox(self) -> Sandbox:
+        """The sandbox endpoints' transformations run in (its processes start on first use)."""
+        if self._sandbox is None:
+            self._sandbox = sandbox_for(self.settings)
+        return self._sandbox
 
     def client(self, kind: str) -> Destination:
         """The client of a kind, made on first use."""
@@ -59,6 +68,8 @@ class Destinations:
         """Close every client made."""
         clients, self._clients = list(self._clients.values()), {}
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
+        if self._sandbox is not None:
+            await self._sandbox.close()
 
 
 _made: dict[Any, Destinations] = {}

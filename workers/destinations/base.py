@@ -25,13 +25,17 @@ class Message(msgspec.Struct, frozen=True):
     id: str
     body: bytes
     headers: dict[str, str]
+    # An endpoint's transformation may change these for an HTTP destination.
+    method: str = "POST"
+    url: str | None = None
 
 
 class Outcome(msgspec.Struct):
     """What one try gave. `succeeded`: the destination took the message (a 2xx, a broker's
     acknowledgement). Otherwise the try failed and is retried on the schedule, or after
     `retry_after` seconds when the destination asked; `permanent` ends the delivery at once
-    (it could never succeed); `gone` asks for the endpoint to be disabled (HTTP 410)."""
+    (it could never succeed); `gone` asks for the endpoint to be disabled (HTTP 410);
+    `cancelled`: the endpoint's transformation chose not to send it."""
 
     succeeded: bool
     status_code: int | None
@@ -42,6 +46,10 @@ class Outcome(msgspec.Struct):
     retry_after: float | None = None
     permanent: bool = False
     gone: bool = False
+    # Nothing reached the destination (a transformation failed or cancelled the delivery): says
+    # nothing of the endpoint's health.
+    sent: bool = True
+    cancelled: bool = False
 
 
 class Destination(Protocol):

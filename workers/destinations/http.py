@@ -83,7 +83,9 @@ class HttpDestination:
         """One try (and, when an OAuth2 token was refused, one more with a fresh token)."""
         config = delivery.config
         if config is None:  # a plain endpoint: the signed POST alone
-            return await self.post(delivery.url, message.body, message.headers)
+            return await self.post(
+                message.url or delivery.url, message.body, message.headers, method=message.method
+            )
         assert isinstance(config, HttpConfig)
         headers = {**config.headers, **message.headers}
         ssl = await self.tls.context_for(config.tls) if config.tls else True
@@ -94,7 +96,8 @@ class HttpDestination:
                     headers["authorization"] = await self._authorization(delivery, auth, ssl)
             except TokenRefused as exc:
                 return _failed(str(exc), time.perf_counter(), datetime.now(UTC))
-            outcome = await self.post(delivery.url, message.body, headers, ssl)
+            url = message.url or delivery.url
+            outcome = await self.post(url, message.body, headers, ssl, message.method)
             if outcome.status_code != 401 or not isinstance(auth, OAuth2ClientCredentials):
                 return outcome
             if not fresh:
@@ -111,17 +114,23 @@ class HttpDestination:
         return f"Bearer {await self.tokens.token(delivery.endpoint_id, auth, ssl)}"
 
     async def post(
-        self, url: str, body: bytes, headers: dict[str, str], ssl: SSLContext | bool = True
+        self,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        ssl: SSLContext | bool = True,
+        method: str = "POST",
     ) -> Outcome:
-        """One POST; never raises for anything the destination does."""
+        """One request (a POST unless a transformation chose PUT or PATCH); never raises for
+        anything the destination does."""
         started_at = datetime.now(UTC)
         start = time.perf_counter()
         try:
             self._refuse_literal(url)
             # Only a client certificate's context is passed: the default is the session's own.
             tls = {} if ssl is True else {"ssl": ssl}
-            async with self.session.post(
-                url, data=body, headers=headers, allow_redirects=False, **tls
+            async with self.session.request(
+                method, url, data=body, headers=headers, allow_redirects=False, **tls
             ) as response:
                 excerpt = await read_excerpt(response)
                 return Outcome(
