@@ -204,6 +204,13 @@ export interface EndpointPatch {
   config?: HttpConfig | RabbitMqConfig | NatsConfig | RedisConfig | null;
 }
 
+/** EndpointTransformationTest */
+export interface EndpointTransformationTest {
+  payload: Record<string, unknown>;
+  event_type?: string;
+  code?: string | null;
+}
+
 /** EndpointView */
 export interface EndpointView {
   id: string;
@@ -653,6 +660,14 @@ export interface SourceSecret {
   secret: string | null;
 }
 
+/** SourceTransformationTest */
+export interface SourceTransformationTest {
+  payload: Record<string, unknown>;
+  event_type?: string;
+  headers?: Record<string, string>;
+  code?: string | null;
+}
+
 /** SourceView */
 export interface SourceView {
   id: string;
@@ -701,10 +716,44 @@ export interface TierView {
   burst: number | null;
 }
 
+/** TransformationIn */
+export interface TransformationIn {
+  code: string;
+}
+
+/** TransformationTestResult */
+export interface TransformationTestResult {
+  ok: boolean;
+  cancelled?: boolean;
+  result?: Record<string, unknown> | null;
+  error?: string | null;
+  line?: number | null;
+}
+
+/** TransformationVersionList */
+export interface TransformationVersionList {
+  versions: Array<TransformationVersionView>;
+  pagination: Pagination;
+}
+
+/** TransformationVersionView */
+export interface TransformationVersionView {
+  version: number;
+  code: string | null;
+  created_at: string;
+}
+
+/** TransformationView */
+export interface TransformationView {
+  code: string | null;
+  version: number;
+}
+
 /** TriggerAccepted */
 export interface TriggerAccepted {
-  event_id: string;
+  event_id: string | null;
   duplicate: boolean;
+  cancelled?: boolean;
 }
 
 /** Every operation of the API; the client supplies `call`. */
@@ -791,6 +840,11 @@ export abstract class Operations {
     return this.call<EndpointView>("GET", `/v1/endpoints/${encodeURIComponent(endpointId)}`, {});
   }
 
+  /** Get an endpoint's transformation (GET /v1/endpoints/{endpoint_id}/transformation). */
+  async getEndpointTransformation(endpointId: string): Promise<TransformationView> {
+    return this.call<TransformationView>("GET", `/v1/endpoints/${encodeURIComponent(endpointId)}/transformation`, {});
+  }
+
   /** Get an event (GET /v1/events/{event_id}). */
   async getEvent(eventId: string): Promise<EventView> {
     return this.call<EventView>("GET", `/v1/events/${encodeURIComponent(eventId)}`, {});
@@ -829,6 +883,11 @@ export abstract class Operations {
   /** Get the secret requests are verified with (GET /v1/sources/{source_id}/secret). */
   async getSourceSecret(sourceId: string): Promise<SourceSecret> {
     return this.call<SourceSecret>("GET", `/v1/sources/${encodeURIComponent(sourceId)}/secret`, {});
+  }
+
+  /** Get a source's transformation (GET /v1/sources/{source_id}/transformation). */
+  async getSourceTransformation(sourceId: string): Promise<TransformationView> {
+    return this.call<TransformationView>("GET", `/v1/sources/${encodeURIComponent(sourceId)}/transformation`, {});
   }
 
   /** Liveness and readiness together (GET /health). */
@@ -870,6 +929,20 @@ export abstract class Operations {
     do {
       const page = await this.listDeliveries({ ...query, cursor });
       yield* page.deliveries;
+      cursor = page.pagination.next_cursor;
+    } while (cursor);
+  }
+
+  /** List an endpoint's transformation versions (GET /v1/endpoints/{endpoint_id}/transformation/versions). */
+  async listEndpointTransformationVersions(endpointId: string, query: { limit?: number; cursor?: string | null } = {}): Promise<TransformationVersionList> {
+    return this.call<TransformationVersionList>("GET", `/v1/endpoints/${encodeURIComponent(endpointId)}/transformation/versions`, { query });
+  }
+  /** Every item of listEndpointTransformationVersions, page after page. */
+  async *iterEndpointTransformationVersions(endpointId: string, query: { limit?: number; cursor?: string | null } = {}): AsyncGenerator<TransformationVersionView> {
+    let cursor: string | null | undefined = undefined;
+    do {
+      const page = await this.listEndpointTransformationVersions(endpointId, { ...query, cursor });
+      yield* page.versions;
       cursor = page.pagination.next_cursor;
     } while (cursor);
   }
@@ -982,6 +1055,20 @@ export abstract class Operations {
     } while (cursor);
   }
 
+  /** List a source's transformation versions (GET /v1/sources/{source_id}/transformation/versions). */
+  async listSourceTransformationVersions(sourceId: string, query: { limit?: number; cursor?: string | null } = {}): Promise<TransformationVersionList> {
+    return this.call<TransformationVersionList>("GET", `/v1/sources/${encodeURIComponent(sourceId)}/transformation/versions`, { query });
+  }
+  /** Every item of listSourceTransformationVersions, page after page. */
+  async *iterSourceTransformationVersions(sourceId: string, query: { limit?: number; cursor?: string | null } = {}): AsyncGenerator<TransformationVersionView> {
+    let cursor: string | null | undefined = undefined;
+    do {
+      const page = await this.listSourceTransformationVersions(sourceId, { ...query, cursor });
+      yield* page.versions;
+      cursor = page.pagination.next_cursor;
+    } while (cursor);
+  }
+
   /** List sources (GET /v1/sources). */
   async listSources(query: { limit?: number; cursor?: string | null } = {}): Promise<SourceList> {
     return this.call<SourceList>("GET", `/v1/sources`, { query });
@@ -1031,6 +1118,16 @@ export abstract class Operations {
     return this.call<Recovered>("POST", `/v1/endpoints/${encodeURIComponent(endpointId)}/recover`, { body });
   }
 
+  /** Remove an endpoint's transformation (DELETE /v1/endpoints/{endpoint_id}/transformation). */
+  async removeEndpointTransformation(endpointId: string): Promise<TransformationView> {
+    return this.call<TransformationView>("DELETE", `/v1/endpoints/${encodeURIComponent(endpointId)}/transformation`, {});
+  }
+
+  /** Remove a source's transformation (DELETE /v1/sources/{source_id}/transformation). */
+  async removeSourceTransformation(sourceId: string): Promise<TransformationView> {
+    return this.call<TransformationView>("DELETE", `/v1/sources/${encodeURIComponent(sourceId)}/transformation`, {});
+  }
+
   /** Resume a schedule from its next tick (POST /v1/schedules/{schedule_id}/resume). */
   async resumeSchedule(scheduleId: string): Promise<ScheduleView> {
     return this.call<ScheduleView>("POST", `/v1/schedules/${encodeURIComponent(scheduleId)}/resume`, {});
@@ -1066,9 +1163,29 @@ export abstract class Operations {
     return this.call<RunView>("POST", `/v1/schedules/${encodeURIComponent(scheduleId)}/run`, {});
   }
 
+  /** Set an endpoint's transformation (a new version) (PUT /v1/endpoints/{endpoint_id}/transformation). */
+  async setEndpointTransformation(endpointId: string, body: TransformationIn): Promise<TransformationView> {
+    return this.call<TransformationView>("PUT", `/v1/endpoints/${encodeURIComponent(endpointId)}/transformation`, { body });
+  }
+
+  /** Set a source's transformation (a new version) (PUT /v1/sources/{source_id}/transformation). */
+  async setSourceTransformation(sourceId: string, body: TransformationIn): Promise<TransformationView> {
+    return this.call<TransformationView>("PUT", `/v1/sources/${encodeURIComponent(sourceId)}/transformation`, { body });
+  }
+
   /** Send a signed test event to this endpoint (POST /v1/endpoints/{endpoint_id}/test). */
   async testEndpoint(endpointId: string): Promise<TestSent> {
     return this.call<TestSent>("POST", `/v1/endpoints/${encodeURIComponent(endpointId)}/test`, {});
+  }
+
+  /** Run an endpoint's transformation on a sample event (POST /v1/endpoints/{endpoint_id}/transformation/test). */
+  async testEndpointTransformation(endpointId: string, body: EndpointTransformationTest): Promise<TransformationTestResult> {
+    return this.call<TransformationTestResult>("POST", `/v1/endpoints/${encodeURIComponent(endpointId)}/transformation/test`, { body });
+  }
+
+  /** Run a source's transformation on a sample request (POST /v1/sources/{source_id}/transformation/test). */
+  async testSourceTransformation(sourceId: string, body: SourceTransformationTest): Promise<TransformationTestResult> {
+    return this.call<TransformationTestResult>("POST", `/v1/sources/${encodeURIComponent(sourceId)}/transformation/test`, { body });
   }
 
   /** Change an endpoint (PATCH /v1/endpoints/{endpoint_id}). */
@@ -1116,6 +1233,7 @@ export const OPERATIONS: readonly string[] = [
   "enable_endpoint",
   "get_delivery",
   "get_endpoint",
+  "get_endpoint_transformation",
   "get_event",
   "get_event_type",
   "get_key",
@@ -1124,11 +1242,13 @@ export const OPERATIONS: readonly string[] = [
   "get_secret",
   "get_source",
   "get_source_secret",
+  "get_source_transformation",
   "health",
   "ingest_batch",
   "ingest_event",
   "list_audit_logs",
   "list_deliveries",
+  "list_endpoint_transformation_versions",
   "list_endpoints",
   "list_event_deliveries",
   "list_event_types",
@@ -1138,6 +1258,7 @@ export const OPERATIONS: readonly string[] = [
   "list_request_logs",
   "list_schedule_runs",
   "list_schedules",
+  "list_source_transformation_versions",
   "list_sources",
   "list_tiers",
   "live",
@@ -1146,6 +1267,8 @@ export const OPERATIONS: readonly string[] = [
   "ready",
   "receive_trigger",
   "recover_endpoint",
+  "remove_endpoint_transformation",
+  "remove_source_transformation",
   "resume_schedule",
   "retry_delivery",
   "revoke_key",
@@ -1153,8 +1276,12 @@ export const OPERATIONS: readonly string[] = [
   "rotate_secret",
   "rotate_source_token",
   "run_schedule",
+  "set_endpoint_transformation",
+  "set_source_transformation",
   "stream_events",
   "test_endpoint",
+  "test_endpoint_transformation",
+  "test_source_transformation",
   "update_endpoint",
   "update_event_type",
   "update_key",

@@ -234,6 +234,14 @@ class EndpointPatch(TypedDict):
     config: NotRequired[HttpConfig | RabbitMqConfig | NatsConfig | RedisConfig | None]
 
 
+class EndpointTransformationTest(TypedDict):
+    """EndpointTransformationTest."""
+
+    payload: dict[str, Any]
+    event_type: NotRequired[str]
+    code: NotRequired[str | None]
+
+
 class EndpointView(TypedDict):
     """EndpointView."""
 
@@ -758,6 +766,15 @@ class SourceSecret(TypedDict):
     secret: str | None
 
 
+class SourceTransformationTest(TypedDict):
+    """SourceTransformationTest."""
+
+    payload: dict[str, Any]
+    event_type: NotRequired[str]
+    headers: NotRequired[dict[str, str]]
+    code: NotRequired[str | None]
+
+
 class SourceView(TypedDict):
     """SourceView."""
 
@@ -812,11 +829,50 @@ class TierView(TypedDict):
     burst: int | None
 
 
+class TransformationIn(TypedDict):
+    """TransformationIn."""
+
+    code: str
+
+
+class TransformationTestResult(TypedDict):
+    """TransformationTestResult."""
+
+    ok: bool
+    cancelled: NotRequired[bool]
+    result: NotRequired[dict[str, Any] | None]
+    error: NotRequired[str | None]
+    line: NotRequired[int | None]
+
+
+class TransformationVersionList(TypedDict):
+    """TransformationVersionList."""
+
+    versions: list[TransformationVersionView]
+    pagination: Pagination
+
+
+class TransformationVersionView(TypedDict):
+    """TransformationVersionView."""
+
+    version: int
+    code: str | None
+    created_at: str
+
+
+class TransformationView(TypedDict):
+    """TransformationView."""
+
+    code: str | None
+    version: int
+
+
 class TriggerAccepted(TypedDict):
     """TriggerAccepted."""
 
-    event_id: str
+    event_id: str | None
     duplicate: bool
+    cancelled: NotRequired[bool]
 
 
 async def _each(items: list[Any]) -> AsyncIterator[Any]:
@@ -825,7 +881,7 @@ async def _each(items: list[Any]) -> AsyncIterator[Any]:
 
 
 class SyncOperations:
-    """Every operation of the API (60 with the stream)."""
+    """Every operation of the API (70 with the stream)."""
 
     _transport: SyncTransport
 
@@ -893,6 +949,12 @@ class SyncOperations:
         """Get an endpoint (GET /v1/endpoints/{endpoint_id})."""
         return self._transport.call("GET", f"/v1/endpoints/{path_segment(endpoint_id)}")
 
+    def get_endpoint_transformation(self, endpoint_id: str) -> TransformationView:
+        """Get an endpoint's transformation (GET /v1/endpoints/{endpoint_id}/transformation)."""
+        return self._transport.call(
+            "GET", f"/v1/endpoints/{path_segment(endpoint_id)}/transformation"
+        )
+
     def get_event(self, event_id: str) -> EventView:
         """Get an event (GET /v1/events/{event_id})."""
         return self._transport.call("GET", f"/v1/events/{path_segment(event_id)}")
@@ -924,6 +986,10 @@ class SyncOperations:
     def get_source_secret(self, source_id: str) -> SourceSecret:
         """Get the secret requests are verified with (GET /v1/sources/{source_id}/secret)."""
         return self._transport.call("GET", f"/v1/sources/{path_segment(source_id)}/secret")
+
+    def get_source_transformation(self, source_id: str) -> TransformationView:
+        """Get a source's transformation (GET /v1/sources/{source_id}/transformation)."""
+        return self._transport.call("GET", f"/v1/sources/{path_segment(source_id)}/transformation")
 
     def health(self) -> Health:
         """Liveness and readiness together (GET /health)."""
@@ -1037,6 +1103,30 @@ class SyncOperations:
                 cursor=cursor,
             )
             yield from page["deliveries"]
+            cursor = page["pagination"]["next_cursor"]
+            if cursor is None:
+                return
+
+    def list_endpoint_transformation_versions(
+        self, endpoint_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> TransformationVersionList:
+        """List an endpoint's transformation versions (GET /v1/endpoints/{endpoint_id}/transformation/versions)."""
+        return self._transport.call(
+            "GET",
+            f"/v1/endpoints/{path_segment(endpoint_id)}/transformation/versions",
+            query={"limit": limit, "cursor": cursor},
+        )
+
+    def iter_endpoint_transformation_versions(
+        self, endpoint_id: str, *, limit: int | None = None
+    ) -> Iterator[TransformationVersionView]:
+        """Every item of list_endpoint_transformation_versions, page after page (TransformationVersionList.versions)."""
+        cursor = None
+        while True:
+            page = self.list_endpoint_transformation_versions(
+                endpoint_id, limit=limit, cursor=cursor
+            )
+            yield from page["versions"]
             cursor = page["pagination"]["next_cursor"]
             if cursor is None:
                 return
@@ -1249,6 +1339,28 @@ class SyncOperations:
             if cursor is None:
                 return
 
+    def list_source_transformation_versions(
+        self, source_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> TransformationVersionList:
+        """List a source's transformation versions (GET /v1/sources/{source_id}/transformation/versions)."""
+        return self._transport.call(
+            "GET",
+            f"/v1/sources/{path_segment(source_id)}/transformation/versions",
+            query={"limit": limit, "cursor": cursor},
+        )
+
+    def iter_source_transformation_versions(
+        self, source_id: str, *, limit: int | None = None
+    ) -> Iterator[TransformationVersionView]:
+        """Every item of list_source_transformation_versions, page after page (TransformationVersionList.versions)."""
+        cursor = None
+        while True:
+            page = self.list_source_transformation_versions(source_id, limit=limit, cursor=cursor)
+            yield from page["versions"]
+            cursor = page["pagination"]["next_cursor"]
+            if cursor is None:
+                return
+
     def list_sources(self, *, limit: int | None = None, cursor: str | None = None) -> SourceList:
         """List sources (GET /v1/sources)."""
         return self._transport.call("GET", "/v1/sources", query={"limit": limit, "cursor": cursor})
@@ -1299,6 +1411,18 @@ class SyncOperations:
             "POST", f"/v1/endpoints/{path_segment(endpoint_id)}/recover", body=body
         )
 
+    def remove_endpoint_transformation(self, endpoint_id: str) -> TransformationView:
+        """Remove an endpoint's transformation (DELETE /v1/endpoints/{endpoint_id}/transformation)."""
+        return self._transport.call(
+            "DELETE", f"/v1/endpoints/{path_segment(endpoint_id)}/transformation"
+        )
+
+    def remove_source_transformation(self, source_id: str) -> TransformationView:
+        """Remove a source's transformation (DELETE /v1/sources/{source_id}/transformation)."""
+        return self._transport.call(
+            "DELETE", f"/v1/sources/{path_segment(source_id)}/transformation"
+        )
+
     def resume_schedule(self, schedule_id: str) -> ScheduleView:
         """Resume a schedule from its next tick (POST /v1/schedules/{schedule_id}/resume)."""
         return self._transport.call("POST", f"/v1/schedules/{path_segment(schedule_id)}/resume")
@@ -1329,9 +1453,41 @@ class SyncOperations:
         """Run a schedule now (its event is ingested at once) (POST /v1/schedules/{schedule_id}/run)."""
         return self._transport.call("POST", f"/v1/schedules/{path_segment(schedule_id)}/run")
 
+    def set_endpoint_transformation(
+        self, endpoint_id: str, body: TransformationIn
+    ) -> TransformationView:
+        """Set an endpoint's transformation (a new version) (PUT /v1/endpoints/{endpoint_id}/transformation)."""
+        return self._transport.call(
+            "PUT", f"/v1/endpoints/{path_segment(endpoint_id)}/transformation", body=body
+        )
+
+    def set_source_transformation(
+        self, source_id: str, body: TransformationIn
+    ) -> TransformationView:
+        """Set a source's transformation (a new version) (PUT /v1/sources/{source_id}/transformation)."""
+        return self._transport.call(
+            "PUT", f"/v1/sources/{path_segment(source_id)}/transformation", body=body
+        )
+
     def test_endpoint(self, endpoint_id: str) -> TestSent:
         """Send a signed test event to this endpoint (POST /v1/endpoints/{endpoint_id}/test)."""
         return self._transport.call("POST", f"/v1/endpoints/{path_segment(endpoint_id)}/test")
+
+    def test_endpoint_transformation(
+        self, endpoint_id: str, body: EndpointTransformationTest
+    ) -> TransformationTestResult:
+        """Run an endpoint's transformation on a sample event (POST /v1/endpoints/{endpoint_id}/transformation/test)."""
+        return self._transport.call(
+            "POST", f"/v1/endpoints/{path_segment(endpoint_id)}/transformation/test", body=body
+        )
+
+    def test_source_transformation(
+        self, source_id: str, body: SourceTransformationTest
+    ) -> TransformationTestResult:
+        """Run a source's transformation on a sample request (POST /v1/sources/{source_id}/transformation/test)."""
+        return self._transport.call(
+            "POST", f"/v1/sources/{path_segment(source_id)}/transformation/test", body=body
+        )
 
     def update_endpoint(self, endpoint_id: str, body: EndpointPatch) -> EndpointView:
         """Change an endpoint (PATCH /v1/endpoints/{endpoint_id})."""
@@ -1359,7 +1515,7 @@ class SyncOperations:
 
 
 class AsyncOperations:
-    """Every operation of the API (60 with the stream)."""
+    """Every operation of the API (70 with the stream)."""
 
     _transport: AsyncTransport
 
@@ -1431,6 +1587,12 @@ class AsyncOperations:
         """Get an endpoint (GET /v1/endpoints/{endpoint_id})."""
         return await self._transport.call("GET", f"/v1/endpoints/{path_segment(endpoint_id)}")
 
+    async def get_endpoint_transformation(self, endpoint_id: str) -> TransformationView:
+        """Get an endpoint's transformation (GET /v1/endpoints/{endpoint_id}/transformation)."""
+        return await self._transport.call(
+            "GET", f"/v1/endpoints/{path_segment(endpoint_id)}/transformation"
+        )
+
     async def get_event(self, event_id: str) -> EventView:
         """Get an event (GET /v1/events/{event_id})."""
         return await self._transport.call("GET", f"/v1/events/{path_segment(event_id)}")
@@ -1464,6 +1626,12 @@ class AsyncOperations:
     async def get_source_secret(self, source_id: str) -> SourceSecret:
         """Get the secret requests are verified with (GET /v1/sources/{source_id}/secret)."""
         return await self._transport.call("GET", f"/v1/sources/{path_segment(source_id)}/secret")
+
+    async def get_source_transformation(self, source_id: str) -> TransformationView:
+        """Get a source's transformation (GET /v1/sources/{source_id}/transformation)."""
+        return await self._transport.call(
+            "GET", f"/v1/sources/{path_segment(source_id)}/transformation"
+        )
 
     async def health(self) -> Health:
         """Liveness and readiness together (GET /health)."""
@@ -1578,6 +1746,31 @@ class AsyncOperations:
                 cursor=cursor,
             )
             async for item in _each(page["deliveries"]):
+                yield item
+            cursor = page["pagination"]["next_cursor"]
+            if cursor is None:
+                return
+
+    async def list_endpoint_transformation_versions(
+        self, endpoint_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> TransformationVersionList:
+        """List an endpoint's transformation versions (GET /v1/endpoints/{endpoint_id}/transformation/versions)."""
+        return await self._transport.call(
+            "GET",
+            f"/v1/endpoints/{path_segment(endpoint_id)}/transformation/versions",
+            query={"limit": limit, "cursor": cursor},
+        )
+
+    async def iter_endpoint_transformation_versions(
+        self, endpoint_id: str, *, limit: int | None = None
+    ) -> AsyncIterator[TransformationVersionView]:
+        """Every item of list_endpoint_transformation_versions, page after page (TransformationVersionList.versions)."""
+        cursor = None
+        while True:
+            page = await self.list_endpoint_transformation_versions(
+                endpoint_id, limit=limit, cursor=cursor
+            )
+            async for item in _each(page["versions"]):
                 yield item
             cursor = page["pagination"]["next_cursor"]
             if cursor is None:
@@ -1802,6 +1995,31 @@ class AsyncOperations:
             if cursor is None:
                 return
 
+    async def list_source_transformation_versions(
+        self, source_id: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> TransformationVersionList:
+        """List a source's transformation versions (GET /v1/sources/{source_id}/transformation/versions)."""
+        return await self._transport.call(
+            "GET",
+            f"/v1/sources/{path_segment(source_id)}/transformation/versions",
+            query={"limit": limit, "cursor": cursor},
+        )
+
+    async def iter_source_transformation_versions(
+        self, source_id: str, *, limit: int | None = None
+    ) -> AsyncIterator[TransformationVersionView]:
+        """Every item of list_source_transformation_versions, page after page (TransformationVersionList.versions)."""
+        cursor = None
+        while True:
+            page = await self.list_source_transformation_versions(
+                source_id, limit=limit, cursor=cursor
+            )
+            async for item in _each(page["versions"]):
+                yield item
+            cursor = page["pagination"]["next_cursor"]
+            if cursor is None:
+                return
+
     async def list_sources(
         self, *, limit: int | None = None, cursor: str | None = None
     ) -> SourceList:
@@ -1859,6 +2077,18 @@ class AsyncOperations:
             "POST", f"/v1/endpoints/{path_segment(endpoint_id)}/recover", body=body
         )
 
+    async def remove_endpoint_transformation(self, endpoint_id: str) -> TransformationView:
+        """Remove an endpoint's transformation (DELETE /v1/endpoints/{endpoint_id}/transformation)."""
+        return await self._transport.call(
+            "DELETE", f"/v1/endpoints/{path_segment(endpoint_id)}/transformation"
+        )
+
+    async def remove_source_transformation(self, source_id: str) -> TransformationView:
+        """Remove a source's transformation (DELETE /v1/sources/{source_id}/transformation)."""
+        return await self._transport.call(
+            "DELETE", f"/v1/sources/{path_segment(source_id)}/transformation"
+        )
+
     async def resume_schedule(self, schedule_id: str) -> ScheduleView:
         """Resume a schedule from its next tick (POST /v1/schedules/{schedule_id}/resume)."""
         return await self._transport.call(
@@ -1897,9 +2127,41 @@ class AsyncOperations:
         """Run a schedule now (its event is ingested at once) (POST /v1/schedules/{schedule_id}/run)."""
         return await self._transport.call("POST", f"/v1/schedules/{path_segment(schedule_id)}/run")
 
+    async def set_endpoint_transformation(
+        self, endpoint_id: str, body: TransformationIn
+    ) -> TransformationView:
+        """Set an endpoint's transformation (a new version) (PUT /v1/endpoints/{endpoint_id}/transformation)."""
+        return await self._transport.call(
+            "PUT", f"/v1/endpoints/{path_segment(endpoint_id)}/transformation", body=body
+        )
+
+    async def set_source_transformation(
+        self, source_id: str, body: TransformationIn
+    ) -> TransformationView:
+        """Set a source's transformation (a new version) (PUT /v1/sources/{source_id}/transformation)."""
+        return await self._transport.call(
+            "PUT", f"/v1/sources/{path_segment(source_id)}/transformation", body=body
+        )
+
     async def test_endpoint(self, endpoint_id: str) -> TestSent:
         """Send a signed test event to this endpoint (POST /v1/endpoints/{endpoint_id}/test)."""
         return await self._transport.call("POST", f"/v1/endpoints/{path_segment(endpoint_id)}/test")
+
+    async def test_endpoint_transformation(
+        self, endpoint_id: str, body: EndpointTransformationTest
+    ) -> TransformationTestResult:
+        """Run an endpoint's transformation on a sample event (POST /v1/endpoints/{endpoint_id}/transformation/test)."""
+        return await self._transport.call(
+            "POST", f"/v1/endpoints/{path_segment(endpoint_id)}/transformation/test", body=body
+        )
+
+    async def test_source_transformation(
+        self, source_id: str, body: SourceTransformationTest
+    ) -> TransformationTestResult:
+        """Run a source's transformation on a sample request (POST /v1/sources/{source_id}/transformation/test)."""
+        return await self._transport.call(
+            "POST", f"/v1/sources/{path_segment(source_id)}/transformation/test", body=body
+        )
 
     async def update_endpoint(self, endpoint_id: str, body: EndpointPatch) -> EndpointView:
         """Change an endpoint (PATCH /v1/endpoints/{endpoint_id})."""
@@ -1947,6 +2209,7 @@ OPERATIONS = [
     "enable_endpoint",
     "get_delivery",
     "get_endpoint",
+    "get_endpoint_transformation",
     "get_event",
     "get_event_type",
     "get_key",
@@ -1955,11 +2218,13 @@ OPERATIONS = [
     "get_secret",
     "get_source",
     "get_source_secret",
+    "get_source_transformation",
     "health",
     "ingest_batch",
     "ingest_event",
     "list_audit_logs",
     "list_deliveries",
+    "list_endpoint_transformation_versions",
     "list_endpoints",
     "list_event_deliveries",
     "list_event_types",
@@ -1969,6 +2234,7 @@ OPERATIONS = [
     "list_request_logs",
     "list_schedule_runs",
     "list_schedules",
+    "list_source_transformation_versions",
     "list_sources",
     "list_tiers",
     "live",
@@ -1977,6 +2243,8 @@ OPERATIONS = [
     "ready",
     "receive_trigger",
     "recover_endpoint",
+    "remove_endpoint_transformation",
+    "remove_source_transformation",
     "resume_schedule",
     "retry_delivery",
     "revoke_key",
@@ -1984,8 +2252,12 @@ OPERATIONS = [
     "rotate_secret",
     "rotate_source_token",
     "run_schedule",
+    "set_endpoint_transformation",
+    "set_source_transformation",
     "stream_events",
     "test_endpoint",
+    "test_endpoint_transformation",
+    "test_source_transformation",
     "update_endpoint",
     "update_event_type",
     "update_key",
