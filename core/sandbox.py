@@ -27,6 +27,8 @@ from core.transformations import MAX_OUTPUT_BYTES
 FRAME: Final = struct.Struct(">I")
 # Beyond its CPU limit (load and call each have one), a call may wait this long for a core.
 WALL_SLACK_SECONDS: Final = 1.0
+# The least time a call waits for its tenant's share and a process before it fails as busy.
+WAIT_FLOOR_SECONDS: Final = 0.25
 
 
 class Verdict(msgspec.Struct, kw_only=True):
@@ -76,6 +78,7 @@ class Sandbox:
         self._idle: list[_Child] = []
         self._slots = asyncio.Semaphore(processes)
         self._per_tenant = max(1, processes - 1)
+        self._wait_bound = max(WAIT_FLOOR_SECONDS, 2 * limits.cpu_ms / 1000)
         self._tenants: dict[Any, tuple[asyncio.Semaphore, int]] = {}
         self._closed = False
 
@@ -95,8 +98,7 @@ class Sandbox:
             }
         )
         started = time.perf_counter()
-        async with self._tenant_turn(tenant), self._slots:
-            verdict = await self._ask(request)
+        verdict = await self._in_turn(tenant, request)
         TRANSFORMATION_SECONDS.labels(where).observe(time.perf_counter() - started)
         TRANSFORMATIONS.labels(where, "ok" if verdict.ok else "error").inc()
         return verdict
@@ -121,13 +123,25 @@ class Sandbox:
             self._idle.append(child)
         return msgspec.convert(reply, Verdict)
 
+    async def _in_turn(self, tenant: Any, request: bytes) -> Verdict:
+        """Ask once the tenant's share and a process are free; a call that waits longer than
+        the bound fails at once (and is retried later), so a tenant whose calls are slow holds
+        its own work back, not the worker's lanes."""
+        async with self._tenant_share(tenant) as gate, contextlib.AsyncExitStack() as held:
+            try:
+                async with asyncio.timeout(self._wait_bound):
+                    await held.enter_async_context(gate)
+                    await held.enter_async_context(self._slots)
+            except TimeoutError:
+                return Verdict(ok=False, error="this tenant's transformations are busy")
+            return await self._ask(request)
+
     @contextlib.asynccontextmanager
-    async def _tenant_turn(self, tenant: Any) -> AsyncIterator[None]:
+    async def _tenant_share(self, tenant: Any) -> AsyncIterator[asyncio.Semaphore]:
         gate, users = self._tenants.get(tenant) or (asyncio.Semaphore(self._per_tenant), 0)
         self._tenants[tenant] = (gate, users + 1)
         try:
-            async with gate:
-                yield
+            yield gate
         finally:
             gate, users = self._tenants[tenant]
             if users == 1:
