@@ -18,6 +18,7 @@ from app.console.pages.overview import OverviewPages
 from app.console.pages.schedules import SchedulePages
 from app.console.pages.signin import SignInController, SignOutPages
 from app.console.pages.sources import SourcePages
+from app.console.pages.transformations import TransformationPages
 from app.console.rendering import STATIC_FILES
 from app.console.sessions import CONSOLE_PATH, console_session
 from app.portal.links import PORTAL_PATH, portal_session
@@ -28,6 +29,7 @@ CONSOLE_PAGES: list[Any] = [
     SignOutPages,
     EventPages,
     EndpointPages,
+    TransformationPages,
     DeliveryPages,
     EventTypePages,
     SourcePages,
