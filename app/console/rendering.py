@@ -42,7 +42,7 @@ CSP = (
 NOTICES = {
     "created": "Created.",
     "saved": "Saved.",
-    "removed": "Removed: deliveries go out as they are.",
+    "removed": "Removed: nothing is transformed any more.",
     "deleted": "Deleted.",
     "disabled": "Disabled: its deliveries wait until it is enabled again.",
     "enabled": "Enabled: waiting deliveries go out now.",

@@ -18,7 +18,7 @@ from app.console.pages.overview import OverviewPages
 from app.console.pages.schedules import SchedulePages
 from app.console.pages.signin import SignInController, SignOutPages
 from app.console.pages.sources import SourcePages
-from app.console.pages.transformations import TransformationPages
+from app.console.pages.transformations import SourceTransformationPages, TransformationPages
 from app.console.rendering import STATIC_FILES
 from app.console.sessions import CONSOLE_PATH, console_session
 from app.portal.links import PORTAL_PATH, portal_session
@@ -30,6 +30,7 @@ CONSOLE_PAGES: list[Any] = [
     EventPages,
     EndpointPages,
     TransformationPages,
+    SourceTransformationPages,
     DeliveryPages,
     EventTypePages,
     SourcePages,

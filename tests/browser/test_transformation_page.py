@@ -72,3 +72,40 @@ async def test_the_editor_refuses_tests_saves_and_the_next_delivery_is_reshaped(
         await shoot(page, screenshots, "33-transformation-400px")
         assert width <= 400
         await context.close()
+
+
+RENAME = """function handler(webhook) {
+  webhook.event_type = "shop." + webhook.payload.type;
+  return webhook;
+}"""
+
+
+async def test_a_sources_editor_tests_and_saves_and_the_trigger_uses_it(
+    browser: Browser, live_api, screenshots, database_url
+):
+    key = await make_key(database_url)
+    async with httpx.AsyncClient(base_url=live_api, headers={"X-API-Key": key}) as api:
+        body = {"name": "shop", "verification": {"scheme": "none"}, "event_type": "shop.event"}
+        source = (await api.post("/v1/sources", json=body)).json()["source"]
+        context = await browser.new_context(viewport={"width": 1280, "height": 900})
+        context.set_default_timeout(TIMEOUT_MS)
+        page = await context.new_page()
+        await page.goto(f"{live_api}/console/sign-in")
+        await page.fill("input[name=key]", key)
+        await page.click("button[type=submit]")
+        await page.goto(f"{live_api}/console/sources/{source['id']}")
+        await page.click("#transformation-link")
+        await page.fill("#code", RENAME)
+        await page.fill("#payload", '{"type": "order.created"}')
+        await page.click("#test")
+        result = page.locator("#transformation-result")
+        await expect(result).to_contain_text("Would store")
+        await expect(result).to_contain_text('"event_type": "shop.order.created"')
+        await page.click("#save")
+        await expect(page.locator(".notice")).to_contain_text("Saved")
+        await shoot(page, screenshots, "34-source-transformation")
+        await context.close()
+        answer = await api.post(source["trigger_path"], json={"type": "order.paid"})
+        assert answer.status_code == 202, answer.text
+        stored = await api.get(f"/v1/events/{answer.json()['event_id']}")
+        assert stored.json()["event_type"] == "shop.order.paid"
