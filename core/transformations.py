@@ -12,7 +12,7 @@ Everything returned is checked here; the sandbox itself is `core/sandbox.py`.
 from __future__ import annotations
 
 import re
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import msgspec
@@ -20,6 +20,8 @@ import msgspec
 from core.destination_configs import forbidden_header
 from core.vocabulary import RESERVED_TYPE_PREFIX
 
+# What a transformation belongs to.
+OwnerKind = Literal["endpoint", "source"]
 MAX_CODE_BYTES: Final = 64 * 1024
 MAX_OUTPUT_BYTES: Final = 1024 * 1024
 METHODS: Final = ("POST", "PUT", "PATCH")

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Literal, LiteralString
+from typing import LiteralString
 
 import msgspec
 from psycopg import AsyncConnection
 
+from core.transformations import OwnerKind
 from db.ids import new_id
 from db.query import fetch_all, fetch_one
-
-OwnerKind = Literal["endpoint", "source"]
 
 
 class Current(msgspec.Struct):

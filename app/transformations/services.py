@@ -27,6 +27,7 @@ from app.views import to_views
 from core.event_body import event_body
 from core.sandbox import Sandbox, Verdict
 from core.transformations import (
+    OwnerKind,
     Refused,
     endpoint_result,
     endpoint_webhook,
@@ -35,7 +36,6 @@ from core.transformations import (
 )
 from db import endpoints, transformations
 from db.ids import new_id
-from db.transformations import OwnerKind
 
 NO_SUCH = {"endpoint": "no endpoint with this id", "source": "no source with this id"}
 

@@ -194,3 +194,29 @@ async def test_hostile_handlers_are_contained_and_a_neighbour_is_delivered_meanw
         assert (arrived.body["polluted"], arrived.body["leaked"]) == ("undefined", "undefined")
         assert set(arrived.body["outside"].split(",")) == {"undefined"}
         assert arrived.verified
+
+
+async def test_one_tenants_endless_handlers_leave_a_neighbours_transformations_their_turn(
+    client, database_url, receiver, worker_env
+):
+    # Default sandbox: 2 processes, of which one tenant may hold one.
+    evil = await make_key(database_url, tenant="evil")
+    good = await make_key(database_url, tenant="good")
+    endless = await add_endpoint(client, evil, receiver, "endless")
+    await set_code(client, evil, endless["id"], HOSTILE["endless"][0])
+    neighbour = await add_endpoint(client, good, receiver, "neighbour")
+    await set_code(client, good, neighbour["id"], NEIGHBOUR)
+    evil_events = [event_body(payload={"n": n}) for n in range(30)]
+    await client.post("/v1/events/batch", json={"events": evil_events}, headers=auth(evil))
+    for n in range(5):
+        await client.post("/v1/events", json=event_body(payload={"n": n}), headers=auth(good))
+
+    async with running_worker():
+        await wait_for(lambda: len(receiver.at("neighbour")) == 5, timeout=30)
+
+    assert sorted(r.body["n"] for r in receiver.at("neighbour")) == [0, 1, 2, 3, 4]
+    assert receiver.at("endless") == []
+    cpu = "transformation failed: the transformation used more than its CPU time"
+    busy = "transformation failed: this tenant's transformations are busy"
+    errors = set(attempt_errors(database_url, endless["id"]))
+    assert all(e.startswith(cpu) or e == busy for e in errors), errors

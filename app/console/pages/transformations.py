@@ -28,8 +28,7 @@ from app.transformations.schemas import (
     SourceTransformationTest,
     TransformationTestResult,
 )
-from core.transformations import MAX_CODE_BYTES
-from db.transformations import OwnerKind
+from core.transformations import MAX_CODE_BYTES, OwnerKind
 
 VERSIONS_SHOWN = 20
 EXAMPLES = {
