@@ -179,6 +179,8 @@ async def test_hostile_handlers_are_contained_and_a_neighbour_is_delivered_meanw
         )
 
     busy = "transformation failed: this tenant's transformations are busy"
+    # A memory bomb on a loaded machine may run out of CPU time before memory.
+    also = {"memory": "more than its CPU time"}
     for name, (_, expected) in HOSTILE.items():
         [(_, attempts, _, failures)] = delivery_rows(database_url, hostile[name]["id"])
         assert (attempts, failures) == (3, 0), name
@@ -186,7 +188,8 @@ async def test_hostile_handlers_are_contained_and_a_neighbour_is_delivered_meanw
         # other hostile calls and failed at once (retried like any failure).
         errors = attempt_errors(database_url, hostile[name]["id"])
         assert any(expected in e for e in errors), (name, errors)
-        assert all(expected in e or e == busy for e in errors), (name, errors)
+        allowed = (expected, also.get(name, expected))
+        assert all(any(a in e for a in allowed) or e == busy for e in errors), (name, errors)
         assert receiver.at(name) == [], name
     assert len(receiver.at("polluter")) == 1  # its own result: stringify replaced, still JSON
     assert sorted(r.body["n"] for r in receiver.at("neighbour")) == [0, 1, 2, 3, 4]
