@@ -6,7 +6,7 @@ into test-output/screenshots."""
 from __future__ import annotations
 
 import httpx
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from tests.browser.test_console import TIMEOUT_MS, shoot
 from tests.helpers import make_key, running_receiver, wait_for
@@ -16,6 +16,21 @@ GOOD = """function handler(webhook) {
   webhook.payload = { text: "Invoice " + webhook.payload.payload.invoice };
   return webhook;
 }"""
+
+
+async def editor_of(
+    browser: Browser, live_api: str, key: str, owner: str
+) -> tuple[BrowserContext, Page]:
+    """Sign in with the key and open the transformation editor of `owner` (its console path)."""
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = await context.new_page()
+    await page.goto(f"{live_api}/console/sign-in")
+    await page.fill("input[name=key]", key)
+    await page.click("button[type=submit]")
+    await page.goto(f"{live_api}/console/{owner}")
+    await page.click("#transformation-link")
+    return context, page
 
 
 async def test_the_editor_refuses_tests_saves_and_the_next_delivery_is_reshaped(
@@ -30,14 +45,7 @@ async def test_the_editor_refuses_tests_saves_and_the_next_delivery_is_reshaped(
         endpoint = created.json()["endpoint"]
         receiver.secrets["chat"] = [created.json()["secret"]]
 
-        context = await browser.new_context(viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(TIMEOUT_MS)
-        page = await context.new_page()
-        await page.goto(f"{live_api}/console/sign-in")
-        await page.fill("input[name=key]", key)
-        await page.click("button[type=submit]")
-        await page.goto(f"{live_api}/console/endpoints/{endpoint['id']}")
-        await page.click("#transformation-link")
+        context, page = await editor_of(browser, live_api, key, f"endpoints/{endpoint['id']}")
 
         await page.fill("#code", BROKEN)
         await page.click("#save")
@@ -87,14 +95,7 @@ async def test_a_sources_editor_tests_and_saves_and_the_trigger_uses_it(
     async with httpx.AsyncClient(base_url=live_api, headers={"X-API-Key": key}) as api:
         body = {"name": "shop", "verification": {"scheme": "none"}, "event_type": "shop.event"}
         source = (await api.post("/v1/sources", json=body)).json()["source"]
-        context = await browser.new_context(viewport={"width": 1280, "height": 900})
-        context.set_default_timeout(TIMEOUT_MS)
-        page = await context.new_page()
-        await page.goto(f"{live_api}/console/sign-in")
-        await page.fill("input[name=key]", key)
-        await page.click("button[type=submit]")
-        await page.goto(f"{live_api}/console/sources/{source['id']}")
-        await page.click("#transformation-link")
+        context, page = await editor_of(browser, live_api, key, f"sources/{source['id']}")
         await page.fill("#code", RENAME)
         await page.fill("#payload", '{"type": "order.created"}')
         await page.click("#test")
