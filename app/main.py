@@ -43,6 +43,7 @@ from app.schedules.controllers import ScheduleController
 from app.scopes import check_request
 from app.sources.controllers import SourceController, TriggerController
 from app.sources.triggers import Triggers
+from app.tracing import traced_middleware
 from app.transformations.controllers import (
     EndpointTransformationController,
     SourceTransformationController,
@@ -131,7 +132,8 @@ def create_app(settings: Settings) -> Litestar:
         ],
         template_config=TEMPLATES,
         lifespan=[lifespan],
-        middleware=[http_metrics_middleware],
+        # The request's span, outermost, when the OTEL_* environment asks for traces.
+        middleware=[*traced_middleware(), http_metrics_middleware],
         logging_config=None,  # core/logs.py configures every logger, Litestar's too
         dependencies=DEPENDENCIES,
         exception_handlers=EXCEPTION_HANDLERS,

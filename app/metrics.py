@@ -70,6 +70,12 @@ def account_response(message: Message, scope: Scope) -> None:
 _SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
 
 
+def route_template(scope: Scope) -> str:
+    """The route's template (`/v1/triggers/{token}`), never the path a client sent."""
+    handler = scope.get("route_handler")
+    return scope.get("path_template") or (min(handler.paths) if handler else "unmatched")
+
+
 def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
     key = (method, route, status)
     found = _SERIES.get(key)
@@ -82,8 +88,7 @@ def _series(method: str, route: str, status: int) -> tuple[Any, Any]:
 
 
 def _account(scope: Scope, status: int, took: float) -> None:
-    handler = scope.get("route_handler")
-    route = scope.get("path_template") or (min(handler.paths) if handler else "unmatched")
+    route = route_template(scope)
     method = scope["method"]
     counted, timed = _series(method, route, status)
     counted.inc()

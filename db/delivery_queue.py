@@ -32,6 +32,7 @@ class Candidate(msgspec.Struct):
     endpoint_id: uuid.UUID
     rate_limit_per_s: int | None
     probing: bool
+    due_at: datetime  # when it fell due: its queue wait starts then
 
 
 class Claimed(msgspec.Struct):
@@ -56,6 +57,8 @@ class Claimed(msgspec.Struct):
     payload: dict[str, Any] | None
     metadata: dict[str, Any] | None
     transformation: str | None = None  # the endpoint's JavaScript handler, if it has one
+    due_at: datetime | None = None  # when the claimed try fell due
+    traceparent: str | None = None  # the trace of the event's fan-out (tracing on)
 
     @property
     def secret(self) -> str:
@@ -106,7 +109,7 @@ class Hold(msgspec.Struct):
 # (deliveries_due_idx; the ordered check uses deliveries_unfinished_idx).
 CANDIDATES = f"""
 SELECT d.id, d.created_at, d.endpoint_id, e.rate_limit_per_s,
-       e.consecutive_failures >= %(circuit_threshold)s AS probing
+       e.consecutive_failures >= %(circuit_threshold)s AS probing, d.next_attempt_at AS due_at
 FROM deliveries d
 JOIN endpoints e ON e.id = d.endpoint_id
 WHERE d.queue = %(queue)s AND d.status IN {UNFINISHED} AND d.next_attempt_at <= now()
@@ -137,18 +140,21 @@ LEASE = """
 WITH leased AS (
     UPDATE deliveries d SET status = 'delivering', attempts = d.attempts + 1,
         next_attempt_at = now() + make_interval(secs => %(lease)s), updated_at = now()
-    FROM jsonb_to_recordset(%(rows)s::jsonb) AS c(id uuid, created_at timestamptz)
+    FROM jsonb_to_recordset(%(rows)s::jsonb) AS c(id uuid, created_at timestamptz,
+                                                  due_at timestamptz)
     WHERE d.id = c.id AND d.created_at = c.created_at AND d.created_at = ANY(%(days)s)
-    RETURNING d.id, d.created_at, d.tenant_id, d.event_id, d.endpoint_id, d.attempts, d.retry_index
+    RETURNING d.id, d.created_at, d.tenant_id, d.event_id, d.endpoint_id, d.attempts,
+              d.retry_index, c.due_at
 )
 SELECT l.id, l.created_at, l.tenant_id, l.event_id, l.endpoint_id, l.attempts, l.retry_index,
+       l.due_at,
        e.url, e.ordered, e.kind, e.config_encrypted,
        e.consecutive_failures = 0 AND e.failing_since IS NULL AND e.circuit_open_until IS NULL
            AS healthy,
        e.secret_encrypted,
        CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret_encrypted END
            AS previous_secret_encrypted,
-       ev.source, ev.event_type, ev.payload, ev.metadata, e.transformation
+       ev.source, ev.event_type, ev.payload, ev.metadata, e.transformation, ev.traceparent
 FROM leased l
 JOIN endpoints e ON e.id = l.endpoint_id
 LEFT JOIN events ev ON ev.id = l.event_id AND ev.created_at = l.created_at

@@ -38,6 +38,7 @@ class NewEvent(msgspec.Struct, kw_only=True):
     channels: list[str] = msgspec.field(default_factory=list)
     deliver_at: datetime | None = None
     created_at: datetime | None = None
+    traceparent: str | None = None  # the fan-out's span, while tracing is on
 
     def __post_init__(self) -> None:
         # The partition key is the time inside the UUIDv7 id.
@@ -88,7 +89,7 @@ WITH r AS (
     SELECT * FROM jsonb_to_recordset(%(events)s::jsonb) AS r(
         id uuid, tenant_id uuid, source text, event_type text, payload jsonb, metadata jsonb,
         idempotency_key text, correlation_id text, priority text, channels text[],
-        deliver_at timestamptz, created_at timestamptz)
+        deliver_at timestamptz, created_at timestamptz, traceparent text)
 ), schemas AS (
     -- The schemas the payloads must match (the caller checks them before COMMIT).
     SELECT t.name, t.version FROM event_types t
@@ -96,9 +97,9 @@ WITH r AS (
       AND t.name IN (SELECT event_type FROM r)
 ), ev AS (
     INSERT INTO events (id, tenant_id, source, event_type, payload, metadata, idempotency_key,
-                        correlation_id, priority, channels, deliver_at, created_at)
+                        correlation_id, priority, channels, deliver_at, created_at, traceparent)
     SELECT id, tenant_id, source, event_type, payload, metadata, idempotency_key,
-           correlation_id, priority, channels, deliver_at, created_at
+           correlation_id, priority, channels, deliver_at, created_at, traceparent
     FROM r
     -- Run on its own (autocommit), nothing may be stored before its schema check.
     WHERE NOT (%(only_unchecked)s AND EXISTS (SELECT 1 FROM schemas))

@@ -17,7 +17,7 @@ from prometheus_client import start_http_server
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-from core import encryption, logs
+from core import encryption, logs, tracing
 from core.encryption import Keyring
 from core.settings import Settings
 from db import sealed_secrets
@@ -85,6 +85,7 @@ class EventgateApp(App):
         """The delivery engine of these queues (None: all), running inside the block and
         stopped gracefully (in-flight batches finish) when it ends."""
         settings = Settings.from_env()
+        tracing.configure("eventgate-worker")  # when the OTEL_* environment asks for traces
         engine = DeliveryEngine(self.connector.pool, settings, _listed(queues))  # type: ignore[attr-defined]
         engine.start()
         try:

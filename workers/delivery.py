@@ -23,7 +23,7 @@ import psycopg
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from core import logs
+from core import logs, tracing
 from core.encryption import UndecryptableSecret
 from core.event_body import event_body
 from core.metrics import DELIVERIES, DELIVERY_LATENCY
@@ -31,6 +31,7 @@ from core.settings import Settings
 from db import delivery_queue, endpoint_health, rate_windows
 from db.delivery_queue import Candidate, Claimed, Result
 from db.endpoint_health import BatchHealth
+from workers.attempt_spans import attempt_span, record_outcome
 from workers.destinations import Destinations
 from workers.destinations.base import Message, Outcome
 from workers.notices import report_batch
@@ -181,6 +182,15 @@ def webhook_body(c: Claimed) -> bytes:
 
 async def send_one(destinations: Destinations, c: Claimed) -> Outcome | None:
     """Send one delivery signed with every valid secret; None when the event is gone."""
+    if not tracing.enabled():
+        return await _send(destinations, c, traced=False)
+    with attempt_span(c) as span:
+        outcome = await _send(destinations, c, traced=True)
+        record_outcome(span, outcome)
+        return outcome
+
+
+async def _send(destinations: Destinations, c: Claimed, traced: bool) -> Outcome | None:
     if c.payload is None:
         return None
     body, extra, method, url = webhook_body(c), {}, "POST", None
@@ -200,6 +210,8 @@ async def send_one(destinations: Destinations, c: Claimed) -> Outcome | None:
             "webhook-timestamp": str(timestamp),
             "webhook-signature": signature_header(secrets, message_id, timestamp, body),
         }
+        if traced:
+            tracing.inject(headers)  # the receiver's request continues the attempt's span
         message = Message(message_id, body, headers, method, url)
         return await destinations.send(c, message)
     except UndecryptableSecret as exc:

@@ -20,6 +20,7 @@ from app.event_types.services import SchemaCache
 from app.events.schemas import EventIn, EventView, InboxPage, KnownMetadata
 from app.pagination import MAX_LIMIT, Pagination, decode_cursor, page_of
 from app.views import to_view, to_views
+from core import tracing
 from core.metrics import EVENTS_INGESTED
 from core.settings import Settings
 from core.vocabulary import RESERVED_TYPE_PREFIX
@@ -29,6 +30,7 @@ from db.ids import new_id
 logger = logging.getLogger("eventgate.events")
 MAX_EVENT_BYTES = 400 * 1024
 _PATH = re.compile(r"at `\$\.?([^`]*)`")
+_TRACER = tracing.tracer("eventgate.ingest")
 
 
 def accepted_status(row: events.NewEvent) -> str:
@@ -185,7 +187,7 @@ class Ingest:
     ) -> events.NewEvent:
         """Check and store one event with its deliveries; returns the stored row."""
         row = prepare(tenant_id, event, check_size=False, horizon_days=self._horizon_days)
-        await store(self._pool, [row], self._days_ahead, self._schemas, joined=joined)
+        await self._store([row], None, joined)
         EVENTS_INGESTED.inc()
         return row
 
@@ -196,9 +198,36 @@ class Ingest:
         where = [f"events[{i}]." for i in range(len(batch))]
         horizon = self._horizon_days
         rows = [prepare(tenant_id, e, where[i], horizon_days=horizon) for i, e in enumerate(batch)]
-        await store(self._pool, rows, self._days_ahead, self._schemas, where, joined)
+        await self._store(rows, where, joined)
         EVENTS_INGESTED.inc(len(rows))
         return rows
+
+    async def _store(
+        self, rows: list[events.NewEvent], where: list[str] | None, joined: AsyncConnection | None
+    ) -> None:
+        if not tracing.enabled():
+            await store(self._pool, rows, self._days_ahead, self._schemas, where, joined)
+            return
+        # The fan-out's span is the parent of every delivery attempt of these events: its
+        # traceparent is stored with them and read back by the worker.
+        with _TRACER.start_as_current_span("eventgate.fan_out", attributes=_traced(rows)):
+            traceparent = tracing.current_traceparent()
+            for row in rows:
+                row.traceparent = traceparent
+            await store(self._pool, rows, self._days_ahead, self._schemas, where, joined)
+
+
+def _traced(rows: list[events.NewEvent]) -> dict[str, str | int]:
+    """A fan-out span's attributes: ids, type and count, never a payload."""
+    first = rows[0]
+    attributes: dict[str, str | int] = {
+        "eventgate.tenant.id": str(first.tenant_id),
+        "eventgate.events": len(rows),
+    }
+    if len(rows) == 1:
+        attributes["eventgate.event.id"] = str(first.id)
+        attributes["eventgate.event.type"] = first.event_type
+    return attributes
 
 
 async def get(conn: AsyncConnection, tenant_id: uuid.UUID, event_id: uuid.UUID) -> EventView:
