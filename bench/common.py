@@ -10,9 +10,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
@@ -33,14 +35,16 @@ def use_bench_encryption_key() -> None:
     os.environ.setdefault("EVENTGATE_ENCRYPTION_KEYS", BENCH_ENCRYPTION_KEY)
 
 
-def start_dev(data_dir: str) -> tuple[subprocess.Popen, str, str, str]:
-    """Run `eventgate dev` and read its URL, key and database URL from its output."""
+def start_dev(data_dir: str, **extra_env: str) -> tuple[subprocess.Popen, str, str, str]:
+    """Run `eventgate dev` (with `extra_env`) and read its URL, key and database URL from its
+    output."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     # Tunables pass through (EVENTGATE_DELIVERY_BATCH_SIZE=...); the database is dev's own.
     env = {k: v for k, v in os.environ.items() if k != "EVENTGATE_DATABASE_URL"}
     env.setdefault("EVENTGATE_LOG_FORMAT", "json")  # as in production (dev's default is console)
+    env.update(extra_env)
     process = subprocess.Popen(
         [sys.executable, "-m", "cli", "dev", "--port", str(port), "--data-dir", data_dir],
         env=env,
@@ -72,14 +76,15 @@ def tenant_of(database_url: str, key: str) -> uuid.UUID:
 
 
 @contextlib.contextmanager
-def dev_or_given(args: argparse.Namespace) -> Iterator[tuple[str, str, str]]:
-    """(API URL, key, database URL): the ones given with --url, or a fresh `eventgate dev`."""
+def dev_or_given(args: argparse.Namespace, **extra_env: str) -> Iterator[tuple[str, str, str]]:
+    """(API URL, key, database URL): the ones given with --url, or a fresh `eventgate dev`
+    (with `extra_env`)."""
     if args.url:
         yield args.url, args.key, args.database_url
         return
     use_bench_encryption_key()
     with tempfile.TemporaryDirectory(prefix="eventgate-bench-") as data_dir:
-        process, url, key, database_url = start_dev(data_dir)
+        process, url, key, database_url = start_dev(data_dir, **extra_env)
         try:
             yield url, key, database_url
         finally:
@@ -100,3 +105,28 @@ def event_row(tenant_id: uuid.UUID, body: dict) -> events.NewEvent:
         correlation_id=None,
         priority="normal",
     )
+
+
+@contextlib.contextmanager
+def otlp_sink() -> Iterator[str]:
+    """A loopback OTLP/HTTP endpoint that takes every export and drops it: tracing is measured
+    with its exports going out, as they would to a collector. Yields its base URL."""
+
+    class Sink(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            self.send_response(200)
+            self.send_header("Content-Type", "application/x-protobuf")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: object) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()

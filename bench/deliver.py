@@ -6,7 +6,9 @@ same database.
                                    [--kinds rabbitmq,nats,redis] [--kind-events 5000]
 
 Starts `eventgate dev` (API and one worker in one process) with a throw-away data dir, or uses
---url, --key and --database-url of a running Eventgate. The receiver runs in this process; the
+--url, --key and --database-url of a running Eventgate. Then, unless --no-tracing, a second
+`eventgate dev` with OpenTelemetry tracing on (exporting by OTLP/HTTP to a sink in this
+process) and the first one take turns at the drain and the latency run: tracing's cost. The receiver runs in this process; the
 brokers (bench/destinations.py) are Debian's servers started on free ports for the run.
 """
 
@@ -32,7 +34,7 @@ from procrastinate import App, PsycopgConnector
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from bench import destinations
-from bench.common import dev_or_given
+from bench.common import dev_or_given, otlp_sink
 from core.encryption import Keyring, Where, generate_key
 
 BODY = {"source": "bench", "event_type": "bench.deliver", "payload": {"text": "x" * 200}}
@@ -273,6 +275,39 @@ async def run(args: argparse.Namespace, base: str, key: str, database_url: str) 
     )
 
 
+async def tracing_cost(
+    args: argparse.Namespace, plain: tuple[str, str], traced: tuple[str, str]
+) -> None:
+    """Drain rate and latency with tracing off and on, the two processes taking turns."""
+    receiver = Receiver()
+    runner, hook = await serve(receiver)
+    figures: dict[str, list[tuple[float, float, float]]] = {"off": [], "on": []}
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(2):
+                for name, (base, key) in (("off", plain), ("on", traced)):
+                    rate = await drain_rate(session, base, key, receiver, hook, args.events // 2)
+                    lat = await latencies(
+                        session, base, key, receiver, hook, args.rate, args.seconds / 2
+                    )
+                    q = statistics.quantiles([sent for sent, _ in lat], n=100)
+                    figures[name].append((rate, q[49] * 1000, q[98] * 1000))
+    finally:
+        await runner.cleanup()
+    (off_rate, off_p50, off_p99), (on_rate, on_p50, on_p99) = (
+        tuple(statistics.mean(run[i] for run in figures[name]) for i in range(3))
+        for name in ("off", "on")
+    )
+    print("tracing (two `eventgate dev`, taking turns, 2 rounds each):")
+    print(
+        f"  drain, tracing off / on     {off_rate:8.0f} / {on_rate:.0f} /s   ratio {on_rate / off_rate:.2f}"
+    )
+    print(
+        f"  at {args.rate:.0f} events/s, p50 {off_p50:.1f} / {on_p50:.1f} ms"
+        f"  p99 {off_p99:.1f} / {on_p99:.1f} ms  (off / on)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--events", type=int, default=20000)
@@ -283,6 +318,7 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--kinds", default="rabbitmq,nats,redis", help="brokers, or ''")
     parser.add_argument("--kind-events", type=int, default=5000)
+    parser.add_argument("--no-tracing", action="store_true", help="skip tracing's cost")
     args = parser.parse_args()
     kinds = [k for k in args.kinds.split(",") if k]
     with destinations.running_brokers(kinds) as brokers:
@@ -291,6 +327,12 @@ def main() -> None:
         with dev_or_given(args) as (url, key, database_url):
             asyncio.run(run(args, url, key, database_url))
             asyncio.run(per_kind(args, url, key, database_url, brokers))
+            if not args.no_tracing and not args.url:
+                with (
+                    otlp_sink() as collector,
+                    dev_or_given(args, OTEL_EXPORTER_OTLP_ENDPOINT=collector) as (traced, tkey, _),
+                ):
+                    asyncio.run(tracing_cost(args, (url, key), (traced, tkey)))
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """Ingest throughput: POST /v1/events and /v1/events/batch against a real Eventgate, next to
 two ceilings measured in the same run on the same database: a bare Litestar app served by
 uvicorn whose one route runs the same insert (the framework ceiling), and the same insert sent
-straight from psycopg (the database ceiling). Two `eventgate serve` processes, request logs on
-and off, show what request logging costs.
+straight from psycopg (the database ceiling). Three `eventgate serve` processes show what
+request logging costs (on and off) and what OpenTelemetry tracing costs (on, exporting every
+span by OTLP/HTTP to a sink in this process).
 
     uv run python bench/ingest.py [--concurrency 32] [--seconds 10]
 
@@ -31,7 +32,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from bench.common import ROOT, dev_or_given, event_row, tenant_of
+from bench.common import ROOT, dev_or_given, event_row, otlp_sink, tenant_of
 from db import events
 
 BODY = {"source": "bench", "event_type": "bench.ingest", "payload": {"n": 1, "text": "x" * 200}}
@@ -193,20 +194,24 @@ def report(args: argparse.Namespace, url: str, key: str, database_url: str) -> N
         bare_litestar(database_url, tenant_id) as bare_url,
         serve(database_url) as api_url,
         serve(database_url, EVENTGATE_REQUEST_LOGS_ENABLED="false") as unlogged_url,
+        otlp_sink() as collector,
+        serve(database_url, OTEL_EXPORTER_OTLP_ENDPOINT=collector) as traced_url,
     ):
         for warm_url, warm_key in ((bare_url, key), (api_url, key), (api_url, counted)):
             asyncio.run(http_load(warm_url, warm_key, clients, 1.0))
         asyncio.run(http_load(unlogged_url, key, clients, 1.0))
+        asyncio.run(http_load(traced_url, key, clients, 1.0))
         loads = {
             "api": (api_url, key),
             "limited": (api_url, counted),
             "unlogged": (unlogged_url, key),
+            "traced": (traced_url, key),
             "bare": (bare_url, key),
         }
         runs = interleaved(loads, clients, seconds, rounds)
     ceiling = asyncio.run(insert_ceiling(database_url, tenant_id, clients, seconds)) / seconds
     batch = asyncio.run(batch_load(url, key, 2, seconds, 500)) / seconds
-    api, limited, unlogged, bare = ([x for run in runs[n] for x in run] for n in loads)
+    api, limited, unlogged, traced, bare = ([x for run in runs[n] for x in run] for n in loads)
 
     def median_ratio(top: str, bottom: str) -> str:
         ratios = sorted(len(a) / len(b) for a, b in zip(runs[top], runs[bottom], strict=True))
@@ -217,11 +222,13 @@ def report(args: argparse.Namespace, url: str, key: str, database_url: str) -> N
     print(f"POST /v1/events (serve)         {rate(api, seconds)}")
     print(f"  with rate limits counted      {rate(limited, seconds)}")
     print(f"  without request logs          {rate(unlogged, seconds)}")
+    print(f"  with OTLP tracing on          {rate(traced, seconds)}")
     print(f"ceiling: bare Litestar INSERT   {rate(bare, seconds)}")
     print(f"ratio to the framework ceiling  {median_ratio('api', 'bare')}")
     print(f"  with rate limits counted      {median_ratio('limited', 'bare')}")
     print(f"rate limits counted / not       {median_ratio('limited', 'api')}")
     print(f"request logs on / off           {median_ratio('api', 'unlogged')}")
+    print(f"tracing on / off                {median_ratio('traced', 'api')}")
     print(f"ceiling: psycopg INSERT         {ceiling:9.0f} rows/s  ({clients} connections)")
     print(f"ratio to the database ceiling   {len(api) / seconds / ceiling:9.2f}")
     print(f"POST /v1/events/batch           {batch:9.0f} events/s  (500 per request, 2 clients)")

@@ -16,7 +16,7 @@ import uvicorn
 
 from app.bootstrap import ensure_default_tenant
 from app.main import create_app
-from core import logs
+from core import logs, tracing
 from core.encryption import generate_key
 from core.queues import WORKER_QUEUES
 from core.settings import Settings
@@ -91,6 +91,7 @@ async def serve_with_worker(settings: Settings, host: str, port: int, stopper: S
     from workers.app import app as worker_app
     from workers.destinations import close_destinations
 
+    tracing.configure("eventgate-dev")  # API and worker in one process: one service
     api = create_app(settings)
     config = uvicorn.Config(
         api,

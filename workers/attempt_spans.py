@@ -59,7 +59,6 @@ def record_outcome(span: Span, outcome: Outcome | None) -> None:
         return
     if outcome.status_code is not None:
         span.set_attribute("http.response.status_code", outcome.status_code)
-    span.set_attribute("eventgate.latency_ms", outcome.latency_ms)
     if outcome.succeeded:
         span.set_attribute("eventgate.outcome", "succeeded")
     elif outcome.cancelled:
