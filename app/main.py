@@ -63,9 +63,12 @@ def create_app(settings: Settings) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         encryption.install(Keyring.from_settings(settings))  # stored secrets open with these
         pool = await open_pool(
-            database_url, min_size=settings.pool_min_size, max_size=settings.pool_max_size
+            database_url,
+            min_size=settings.pool_min_size,
+            max_size=settings.pool_max_size,
+            prepared=not settings.behind_pooler,
         )
-        listener = InvalidationListener(database_url)
+        listener = InvalidationListener(settings.session_database_url())
         verifier = KeyVerifier(pool, listener, settings.key_cache_ttl_seconds)
         app.state.pool = pool
         app.state.settings = settings

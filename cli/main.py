@@ -20,10 +20,12 @@ DEV_DATABASE_URL_FILE = Path(".eventgate") / "database-url"
 
 
 def _database_url() -> str:
+    """The database an operator command works on: the direct address when the service goes
+    through a transaction-mode pooler (a command keeps its session and its statements)."""
     settings = Settings.from_env()
     if not settings.database_url and DEV_DATABASE_URL_FILE.is_file():
         return DEV_DATABASE_URL_FILE.read_text().strip()
-    return settings.require_database_url()
+    return settings.session_database_url()
 
 
 def _positive(text: str) -> int:
@@ -101,7 +103,7 @@ def _worker(args: argparse.Namespace) -> None:
 def _migrate(args: argparse.Namespace) -> None:
     from db import migrate
 
-    url = _database_url()
+    url = _database_url()  # migrations keep a session: never through a pooler
     if args.action == "apply":
         print("applied:", ", ".join(migrate.apply(url)) or "nothing pending")
     elif args.action == "rollback":

@@ -14,6 +14,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     """Every tunable of the API and the workers; environment names are EVENTGATE_<FIELD>."""
 
     database_url: str | None = None
+    # Set when database_url goes through a transaction-mode pooler (PgBouncer): a direct
+    # address for what needs a session of its own (LISTEN, migrations); prepared statements
+    # are then off on pooled connections.
+    direct_database_url: str | None = None
     pool_min_size: int = 2
     pool_max_size: int = 20
     event_retention_days: int = 7
@@ -112,7 +116,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def __repr__(self) -> str:
         # Settings hold credentials (the encryption keys, the database URL, the metrics token):
         # a log line or a traceback that prints them shows the fields that are safe to show.
-        hidden = {"encryption_keys", "database_url", "metrics_token"}
+        hidden = {"encryption_keys", "database_url", "direct_database_url", "metrics_token"}
         shown = ", ".join(
             f"{name}={getattr(self, name)!r}"
             for name in self.__struct_fields__
@@ -179,3 +183,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
                 " (it prints its database as `Database: postgresql://...`)"
             )
         return self.database_url
+
+    @property
+    def behind_pooler(self) -> bool:
+        """Whether database_url goes through a transaction-mode pooler (no session state)."""
+        return self.direct_database_url is not None
+
+    def session_database_url(self) -> str:
+        """The address for a connection that keeps a session (LISTEN, migrations)."""
+        return self.direct_database_url or self.require_database_url()

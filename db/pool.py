@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import msgspec
 from psycopg import AsyncConnection
 from psycopg.conninfo import make_conninfo
@@ -28,17 +30,29 @@ async def use_msgspec_json(conn: AsyncConnection) -> None:
     set_json_loads(msgspec.json.decode, conn)
 
 
+def connection_kwargs(prepared: bool) -> dict[str, Any]:
+    """psycopg's connection arguments: no prepared statements when `prepared` is off."""
+    return {} if prepared else {"prepare_threshold": None}
+
+
 async def open_pool(
-    database_url: str, *, min_size: int = 2, max_size: int = 10, name: str = "eventgate"
+    database_url: str,
+    *,
+    min_size: int = 2,
+    max_size: int = 10,
+    name: str = "eventgate",
+    prepared: bool = True,
 ) -> AsyncConnectionPool:
-    """Open an autocommit pool; callers open explicit transactions with conn.transaction()."""
+    """Open an autocommit pool; callers open explicit transactions with conn.transaction().
+    Without `prepared` (behind a transaction-mode pooler) no statement is prepared: the next
+    transaction may run on another server connection."""
     pool = AsyncConnectionPool(
         with_keepalives(database_url),
         min_size=min_size,
         max_size=max_size,
         name=name,
         open=False,
-        kwargs={"autocommit": True},
+        kwargs={"autocommit": True, **connection_kwargs(prepared)},
         configure=use_msgspec_json,
         timeout=10,
         reconnect_timeout=0,  # keep trying for ever: the database may come back

@@ -6,18 +6,17 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 
+from tests.servers import binary, listening, stop, wait_until
+
 PASSWORD = "broker-password-never-shown"
-STARTUP_SECONDS = 60.0
 
 
 class Broker(msgspec.Struct):
@@ -45,55 +44,22 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _binary(name: str, *first_dirs: str) -> str:
-    found = shutil.which(name, path=os.pathsep.join([*first_dirs, os.environ.get("PATH", "")]))
-    if found is None:
-        raise RuntimeError(f"{name} is not installed (.ci/run installs it with apt)")
-    return found
-
-
-def _wait_until(ready: Callable[[], bool], process: subprocess.Popen, what: str) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while not ready():
-        if process.poll() is not None:
-            raise RuntimeError(f"{what} exited with {process.returncode} while starting")
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"{what} did not start within {STARTUP_SECONDS:.0f} s")
-        time.sleep(0.1)
-
-
-def _listening(port: int) -> bool:
-    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
-        return True
-    return False
-
-
-def _stop(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
-
-
 @contextlib.contextmanager
 def running_redis() -> Iterator[Broker]:
     """redis-server with a password and no persistence."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="eventgate-redis-") as folder:
-        command = [_binary("redis-server"), "--port", str(port)]
+        command = [binary("redis-server"), "--port", str(port)]
         command += ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", folder]
         command += ["--requirepass", PASSWORD]
         process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
         try:
-            _wait_until(lambda: _listening(port), process, "redis-server")
+            wait_until(lambda: listening(port), process, "redis-server")
             yield Broker("redis", "127.0.0.1", port, f"redis://:{PASSWORD}@127.0.0.1:{port}/0")
         finally:
-            _stop(process)
+            stop(process)
 
 
 @contextlib.contextmanager
@@ -101,17 +67,17 @@ def running_nats() -> Iterator[Broker]:
     """nats-server with JetStream and a user."""
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="eventgate-nats-") as folder:
-        command = [_binary("nats-server", "/usr/sbin"), "-a", "127.0.0.1", "-p", str(port)]
+        command = [binary("nats-server", "/usr/sbin"), "-a", "127.0.0.1", "-p", str(port)]
         command += ["-js", "-sd", folder, "--user", "eventgate", "--pass", PASSWORD]
         process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
         try:
-            _wait_until(lambda: _listening(port), process, "nats-server")
+            wait_until(lambda: listening(port), process, "nats-server")
             url = f"nats://eventgate:{PASSWORD}@127.0.0.1:{port}"
             yield Broker("nats", "127.0.0.1", port, url)
         finally:
-            _stop(process)
+            stop(process)
 
 
 @contextlib.contextmanager
@@ -145,16 +111,15 @@ def running_rabbitmq() -> Iterator[Broker]:
         }
         log = base / "out.log"
         # The server itself, not Debian's wrapper in /usr/sbin, which switches to its own user.
-        server = _binary("rabbitmq-server", "/usr/lib/rabbitmq/bin")
+        server = binary("rabbitmq-server", "/usr/lib/rabbitmq/bin")
         with log.open("w") as out:
             process = subprocess.Popen(
                 [server], env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
             )
         try:
-            _wait_until(
+            wait_until(
                 lambda: (
-                    "Server startup complete" in log.read_text(errors="replace")
-                    and _listening(port)
+                    "Server startup complete" in log.read_text(errors="replace") and listening(port)
                 ),
                 process,
                 "rabbitmq-server",
@@ -162,7 +127,7 @@ def running_rabbitmq() -> Iterator[Broker]:
             url = f"amqp://eventgate:{PASSWORD}@127.0.0.1:{port}/"
             yield Broker("rabbitmq", "127.0.0.1", port, url)
         finally:
-            _stop(process)
+            stop(process)
             # epmd, started by the node, runs detached: stop it through its own port.
             epmd = shutil.which("epmd", path="/usr/lib/erlang/bin:/usr/bin") or "epmd"
             subprocess.run(

@@ -21,7 +21,7 @@ from core import encryption, logs, tracing
 from core.encryption import Keyring
 from core.settings import Settings
 from db import sealed_secrets
-from db.pool import use_msgspec_json, with_keepalives
+from db.pool import connection_kwargs, use_msgspec_json, with_keepalives
 from workers.destinations import close_destinations
 from workers.engine import DeliveryEngine
 
@@ -45,17 +45,22 @@ def pool_from_settings(**pool_args: Any) -> AsyncConnectionPool:
     # engine's statements); a connection the database dropped fails once instead, which the
     # engine retries and the procrastinate worker restarts on.
     pool_args.pop("check", None)
-    return AsyncConnectionPool(
+    url = with_keepalives(settings.require_database_url())
+    if settings.behind_pooler:
+        # A transaction-mode pooler keeps no session: no prepared statements, and no startup
+        # options (PgBouncer refuses those it does not know).
+        conninfo, kwargs = url, connection_kwargs(prepared=False)
+    else:
         # Plans are made once per connection and statement: the claim and record statements
         # join batches to partitioned tables, whose planning cost more than running them;
         # their partitions are pruned when each runs instead.
-        make_conninfo(
-            with_keepalives(settings.require_database_url()),
-            options="-c plan_cache_mode=force_generic_plan",
-        ),
+        conninfo, kwargs = make_conninfo(url, options="-c plan_cache_mode=force_generic_plan"), {}
+    return AsyncConnectionPool(
+        conninfo,
         min_size=1,
         max_size=settings.worker_concurrency + 4,
         configure=configure_connection,
+        kwargs=kwargs,
         **pool_args,
     )
 

@@ -183,7 +183,7 @@ class DeliveryEngine:
 
     async def _listen(self) -> None:
         url = make_conninfo(
-            with_keepalives(self.settings.require_database_url()), application_name=LISTENER_NAME
+            with_keepalives(self.settings.session_database_url()), application_name=LISTENER_NAME
         )
         while True:
             try:
