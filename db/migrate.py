@@ -8,17 +8,32 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import psycopg
 from yoyo import get_backend, read_migrations
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def yoyo_uri(database_url: str) -> str:
-    """Turn a postgresql:// URL into yoyo's postgresql+psycopg:// URI."""
-    parts = urlsplit(database_url)
+    """Turn a postgresql:// URL into yoyo's postgresql+psycopg:// URI (a multi-host URL
+    becomes the host it reaches: yoyo takes one)."""
+    parts = urlsplit(single_host(database_url))
     if parts.scheme not in ("postgres", "postgresql"):
         raise ValueError("the database URL must start with postgresql://")
     return urlunsplit(parts._replace(scheme="postgresql+psycopg"))
+
+
+def single_host(database_url: str) -> str:
+    """A multi-host URL (`h1:p1,h2:p2`, as for a Patroni cluster) as the one host and port a
+    connection to it reaches now (its target_session_attrs decide which); others unchanged."""
+    parts = urlsplit(database_url)
+    credentials, _, hosts = parts.netloc.rpartition("@")
+    if "," not in hosts:
+        return database_url
+    with psycopg.connect(database_url) as conn:
+        reached = f"{conn.info.host}:{conn.info.port}"
+    netloc = f"{credentials}@{reached}" if credentials else reached
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 @contextlib.contextmanager

