@@ -256,3 +256,44 @@ def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -
         if time.monotonic() > deadline:
             raise RuntimeError(f"timed out waiting for {what}")
         time.sleep(0.2)
+
+
+@contextlib.contextmanager
+def running_haproxy(backends: list[int]) -> Iterator[str]:
+    """HAProxy balancing HTTP over these loopback ports, health-checked on /health/ready;
+    a request whose server refuses the connection is sent to another. Yields its URL."""
+    port = free_port()
+    servers = "\n".join(
+        f"    server api{n} 127.0.0.1:{backend} check inter 200ms fall 1 rise 1"
+        for n, backend in enumerate(backends)
+    )
+    with service_folder("eventgate-haproxy-") as folder:
+        config = folder / "haproxy.cfg"
+        config.write_text(
+            "global\n    log stderr format raw local0 info\n"
+            "defaults\n    log global\n    option log-health-checks\n    mode http\n    timeout connect 2s\n    timeout client 30s\n"
+            "    timeout server 30s\n    retries 3\n    option redispatch 1\n"
+            "    retry-on conn-failure\n"
+            # A connection per request to the servers: a stopping one refuses new connections
+            # (retried elsewhere) instead of dropping a kept-alive one under a request.
+            "    option http-server-close\n"
+            f"frontend api\n    bind 127.0.0.1:{port}\n    default_backend servers\n"
+            "backend servers\n    balance roundrobin\n"
+            "    option httpchk\n"
+            "    http-check send meth GET uri /health/ready ver HTTP/1.1 hdr Host localhost\n"
+            "    http-check expect status 200\n"
+            f"{servers}\n"
+        )
+        config.chmod(0o644)
+        process = subprocess.Popen(
+            [binary("haproxy", "/usr/sbin"), "-db", "-f", str(config)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+            **as_service_user(),
+        )
+        try:
+            wait_until(lambda: listening(port), process, "haproxy")
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            stop(process)
