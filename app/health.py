@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import msgspec
@@ -12,6 +13,9 @@ from psycopg_pool import AsyncConnectionPool
 from app.dependencies import Pool
 
 READY_TIMEOUT_SECONDS = 2.0
+# Set when the process has been asked to stop but still serves for a moment (`eventgate serve`
+# with EVENTGATE_SHUTDOWN_DRAIN_SECONDS): readiness says 503 so a balancer sends it nothing new.
+DRAINING = threading.Event()
 
 
 class DatabaseCheck(msgspec.Struct):
@@ -41,13 +45,20 @@ async def check_database(pool: AsyncConnectionPool) -> DatabaseCheck:
 
 
 async def readiness(pool: AsyncConnectionPool) -> Response[Health]:
-    """200 with the database latency, or 503 when the database does not answer."""
+    """200 with the database latency, or 503 when the database does not answer or the
+    process is draining before it stops."""
+    if DRAINING.is_set():
+        return Response(Health("draining"), status_code=503)
     database = await check_database(pool)
     status, code = ("ok", 200) if database.ok else ("unavailable", 503)
     return Response(Health(status, database), status_code=code)
 
 
-NOT_READY = {503: ResponseSpec(data_container=Health, description="The database does not answer")}
+NOT_READY = {
+    503: ResponseSpec(
+        data_container=Health, description="The database does not answer, or the process stops"
+    )
+}
 
 
 class HealthController(Controller):

@@ -54,13 +54,15 @@ def _check_encryption_keys(database_url: str) -> None:
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from cli import serving
+
     _check_encryption_keys(_database_url())
     settings = Settings.from_env()
     logs.configure(settings.log_format, settings.log_level, settings.log_redact_fields)
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         # Each process writes its metrics there; /metrics, answered by any, adds them up.
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="eventgate-metrics-")
-    uvicorn.run(
+    config = uvicorn.Config(
         "app.asgi:create",
         factory=True,
         host=args.host,
@@ -75,6 +77,7 @@ def _serve(args: argparse.Namespace) -> None:
         # Last-Event-ID) rather than wait for ever.
         timeout_graceful_shutdown=10,
     )
+    serving.serve(config, settings.shutdown_drain_seconds)
 
 
 def _worker(args: argparse.Namespace) -> None:

@@ -110,6 +110,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # every one decrypts), or a file holding them. Never stored in the database.
     encryption_keys: tuple[str, ...] = ()
     encryption_keys_file: str | None = None
+    # `eventgate serve` on SIGTERM: answer /health/ready 503 but go on serving this long (so a
+    # load balancer stops sending requests), then stop accepting and finish what is in flight.
+    shutdown_drain_seconds: float = 0.0
     # How long a web console sign-in lasts (a revoked key ends its sessions at once).
     console_session_seconds: float = 8 * 3600.0
 
@@ -168,6 +171,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SystemExit(f"EVENTGATE_{name.upper()} must be positive")
+        if self.shutdown_drain_seconds < 0:
+            raise SystemExit("EVENTGATE_SHUTDOWN_DRAIN_SECONDS must not be negative")
         if not 0 < self.stream_heartbeat_seconds <= 20:
             raise SystemExit("EVENTGATE_STREAM_HEARTBEAT_SECONDS must be above 0 and at most 20")
         if self.delivery_lease_seconds <= self.delivery_timeout_seconds:

@@ -261,7 +261,8 @@ def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60.0) -
 @contextlib.contextmanager
 def running_haproxy(backends: list[int]) -> Iterator[str]:
     """HAProxy balancing HTTP over these loopback ports, health-checked on /health/ready;
-    a request whose server refuses the connection is sent to another. Yields its URL."""
+    a request whose server refuses the connection, or closes it unanswered, is sent to
+    another. Yields its URL."""
     port = free_port()
     servers = "\n".join(
         f"    server api{n} 127.0.0.1:{backend} check inter 200ms fall 1 rise 1"
@@ -273,7 +274,9 @@ def running_haproxy(backends: list[int]) -> Iterator[str]:
             "global\n    log stderr format raw local0 info\n"
             "defaults\n    log global\n    option log-health-checks\n    mode http\n    timeout connect 2s\n    timeout client 30s\n"
             "    timeout server 30s\n    retries 3\n    option redispatch 1\n"
-            "    retry-on conn-failure\n"
+            # A connection a stopping server took from its backlog but closed unread is
+            # retried too (nothing was processed: uvicorn answers every request it reads).
+            "    retry-on conn-failure empty-response\n"
             # A connection per request to the servers: a stopping one refuses new connections
             # (retried elsewhere) instead of dropping a kept-alive one under a request.
             "    option http-server-close\n"

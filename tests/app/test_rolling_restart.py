@@ -22,6 +22,8 @@ from tests.database_servers import running_haproxy
 from tests.helpers import ROOT, auth, event_body, make_key, serve_process, wait_for
 
 pytestmark = pytest.mark.timeout(300)
+# Longer than the balancer needs to see /health/ready fail (checks every 200 ms).
+DRAIN = {"EVENTGATE_SHUTDOWN_DRAIN_SECONDS": "1"}
 
 
 class Load:
@@ -59,7 +61,7 @@ async def restarted(
     running until `stack` closes)."""
     process.send_signal(signal.SIGTERM)
     await asyncio.to_thread(process.wait, 30)
-    starting = serve_process(database_url, port)
+    starting = serve_process(database_url, port, **DRAIN)
     new, _ = await asyncio.to_thread(stack.enter_context, starting)
     return new
 
@@ -75,7 +77,9 @@ async def test_restarting_each_api_process_and_the_worker_under_load_fails_nothi
     key = await make_key(database_url, rate_limit_tier="unlimited")
     ports = [free_port(), free_port()]
     stack = contextlib.ExitStack()
-    processes = [stack.enter_context(serve_process(database_url, port))[0] for port in ports]
+    processes = [
+        stack.enter_context(serve_process(database_url, port, **DRAIN))[0] for port in ports
+    ]
     log = stack.enter_context((tmp_path / "worker.log").open("ab"))
     worker = worker_process(dict(os.environ), log)
     try:
@@ -111,3 +115,22 @@ async def test_restarting_each_api_process_and_the_worker_under_load_fails_nothi
         worker.terminate()
         worker.wait(timeout=30)
         stack.close()
+
+
+async def test_a_stopping_server_says_it_is_not_ready_and_serves_until_the_drain_ends(
+    worker_env,
+):
+    key = await make_key(worker_env)
+    with serve_process(worker_env, None, EVENTGATE_SHUTDOWN_DRAIN_SECONDS="3") as (process, base):
+        async with httpx.AsyncClient(base_url=base) as http:
+            assert (await http.get("/health/ready")).status_code == 200
+            process.send_signal(signal.SIGTERM)
+
+            async def draining() -> bool:
+                answer = await http.get("/health/ready")
+                return answer.status_code == 503 and answer.json()["status"] == "draining"
+
+            await wait_for(draining, timeout=2, what="readiness 503 while draining")
+            ingested = await http.post("/v1/events", json=event_body(), headers=auth(key))
+            assert ingested.status_code == 201  # still serving
+        await asyncio.to_thread(process.wait, 15)
