@@ -71,6 +71,14 @@ async def provide_transaction(
         yield conn
 
 
+async def provide_reader(request: Request) -> AsyncGenerator[AsyncConnection, None]:
+    """A connection for a heavy read that may be a little stale: the read replica's while it
+    is fresh enough (app/replica.py), else the primary's; in a read-only transaction."""
+    pool = await request.app.state.replica.pool()
+    async with pool.connection() as conn, conn.transaction():
+        yield conn
+
+
 async def provide_caller(request: Request) -> Principal:
     """The principal the authentication middleware verified."""
     return request.user
@@ -85,11 +93,13 @@ DEPENDENCIES = {
     "streams": Provide(provide_streams),
     "sandbox": Provide(provide_sandbox),
     "conn": Provide(provide_transaction),
+    "reader": Provide(provide_reader),
     "caller": Provide(provide_caller),
 }
 
 # Handler parameter types, injected by name.
 Transaction = NamedDependency[AsyncConnection]
+Reader = NamedDependency[AsyncConnection]  # a heavy read, possibly from the replica
 Caller = NamedDependency[Principal]
 Pool = NamedDependency[AsyncConnectionPool]
 AppSettings = NamedDependency[Settings]

@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 from importlib.metadata import version
 
 from litestar import Litestar, Router
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import AsyncConnectionPool
 
 from app.answers import finish_answer
 from app.audit_logs.controllers import AuditLogController
@@ -37,6 +39,7 @@ from app.openapi import StrictStructSchemaPlugin, docs_assets, openapi_config, o
 from app.portal.controllers import PortalLinkController
 from app.rate_limits.controllers import KeyRateLimitController, RateLimitTierController
 from app.rate_limits.limiter import RateLimiter
+from app.replica import ReplicaReads
 from app.request_logs.buffer import RequestLogBuffer
 from app.request_logs.controllers import RequestLogController
 from app.schedules.controllers import ScheduleController
@@ -55,6 +58,19 @@ from core.settings import Settings
 from db.pool import open_pool
 
 
+async def _replica_pool(settings: Settings) -> AsyncConnectionPool | None:
+    """The read replica's pool, when one is set (its connections say who they are)."""
+    if not settings.read_database_url:
+        return None
+    return await open_pool(
+        make_conninfo(settings.read_database_url, application_name="eventgate-reads"),
+        min_size=1,
+        max_size=settings.pool_max_size,
+        name="eventgate-reads",
+        prepared=not settings.behind_pooler,
+    )
+
+
 def create_app(settings: Settings) -> Litestar:
     """Build the API for these settings; the pool opens and closes with the app's lifespan."""
     database_url = settings.require_database_url()
@@ -69,6 +85,8 @@ def create_app(settings: Settings) -> Litestar:
             prepared=not settings.behind_pooler,
         )
         listener = InvalidationListener(settings.session_database_url())
+        replica = await _replica_pool(settings)
+        app.state.replica = ReplicaReads(pool, replica, settings.read_max_lag_seconds)
         verifier = KeyVerifier(pool, listener, settings.key_cache_ttl_seconds)
         app.state.pool = pool
         app.state.settings = settings
@@ -82,7 +100,7 @@ def create_app(settings: Settings) -> Litestar:
         app.state.triggers = Triggers(
             pool, app.state.ingest, app.state.rate_limiter, settings, app.state.sandbox
         )
-        app.state.sql_figures = SqlFigures(pool, settings.metrics_cache_seconds)
+        app.state.sql_figures = SqlFigures(app.state.replica, settings.metrics_cache_seconds)
         app.state.request_logs = RequestLogBuffer(pool, days_ahead=settings.partitions_ahead_days)
         background = [
             asyncio.create_task(app.state.request_logs.run()),
@@ -100,6 +118,8 @@ def create_app(settings: Settings) -> Litestar:
             await verifier.flush_last_used()
             await app.state.request_logs.flush()
             await app.state.sandbox.close()
+            if replica is not None:
+                await replica.close()
             await pool.close()
 
     return Litestar(

@@ -20,6 +20,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.client_ip import client_ip
 from app.errors import Unauthorized
+from app.replica import ReplicaReads
 from app.request_id import request_id
 from core import logs
 from core.metrics import HTTP_DURATION, HTTP_REQUESTS, POOL, render_process_metrics
@@ -134,8 +135,8 @@ class _Families(Collector):
 class SqlFigures:
     """The SQL-derived gauges, read at most every `cache_seconds`."""
 
-    def __init__(self, pool: AsyncConnectionPool, cache_seconds: float) -> None:
-        self._pool = pool
+    def __init__(self, reads: ReplicaReads, cache_seconds: float) -> None:
+        self._reads = reads  # the replica while it is fresh: these are heavy reads
         self._cache_seconds = cache_seconds
         self._text = b""
         self._until = 0.0
@@ -152,7 +153,8 @@ class SqlFigures:
             return self._text
 
     async def _read(self) -> list[Metric]:
-        async with self._pool.connection() as conn:
+        pool = await self._reads.pool()
+        async with pool.connection() as conn:
             queues = await sql_metrics.queues(conn)
             endpoints = await sql_metrics.endpoints(conn)
             keys = await sql_metrics.keys(conn)

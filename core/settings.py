@@ -18,6 +18,11 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # address for what needs a session of its own (LISTEN, migrations); prepared statements
     # are then off on pooled connections.
     direct_database_url: str | None = None
+    # A read replica for the heavy reads (listings, the inbox, metrics' SQL), bypassed while
+    # it lags more than read_max_lag_seconds; every write and single-resource read stays on
+    # the primary.
+    read_database_url: str | None = None
+    read_max_lag_seconds: float = 5.0
     pool_min_size: int = 2
     pool_max_size: int = 20
     event_retention_days: int = 7
@@ -119,7 +124,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     def __repr__(self) -> str:
         # Settings hold credentials (the encryption keys, the database URL, the metrics token):
         # a log line or a traceback that prints them shows the fields that are safe to show.
-        hidden = {"encryption_keys", "database_url", "direct_database_url", "metrics_token"}
+        hidden = {
+            "encryption_keys",
+            "database_url",
+            "direct_database_url",
+            "read_database_url",
+            "metrics_token",
+        }
         shown = ", ".join(
             f"{name}={getattr(self, name)!r}"
             for name in self.__struct_fields__
@@ -171,6 +182,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         for name in positive:
             if getattr(self, name) <= 0:
                 raise SystemExit(f"EVENTGATE_{name.upper()} must be positive")
+        if self.read_max_lag_seconds < 0:
+            raise SystemExit("EVENTGATE_READ_MAX_LAG_SECONDS must not be negative")
         if self.shutdown_drain_seconds < 0:
             raise SystemExit("EVENTGATE_SHUTDOWN_DRAIN_SECONDS must not be negative")
         if not 0 < self.stream_heartbeat_seconds <= 20:

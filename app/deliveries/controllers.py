@@ -10,7 +10,7 @@ from litestar.params import QueryParameter
 from app.api import ApiController
 from app.deliveries import services
 from app.deliveries.schemas import DeliveryDetail, DeliveryList, DeliveryView, Status
-from app.dependencies import Caller, Transaction
+from app.dependencies import Caller, Reader, Transaction
 from app.identifiers import IdPath, parse_id, parse_optional_id
 from app.openapi import error_responses
 from app.pagination import Cursor, Limit
@@ -35,7 +35,7 @@ class DeliveryController(ApiController):
     )
     async def list_deliveries(
         self,
-        conn: Transaction,
+        reader: Reader,
         caller: Caller,
         limit: Limit = 50,
         cursor: Cursor = None,
@@ -44,7 +44,7 @@ class DeliveryController(ApiController):
         event_id: IdQuery = None,
     ) -> DeliveryList:
         return await services.list_page(
-            conn,
+            reader,
             caller.tenant_id,
             cursor=cursor,
             limit=limit,

@@ -8,7 +8,7 @@ from litestar import Request, delete, get, patch, post
 from litestar.params import JSONBody, QueryParameter
 
 from app.api import ApiController
-from app.dependencies import AppSettings, Caller, Transaction
+from app.dependencies import AppSettings, Caller, Reader, Transaction
 from app.endpoints import services
 from app.endpoints.schemas import (
     EndpointCreated,
@@ -50,13 +50,13 @@ class EndpointController(ApiController):
     @get("/", summary="List endpoints", responses=error_responses(400, 401, 403))
     async def list_endpoints(
         self,
-        conn: Transaction,
+        reader: Reader,
         caller: Caller,
         limit: Limit = 50,
         cursor: Cursor = None,
         kind: KindQuery = None,
     ) -> EndpointList:
-        return await services.list_page(conn, caller.tenant_id, cursor, limit, kind=kind)
+        return await services.list_page(reader, caller.tenant_id, cursor, limit, kind=kind)
 
     @get(
         "/{endpoint_id:str}",

@@ -10,7 +10,7 @@ from litestar.response import Stream
 
 from app.api import ApiController
 from app.deliveries.schemas import DeliveryList
-from app.dependencies import Caller, Ingestor, Streams, Transaction
+from app.dependencies import Caller, Ingestor, Reader, Streams, Transaction
 from app.events import services
 from app.events.schemas import (
     CHANNEL_PATTERN,
@@ -188,7 +188,7 @@ class InboxController(ApiController):
     async def list_inbox(
         self,
         request: Request,
-        conn: Transaction,
+        reader: Reader,
         caller: Caller,
         limit: Limit = 50,
         cursor: Cursor = None,
@@ -198,7 +198,7 @@ class InboxController(ApiController):
     ) -> InboxPage:
         filters = {"source": source, "event_type": event_type, "channel": channel}
         return await services.inbox_page(
-            conn,
+            reader,
             caller.tenant_id,
             cursor=cursor,
             filters={name: value for name, value in filters.items() if value is not None},
