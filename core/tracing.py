@@ -89,7 +89,7 @@ def context_of(traceparent: str | None) -> context.Context | None:
     """The trace context a stored or received `traceparent` names (None: a new trace)."""
     if not traceparent:
         return None
-    return _W3C.extract({"traceparent": traceparent})
+    return extract({"traceparent": traceparent})
 
 
 def current_traceparent() -> str | None:
