@@ -81,6 +81,7 @@ class StreamHub:
         self._notified: dict[str, float] = {}
         self._reset_at = 0.0
         self._by_tenant: dict[str, set[Subscription]] = {}
+        self._forgetting: set[asyncio.Future[None]] = set()
         listener.subscribe(EVENTS_STREAM_CHANNEL, self._on_events, self._wake_all)
 
     def _on_events(self, tenant_id: str) -> None:
@@ -129,9 +130,17 @@ class StreamHub:
         if not self._by_tenant[tenant]:
             del self._by_tenant[tenant]
             self._notified.pop(tenant, None)
+        # A client's disconnect cancels the response, and every await after it: the DELETE
+        # runs as its own task, which that cancellation cannot reach.
+        forget = asyncio.ensure_future(self._forget(subscription.row.id))
+        self._forgetting.add(forget)
+        forget.add_done_callback(self._forgetting.discard)
+        await asyncio.shield(forget)
+
+    async def _forget(self, stream_id: uuid.UUID) -> None:
         with contextlib.suppress(psycopg.Error):  # a row left behind goes stale by itself
             async with self.pool.connection() as conn:
-                await event_streams.close_stream(conn, subscription.row.id)
+                await event_streams.close_stream(conn, stream_id)
 
     async def page(self, row: OpenStream, position: Position) -> list[Outgoing]:
         """The next page after `position`. Streams of a tenant woken by the same commit at
