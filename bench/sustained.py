@@ -68,14 +68,18 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def processes(url: str, args: argparse.Namespace, postgres_pid: int) -> Iterator[dict[str, object]]:
-    """The API, the workers and the receiver, each its own process; yields where they are."""
+def processes(
+    url: str, args: argparse.Namespace, postgres_pid: int, **extra_env: str
+) -> Iterator[dict[str, object]]:
+    """The API, the workers and the receiver, each its own process (with `extra_env`);
+    yields where they are and their environment."""
     env = {
         **os.environ,
         "EVENTGATE_DATABASE_URL": url,
         "EVENTGATE_ALLOW_PRIVATE_DESTINATIONS": "true",
         "EVENTGATE_ACCESS_LOG": "false",
         "EVENTGATE_LOG_LEVEL": "warning",
+        **extra_env,
     }
     api_port, hook_port = free_port(), free_port()
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT}
@@ -91,6 +95,7 @@ def processes(url: str, args: argparse.Namespace, postgres_pid: int) -> Iterator
         yield {
             "api": f"http://127.0.0.1:{api_port}",
             "hook": f"http://127.0.0.1:{hook_port}",
+            "env": env,
             "pids": {"postgres": postgres_pid, "api": api.pid, "receiver": receiver.pid}
             | {f"worker {n + 1}": w.pid for n, w in enumerate(workers)},
         }

@@ -116,9 +116,11 @@ LOCK_CHAIN = """
 WITH RECURSIVE chain AS (
     SELECT id, replaced_by FROM api_keys WHERE tenant_id = %(tenant_id)s AND id = %(id)s
     UNION
-    SELECT k.id, k.replaced_by FROM api_keys k JOIN chain c ON k.id = c.replaced_by
+    SELECT k.id, k.replaced_by FROM api_keys k
+    JOIN chain c ON k.tenant_id = %(tenant_id)s AND k.id = c.replaced_by
 )
-SELECT id FROM api_keys WHERE id IN (SELECT id FROM chain) ORDER BY id FOR UPDATE
+SELECT id FROM api_keys WHERE tenant_id = %(tenant_id)s AND id IN (SELECT id FROM chain)
+ORDER BY id FOR UPDATE
 """
 
 # Revoke the locked keys and tell every process; returns them all, the one asked for first
@@ -127,7 +129,7 @@ REVOKE = f"""
 WITH revoked AS (
     -- RETURNING runs for every revoked row, so each one's prefix is announced.
     UPDATE api_keys SET revoked_at = coalesce(revoked_at, now())
-    WHERE id = ANY(%(ids)s)
+    WHERE tenant_id = %(tenant_id)s AND id = ANY(%(ids)s)
     RETURNING {COLUMNS}, pg_notify('{INVALIDATION_CHANNEL}', prefix) AS told
 )
 SELECT {COLUMNS} FROM revoked ORDER BY id <> %(id)s
@@ -149,8 +151,9 @@ SELECT {COLUMNS} FROM rotated, pg_notify('{INVALIDATION_CHANNEL}', rotated.prefi
 # Record when keys were last used, batched from memory (api_keys_pkey).
 TOUCH_LAST_USED = """
 UPDATE api_keys AS k SET last_used_at = used.at
-FROM unnest(%(ids)s::uuid[], %(ats)s::timestamptz[]) AS used(id, at)
-WHERE k.id = used.id AND (k.last_used_at IS NULL OR k.last_used_at < used.at)
+FROM unnest(%(tenant_ids)s::uuid[], %(ids)s::uuid[], %(ats)s::timestamptz[])
+    AS used(tenant_id, id, at)
+WHERE k.tenant_id = used.tenant_id AND k.id = used.id AND (k.last_used_at IS NULL OR k.last_used_at < used.at)
 """
 
 
@@ -237,10 +240,17 @@ async def mark_rotated(
     return await fetch_one(conn, MARK_ROTATED, params, ApiKey)
 
 
-async def touch_last_used(conn: AsyncConnection, used: dict[uuid.UUID, datetime]) -> None:
-    """Write the remembered last-use times in one statement."""
+async def touch_last_used(
+    conn: AsyncConnection, used: dict[tuple[uuid.UUID, uuid.UUID], datetime]
+) -> None:
+    """Write the remembered last-use times of (tenant_id, key_id) in one statement."""
     if used:
-        await conn.execute(TOUCH_LAST_USED, {"ids": list(used), "ats": list(used.values())})
+        params = {
+            "tenant_ids": [tenant_id for tenant_id, _ in used],
+            "ids": [key_id for _, key_id in used],
+            "ats": list(used.values()),
+        }
+        await conn.execute(TOUCH_LAST_USED, params)
 
 
 # Usable keys that expire within 7 days, of tenants with an operational endpoint to tell

@@ -45,13 +45,15 @@ VALUES (%(token_hash)s, %(tenant_id)s, %(key_id)s, %(csrf_token)s, %(expires_at)
 GET_LIVE = """
 SELECT s.tenant_id, s.key_id, k.prefix, k.scopes, k.rate_limit_tier,
        k.expires_at AS key_expires_at, s.csrf_token, s.expires_at
-FROM console_sessions s JOIN api_keys k ON k.id = s.key_id
+FROM console_sessions s JOIN api_keys k ON k.tenant_id = s.tenant_id AND k.id = s.key_id
 WHERE s.token_hash = %(token_hash)s AND s.expires_at > now()
   AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
 """
 
 # Sign out (console_sessions_pkey).
-DELETE = "DELETE FROM console_sessions WHERE token_hash = %(token_hash)s"
+DELETE = """
+DELETE FROM console_sessions WHERE tenant_id = %(tenant_id)s AND token_hash = %(token_hash)s
+"""
 
 # Forget ended sessions (console_sessions_expires_idx).
 PURGE = "DELETE FROM console_sessions WHERE expires_at <= now()"
@@ -67,9 +69,9 @@ async def get_live(conn: AsyncConnection, token_hash: bytes) -> LiveSession | No
     return await fetch_one(conn, GET_LIVE, {"token_hash": token_hash}, LiveSession)
 
 
-async def delete(conn: AsyncConnection, token_hash: bytes) -> None:
-    """End a session."""
-    await conn.execute(DELETE, {"token_hash": token_hash})
+async def delete(conn: AsyncConnection, tenant_id: uuid.UUID, token_hash: bytes) -> None:
+    """End a session of the tenant."""
+    await conn.execute(DELETE, {"tenant_id": tenant_id, "token_hash": token_hash})
 
 
 async def purge(conn: AsyncConnection) -> None:

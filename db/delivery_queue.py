@@ -29,6 +29,7 @@ class Candidate(msgspec.Struct):
 
     id: uuid.UUID
     created_at: datetime
+    tenant_id: uuid.UUID
     endpoint_id: uuid.UUID
     rate_limit_per_s: int | None
     probing: bool
@@ -99,6 +100,7 @@ class Result(msgspec.Struct, kw_only=True):
 class Hold(msgspec.Struct):
     """Hold an endpoint's waiting deliveries back until a time (None: until it is enabled)."""
 
+    tenant_id: uuid.UUID
     endpoint_id: uuid.UUID
     until: datetime | None
 
@@ -108,15 +110,15 @@ class Hold(msgspec.Struct):
 # deliveries are due from their deliver_at)
 # (deliveries_due_idx; the ordered check uses deliveries_unfinished_idx).
 CANDIDATES = f"""
-SELECT d.id, d.created_at, d.endpoint_id, e.rate_limit_per_s,
+SELECT d.id, d.created_at, d.tenant_id, d.endpoint_id, e.rate_limit_per_s,
        e.consecutive_failures >= %(circuit_threshold)s AS probing, d.next_attempt_at AS due_at
 FROM deliveries d
-JOIN endpoints e ON e.id = d.endpoint_id
+JOIN endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
 WHERE d.queue = %(queue)s AND d.status IN {UNFINISHED} AND d.next_attempt_at <= now()
   AND e.is_active AND (e.circuit_open_until IS NULL OR e.circuit_open_until <= now())
   AND (NOT e.ordered OR NOT EXISTS (
       SELECT 1 FROM deliveries p
-      WHERE p.endpoint_id = d.endpoint_id AND p.status IN {UNFINISHED} AND p.event_id < d.event_id
+      WHERE p.tenant_id = d.tenant_id AND p.endpoint_id = d.endpoint_id AND p.status IN {UNFINISHED} AND p.event_id < d.event_id
         -- A scheduled delivery takes its place in the order when its time comes.
         AND (p.deliver_at IS NULL OR p.deliver_at <= now())))
 ORDER BY d.next_attempt_at
@@ -130,8 +132,9 @@ FOR UPDATE OF d SKIP LOCKED
 # probe into each.
 POSTPONE_TO_NEXT_SECOND = """
 UPDATE deliveries d SET next_attempt_at = date_trunc('second', now()) + interval '1 second'
-FROM unnest(%(ids)s::uuid[], %(created_ats)s::timestamptz[]) AS c(id, created_at)
-WHERE d.id = c.id AND d.created_at = c.created_at AND d.created_at = ANY(%(created_ats)s)
+FROM unnest(%(tenant_ids)s::uuid[], %(ids)s::uuid[], %(created_ats)s::timestamptz[])
+    AS c(tenant_id, id, created_at)
+WHERE d.tenant_id = c.tenant_id AND d.id = c.id AND d.created_at = c.created_at AND d.created_at = ANY(%(created_ats)s)
 """
 
 # Lease the chosen rows and read what sending needs; a missing event was deleted or expired
@@ -141,8 +144,8 @@ WITH leased AS (
     UPDATE deliveries d SET status = 'delivering', attempts = d.attempts + 1,
         next_attempt_at = now() + make_interval(secs => %(lease)s), updated_at = now()
     FROM jsonb_to_recordset(%(rows)s::jsonb) AS c(id uuid, created_at timestamptz,
-                                                  due_at timestamptz)
-    WHERE d.id = c.id AND d.created_at = c.created_at AND d.created_at = ANY(%(days)s)
+                                                  tenant_id uuid, due_at timestamptz)
+    WHERE d.tenant_id = c.tenant_id AND d.id = c.id AND d.created_at = c.created_at AND d.created_at = ANY(%(days)s)
     RETURNING d.id, d.created_at, d.tenant_id, d.event_id, d.endpoint_id, d.attempts,
               d.retry_index, c.due_at
 )
@@ -156,8 +159,8 @@ SELECT l.id, l.created_at, l.tenant_id, l.event_id, l.endpoint_id, l.attempts, l
            AS previous_secret_encrypted,
        ev.source, ev.event_type, ev.payload, ev.metadata, e.transformation, ev.traceparent
 FROM leased l
-JOIN endpoints e ON e.id = l.endpoint_id
-LEFT JOIN events ev ON ev.id = l.event_id AND ev.created_at = l.created_at
+JOIN endpoints e ON e.tenant_id = l.tenant_id AND e.id = l.endpoint_id
+LEFT JOIN events ev ON ev.tenant_id = l.tenant_id AND ev.id = l.event_id AND ev.created_at = l.created_at
                     AND ev.created_at = ANY(%(days)s)
 """
 
@@ -177,7 +180,8 @@ WITH r AS (
         last_status_code = r.status_code, last_error = r.error, last_attempt_at = now(),
         updated_at = now()
     FROM r
-    WHERE d.id = r.id AND d.created_at = r.created_at AND d.attempts = r.attempt
+    WHERE d.tenant_id = r.tenant_id AND d.id = r.id AND d.created_at = r.created_at
+      AND d.attempts = r.attempt
       AND d.status = 'delivering' AND d.created_at = ANY(%(days)s)
 )
 INSERT INTO delivery_attempts (id, tenant_id, delivery_id, endpoint_id, attempt, status_code,
@@ -194,8 +198,9 @@ HOLD_BACK = f"""
 UPDATE deliveries d
 SET next_attempt_at = GREATEST(d.next_attempt_at, COALESCE(h.until, 'infinity')),
     updated_at = now()
-FROM unnest(%(ids)s::uuid[], %(untils)s::timestamptz[]) AS h(id, until)
-WHERE d.endpoint_id = h.id AND d.status IN {WAITING}
+FROM unnest(%(tenant_ids)s::uuid[], %(ids)s::uuid[], %(untils)s::timestamptz[])
+    AS h(tenant_id, id, until)
+WHERE d.tenant_id = h.tenant_id AND d.endpoint_id = h.id AND d.status IN {WAITING}
 """
 
 # Tell the workers of these queues that deliveries are due: the notifications go out when the
@@ -222,7 +227,11 @@ async def candidates(
 
 async def postpone_to_next_second(conn: AsyncConnection, rows: Sequence[Candidate]) -> None:
     """Make these deliveries due at the next one-second window."""
-    params = {"ids": [r.id for r in rows], "created_ats": [r.created_at for r in rows]}
+    params = {
+        "tenant_ids": [r.tenant_id for r in rows],
+        "ids": [r.id for r in rows],
+        "created_ats": [r.created_at for r in rows],
+    }
     await conn.execute(POSTPONE_TO_NEXT_SECOND, params)
 
 
@@ -247,7 +256,11 @@ def _days(rows: Sequence[Candidate] | Sequence[Result]) -> list[datetime]:
 async def hold_back(conn: AsyncConnection, holds: Sequence[Hold]) -> None:
     """Make the endpoints' waiting deliveries wait until each hold's time."""
     if holds:
-        params = {"ids": [h.endpoint_id for h in holds], "untils": [h.until for h in holds]}
+        params = {
+            "tenant_ids": [h.tenant_id for h in holds],
+            "ids": [h.endpoint_id for h in holds],
+            "untils": [h.until for h in holds],
+        }
         await conn.execute(HOLD_BACK, params)
 
 

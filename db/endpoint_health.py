@@ -15,6 +15,7 @@ from db.query import fetch_all, fetch_tuples, jsonb_rows
 class BatchHealth(msgspec.Struct):
     """What one sent batch says about one endpoint."""
 
+    tenant_id: uuid.UUID
     endpoint_id: uuid.UUID
     succeeded: bool  # some try succeeded
     failures: int  # failures after the last success in the batch
@@ -47,9 +48,11 @@ class HealthChange(msgspec.Struct):
 # Take the one probe of half-open endpoints across all workers: the row lock serialises
 # claimers and the re-checked condition lets only the first through (endpoints_pkey).
 TAKE_PROBES = """
-UPDATE endpoints SET circuit_open_until = now() + make_interval(secs => %(lease)s)
-WHERE id = ANY(%(ids)s) AND (circuit_open_until IS NULL OR circuit_open_until <= now())
-RETURNING id
+UPDATE endpoints e SET circuit_open_until = now() + make_interval(secs => %(lease)s)
+FROM unnest(%(tenant_ids)s::uuid[], %(ids)s::uuid[]) AS p(tenant_id, id)
+WHERE e.tenant_id = p.tenant_id AND e.id = p.id
+  AND (e.circuit_open_until IS NULL OR e.circuit_open_until <= now())
+RETURNING e.id
 """
 
 # Fold a batch's outcomes into each endpoint's circuit breaker; a 410 Gone or failing past
@@ -57,14 +60,14 @@ RETURNING id
 RECORD_BATCH = """
 WITH h AS (
     SELECT * FROM jsonb_to_recordset(%(health)s::jsonb)
-        AS h(endpoint_id uuid, succeeded bool, failures int, gone bool)
+        AS h(tenant_id uuid, endpoint_id uuid, succeeded bool, failures int, gone bool)
 ), next AS (
-    SELECT e.id,
+    SELECT e.tenant_id, e.id,
            CASE WHEN h.succeeded THEN 0 ELSE e.consecutive_failures END + h.failures AS failures,
            CASE WHEN h.failures = 0 THEN NULL ELSE COALESCE(
                CASE WHEN h.succeeded THEN NULL ELSE e.failing_since END, now()) END AS failing_since,
            h.gone, e.consecutive_failures >= %(threshold)s AS was_open, e.is_active AS was_active
-    FROM endpoints e JOIN h ON h.endpoint_id = e.id
+    FROM endpoints e JOIN h ON h.tenant_id = e.tenant_id AND h.endpoint_id = e.id
 )
 UPDATE endpoints e SET
     consecutive_failures = n.failures,
@@ -80,7 +83,7 @@ UPDATE endpoints e SET
         ELSE e.disabled_reason END,
     updated_at = now()
 FROM next n
-WHERE e.id = n.id
+WHERE e.tenant_id = n.tenant_id AND e.id = n.id
   AND (n.failures > 0 OR e.consecutive_failures > 0 OR e.failing_since IS NOT NULL
        OR e.circuit_open_until IS NOT NULL)
 RETURNING e.id AS endpoint_id, e.is_active, e.circuit_open_until, e.tenant_id, e.url, e.kind,
@@ -92,12 +95,17 @@ RETURNING e.id AS endpoint_id, e.is_active, e.circuit_open_until, e.tenant_id, e
 
 
 async def take_probes(
-    conn: AsyncConnection, endpoint_ids: Sequence[uuid.UUID], lease_seconds: float
+    conn: AsyncConnection,
+    endpoints: Sequence[tuple[uuid.UUID, uuid.UUID]],
+    lease_seconds: float,
 ) -> set[uuid.UUID]:
-    """Of these half-open endpoints, those this claim may probe."""
-    rows = await fetch_tuples(
-        conn, TAKE_PROBES, {"ids": list(endpoint_ids), "lease": lease_seconds}
-    )
+    """Of these half-open endpoints (tenant_id, endpoint_id), those this claim may probe."""
+    params = {
+        "tenant_ids": [t for t, _ in endpoints],
+        "ids": [e for _, e in endpoints],
+        "lease": lease_seconds,
+    }
+    rows = await fetch_tuples(conn, TAKE_PROBES, params)
     return {row[0] for row in rows}
 
 

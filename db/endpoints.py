@@ -199,7 +199,8 @@ WITH endpoint AS (
     RETURNING {COLUMNS}
 ), parked AS (
     UPDATE deliveries SET next_attempt_at = 'infinity', updated_at = now()
-    WHERE endpoint_id = (SELECT id FROM endpoint) AND status IN {WAITING}
+    WHERE tenant_id = %(tenant_id)s AND endpoint_id = (SELECT id FROM endpoint)
+      AND status IN {WAITING}
 )
 SELECT * FROM endpoint
 """
@@ -216,8 +217,8 @@ WITH endpoint AS (
 ), released AS (
     UPDATE deliveries SET next_attempt_at = greatest(now(), coalesce(deliver_at, now())),
         updated_at = now()
-    WHERE endpoint_id = (SELECT id FROM endpoint) AND status IN {WAITING}
-      AND next_attempt_at > now()
+    WHERE tenant_id = %(tenant_id)s AND endpoint_id = (SELECT id FROM endpoint)
+      AND status IN {WAITING} AND next_attempt_at > now()
     RETURNING queue
 )
 SELECT endpoint.*, ARRAY(SELECT DISTINCT queue FROM released) AS queues FROM endpoint
@@ -233,7 +234,8 @@ WITH endpoint AS (
     RETURNING {COLUMNS}
 ), ended AS (
     UPDATE deliveries SET status = 'dead', last_error = 'endpoint deleted', updated_at = now()
-    WHERE endpoint_id = (SELECT id FROM endpoint) AND status IN {UNFINISHED}
+    WHERE tenant_id = %(tenant_id)s AND endpoint_id = (SELECT id FROM endpoint)
+      AND status IN {UNFINISHED}
 )
 SELECT * FROM endpoint
 """

@@ -73,13 +73,13 @@ OPEN = """
 INSERT INTO event_streams (id, tenant_id, key_id, filters, client_address)
 SELECT %(id)s, %(tenant_id)s, %(key_id)s, %(filters)s, %(client_address)s
 WHERE (SELECT count(*) FROM event_streams
-       WHERE key_id = %(key_id)s AND seen_at > now() - make_interval(secs => %(stale)s))
+       WHERE tenant_id = %(tenant_id)s AND key_id = %(key_id)s AND seen_at > now() - make_interval(secs => %(stale)s))
       < %(max)s
 RETURNING id
 """
 
 # A stream ended (event_streams_pkey).
-CLOSE = "DELETE FROM event_streams WHERE id = %(id)s"
+CLOSE = "DELETE FROM event_streams WHERE tenant_id = %(tenant_id)s AND id = %(id)s"
 
 # Refresh a process's streams (registering again any whose row was removed meanwhile) and
 # name those whose key no longer works (revoked, expired or deleted): they must close
@@ -91,10 +91,10 @@ WITH r AS (
 ), refreshed AS (
     INSERT INTO event_streams AS s (id, tenant_id, key_id, filters, client_address)
     SELECT r.id, r.tenant_id, r.key_id, r.filters, r.client_address
-    FROM r JOIN api_keys k ON k.id = r.key_id
-    ON CONFLICT (id) DO UPDATE SET seen_at = now()
+    FROM r JOIN api_keys k ON k.tenant_id = r.tenant_id AND k.id = r.key_id
+    ON CONFLICT (tenant_id, id) DO UPDATE SET seen_at = now()
 )
-SELECT r.id FROM r LEFT JOIN api_keys k ON k.id = r.key_id
+SELECT r.id FROM r LEFT JOIN api_keys k ON k.tenant_id = r.tenant_id AND k.id = r.key_id
 WHERE k.id IS NULL OR k.revoked_at IS NOT NULL OR k.expires_at <= now()
 """
 
@@ -177,9 +177,9 @@ async def open_stream(
     return await fetch_value(conn, OPEN, params) is not None
 
 
-async def close_stream(conn: AsyncConnection, stream_id: uuid.UUID) -> None:
+async def close_stream(conn: AsyncConnection, row: OpenStream) -> None:
     """Forget a stream that ended."""
-    await conn.execute(CLOSE, {"id": stream_id})
+    await conn.execute(CLOSE, {"tenant_id": row.tenant_id, "id": row.id})
 
 
 class OpenStream(msgspec.Struct, frozen=True):

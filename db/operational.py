@@ -50,7 +50,7 @@ SELECT (SELECT count(*) FROM fan_out) AS made,
 NOTE = """
 INSERT INTO operational_notices AS n (subject_id, kind, tenant_id, unreported)
 VALUES (%(subject)s, %(kind)s, %(tenant_id)s, 1)
-ON CONFLICT (subject_id, kind) DO UPDATE SET unreported = n.unreported + 1
+ON CONFLICT (tenant_id, subject_id, kind) DO UPDATE SET unreported = n.unreported + 1
 RETURNING unreported,
           last_sent_at IS NULL OR last_sent_at <= now() - make_interval(secs => %(window)s)
 """
@@ -58,7 +58,7 @@ RETURNING unreported,
 # A notice was sent: start counting again (operational_notices_pkey).
 SENT = """
 UPDATE operational_notices SET unreported = 0, last_sent_at = now()
-WHERE subject_id = %(subject)s AND kind = %(kind)s
+WHERE tenant_id = %(tenant_id)s AND subject_id = %(subject)s AND kind = %(kind)s
 """
 
 # Is there an operational endpoint to tell (endpoints_operational_idx)?

@@ -87,7 +87,7 @@ SELECT count(*) AS total,
        count(*) FILTER (WHERE NOT is_active) AS disabled,
        (SELECT count(*) FROM (
             SELECT 1 FROM deliveries d JOIN live ON d.endpoint_id = live.id
-            WHERE d.status = 'dead' LIMIT %(cap)s + 1) AS capped) AS dead_letters
+            WHERE d.tenant_id = %(tenant_id)s AND d.status = 'dead' LIMIT %(cap)s + 1) AS capped) AS dead_letters
 FROM live
 """
 

@@ -67,7 +67,7 @@ RETURNING name, per_minute, per_hour, per_day, burst
 # One key's overrides, by route (rate_limit_overrides_pkey).
 LIST_OVERRIDES = """
 SELECT route, per_minute, per_hour, per_day FROM rate_limit_overrides
-WHERE api_key_id = %(key_id)s ORDER BY route
+WHERE tenant_id = %(tenant_id)s AND api_key_id = %(key_id)s ORDER BY route
 """
 
 # A change of a key's overrides is announced here (payload: the key id), delivered at COMMIT,
@@ -79,9 +79,11 @@ ANNOUNCE_OVERRIDES = f"SELECT pg_notify('{OVERRIDES_CHANNEL}', %(key_id)s::text)
 
 # Replace one key's overrides with the given set (rate_limit_overrides_pkey).
 REPLACE_OVERRIDES = """
-WITH gone AS (DELETE FROM rate_limit_overrides WHERE api_key_id = %(key_id)s)
-INSERT INTO rate_limit_overrides (api_key_id, route, per_minute, per_hour, per_day)
-SELECT %(key_id)s, route, per_minute, per_hour, per_day
+WITH gone AS (
+    DELETE FROM rate_limit_overrides WHERE tenant_id = %(tenant_id)s AND api_key_id = %(key_id)s
+)
+INSERT INTO rate_limit_overrides (tenant_id, api_key_id, route, per_minute, per_hour, per_day)
+SELECT %(tenant_id)s, %(key_id)s, route, per_minute, per_hour, per_day
 FROM jsonb_to_recordset(%(overrides)s::jsonb)
     AS o(route text, per_minute integer, per_hour integer, per_day integer)
 """
@@ -117,17 +119,21 @@ async def set_tier(conn: AsyncConnection, tier: Tier) -> Tier:
     return row
 
 
-async def list_overrides(conn: AsyncConnection, key_id: uuid.UUID) -> list[Override]:
+async def list_overrides(
+    conn: AsyncConnection, tenant_id: uuid.UUID, key_id: uuid.UUID
+) -> list[Override]:
     """One key's route overrides."""
-    return await fetch_all(conn, LIST_OVERRIDES, {"key_id": key_id}, Override)
+    params = {"tenant_id": tenant_id, "key_id": key_id}
+    return await fetch_all(conn, LIST_OVERRIDES, params, Override)
 
 
 async def replace_overrides(
-    conn: AsyncConnection, key_id: uuid.UUID, overrides: Sequence[Override]
+    conn: AsyncConnection, tenant_id: uuid.UUID, key_id: uuid.UUID, overrides: Sequence[Override]
 ) -> None:
     """Make these the key's overrides (an empty list removes them all), and tell every API
     process once the transaction commits."""
-    await conn.execute(REPLACE_OVERRIDES, {"key_id": key_id, "overrides": jsonb_rows(overrides)})
+    params = {"tenant_id": tenant_id, "key_id": key_id, "overrides": jsonb_rows(overrides)}
+    await conn.execute(REPLACE_OVERRIDES, params)
     await conn.execute(ANNOUNCE_OVERRIDES, {"key_id": key_id})
 
 

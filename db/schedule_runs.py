@@ -35,14 +35,14 @@ INSERT INTO schedule_runs (id, tenant_id, schedule_id, tick, trigger, status, ev
                            missed)
 VALUES (%(id)s, %(tenant_id)s, %(schedule_id)s, %(tick)s, %(trigger)s, %(status)s,
         %(event_id)s, %(error)s, %(missed)s)
-ON CONFLICT (schedule_id, tick) WHERE trigger = 'cron' DO NOTHING
+ON CONFLICT (tenant_id, schedule_id, tick) WHERE trigger = 'cron' DO NOTHING
 RETURNING {RUN_COLUMNS}
 """
 
 # Move a schedule on to its next tick (schedules_pkey).
 ADVANCE = """
 UPDATE schedules SET next_run_at = coalesce(%(next_run_at)s, next_run_at), last_run_at = %(at)s
-WHERE id = %(id)s
+WHERE tenant_id = %(tenant_id)s AND id = %(id)s
 """
 
 
@@ -101,7 +101,8 @@ async def fire_tick(
         reason = "missed while no worker ran (catch_up is off)"
         run = await _record(conn, schedule, tick, "cron", earlier, None, reason, "skipped")
     following = cron.next_tick(schedule.cron, schedule.timezone, max(now, tick))
-    await conn.execute(ADVANCE, {"id": schedule.id, "next_run_at": following, "at": now})
+    params = {"tenant_id": schedule.tenant_id, "id": schedule.id, "at": now}
+    await conn.execute(ADVANCE, {**params, "next_run_at": following})
     return run
 
 
@@ -109,7 +110,8 @@ async def run_now(conn: AsyncConnection, schedule: Schedule, now: datetime) -> R
     """Run a (locked) schedule by hand now; its cron ticks are not affected."""
     run = await produce(conn, schedule, now, "manual", missed=0)
     assert run is not None  # manual runs are never refused as a repeat
-    await conn.execute(ADVANCE, {"id": schedule.id, "next_run_at": None, "at": now})
+    params = {"tenant_id": schedule.tenant_id, "id": schedule.id, "at": now}
+    await conn.execute(ADVANCE, {**params, "next_run_at": None})
     return run
 
 

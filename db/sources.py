@@ -147,9 +147,9 @@ UPDATE sources SET token = %(token)s, updated_at = now() WHERE {MINE} RETURNING 
 # (an expired one is taken over); returns the event id when this request got it
 # (source_receipts_pkey).
 CLAIM_RECEIPT = """
-INSERT INTO source_receipts (source_id, dedup_key, event_id, expires_at)
-VALUES (%(source_id)s, %(dedup_key)s, %(event_id)s, now() + %(ttl)s)
-ON CONFLICT (source_id, dedup_key) DO UPDATE
+INSERT INTO source_receipts (tenant_id, source_id, dedup_key, event_id, expires_at)
+VALUES (%(tenant_id)s, %(source_id)s, %(dedup_key)s, %(event_id)s, now() + %(ttl)s)
+ON CONFLICT (tenant_id, source_id, dedup_key) DO UPDATE
     SET event_id = EXCLUDED.event_id, created_at = now(), expires_at = EXCLUDED.expires_at
     WHERE source_receipts.expires_at <= now()
 RETURNING event_id
@@ -158,21 +158,22 @@ RETURNING event_id
 # The event a live receipt names (source_receipts_pkey).
 RECEIPT = """
 SELECT event_id FROM source_receipts
-WHERE source_id = %(source_id)s AND dedup_key = %(dedup_key)s AND expires_at > now()
+WHERE tenant_id = %(tenant_id)s AND source_id = %(source_id)s AND dedup_key = %(dedup_key)s
+  AND expires_at > now()
 """
 
 # Record a refused trigger request (source_rejections_pkey).
 REJECT = """
-INSERT INTO source_rejections (id, source_id, status_code, reason, client_ip, header_names,
-                               body_size)
-VALUES (%(id)s, %(source_id)s, %(status_code)s, %(reason)s, %(client_ip)s, %(header_names)s,
+INSERT INTO source_rejections (id, tenant_id, source_id, status_code, reason, client_ip,
+                               header_names, body_size)
+VALUES (%(id)s, %(tenant_id)s, %(source_id)s, %(status_code)s, %(reason)s, %(client_ip)s, %(header_names)s,
         %(body_size)s)
 """
 
 # The newest refusals of a tenant's source (source_rejections_source_idx, sources_pkey).
 REJECTIONS = """
 SELECT r.id, r.status_code, r.reason, r.client_ip, r.header_names, r.body_size, r.created_at
-FROM source_rejections r JOIN sources s ON s.id = r.source_id
+FROM source_rejections r JOIN sources s ON s.tenant_id = r.tenant_id AND s.id = r.source_id
 WHERE s.tenant_id = %(tenant_id)s AND s.id = %(id)s
 ORDER BY r.id DESC
 LIMIT %(limit)s
@@ -270,26 +271,35 @@ async def rotate_token(
 
 
 async def claim_receipt(
-    conn: AsyncConnection, source_id: uuid.UUID, dedup_key: str, event_id: uuid.UUID, ttl: timedelta
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    source_id: uuid.UUID,
+    dedup_key: str,
+    event_id: uuid.UUID,
+    ttl: timedelta,
 ) -> bool:
     """True when this event now holds the key; False when a live receipt already does."""
-    params = {"source_id": source_id, "dedup_key": dedup_key, "event_id": event_id, "ttl": ttl}
+    params = {"tenant_id": tenant_id, "source_id": source_id, "dedup_key": dedup_key}
+    params |= {"event_id": event_id, "ttl": ttl}
     return await fetch_value(conn, CLAIM_RECEIPT, params) is not None
 
 
-async def receipt(conn: AsyncConnection, source_id: uuid.UUID, dedup_key: str) -> uuid.UUID | None:
+async def receipt(
+    conn: AsyncConnection, tenant_id: uuid.UUID, source_id: uuid.UUID, dedup_key: str
+) -> uuid.UUID | None:
     """The event a live receipt names."""
-    event_id: uuid.UUID | None = await fetch_value(
-        conn, RECEIPT, {"source_id": source_id, "dedup_key": dedup_key}
-    )
+    params = {"tenant_id": tenant_id, "source_id": source_id, "dedup_key": dedup_key}
+    event_id: uuid.UUID | None = await fetch_value(conn, RECEIPT, params)
     return event_id
 
 
-async def reject(conn: AsyncConnection, source_id: uuid.UUID, rejection: Rejection) -> None:
+async def reject(
+    conn: AsyncConnection, tenant_id: uuid.UUID, source_id: uuid.UUID, rejection: Rejection
+) -> None:
     """Record a refused trigger request."""
     params = msgspec.structs.asdict(rejection)
     params.pop("created_at")
-    await conn.execute(REJECT, {"source_id": source_id, **params})
+    await conn.execute(REJECT, {"tenant_id": tenant_id, "source_id": source_id, **params})
 
 
 async def rejections(

@@ -68,9 +68,10 @@ async def _admit(
     conn: AsyncConnection, found: Sequence[Candidate], settings: Settings
 ) -> list[Candidate]:
     """One probe per half-open endpoint; no endpoint past its rate in this second."""
-    probing = {c.endpoint_id for c in found if c.probing}
+    probing = {(c.tenant_id, c.endpoint_id) for c in found if c.probing}
     if probing:
-        allowed = await endpoint_health.take_probes(conn, probing, settings.delivery_lease_seconds)
+        lease = settings.delivery_lease_seconds
+        allowed = await endpoint_health.take_probes(conn, list(probing), lease)
         seen: set[uuid.UUID] = set()
         kept = []
         for c in found:
@@ -83,15 +84,15 @@ async def _admit(
 
 
 async def _within_rate(conn: AsyncConnection, found: Sequence[Candidate]) -> list[Candidate]:
-    limited: dict[uuid.UUID, list[Candidate]] = defaultdict(list)
+    limited: dict[rate_windows.EndpointKey, list[Candidate]] = defaultdict(list)
     for c in found:
         if c.rate_limit_per_s is not None:
-            limited[c.endpoint_id].append(c)
+            limited[c.tenant_id, c.endpoint_id].append(c)
     if not limited:
         return list(found)
     totals = await rate_windows.count(conn, {e: len(rows) for e, rows in limited.items()})
     refused: list[Candidate] = []
-    unused: dict[uuid.UUID, int] = {}
+    unused: dict[rate_windows.EndpointKey, int] = {}
     for endpoint_id, rows in limited.items():
         limit = rows[0].rate_limit_per_s or 0
         already = totals[endpoint_id] - len(rows)
@@ -276,7 +277,9 @@ def batch_health(
         key=lambda pair: pair[1].started_at,
     )
     for c, o in pairs:
-        h = health.setdefault(c.endpoint_id, BatchHealth(c.endpoint_id, False, 0, False))
+        h = health.setdefault(
+            c.endpoint_id, BatchHealth(c.tenant_id, c.endpoint_id, False, 0, False)
+        )
         if o.succeeded:
             h.succeeded, h.failures = True, 0
         else:
@@ -298,4 +301,4 @@ def hold_for(change: endpoint_health.HealthChange) -> delivery_queue.Hold:
     """A disabled endpoint's deliveries wait until it is enabled; an open circuit's until it
     half-opens."""
     until = change.circuit_open_until if change.is_active else None
-    return delivery_queue.Hold(change.endpoint_id, until)
+    return delivery_queue.Hold(change.tenant_id, change.endpoint_id, until)

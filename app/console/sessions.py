@@ -90,8 +90,8 @@ async def open_session(
 
 async def close_session(conn: AsyncConnection, session: ConsoleSession, token: str) -> None:
     """Sign out: the cookie stops working at once."""
-    await console_sessions.delete(conn, digest(token))
     tenant_id, key_id = session.principal.tenant_id, session.principal.key_id
+    await console_sessions.delete(conn, tenant_id, digest(token))
     await record(conn, tenant_id, "console.signed_out", "api_key", key_id)
 
 

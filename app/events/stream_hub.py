@@ -132,15 +132,15 @@ class StreamHub:
             self._notified.pop(tenant, None)
         # A client's disconnect cancels the response, and every await after it: the DELETE
         # runs as its own task, which that cancellation cannot reach.
-        forget = asyncio.ensure_future(self._forget(subscription.row.id))
+        forget = asyncio.ensure_future(self._forget(subscription.row))
         self._forgetting.add(forget)
         forget.add_done_callback(self._forgetting.discard)
         await asyncio.shield(forget)
 
-    async def _forget(self, stream_id: uuid.UUID) -> None:
+    async def _forget(self, row: OpenStream) -> None:
         with contextlib.suppress(psycopg.Error):  # a row left behind goes stale by itself
             async with self.pool.connection() as conn:
-                await event_streams.close_stream(conn, stream_id)
+                await event_streams.close_stream(conn, row)
 
     async def page(self, row: OpenStream, position: Position) -> list[Outgoing]:
         """The next page after `position`. Streams of a tenant woken by the same commit at

@@ -84,7 +84,7 @@ class KeyVerifier:
         self._listener = listener
         self._ttl = ttl_seconds
         self._cache: dict[str, _Cached] = {}
-        self._last_used: dict[uuid.UUID, datetime] = {}
+        self._last_used: dict[tuple[uuid.UUID, uuid.UUID], datetime] = {}  # (tenant, key)
         self._pending: dict[bytes, asyncio.Future[Principal]] = {}
         self._argon2 = asyncio.Semaphore(ARGON2_AT_ONCE)
         # The sha256 of the secret argon2 accepted for each prefix.
@@ -113,7 +113,7 @@ class KeyVerifier:
                 raise Unauthorized("the API key has expired")
         else:
             principal = await self._verify_once(prefix, presented, digest, now, client)
-        self._last_used[principal.key_id] = now
+        self._last_used[principal.tenant_id, principal.key_id] = now
         return principal
 
     async def _verify_once(
@@ -198,8 +198,8 @@ class KeyVerifier:
                 await api_keys.touch_last_used(conn, used)
         except psycopg.Error as exc:
             logger.warning("could not record key last use: %s", exc)
-            for key_id, at in used.items():
-                self._last_used.setdefault(key_id, at)
+            for key, at in used.items():
+                self._last_used.setdefault(key, at)
 
     async def flush_last_used_every(self, seconds: float) -> None:
         """Run for ever: flush last-use times every `seconds`."""

@@ -50,7 +50,9 @@ async def admit_request(scope: Scope, principal: Principal) -> dict[str, str]:
     if not state.settings.rate_limits_enabled:
         return {}
     limiter: RateLimiter = state.rate_limiter
-    decision = await limiter.admit_key(principal.key_id, principal.tier, route_of(scope))
+    decision = await limiter.admit_key(
+        principal.tenant_id, principal.key_id, principal.tier, route_of(scope)
+    )
     if not decision.taken.allowed:
         refused = decision.refuse("this API key")
         if blocks.first_in_a_while(principal.key_id):

@@ -130,11 +130,13 @@ class RateLimiter:
         self._plans: dict[tuple[uuid.UUID, str, str], Plan] = {}
         listener.subscribe(rate_limits.OVERRIDES_CHANNEL, self._on_change, self._forget_all)
 
-    async def admit_key(self, key_id: uuid.UUID, tier_name: str, route: str) -> Decision:
+    async def admit_key(
+        self, tenant_id: uuid.UUID, key_id: uuid.UUID, tier_name: str, route: str
+    ) -> Decision:
         """Take one request of an authenticated key on a route (`POST /v1/events`)."""
         plan = self._plans.get((key_id, tier_name, route))
         if plan is None or plan.until < time.monotonic():
-            plan = await self._plan(key_id, tier_name, route)
+            plan = await self._plan(tenant_id, key_id, tier_name, route)
         if not plan.windows:
             return Decision((), rate_limits.Taken(True, None, None, None))
         taken = self._from_reservation(plan.windows)  # no await: nothing interleaves
@@ -143,13 +145,15 @@ class RateLimiter:
                 taken = self._from_reservation(plan.windows) or await self._reserve(plan.windows)
         return Decision(plan.windows, taken, plan.policy)
 
-    async def _plan(self, key_id: uuid.UUID, tier_name: str, route: str) -> Plan:
+    async def _plan(
+        self, tenant_id: uuid.UUID, key_id: uuid.UUID, tier_name: str, route: str
+    ) -> Plan:
         tiers = await self._tier_map(refresh=False)
         if tier_name not in tiers:  # a tier created since the cache was filled
             tiers = await self._tier_map(refresh=True)
         tier = tiers.get(tier_name)
         windows = tier_windows(key_id, tier) if tier else []
-        override = (await self._override_map(key_id)).get(route)
+        override = (await self._override_map(tenant_id, key_id)).get(route)
         if override is not None:
             windows += override_windows(key_id, override)
         if len(self._plans) > 50_000:
@@ -221,11 +225,12 @@ class RateLimiter:
             self._tiers = (time.monotonic() + self._settings.rate_limit_cache_seconds, tiers)
         return tiers
 
-    async def _override_map(self, key_id: uuid.UUID) -> dict[str, Override]:
+    async def _override_map(self, tenant_id: uuid.UUID, key_id: uuid.UUID) -> dict[str, Override]:
         until, overrides = self._overrides.get(key_id, (0.0, {}))
         if until < time.monotonic():
             async with self._pool.connection() as conn:
-                overrides = {o.route: o for o in await rate_limits.list_overrides(conn, key_id)}
+                found = await rate_limits.list_overrides(conn, tenant_id, key_id)
+                overrides = {o.route: o for o in found}
             if len(self._overrides) > 50_000:
                 self._overrides.clear()
             expires = time.monotonic() + self._settings.rate_limit_cache_seconds

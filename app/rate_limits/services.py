@@ -55,7 +55,7 @@ async def get_for_key(
     key = await api_keys.get(conn, tenant_id, key_id)
     if key is None:
         raise NotFound("no such API key")
-    overrides = await rate_limits.list_overrides(conn, key_id)
+    overrides = await rate_limits.list_overrides(conn, tenant_id, key_id)
     return KeyRateLimits(key.id, key.rate_limit_tier, to_views(overrides, OverrideIn))
 
 
@@ -86,7 +86,8 @@ async def replace_for_key(
                     {"field": f"overrides[{i}].{window}"},
                 )
     before = await get_for_key(conn, tenant_id, key_id)
-    await rate_limits.replace_overrides(conn, key_id, [to_view(o, Override) for o in overrides])
+    replacement = [to_view(o, Override) for o in overrides]
+    await rate_limits.replace_overrides(conn, tenant_id, key_id, replacement)
     after = await get_for_key(conn, tenant_id, key_id)
     await record(
         conn, tenant_id, "rate_limits.replace", "api_key", key_id, before=before, after=after

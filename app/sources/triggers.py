@@ -168,16 +168,20 @@ class Triggers:
             return (await self._ingest.one(source.tenant_id, event)).id, False
         ttl = timedelta(seconds=self._settings.idempotency_ttl_seconds)
         async with self._pool.connection() as conn:
-            if (earlier := await sources.receipt(conn, source.id, key)) is not None:
+            if (
+                earlier := await sources.receipt(conn, source.tenant_id, source.id, key)
+            ) is not None:
                 return earlier, True
             try:
                 async with conn.transaction():
                     row = await self._ingest.one(source.tenant_id, event, joined=conn)
-                    if not await sources.claim_receipt(conn, source.id, key, row.id, ttl):
+                    if not await sources.claim_receipt(
+                        conn, source.tenant_id, source.id, key, row.id, ttl
+                    ):
                         raise _Duplicate  # takes the event back with it
                 return row.id, False
             except _Duplicate:
-                earlier = await sources.receipt(conn, source.id, key)
+                earlier = await sources.receipt(conn, source.tenant_id, source.id, key)
                 assert earlier is not None
                 return earlier, True
 
@@ -204,7 +208,7 @@ class Triggers:
         }
         window = self._settings.operational_notice_window_seconds
         async with self._pool.connection() as conn, conn.transaction():
-            await sources.reject(conn, source.id, rejection)
+            await sources.reject(conn, source.tenant_id, source.id, rejection)
             await operational.emit_throttled(
                 conn, source.tenant_id, "source.rejecting", source.id, notice, window
             )
