@@ -75,7 +75,7 @@ VALUES (%(id)s, %(tenant_id)s, %(name)s, %(prefix)s, %(secret_hash)s, %(scopes)s
 RETURNING {COLUMNS}
 """
 
-# The key with this prefix and its hash, for verification (api_keys_prefix_key).
+# The key with this prefix and its hash, for verification (api_keys_prefix_idx).
 GET_FOR_VERIFY = f"SELECT {COLUMNS}, secret_hash FROM api_keys WHERE prefix = %(prefix)s"
 
 # One key of a tenant (api_keys_pkey).

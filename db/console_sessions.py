@@ -41,7 +41,7 @@ VALUES (%(token_hash)s, %(tenant_id)s, %(key_id)s, %(csrf_token)s, %(expires_at)
 """
 
 # A session that has not expired, whose key is neither revoked nor expired: a revoked key
-# ends its sessions at once (console_sessions_pkey, api_keys_pkey).
+# ends its sessions at once (console_sessions_token_hash_idx, api_keys_pkey).
 GET_LIVE = """
 SELECT s.tenant_id, s.key_id, k.prefix, k.scopes, k.rate_limit_tier,
        k.expires_at AS key_expires_at, s.csrf_token, s.expires_at

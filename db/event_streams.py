@@ -73,7 +73,8 @@ OPEN = """
 INSERT INTO event_streams (id, tenant_id, key_id, filters, client_address)
 SELECT %(id)s, %(tenant_id)s, %(key_id)s, %(filters)s, %(client_address)s
 WHERE (SELECT count(*) FROM event_streams
-       WHERE tenant_id = %(tenant_id)s AND key_id = %(key_id)s AND seen_at > now() - make_interval(secs => %(stale)s))
+       WHERE tenant_id = %(tenant_id)s AND key_id = %(key_id)s
+         AND seen_at > now() - make_interval(secs => %(stale)s))
       < %(max)s
 RETURNING id
 """

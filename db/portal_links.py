@@ -43,7 +43,7 @@ VALUES (%(id)s, %(tenant_id)s, %(channel)s, %(allowed_origin)s, %(token_hash)s,
         %(csrf_token)s, %(created_by)s, %(expires_at)s)
 """
 
-# The unexpired link with this token hash (portal_links_token_hash_key).
+# The unexpired link with this token hash (portal_links_token_hash_idx).
 GET_LIVE = """
 SELECT id, tenant_id, channel, allowed_origin, csrf_token, expires_at FROM portal_links
 WHERE token_hash = %(token_hash)s AND expires_at > now()

@@ -96,7 +96,7 @@ RETURNING {COLUMNS}
 # One source of a tenant (sources_pkey).
 GET = f"SELECT {COLUMNS} FROM sources WHERE {MINE}"
 
-# The source a trigger token belongs to, with its secret (sources_token_key).
+# The source a trigger token belongs to, with its secret (sources_token_idx).
 BY_TOKEN = f"""
 SELECT {COLUMNS}, secret_encrypted, transformation FROM sources WHERE token = %(token)s
 """
