@@ -23,7 +23,6 @@ import asyncio
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -34,9 +33,16 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from bench.common import ROOT, use_bench_encryption_key
-from bench.sustained import arrivals, backlog, body, make_key, post_ceiling, processes, wait_ready
-from db import migrate
-from db.embedded import EmbeddedPostgres, server_pid
+from bench.sustained import (
+    arrivals,
+    backlog,
+    body,
+    make_key,
+    migrated_postgres,
+    post_ceiling,
+    processes,
+    wait_ready,
+)
 from db.partitions import PARTITIONED_TABLES
 
 RETENTION = {
@@ -233,16 +239,8 @@ def main() -> None:
     parser.add_argument("--history-rows", type=int, default=20_000)
     args = parser.parse_args()
     use_bench_encryption_key()
-    with tempfile.TemporaryDirectory(prefix="eventgate-soak-") as tmp:
-        server = EmbeddedPostgres(Path(tmp) / "pg")
-        url = server.start()
-        try:
-            migrate.apply(url)
-            pid = server_pid(server.data_dir)
-            assert pid is not None, "the embedded Postgres wrote no postmaster.pid"
-            asyncio.run(soak(url, args, pid))
-        finally:
-            server.stop()
+    with migrated_postgres("eventgate-soak-") as (url, pid):
+        asyncio.run(soak(url, args, pid))
 
 
 if __name__ == "__main__":

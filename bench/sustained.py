@@ -354,6 +354,25 @@ async def run(url: str, args: argparse.Namespace, postgres_pid: int) -> None:
         )
 
 
+@contextlib.contextmanager
+def migrated_postgres(prefix: str, statements: bool = False) -> Iterator[tuple[str, int]]:
+    """A migrated Postgres of its own in a temporary directory: its URL and postmaster pid
+    (with `statements`, pg_stat_statements loaded first)."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        # Kept across a restart (statements); the temporary directory goes in the end.
+        server = EmbeddedPostgres(Path(tmp) / "pg")
+        url = server.start()
+        try:
+            if statements:
+                url = track_statements(server)
+            migrate.apply(url)
+            pid = server_pid(server.data_dir)
+            assert pid is not None, "the embedded Postgres wrote no postmaster.pid"
+            yield url, pid
+        finally:
+            server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--workers", type=int, default=1)
@@ -368,19 +387,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     use_bench_encryption_key()
-    with tempfile.TemporaryDirectory(prefix="eventgate-sustained-") as tmp:
-        # Kept across a restart (--statements); the temporary directory goes in the end.
-        server = EmbeddedPostgres(Path(tmp) / "pg")
-        url = server.start()
-        try:
-            if args.statements:
-                url = track_statements(server)
-            migrate.apply(url)
-            pid = server_pid(server.data_dir)
-            assert pid is not None, "the embedded Postgres wrote no postmaster.pid"
-            asyncio.run(run(url, args, pid))
-        finally:
-            server.stop()
+    with migrated_postgres("eventgate-sustained-", statements=args.statements) as (url, pid):
+        asyncio.run(run(url, args, pid))
 
 
 if __name__ == "__main__":
