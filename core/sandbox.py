@@ -27,6 +27,9 @@ from core.transformations import MAX_OUTPUT_BYTES
 FRAME: Final = struct.Struct(">I")
 # Beyond its CPU limit (load and call each have one), a call may wait this long for a core.
 WALL_SLACK_SECONDS: Final = 1.0
+# How long a new process may take to start (interpreter and engine loaded) on a loaded host;
+# not counted in any call's bound.
+STARTUP_SECONDS: Final = 30.0
 # The least time a call waits for its tenant's share and a process before it fails as busy.
 WAIT_FLOOR_SECONDS: Final = 0.25
 
@@ -57,9 +60,12 @@ class _Child:
 
     async def ask(self, request: bytes) -> dict[str, Any]:
         assert self.process.stdin is not None
-        assert self.process.stdout is not None
         self.process.stdin.write(FRAME.pack(len(request)) + request)
         await self.process.stdin.drain()
+        return await self.reply()
+
+    async def reply(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
         (size,) = FRAME.unpack(await self.process.stdout.readexactly(FRAME.size))
         return msgspec.json.decode(await self.process.stdout.readexactly(size), type=dict[str, Any])
 
@@ -105,6 +111,8 @@ class Sandbox:
 
     async def _ask(self, request: bytes) -> Verdict:
         child = self._idle.pop() if self._idle else await self._start()
+        if child is None:
+            return Verdict(ok=False, error="the sandbox process could not start")
         bound = 2 * self.limits.cpu_ms / 1000 + WALL_SLACK_SECONDS
         try:
             reply = await asyncio.wait_for(child.ask(request), bound)
@@ -149,7 +157,9 @@ class Sandbox:
             else:
                 self._tenants[tenant] = (gate, users - 1)
 
-    async def _start(self) -> _Child:
+    async def _start(self) -> _Child | None:
+        """A new process once it says it is ready (None if it does not), so its start-up on
+        a loaded host never counts against the first call's time."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -158,7 +168,16 @@ class Sandbox:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
         )
-        return _Child(process)
+        child = _Child(process)
+        try:
+            await asyncio.wait_for(child.reply(), STARTUP_SECONDS)
+        except (TimeoutError, OSError, asyncio.IncompleteReadError, msgspec.DecodeError):
+            await child.kill()
+            return None
+        except BaseException:
+            await asyncio.shield(child.kill())
+            raise
+        return child
 
     async def close(self) -> None:
         """End every idle process (busy ones end when their call returns)."""

@@ -65,11 +65,9 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent ends this process, not Ctrl-C
     resource.setrlimit(resource.RLIMIT_AS, (ADDRESS_SPACE_BYTES, ADDRESS_SPACE_BYTES))
     reader, writer = sys.stdin.buffer, sys.stdout.buffer
+    _write_frame(writer, {"ready": True})  # the parent times calls from here, not from exec
     while (request := _read_frame(reader)) is not None:
-        reply = run(json.loads(request))
-        payload = json.dumps(reply).encode()
-        writer.write(FRAME.pack(len(payload)) + payload)
-        writer.flush()
+        _write_frame(writer, run(json.loads(request)))
 
 
 def run(request: dict[str, Any]) -> dict[str, Any]:
@@ -117,6 +115,12 @@ def _failure(exc: BaseException) -> dict[str, Any]:
         if function != "__eventgate_call":
             return {"ok": False, "error": message, "line": int(line or top_level)}
     return {"ok": False, "error": message, "line": None}
+
+
+def _write_frame(writer: BinaryIO, document: dict[str, Any]) -> None:
+    payload = json.dumps(document).encode()
+    writer.write(FRAME.pack(len(payload)) + payload)
+    writer.flush()
 
 
 def _read_frame(reader: BinaryIO) -> bytes | None:

@@ -204,9 +204,12 @@ async def test_hostile_handlers_are_contained_and_a_neighbour_is_delivered_meanw
 
 
 async def test_one_tenants_endless_handlers_leave_a_neighbours_transformations_their_turn(
-    client, database_url, receiver, worker_env
+    client, database_url, receiver, worker_env, monkeypatch
 ):
-    # Default sandbox: 2 processes, of which one tenant may hold one.
+    # Default sandbox: 2 processes, of which one tenant may hold one. A call that finds its
+    # tenant's share taken fails as busy and is retried on the schedule: give the neighbour's
+    # five calls (one at a time) seconds of tries, not the usual test schedule's half second.
+    monkeypatch.setenv("EVENTGATE_DELIVERY_RETRY_SCHEDULE", "0,0.5,1,1,2,2,4")
     evil = await make_key(database_url, tenant="evil")
     good = await make_key(database_url, tenant="good")
     endless = await add_endpoint(client, evil, receiver, "endless")
