@@ -29,6 +29,8 @@ class Actor(msgspec.Struct, frozen=True):
     client_ip: str | None
     user_agent: str | None
     request_id: str | None
+    user_id: uuid.UUID | None = None
+    email: str | None = None
 
 
 # The authenticated request whose changes are being made (a reference: the actor is only
@@ -66,6 +68,8 @@ def _actor() -> Actor:
         client_ip(scope, trusted),
         agent,
         request_id(scope),
+        getattr(principal, "user_id", None),
+        getattr(principal, "email", None),
     )
 
 
@@ -97,6 +101,8 @@ async def record(
         id=new_id(),
         actor_key_id=actor.key_id,
         actor_key_prefix=actor.key_prefix,
+        actor_user_id=actor.user_id,
+        actor_email=actor.email,
         action=action,
         resource_type=resource_type,
         resource_id=str(resource_id),

@@ -1,14 +1,16 @@
-"""First start: a default tenant and an admin key for it."""
+"""First start: a default tenant, an admin key for it, and its first console admin."""
 
 from __future__ import annotations
 
 import psycopg
 
+from app.console import people
 from app.keys import services as keys
 from app.scopes import ALL_SCOPES
-from db import tenants
+from db import console_users, tenants
 
 DEFAULT_TENANT = "default"
+FIRST_ADMIN = "admin@localhost"
 
 
 async def ensure_default_tenant(database_url: str) -> str | None:
@@ -27,3 +29,17 @@ async def ensure_default_tenant(database_url: str) -> str | None:
                 rate_limit_tier="unlimited",
             )
     return key.key
+
+
+async def ensure_first_admin(database_url: str) -> tuple[str, str] | None:
+    """Give the default tenant a console admin if it has no user; its email and password
+    (None when it had users)."""
+    password = people.new_password()
+    password_hash = await people.hash_password(password)
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        async with conn.transaction():
+            tenant, _ = await tenants.create_or_get(conn, DEFAULT_TENANT)
+            if await console_users.any_user(conn, tenant.id):
+                return None
+            await people.create_user(conn, tenant.id, FIRST_ADMIN, password_hash, "admin")
+    return FIRST_ADMIN, password

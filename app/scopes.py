@@ -8,6 +8,7 @@ from litestar.types import Scope
 
 from app.errors import Forbidden
 from app.query import strict_query
+from core.vocabulary import CONSOLE_ROLES
 
 EVENTS_WRITE = "events:write"
 EVENTS_READ = "events:read"
@@ -29,10 +30,29 @@ ALL_SCOPES = (
     ADMIN,
 )
 
+# A console role's, never a key's: reading every page of the scopes below without changing
+# anything (a viewer sees endpoints, not their secrets; a POST is refused).
+VIEW = "console:view"
+VIEWABLE = frozenset({EVENTS_READ, ENDPOINTS_MANAGE, SOURCES_MANAGE, SCHEDULES_MANAGE, AUDIT_READ})
+READING_METHODS = frozenset({"GET", "HEAD"})
 
-def grants(held: frozenset[str], scope: str) -> bool:
-    """True when the held scopes allow `scope` (admin allows everything)."""
-    return scope in held or ADMIN in held
+# What each console role may do, in the API's scopes.
+ROLE_SCOPES: dict[str, frozenset[str]] = {
+    "viewer": frozenset({EVENTS_READ, AUDIT_READ, VIEW}),
+    "developer": frozenset(
+        {EVENTS_WRITE, EVENTS_READ, ENDPOINTS_MANAGE, SOURCES_MANAGE, SCHEDULES_MANAGE, AUDIT_READ}
+    ),
+    "admin": frozenset({ADMIN}),
+}
+ROLES = CONSOLE_ROLES
+assert tuple(ROLE_SCOPES) == ROLES
+
+
+def grants(held: frozenset[str], scope: str, method: str = "POST") -> bool:
+    """True when the held scopes allow `scope` (admin allows everything; a viewer's reads)."""
+    if scope in held or ADMIN in held:
+        return True
+    return VIEW in held and method in READING_METHODS and scope in VIEWABLE
 
 
 async def check_request(connection: ASGIConnection, handler: BaseRouteHandler) -> None:
@@ -47,5 +67,6 @@ async def check_route(scope: Scope, handler: BaseRouteHandler) -> None:
     if scope["method"] == "OPTIONS":
         return  # Litestar's OPTIONS answer reveals nothing and is not authenticated
     required = handler.opt.get("scope")
-    if required and not grants(scope["user"].scopes, required):
-        raise Forbidden(f"this API key lacks the `{required}` scope", {"required_scope": required})
+    if required and not grants(scope["user"].scopes, required, scope["method"]):
+        who = "this API key lacks" if scope["user"].user_id is None else "your role lacks"
+        raise Forbidden(f"{who} the `{required}` scope", {"required_scope": required})

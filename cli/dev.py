@@ -14,7 +14,7 @@ from types import FrameType
 
 import uvicorn
 
-from app.bootstrap import ensure_default_tenant
+from app.bootstrap import ensure_default_tenant, ensure_first_admin
 from app.main import create_app
 from core import logs, tracing
 from core.encryption import generate_key
@@ -83,7 +83,7 @@ async def _announce_when_listening(server: uvicorn.Server, host: str, port: int)
         await asyncio.sleep(0.05)
     if server.started:
         say(f"Eventgate API: http://{host}:{port}  (docs: http://{host}:{port}/docs)")
-        say(f"Console: http://{host}:{port}/console/  (sign in with the key above)")
+        say(f"Console: http://{host}:{port}/console/  (sign in as the admin above)")
 
 
 async def serve_with_worker(settings: Settings, host: str, port: int, stopper: Stopper) -> None:
@@ -185,6 +185,10 @@ def run(host: str, port: int, data_dir: Path) -> None:
         if admin_key:
             say("Created tenant 'default' and its admin key (shown once, keep it):")
             say(f"EVENTGATE_API_KEY={admin_key}")
+        first_admin = asyncio.run(ensure_first_admin(database_url))
+        if first_admin:
+            say("Created the console's first admin (password shown once, keep it):")
+            say(f"  email {first_admin[0]}  password {first_admin[1]}")
         say(f"Database: {database_url}")
         if embedded is not None:
             _remember_url(data_dir, database_url)

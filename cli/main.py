@@ -1,4 +1,4 @@
-"""The `eventgate` command: dev, serve, migrate, tenants and keys."""
+"""The `eventgate` command: dev, serve, migrate, tenants, keys and users."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import psycopg
 
 from core import logs
 from core.settings import Settings
+from core.vocabulary import CONSOLE_ROLES
 
 # `eventgate dev` writes its embedded database's URL here while it runs, so the operator's
 # commands run in the same folder find it without EVENTGATE_DATABASE_URL.
@@ -252,6 +253,27 @@ def _add_tenants_and_keys(commands: argparse._SubParsersAction) -> None:
         action.set_defaults(run=_audit)
 
 
+def _users(args: argparse.Namespace) -> None:
+    from cli import users
+
+    asyncio.run(users.ACTIONS[args.action](_database_url(), args))
+
+
+def _add_users(commands: argparse._SubParsersAction) -> None:
+    users = _command(commands, "users", "manage console users").add_subparsers(
+        dest="action", required=True
+    )
+    create = _command(users, "create", "create a console user (password printed once)")
+    create.add_argument("--tenant", required=True, help="the tenant's name")
+    create.add_argument("--email", required=True, help="what they sign in with")
+    create.add_argument("--role", choices=CONSOLE_ROLES, default="viewer", help="what they may do")
+    create.add_argument("--admin", action="store_true", help="the same as --role admin")
+    listing = _command(users, "list", "list a tenant's console users")
+    listing.add_argument("--tenant", required=True, help="the tenant's name")
+    for action in users.choices.values():
+        action.set_defaults(run=_users)
+
+
 def _tasks(args: argparse.Namespace) -> None:
     from cli import tasks
 
@@ -293,6 +315,7 @@ def parser() -> argparse.ArgumentParser:
     commands = root.add_subparsers(dest="command", required=True)
     _add_dev_and_serve(commands)
     _add_tenants_and_keys(commands)
+    _add_users(commands)
     listen = _command(commands, "listen", "forward an Eventgate's events to a local URL, signed")
     _add_listen_arguments(listen)
     return root

@@ -19,7 +19,7 @@ from app.views import to_view
 from db import api_keys, audit, rate_limits, tenants
 
 
-async def _connect(url: str) -> psycopg.AsyncConnection:
+async def connect(url: str) -> psycopg.AsyncConnection:
     return await psycopg.AsyncConnection.connect(url, autocommit=True)
 
 
@@ -31,7 +31,7 @@ def operator_name() -> str:
         return "unknown"
 
 
-async def _tenant(conn: psycopg.AsyncConnection, name: str) -> tenants.Tenant:
+async def tenant_named(conn: psycopg.AsyncConnection, name: str) -> tenants.Tenant:
     tenant = await tenants.get_by_name(conn, name)
     if tenant is None:
         sys.exit(f"no tenant named {name!r} (eventgate tenants create {name})")
@@ -40,14 +40,14 @@ async def _tenant(conn: psycopg.AsyncConnection, name: str) -> tenants.Tenant:
 
 async def create_tenant(url: str, args: argparse.Namespace) -> None:
     """Create a tenant, or report the existing one."""
-    async with await _connect(url) as conn:
+    async with await connect(url) as conn:
         tenant, created = await tenants.create_or_get(conn, args.name)
     print(f"{'created' if created else 'exists'}\t{tenant.id}\t{tenant.name}")
 
 
 async def list_tenants(url: str, args: argparse.Namespace) -> None:
     """Print every tenant: id, name, created."""
-    async with await _connect(url) as conn:
+    async with await connect(url) as conn:
         for tenant in await tenants.list_all(conn):
             print(f"{tenant.id}\t{tenant.name}\t{tenant.created_at.isoformat()}")
 
@@ -59,8 +59,8 @@ async def create_key(url: str, args: argparse.Namespace) -> None:
     if unknown or not scopes:
         sys.exit(f"unknown or missing scopes {unknown}; choose from {' '.join(ALL_SCOPES)}")
     acting_as_operator(operator_name())
-    async with await _connect(url) as conn, conn.transaction():
-        tenant = await _tenant(conn, args.tenant)
+    async with await connect(url) as conn, conn.transaction():
+        tenant = await tenant_named(conn, args.tenant)
         key = await keys.issue(conn, tenant_id=tenant.id, name=args.name, scopes=scopes)
         await record(conn, tenant.id, "key.create", keys.KEY, key.id, after=to_view(key, KeyView))
     print(f"id={key.id} scopes={','.join(key.scopes)}", file=sys.stderr)
@@ -69,8 +69,8 @@ async def create_key(url: str, args: argparse.Namespace) -> None:
 
 async def list_keys(url: str, args: argparse.Namespace) -> None:
     """Print a tenant's keys: id, prefix, name, scopes, state."""
-    async with await _connect(url) as conn:
-        tenant = await _tenant(conn, args.tenant)
+    async with await connect(url) as conn:
+        tenant = await tenant_named(conn, args.tenant)
         after = None
         while page := await api_keys.list_page(conn, tenant.id, after, 100):
             for key in page:
@@ -97,8 +97,8 @@ async def revoke_key(url: str, args: argparse.Namespace) -> None:
     except ValueError:
         sys.exit(f"{args.key_id!r} is not a key id")
     acting_as_operator(operator_name())
-    async with await _connect(url) as conn, conn.transaction():
-        tenant = await _tenant(conn, args.tenant)
+    async with await connect(url) as conn, conn.transaction():
+        tenant = await tenant_named(conn, args.tenant)
         revoked = await api_keys.revoke(conn, tenant.id, key_id)
         if revoked:
             view = to_view(revoked[0], KeyView)
@@ -112,14 +112,14 @@ async def revoke_key(url: str, args: argparse.Namespace) -> None:
 async def set_tier(url: str, args: argparse.Namespace) -> None:
     """Create or change a tier (the operator may raise limits)."""
     tier = rate_limits.Tier(args.name, args.per_minute, args.per_hour, args.per_day, args.burst)
-    async with await _connect(url) as conn:
+    async with await connect(url) as conn:
         saved = await rate_limits.set_tier(conn, tier)
     print(_tier_line(saved))
 
 
 async def list_tiers(url: str, args: argparse.Namespace) -> None:
     """Print every tier: name, per minute, per hour, per day, burst ('-' is no limit)."""
-    async with await _connect(url) as conn:
+    async with await connect(url) as conn:
         for tier in await rate_limits.list_tiers(conn):
             print(_tier_line(tier))
 
@@ -138,8 +138,8 @@ RATE_LIMIT_ACTIONS: dict[str, Action] = {"set-tier": set_tier, "list": list_tier
 async def verify_audit(url: str, args: argparse.Namespace) -> None:
     """Recompute every audit chain (or one tenant's) up to its head, and check it still holds
     the saved heads of --expect-head; exit 1 naming the first broken row."""
-    async with await _connect(url) as conn:
-        tenant_id = (await _tenant(conn, args.tenant)).id if args.tenant else None
+    async with await connect(url) as conn:
+        tenant_id = (await tenant_named(conn, args.tenant)).id if args.tenant else None
         checked, breaks = await audit.verify(conn, tenant_id)
         mismatches = await _saved_heads_mismatch(conn, args.expect_head) if args.expect_head else []
     for broken in breaks:
@@ -156,8 +156,8 @@ async def verify_audit(url: str, args: argparse.Namespace) -> None:
 async def print_audit_heads(url: str, args: argparse.Namespace) -> None:
     """Print each tenant's chain head (name, seq, sha256 hex): keep it outside the database
     and check it later with `audit verify --expect-head`."""
-    async with await _connect(url) as conn:
-        tenant_id = (await _tenant(conn, args.tenant)).id if args.tenant else None
+    async with await connect(url) as conn:
+        tenant_id = (await tenant_named(conn, args.tenant)).id if args.tenant else None
         for head in await audit.heads(conn, tenant_id):
             print(f"{head.tenant}\t{head.seq}\t{head.hash.hex()}")
 
@@ -188,7 +188,7 @@ async def _saved_heads_mismatch(conn: psycopg.AsyncConnection, path: str) -> lis
     """A line for each saved head the chain no longer holds (rewritten or cut short)."""
     mismatches = []
     for name, seq, digest in _read_heads(path):
-        tenant = await _tenant(conn, name)
+        tenant = await tenant_named(conn, name)
         held = await audit.hash_at(conn, tenant.id, seq)
         if held == digest:
             continue

@@ -69,7 +69,8 @@ async def replace_lost(database_url: str, args: argparse.Namespace) -> None:
     """After every copy of a key is lost: each endpoint whose secret it sealed gets a new one,
     each such source a placeholder that refuses everything until its provider's secret is set
     again, each endpoint whose destination config it sealed is disabled until the config is
-    given again; a lost previous secret just goes. Each change is audited."""
+    given again, each user's second factor it sealed is turned off; a lost previous secret just
+    goes. Each change is audited."""
     keyring = Keyring.from_settings(Settings.from_env())
     acting_as_operator(operator_name())
     async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
@@ -88,6 +89,11 @@ async def _replace(
     conn: psycopg.AsyncConnection, keyring: Keyring, value: sealed_secrets.SealedValue
 ) -> str:
     kind = value.table_name.removesuffix("s")
+    if value.column_name == "totp_secret":
+        tenant_id = await sealed_secrets.drop_totp(conn, value)
+        if tenant_id is not None:
+            await record(conn, tenant_id, "user.totp.replace_lost", "console_user", value.row_id)
+        return f"user\t{value.row_id}\tsecond factor off: they sign in and set it up again"
     if value.column_name == "previous_secret":
         await sealed_secrets.drop_previous(conn, value)
         return f"{kind}\t{value.row_id}\tprevious secret dropped"

@@ -120,6 +120,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     shutdown_drain_seconds: float = 0.0
     # How long a web console sign-in lasts (a revoked key ends its sessions at once).
     console_session_seconds: float = 8 * 3600.0
+    # Whether the console's sign-in page also takes an API key (for automation); people sign
+    # in as console users either way.
+    console_key_sign_in: bool = True
+    # How long an invitation link to the console stays usable.
+    console_invitation_hours: float = 72.0
+    # Console sign-in attempts per client address per minute, and per account per hour from
+    # browsers that never signed in to it (those that did keep a limit of their own).
+    sign_in_per_address_per_minute: int = 20
+    sign_in_per_account_per_hour: int = 30
 
     def __repr__(self) -> str:
         # Settings hold credentials (the encryption keys, the database URL, the metrics token):

@@ -40,3 +40,7 @@ def sql_in(values: tuple[str, ...]) -> str:
     """
     assert all(v.isidentifier() for v in values)
     return "(" + ", ".join(f"'{v}'" for v in values) + ")"
+
+
+# Console users' roles, least to most (app/scopes.py:ROLE_SCOPES says what each may do).
+CONSOLE_ROLES = ("viewer", "developer", "admin")

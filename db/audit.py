@@ -17,6 +17,8 @@ class _Recorded(msgspec.Struct, kw_only=True):
 
     actor_key_id: uuid.UUID | None
     actor_key_prefix: str | None
+    actor_user_id: uuid.UUID | None = None
+    actor_email: str | None = None
     action: str
     resource_type: str
     resource_id: str
@@ -66,12 +68,12 @@ APPEND = """
 SELECT eventgate_audit_append(ROW(
     %(tenant_id)s, 0, %(id)s, NULL, %(actor_key_id)s, %(actor_key_prefix)s, %(action)s,
     %(resource_type)s, %(resource_id)s, %(before)s, %(after)s, %(client_ip)s, %(user_agent)s,
-    %(request_id)s, ''::bytea, ''::bytea)::audit_logs)
+    %(request_id)s, ''::bytea, ''::bytea, %(actor_user_id)s, %(actor_email)s)::audit_logs)
 """
 
 COLUMNS = (
     "seq, id, created_at, actor_key_id, actor_key_prefix, action, resource_type, resource_id,"
-    " before, after, client_ip, user_agent, request_id, hash"
+    " before, after, client_ip, user_agent, request_id, hash, actor_user_id, actor_email"
 )
 
 # A page of a tenant's entries, newest first, before the cursor, each filter bound or null

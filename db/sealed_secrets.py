@@ -26,6 +26,9 @@ SELECT 'endpoints', 'config', id, config_encrypted FROM endpoints
 WHERE config_encrypted IS NOT NULL
 UNION ALL
 SELECT 'sources', 'secret', id, secret_encrypted FROM sources WHERE secret_encrypted IS NOT NULL
+UNION ALL
+SELECT 'console_users', 'totp_secret', id, totp_secret_encrypted FROM console_users
+WHERE totp_secret_encrypted IS NOT NULL
 """
 
 # How many values each key id protects (bytes 2-9 of a value name its key).
@@ -68,6 +71,9 @@ RESEAL: dict[tuple[str, str], LiteralString] = {
     ("sources", "secret"): """
         UPDATE sources SET secret_encrypted = %(new)s
         WHERE id = %(row_id)s AND secret_encrypted = %(old)s""",
+    ("console_users", "totp_secret"): """
+        UPDATE console_users SET totp_secret_encrypted = %(new)s
+        WHERE id = %(row_id)s AND totp_secret_encrypted = %(old)s""",
 }
 
 
@@ -100,6 +106,14 @@ SELECT tenant_id FROM endpoint
 DROP_PREVIOUS = """
 UPDATE endpoints SET previous_secret_encrypted = NULL, previous_secret_expires_at = NULL
 WHERE id = %(row_id)s AND previous_secret_encrypted = %(old)s
+"""
+
+# Turn off a user's second factor whose secret no key opens: they sign in with their password
+# and set it up again (console_users_pkey scanned by id: a handful of rows).
+DROP_TOTP = """
+UPDATE console_users SET totp_secret_encrypted = NULL, totp_last_step = NULL, updated_at = now()
+WHERE id = %(row_id)s AND totp_secret_encrypted = %(old)s
+RETURNING tenant_id
 """
 
 # Give a source a placeholder secret: it refuses every request until its provider's secret
@@ -170,6 +184,14 @@ async def drop_config(conn: AsyncConnection, value: SealedValue) -> uuid.UUID | 
     """Forget a destination config no key opens and pause its endpoint; the tenant."""
     tenant_id: uuid.UUID | None = await fetch_value(
         conn, DROP_CONFIG, {"row_id": value.row_id, "old": value.value}
+    )
+    return tenant_id
+
+
+async def drop_totp(conn: AsyncConnection, value: SealedValue) -> uuid.UUID | None:
+    """Turn off a second factor whose secret no key opens; the user's tenant."""
+    tenant_id: uuid.UUID | None = await fetch_value(
+        conn, DROP_TOTP, {"row_id": value.row_id, "old": value.value}
     )
     return tenant_id
 

@@ -14,6 +14,7 @@ from db import (
     api_keys,
     audit,
     console_sessions,
+    console_users,
     idempotency,
     operational,
     partitions,
@@ -93,6 +94,7 @@ async def purge_expired(context: JobContext, timestamp: int) -> None:
         await idempotency.purge(conn)
         await sources.purge(conn)
         await console_sessions.purge(conn)
+        await console_users.purge(conn)
         await portal_links.purge(conn)
         settings = Settings.from_env()
         await task_runs.purge(conn, settings.task_history_days)

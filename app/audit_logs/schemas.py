@@ -28,6 +28,8 @@ class AuditEntryView(msgspec.Struct):
     user_agent: str | None
     request_id: str | None
     hash: str
+    actor_user_id: uuid.UUID | None = None  # a console user's changes name the person
+    actor_email: str | None = None
 
 
 class AuditLogPage(msgspec.Struct):

@@ -55,6 +55,10 @@ NOTICES = {
     "resumed": "Resumed from its next tick.",
     "ran": "Run now: its run is listed below.",
     "queued": "Queued: a worker serving the maintenance queue runs it.",
+    "totp_on": "The second factor is on: signing in now also asks for a code.",
+    "totp_off": "The second factor is off.",
+    "session_ended": "That session has ended.",
+    "password_changed": "Your password is changed.",
 }
 PAGE_HEADERS = {"cache-control": "no-store", "referrer-policy": "no-referrer"}
 
@@ -70,6 +74,7 @@ SECTIONS = (
     ("/keys", "Keys", KEYS_MANAGE),
     ("/audit", "Audit log", AUDIT_READ),
     ("/jobs", "Jobs", ADMIN),
+    ("/users", "Users", ADMIN),
 )
 
 
@@ -92,6 +97,7 @@ def _environment() -> Environment:
     )
     env.filters["when"] = _when
     env.filters["pretty"] = _pretty
+    env.globals["now_utc"] = lambda: datetime.now(UTC)
     return env
 
 
@@ -111,7 +117,10 @@ def sections_for(session: ConsoleSession) -> list[tuple[str, str]]:
     if session.channel is not None:
         return [("/endpoints", "Endpoints")]
     held = session.principal.scopes
-    return [(path, title) for path, title, scope in SECTIONS if grants(held, scope)]
+    shown = [(path, title) for path, title, scope in SECTIONS if grants(held, scope, "GET")]
+    if session.principal.user_id is not None:
+        shown.append(("/account", "Account"))
+    return shown
 
 
 def render(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import msgspec
@@ -15,13 +16,17 @@ from litestar.middleware import (
     AuthenticationResult,
     DefineMiddleware,
 )
+from litestar.types import Scope
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from app.audit import acting_in, record
+from app.client_ip import client_ip
 from app.keys.verifier import Principal
+from app.scopes import ROLE_SCOPES
 from core.settings import Settings
 from db import console_sessions
+from db.ids import new_id
 
 SESSION_COOKIE = "eventgate_session"
 SIGN_IN_COOKIE = "eventgate_sign_in"  # the sign-in form's CSRF token (double submit)
@@ -40,6 +45,7 @@ class ConsoleSession(msgspec.Struct, frozen=True):
     base: str = CONSOLE_PATH
     channel: str | None = None  # a portal's: only this channel's endpoints
     frame_ancestors: str = "'none'"  # a portal's allowed origin may frame it
+    session_id: uuid.UUID | None = None
 
 
 def new_token() -> str:
@@ -66,45 +72,73 @@ def cookie(name: str, value: str, *, path: str, max_age: int, secure: bool) -> C
 
 
 async def open_session(
-    pool: AsyncConnectionPool, principal: Principal, settings: Settings
+    pool: AsyncConnectionPool, principal: Principal, settings: Settings, scope: Scope
 ) -> tuple[str, int]:
-    """Store a new session for this key, in a transaction of its own; its cookie value and
-    lifetime in seconds."""
+    """Store a new session for this user or key, in a transaction of its own; its cookie
+    value and lifetime in seconds."""
     token = new_token()
     lifetime = int(settings.console_session_seconds)
     expires_at = datetime.now(UTC) + timedelta(seconds=lifetime)
     if principal.expires_at is not None:
         expires_at = min(expires_at, principal.expires_at)
+    agent = dict(scope["headers"]).get(b"user-agent", b"").decode("latin-1")[:300] or None
     new = console_sessions.NewSession(
         token_hash=digest(token),
         tenant_id=principal.tenant_id,
+        id=new_id(),
         key_id=principal.key_id,
+        user_id=principal.user_id,
         csrf_token=new_token(),
         expires_at=expires_at,
+        client_ip=client_ip(scope, settings.trusted_proxies),
+        user_agent=agent,
     )
+    scope["user"] = principal
+    acting_in(scope)  # the sign-in is audited as this person's or key's
+    kind, actor = actor_of(principal)
     async with pool.connection() as conn, conn.transaction():
         await console_sessions.insert(conn, new)
-        await record(conn, principal.tenant_id, "console.signed_in", "api_key", principal.key_id)
+        await record(conn, principal.tenant_id, "console.signed_in", kind, actor)
     return token, lifetime
+
+
+def actor_of(principal: Principal) -> tuple[str, uuid.UUID]:
+    """The resource a session's audit entries name: its user, or its key."""
+    if principal.user_id is not None:
+        return "console_user", principal.user_id
+    assert principal.key_id is not None
+    return "api_key", principal.key_id
 
 
 async def close_session(conn: AsyncConnection, session: ConsoleSession, token: str) -> None:
     """Sign out: the cookie stops working at once."""
-    tenant_id, key_id = session.principal.tenant_id, session.principal.key_id
+    tenant_id = session.principal.tenant_id
     await console_sessions.delete(conn, tenant_id, digest(token))
-    await record(conn, tenant_id, "console.signed_out", "api_key", key_id)
+    await record(conn, tenant_id, "console.signed_out", *actor_of(session.principal))
 
 
 def _session_of(live: console_sessions.LiveSession) -> ConsoleSession:
-    principal = Principal(
-        key_id=live.key_id,
-        tenant_id=live.tenant_id,
-        prefix=live.prefix,
-        scopes=frozenset(live.scopes),
-        expires_at=live.key_expires_at,
-        tier=live.rate_limit_tier,
-    )
-    return ConsoleSession(principal, live.csrf_token)
+    if live.user_id is not None:
+        assert live.role is not None
+        principal = Principal(
+            key_id=None,
+            tenant_id=live.tenant_id,
+            prefix=None,
+            scopes=ROLE_SCOPES[live.role],
+            expires_at=None,
+            user_id=live.user_id,
+            email=live.email,
+        )
+    else:
+        principal = Principal(
+            key_id=live.key_id,
+            tenant_id=live.tenant_id,
+            prefix=live.prefix,
+            scopes=frozenset(live.scopes or ()),
+            expires_at=live.key_expires_at,
+            tier=live.rate_limit_tier or "standard",
+        )
+    return ConsoleSession(principal, live.csrf_token, session_id=live.id)
 
 
 class ConsoleSessionMiddleware(AbstractAuthenticationMiddleware):

@@ -54,14 +54,16 @@ class KeyRefused(Unauthorized):
 
 
 class Principal(msgspec.Struct, frozen=True):
-    """The verified caller: its key, tenant and scopes."""
+    """The verified caller: its key (or, in the console, its user), tenant and scopes."""
 
-    key_id: uuid.UUID
+    key_id: uuid.UUID | None
     tenant_id: uuid.UUID
-    prefix: str
+    prefix: str | None
     scopes: frozenset[str]
     expires_at: datetime | None
     tier: str = "standard"
+    user_id: uuid.UUID | None = None
+    email: str | None = None
 
 
 class _Cached(msgspec.Struct):

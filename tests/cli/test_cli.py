@@ -16,6 +16,7 @@ import pytest
 
 from db import migrate
 from db.embedded import server_pid
+from tests.helpers import api_process
 
 
 def free_port() -> int:
@@ -98,6 +99,9 @@ def test_dev_serves_prints_a_key_and_keeps_data_across_restarts(tmp_path):
         console = next(line for line in lines if line.startswith("Console:")).split()[1]
         assert console == f"{base}/console/"
         assert "Sign in" in httpx.get(console, follow_redirects=True).text
+        admin = next(line for line in lines if line.strip().startswith("email admin@localhost"))
+        password = admin.split("password ", 1)[1].strip()
+        assert console_sign_in(base, "admin@localhost", password) == 303
     finally:
         stop(process)
     assert server_pid(tmp_path / "postgres") is None  # Postgres stopped with it
@@ -105,6 +109,8 @@ def test_dev_serves_prints_a_key_and_keeps_data_across_restarts(tmp_path):
     process, lines = start_dev(tmp_path, port)
     try:
         assert not any(line.startswith("EVENTGATE_API_KEY=") for line in lines)
+        assert not any("password" in line for line in lines)  # shown once, at the first start
+        assert console_sign_in(base, "admin@localhost", password) == 303
         again = httpx.get(f"{base}/v1/events/{event_id}", headers={"X-API-Key": keys[0]})
         assert again.status_code == 200
         assert again.json()["payload"] == {"ok": True}
@@ -117,6 +123,49 @@ def test_dev_serves_prints_a_key_and_keeps_data_across_restarts(tmp_path):
         assert shown.json()["secret"] == endpoint["secret"]
     finally:
         stop(process)
+
+
+def console_sign_in(base: str, email: str, password: str) -> int:
+    """Sign in to the console as a browser does; the answer's status (303 when it worked)."""
+    with httpx.Client(base_url=base, follow_redirects=False) as browser:
+        form = browser.get("/console/sign-in").text
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form).group(1)
+        fields = {"csrf_token": csrf, "email": email, "password": password}
+        return browser.post("/console/sign-in", data=fields).status_code
+
+
+def test_users_are_made_by_the_operator_and_sign_in(database_url):
+    env = {**os.environ, "EVENTGATE_DATABASE_URL": database_url}
+    assert eventgate("tenants", "create", "acme", env=env).returncode == 0
+    made = eventgate(
+        "users", "create", "--tenant", "acme", "--email", "Ada@Example.com", "--admin", env=env
+    )
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.startswith("email=ada@example.com\npassword=")
+    password = made.stdout.split("password=", 1)[1].strip()
+    assert len(password) >= 12
+    again = eventgate("users", "create", "--tenant", "acme", "--email", "ada@example.com", env=env)
+    assert again.returncode != 0
+    assert "already a user" in again.stderr
+    chosen = {**env, "EVENTGATE_USER_PASSWORD": "a password of my own"}
+    viewer = eventgate(
+        "users", "create", "--tenant", "acme", "--email", "lin@example.com", env=chosen
+    )
+    assert viewer.stdout == "email=lin@example.com\n"  # a chosen password is never printed
+    bad = eventgate("users", "create", "--tenant", "acme", "--email", "not an email", env=env)
+    assert bad.returncode != 0
+    assert bad.stderr.strip().count("\n") == 0
+    listed = eventgate("users", "list", "--tenant", "acme", env=env).stdout.splitlines()
+    assert [line.split("\t")[1:3] for line in listed] == [
+        ["ada@example.com", "admin"],
+        ["lin@example.com", "viewer"],
+    ]
+    audit = eventgate("audit", "verify", env=env)
+    assert audit.returncode == 0, audit.stderr
+    with api_process(database_url) as base:
+        assert console_sign_in(base, "ada@example.com", password) == 303
+        assert console_sign_in(base, "lin@example.com", "a password of my own") == 303
+        assert console_sign_in(base, "lin@example.com", password) == 401
 
 
 def test_admin_subcommands(database_url):

@@ -19,7 +19,10 @@ DISTRIBUTED = {
     "audit_checkpoints",
     "audit_heads",
     "audit_logs",
+    "console_devices",
+    "console_invitations",
     "console_sessions",
+    "console_users",
     "deliveries",
     "delivery_attempts",
     "endpoint_rate_windows",
@@ -50,14 +53,18 @@ COORDINATOR = {"rate_limit_counters", "rate_limit_refusals", "task_runs", "task_
 CROSS_TENANT = {
     # Credentials found before the tenant is known (plain indexes on random values).
     "api_keys.GET_FOR_VERIFY",
+    "console_users.OPEN_INVITATION",
     "portal_links.GET_LIVE",
     "sources.BY_TOKEN",
+    # One person's email may be a user of several tenants: sign-in looks in each (bounded).
+    "console_users.CREDENTIALS_BY_EMAIL",
     # Claims across tenants: on Citus they run per shard (FOR UPDATE SKIP LOCKED is
     # single-shard only), as docs/scaling.md says.
     "schedule_runs.CLAIM_DUE",
     # Maintenance: purges and trims of every tenant's expired rows, partition rotation.
     "audit.TRIM",
     "console_sessions.PURGE",
+    "console_users.PURGE",
     "event_streams.FORGET_STALE",
     "idempotency.PURGE",
     "partitions.OLDEST_SCHEDULED",

@@ -22,6 +22,7 @@ from app.main import create_app
 from core import encryption
 from core.encryption import Keyring, UndecryptableSecret, Where, generate_key
 from db import migrate
+from tests.app.console.helpers import make_user, turn_on_totp
 from tests.app.test_triggers import SCHEMES, make_source
 from tests.helpers import (
     ROOT,
@@ -224,19 +225,20 @@ async def test_rotation_moves_every_value_under_the_first_key(client, database_u
         "/v1/endpoints", json={"url": "https://c.example/h", "config": bearer}, headers=auth(key)
     )
     assert with_config.status_code == 201, with_config.text  # a secret and a sealed config
+    await turn_on_totp(database_url, await make_user(database_url, "ada@example.com"))
     old_id = Keyring.parse(TEST_ENCRYPTION_KEY).sealing_key_id
     new = generate_key()
     new_id = Keyring.parse(new).sealing_key_id
     both = env_with(database_url, f"{new},{TEST_ENCRYPTION_KEY}")
     before = eventgate("secrets", "status", env=both)
     assert before.returncode == 0, before.stderr
-    assert f"{old_id}\t17\tdecrypts" in before.stdout
+    assert f"{old_id}\t18\tdecrypts" in before.stdout
     assert f"{new_id}\t0\tencrypts" in before.stdout
     rotated = eventgate("secrets", "rotate", "--batch", "4", env=both)
     assert rotated.returncode == 0, rotated.stderr
-    assert "re-encrypted 17 values" in rotated.stdout
+    assert "re-encrypted 18 values" in rotated.stdout
     after = eventgate("secrets", "status", env=both)
-    assert f"{new_id}\t17\tencrypts" in after.stdout
+    assert f"{new_id}\t18\tencrypts" in after.stdout
     assert f"{old_id}\t0\tdecrypts" in after.stdout
     # The old key can go now: the new one alone opens everything.
     alone = env_with(database_url, new)
@@ -257,15 +259,18 @@ async def test_after_a_lost_key_every_secret_it_sealed_is_replaced(client, datab
         "/v1/endpoints", json={"url": "https://k.example/h", "config": bearer}, headers=auth(key)
     )
     configured_id = configured.json()["endpoint"]["id"]
+    user_id = await make_user(database_url, "ada@example.com")
+    await turn_on_totp(database_url, user_id)
     fresh = env_with(database_url, generate_key())  # every copy of the old key is gone
     assert eventgate("serve", "--port", "1", env=fresh).returncode != 0
     counted = eventgate("secrets", "replace-lost", env=fresh)
     assert counted.returncode != 0
-    assert "5 stored secrets are under keys no longer held" in counted.stderr
+    assert "6 stored secrets are under keys no longer held" in counted.stderr
     replaced = eventgate("secrets", "replace-lost", "--yes", env=fresh)
     assert replaced.returncode == 0, replaced.stderr
     lines = sorted(replaced.stdout.splitlines())
-    assert len(lines) == 5
+    assert len(lines) == 6
+    assert f"user\t{user_id}\tsecond factor off: they sign in and set it up again" in lines
     assert (
         f"endpoint\t{configured_id}\tdisabled: its destination config must be given again" in lines
     )
@@ -278,6 +283,7 @@ async def test_after_a_lost_key_every_secret_it_sealed_is_replaced(client, datab
     assert "endpoint.secret.replace_lost" in actions
     assert "source.secret.replace_lost" in actions
     assert "endpoint.config.replace_lost" in actions
+    assert "user.totp.replace_lost" in actions
     with psycopg.connect(database_url) as conn:
         row = conn.execute(
             "SELECT is_active, config_encrypted IS NULL FROM endpoints WHERE id = %s",

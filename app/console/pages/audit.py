@@ -14,6 +14,17 @@ from app.pagination import Cursor
 from app.scopes import AUDIT_READ
 
 PAGE_SIZE = 50
+# Where an entry's resource is shown: its own page (the id appended), or its list.
+RESOURCE_PAGES = {
+    "endpoint": "/endpoints/",
+    "source": "/sources/",
+    "schedule": "/schedules/",
+    "event_type": "/event-types/",
+    "api_key": "/keys",
+    "console_user": "/users",
+    "console_invitation": "/users",
+    "task": "/jobs",
+}
 
 
 class AuditPages(Controller):
@@ -34,4 +45,11 @@ class AuditPages(Controller):
         filters = {"action": optional(action), "resource_type": optional(resource_type)}
         page = await services.page(conn, session.principal.tenant_id, filters, cursor, PAGE_SIZE)
         asked = {"action": action, "resource_type": resource_type}
-        return render(session, "audit.html", active="/audit", page=page, asked=asked)
+        return render(
+            session,
+            "audit.html",
+            active="/audit",
+            page=page,
+            asked=asked,
+            resource_pages=RESOURCE_PAGES,
+        )

@@ -14,7 +14,11 @@ from tests.app.console.test_portal import endpoint_for, portal_for
 from tests.helpers import auth, make_key
 
 PARAM = re.compile(r"\{(\w+):\w+\}")
-PUBLIC = {"/console/sign-in", "/console/static/{file_path:path}"}
+PUBLIC = {
+    "/console/sign-in",
+    "/console/invitations/{token:str}",  # 404 unless the link is open (tested apart)
+    "/console/static/{file_path:path}",
+}
 
 
 def page_routes(app, prefix: str) -> list[tuple[str, str]]:
