@@ -58,7 +58,7 @@ async def sign_in(page: Page, base: str, key: str, screenshots: Path) -> None:
     await expect(page).to_have_url(f"{base}/console/sign-in")
     await shoot(page, screenshots, "01-sign-in")
     await page.fill("input[name=key]", key)
-    await page.click("button[type=submit]")
+    await page.click("text=Sign in with the key")
     await expect(page.locator("h1")).to_contain_text("Overview")
     await shoot(page, screenshots, "02-overview")
 

@@ -41,7 +41,7 @@ async def test_scheduled_events_schedules_and_jobs_in_a_real_browser(
     page.on("dialog", lambda dialog: dialog.accept())
     await page.goto(f"{live_api}/console/sign-in")
     await page.fill("input[name=key]", key)
-    await page.click("button[type=submit]")
+    await page.click("text=Sign in with the key")
 
     await page.click("nav >> text=Events")
     await expect(page.locator("#events .badge.scheduled")).to_have_text("scheduled")

@@ -27,7 +27,7 @@ async def editor_of(
     page = await context.new_page()
     await page.goto(f"{live_api}/console/sign-in")
     await page.fill("input[name=key]", key)
-    await page.click("button[type=submit]")
+    await page.click("text=Sign in with the key")
     await page.goto(f"{live_api}/console/{owner}")
     await page.click("#transformation-link")
     return context, page
