@@ -85,6 +85,7 @@ GET = f"SELECT {COLUMNS} FROM api_keys WHERE tenant_id = %(tenant_id)s AND id = 
 LIST_PAGE = f"""
 SELECT {COLUMNS} FROM api_keys
 WHERE tenant_id = %(tenant_id)s AND (%(after)s::uuid IS NULL OR id > %(after)s)
+  AND (%(revoked)s OR revoked_at IS NULL)
 ORDER BY id
 LIMIT %(limit)s
 """
@@ -177,10 +178,16 @@ async def get(conn: AsyncConnection, tenant_id: uuid.UUID, key_id: uuid.UUID) ->
 
 
 async def list_page(
-    conn: AsyncConnection, tenant_id: uuid.UUID, after: uuid.UUID | None, limit: int
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    after: uuid.UUID | None,
+    limit: int,
+    *,
+    revoked: bool = True,
 ) -> list[ApiKey]:
-    """Up to `limit` keys of the tenant with ids after `after`."""
-    params = {"tenant_id": tenant_id, "after": after, "limit": limit}
+    """Up to `limit` keys of the tenant with ids after `after` (without revoked ones, unless
+    `revoked`)."""
+    params = {"tenant_id": tenant_id, "after": after, "limit": limit, "revoked": revoked}
     return await fetch_all(conn, LIST_PAGE, params, ApiKey)
 
 

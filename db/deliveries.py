@@ -65,9 +65,22 @@ WHERE tenant_id = %(tenant_id)s
   AND (%(before)s::uuid IS NULL OR id < %(before)s)
   AND (%(status)s::text IS NULL OR status = %(status)s)
   AND (%(endpoint_id)s::uuid IS NULL OR endpoint_id = %(endpoint_id)s)
+  AND (%(endpoint_ids)s::uuid[] IS NULL OR endpoint_id = ANY(%(endpoint_ids)s))
   AND (%(event_id)s::uuid IS NULL OR event_id = %(event_id)s)
 ORDER BY id DESC
 LIMIT %(limit)s
+"""
+
+# What a list of deliveries shows beside each: its endpoint (description, else URL, else
+# kind) and its event's type (endpoints_pkey; events_pkey per partition, the event's
+# created_at being the delivery's).
+LABELS = """
+SELECT d.id, coalesce(nullif(ep.description, ''), ep.url, ep.kind) AS endpoint, e.event_type
+FROM unnest(%(ids)s::uuid[], %(event_ids)s::uuid[], %(endpoint_ids)s::uuid[],
+            %(created)s::timestamptz[]) AS d(id, event_id, endpoint_id, created_at)
+LEFT JOIN endpoints ep ON ep.tenant_id = %(tenant_id)s AND ep.id = d.endpoint_id
+LEFT JOIN events e ON e.tenant_id = %(tenant_id)s AND e.id = d.event_id
+                  AND e.created_at = d.created_at
 """
 
 # Every try of one delivery, oldest first (delivery_attempts_delivery_idx).
@@ -130,6 +143,7 @@ async def list_page(
     limit: int,
     status: str | None = None,
     endpoint_id: uuid.UUID | None = None,
+    endpoint_ids: list[uuid.UUID] | None = None,
     event_id: uuid.UUID | None = None,
 ) -> list[Delivery]:
     """Up to `limit` deliveries of the tenant older than `before`, newest first."""
@@ -139,9 +153,32 @@ async def list_page(
         "limit": limit,
         "status": status,
         "endpoint_id": endpoint_id,
+        "endpoint_ids": endpoint_ids,
         "event_id": event_id,
     }
     return await fetch_all(conn, LIST_PAGE, params, Delivery)
+
+
+class Label(msgspec.Struct):
+    """What a list shows beside a delivery."""
+
+    id: uuid.UUID
+    endpoint: str | None
+    event_type: str | None
+
+
+async def labels(
+    conn: AsyncConnection, tenant_id: uuid.UUID, rows: list[Any]
+) -> dict[uuid.UUID, Label]:
+    """Each delivery's endpoint and event type, by delivery id."""
+    params = {
+        "tenant_id": tenant_id,
+        "ids": [r.id for r in rows],
+        "event_ids": [r.event_id for r in rows],
+        "endpoint_ids": [r.endpoint_id for r in rows],
+        "created": [r.created_at for r in rows],
+    }
+    return {label.id: label for label in await fetch_all(conn, LABELS, params, Label)}
 
 
 async def attempts(

@@ -18,7 +18,7 @@ from psycopg import AsyncConnection
 from core.secrets import public_key_of, scheme_of
 from core.vocabulary import UNFINISHED_DELIVERY_STATUSES, WAITING_DELIVERY_STATUSES, sql_in
 from db.endpoint_secrets import seal_config, seal_secret
-from db.query import as_jsonb, fetch_all, fetch_one
+from db.query import as_jsonb, fetch_all, fetch_one, fetch_tuples
 
 UNFINISHED = sql_in(UNFINISHED_DELIVERY_STATUSES)
 WAITING = sql_in(WAITING_DELIVERY_STATUSES)
@@ -133,6 +133,17 @@ GET = f"SELECT {COLUMNS} FROM endpoints WHERE {LIVE}"
 LIST_PAGE = f"""
 SELECT {COLUMNS} FROM endpoints
 WHERE tenant_id = %(tenant_id)s AND deleted_at IS NULL AND (%(after)s::uuid IS NULL OR id > %(after)s)
+ORDER BY id
+LIMIT %(limit)s
+"""
+
+# A tenant's live endpoints whose URL or description holds the text (a console's filter; a
+# bounded scan of one tenant's endpoints by endpoints_tenant_idx, at most `limit` found).
+MATCHING = """
+SELECT id FROM endpoints
+WHERE tenant_id = %(tenant_id)s AND deleted_at IS NULL
+  AND (%(channel)s::text IS NULL OR %(channel)s = ANY(channels))
+  AND (strpos(lower(url), lower(%(text)s)) > 0 OR strpos(lower(description), lower(%(text)s)) > 0)
 ORDER BY id
 LIMIT %(limit)s
 """
@@ -271,6 +282,14 @@ async def list_page(
     """Up to `limit` live endpoints after `after`, oldest first."""
     params = {"tenant_id": tenant_id, "after": after, "limit": limit}
     return await fetch_all(conn, LIST_PAGE, params, Endpoint)
+
+
+async def matching(
+    conn: AsyncConnection, tenant_id: uuid.UUID, text: str, channel: str | None, limit: int
+) -> list[uuid.UUID]:
+    """Ids of live endpoints whose URL or description holds `text` (in the channel)."""
+    params = {"tenant_id": tenant_id, "text": text, "channel": channel, "limit": limit}
+    return [row[0] for row in await fetch_tuples(conn, MATCHING, params)]
 
 
 async def list_of_kind(

@@ -16,7 +16,7 @@ from app.deliveries.schemas import DeliveryDetail, DeliveryList
 from app.endpoints import services as endpoints
 from app.endpoints.schemas import EndpointIn, EndpointList, EndpointPatch, EndpointView
 from app.errors import NotFound
-from app.identifiers import parse_id, parse_optional_id
+from app.identifiers import parse_id
 
 PAGE_SIZE = 50
 
@@ -53,15 +53,31 @@ async def deliveries_page(
     *,
     cursor: str | None,
     status: str | None,
-    endpoint_id: str | None,
+    endpoint: str | None,
 ) -> DeliveryList:
-    """A page of deliveries, newest first; a portal's only through one of its endpoints."""
-    endpoint_uuid = parse_optional_id(endpoint_id or None, "endpoint_id")
+    """A page of deliveries, newest first, of the endpoint named by id or by a piece of its
+    URL or description; a portal's only through its own endpoints."""
+    endpoint_uuid, endpoint_ids = await _endpoint_filter(conn, session, endpoint or "")
+    if session.channel is not None and endpoint_uuid is None and endpoint_ids is None:
+        raise NotFound("choose one of your endpoints to see its deliveries")
+    return await _deliveries(conn, session, cursor, status, endpoint_uuid, endpoint_ids)
+
+
+async def _endpoint_filter(
+    conn: AsyncConnection, session: ConsoleSession, given: str
+) -> tuple[uuid.UUID | None, list[uuid.UUID] | None]:
+    """An endpoint id, or the endpoints a text names (none when nothing was typed)."""
+    text = given.strip()
+    if not text:
+        return None, None
+    try:
+        endpoint_uuid = uuid.UUID(text)
+    except ValueError:
+        tenant_id = session.principal.tenant_id
+        return None, await endpoints.matching(conn, tenant_id, text, session.channel)
     if session.channel is not None:
-        if endpoint_uuid is None:
-            raise NotFound("choose one of your endpoints to see its deliveries")
         await endpoint(conn, session, str(endpoint_uuid))
-    return await _deliveries(conn, session, cursor, status, endpoint_uuid)
+    return endpoint_uuid, None
 
 
 async def recent_deliveries(
@@ -77,6 +93,7 @@ async def _deliveries(
     cursor: str | None,
     status: str | None,
     endpoint_uuid: uuid.UUID | None,
+    endpoint_ids: list[uuid.UUID] | None = None,
 ) -> DeliveryList:
     return await deliveries.list_page(
         conn,
@@ -85,8 +102,14 @@ async def _deliveries(
         limit=PAGE_SIZE,
         status=status or None,
         endpoint_id=endpoint_uuid,
+        endpoint_ids=endpoint_ids,
         event_id=None,
     )
+
+
+async def endpoint_choices(conn: AsyncConnection, session: ConsoleSession) -> EndpointList:
+    """The endpoints a filter offers to pick from (the first page)."""
+    return await endpoints_page(conn, session, None)
 
 
 async def delivery_id(conn: AsyncConnection, session: ConsoleSession, given: str) -> uuid.UUID:

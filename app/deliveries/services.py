@@ -23,6 +23,7 @@ async def list_page(
     status: str | None,
     endpoint_id: uuid.UUID | None,
     event_id: uuid.UUID | None,
+    endpoint_ids: list[uuid.UUID] | None = None,
 ) -> DeliveryList:
     """A page of the tenant's deliveries, newest first, optionally filtered."""
     rows = await deliveries.list_page(
@@ -32,10 +33,18 @@ async def list_page(
         limit=limit + 1,
         status=status,
         endpoint_id=endpoint_id,
+        endpoint_ids=endpoint_ids,
         event_id=event_id,
     )
     page, pagination = page_of(rows, limit, lambda row: row.id)
     return DeliveryList(to_views(page, DeliveryView), pagination)
+
+
+async def labels(
+    conn: AsyncConnection, tenant_id: uuid.UUID, views: list[DeliveryView]
+) -> dict[uuid.UUID, deliveries.Label]:
+    """Each listed delivery's endpoint and event type (for the console's lists)."""
+    return await deliveries.labels(conn, tenant_id, views) if views else {}
 
 
 async def get(

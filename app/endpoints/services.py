@@ -314,3 +314,10 @@ async def send_test(
     )
     await wake(conn, [queue])
     return event.id, delivery_id
+
+
+async def matching(
+    conn: AsyncConnection, tenant_id: uuid.UUID, text: str, channel: str | None = None
+) -> list[uuid.UUID]:
+    """Up to 20 endpoints whose URL or description holds `text` (a console's filter)."""
+    return await endpoints.matching(conn, tenant_id, text, channel, 20)

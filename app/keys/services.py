@@ -131,10 +131,16 @@ async def update(
 
 
 async def list_page(
-    conn: AsyncConnection, caller: Principal, cursor: str | None, limit: int
+    conn: AsyncConnection,
+    caller: Principal,
+    cursor: str | None,
+    limit: int,
+    *,
+    revoked: bool = True,
 ) -> KeyList:
-    """A page of the caller's tenant's keys, oldest first."""
-    rows = await api_keys.list_page(conn, caller.tenant_id, decode_cursor(cursor), limit + 1)
+    """A page of the caller's tenant's keys, oldest first (revoked ones only if asked)."""
+    after = decode_cursor(cursor)
+    rows = await api_keys.list_page(conn, caller.tenant_id, after, limit + 1, revoked=revoked)
     page, pagination = page_of(rows, limit, lambda key: key.id)
     return KeyList(to_views(page, KeyView), pagination)
 

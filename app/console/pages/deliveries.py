@@ -38,16 +38,19 @@ class DeliveryPages(Controller):
         session: Session,
         conn: Transaction,
         status: QueryText = "",
-        endpoint_id: QueryText = "",
+        endpoint: QueryText = "",
+        endpoint_id: QueryText = "",  # the older links' name for it
         cursor: Cursor = None,
     ) -> Template:
-        filters = {"status": _status(status) or "", "endpoint_id": optional(endpoint_id) or ""}
+        filters = {"status": _status(status) or "", "endpoint": endpoint or endpoint_id}
         page = await access.deliveries_page(conn, session, cursor=cursor, **filters)
         return render(
             session,
             "deliveries.html",
             active="/deliveries",
             page=page,
+            labels=await services.labels(conn, session.principal.tenant_id, page.deliveries),
+            choices=await access.endpoint_choices(conn, session),
             filters=filters,
             statuses=DELIVERY_STATUSES,
         )

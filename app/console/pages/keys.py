@@ -4,8 +4,10 @@ shown once, on the page that answers the form)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Annotated
 
 from litestar import Controller, get, post
+from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 from psycopg import AsyncConnection
 
@@ -24,6 +26,7 @@ PAGE_SIZE = 100
 # Keys that expire this soon are flagged in the list (as the eventgate_api_keys_expiring metric).
 EXPIRY_WARNING = timedelta(days=7)
 MAX_GRACE_SECONDS = 7 * 24 * 3600
+ShowRevoked = Annotated[bool, QueryParameter(description="List revoked keys too")]
 
 
 def _new_key(form: Form) -> CreateKeyRequest:
@@ -43,9 +46,10 @@ async def _keys_page(
     *,
     cursor: str | None = None,
     created: CreatedKey | None = None,
+    revoked: bool = False,
 ) -> Template:
-    """The key list; with a just-created key shown once above it."""
-    page = await services.list_page(conn, session.principal, cursor, PAGE_SIZE)
+    """The key list (revoked keys only when asked); a just-created key shown once above it."""
+    page = await services.list_page(conn, session.principal, cursor, PAGE_SIZE, revoked=revoked)
     now = datetime.now(UTC)
     return render(
         session,
@@ -56,6 +60,7 @@ async def _keys_page(
         created=created,
         now=now,
         expiring_before=now + EXPIRY_WARNING,
+        revoked=revoked,
     )
 
 
@@ -67,9 +72,13 @@ class KeyPages(Controller):
 
     @get("/", name="keys")
     async def list_keys(
-        self, session: Session, conn: Transaction, cursor: Cursor = None
+        self,
+        session: Session,
+        conn: Transaction,
+        cursor: Cursor = None,
+        revoked: ShowRevoked = False,
     ) -> Template:
-        return await _keys_page(conn, session, cursor=cursor)
+        return await _keys_page(conn, session, cursor=cursor, revoked=revoked)
 
     # Creating and rotating take the pool, not a transaction: the new key is hashed before
     # any connection is taken.

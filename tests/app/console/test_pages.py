@@ -180,6 +180,11 @@ async def test_keys_are_created_shown_once_rotated_and_revoked(client, database_
     assert (
         await client.post("/v1/events", json=event_body(), headers=auth(new_key))
     ).status_code == 401
+    hidden = (await client.get("/console/keys")).text
+    assert f"/keys/{key_id}/" not in hidden
+    assert '<tr class="revoked">' not in hidden
+    shown = (await client.get("/console/keys?revoked=true")).text
+    assert shown.count('<tr class="revoked">') == 1
 
 
 async def test_the_overview_counts_the_last_hour(client, database_url):

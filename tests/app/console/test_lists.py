@@ -1,0 +1,59 @@
+"""The console's lists answer a person's questions: which endpoint and event type each
+delivery is, found by typing part of an endpoint's URL or description; revoked keys kept out
+of the way."""
+
+from __future__ import annotations
+
+from tests.app.console.helpers import sign_in
+from tests.app.console.test_portal import endpoint_for, portal_for
+from tests.helpers import auth, event_body, make_key
+
+
+async def endpoint(client, key: str, url: str, description: str = "", **extra) -> str:
+    body = {"url": url, "description": description, **extra}
+    created = await client.post("/v1/endpoints", json=body, headers=auth(key))
+    assert created.status_code == 201, created.text
+    return created.json()["endpoint"]["id"]
+
+
+async def test_deliveries_show_endpoint_and_type_and_filter_by_typed_text(client, database_url):
+    key = await make_key(database_url)
+    alpha = await endpoint(
+        client, key, "https://alpha.example/h", "Alpha CRM", event_types=["invoice.paid"]
+    )
+    beta = await endpoint(client, key, "https://beta.example/h", event_types=["order.placed"])
+    for event_type in ("invoice.paid", "order.placed"):
+        sent = await client.post(
+            "/v1/events", json=event_body(event_type=event_type), headers=auth(key)
+        )
+        assert sent.status_code == 201
+    await sign_in(client, key)
+    listed = (await client.get("/console/deliveries")).text
+    assert "Alpha CRM" in listed
+    assert "https://beta.example/h" in listed  # no description: its URL
+    assert "invoice.paid" in listed
+    assert "order.placed" in listed
+    assert f'<option value="{alpha}">Alpha CRM</option>' in listed  # picked by name
+    only_beta = (await client.get("/console/deliveries?endpoint=BETA.example")).text
+    assert "order.placed" in only_beta
+    assert "invoice.paid" not in only_beta
+    by_id = (await client.get(f"/console/deliveries?endpoint={beta}")).text
+    assert "order.placed" in by_id
+    assert "Alpha CRM" not in by_id.split("<datalist", 1)[0]
+    nothing = (await client.get("/console/deliveries?endpoint=%25_nowhere")).text
+    assert "No deliveries." in nothing
+
+
+async def test_a_portals_filter_finds_only_its_channels_endpoints(client, database_url):
+    key = await make_key(database_url)
+    await endpoint_for(client, key, "cust-1", "https://mine.example/h")
+    await endpoint_for(client, key, "cust-2", "https://neighbour.example/h")
+    await client.post(
+        "/v1/events", json=event_body(channels=["cust-1", "cust-2"]), headers=auth(key)
+    )
+    portal = await portal_for(client, key, "cust-1")
+    mine = (await client.get(f"{portal}/deliveries?endpoint=example")).text
+    assert "https://mine.example/h" in mine
+    assert "neighbour" not in mine
+    theirs = await client.get(f"{portal}/deliveries?endpoint=neighbour")
+    assert "No deliveries." in theirs.text
