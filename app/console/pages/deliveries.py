@@ -5,12 +5,15 @@ from __future__ import annotations
 
 from litestar import Controller, get, post
 from litestar.response import Redirect, Template
+from psycopg import AsyncConnection
 
 from app.console import access
 from app.console.base import CheckedForm, QueryText, Session
 from app.console.forms import optional
 from app.console.rendering import go, render
+from app.console.sessions import ConsoleSession
 from app.deliveries import services
+from app.deliveries.schemas import DeliveryList
 from app.dependencies import Transaction
 from app.errors import BadRequest
 from app.identifiers import IdPath
@@ -24,6 +27,22 @@ def _status(value: str | None) -> str | None:
     if status is not None and status not in DELIVERY_STATUSES:
         raise BadRequest(f"`status` is one of {', '.join(DELIVERY_STATUSES)}")
     return status
+
+
+async def _list_page(
+    conn: AsyncConnection, session: ConsoleSession, page: DeliveryList, filters: dict[str, str]
+) -> Template:
+    """The list, each delivery with its endpoint and event type, and the filter's choices."""
+    return render(
+        session,
+        "deliveries.html",
+        active="/deliveries",
+        page=page,
+        labels=await services.labels(conn, session.principal.tenant_id, page.deliveries),
+        choices=await access.endpoint_choices(conn, session),
+        filters=filters,
+        statuses=DELIVERY_STATUSES,
+    )
 
 
 class DeliveryPages(Controller):
@@ -44,16 +63,7 @@ class DeliveryPages(Controller):
     ) -> Template:
         filters = {"status": _status(status) or "", "endpoint": endpoint or endpoint_id}
         page = await access.deliveries_page(conn, session, cursor=cursor, **filters)
-        return render(
-            session,
-            "deliveries.html",
-            active="/deliveries",
-            page=page,
-            labels=await services.labels(conn, session.principal.tenant_id, page.deliveries),
-            choices=await access.endpoint_choices(conn, session),
-            filters=filters,
-            statuses=DELIVERY_STATUSES,
-        )
+        return await _list_page(conn, session, page, filters)
 
     @get("/{delivery_id:str}", name="delivery")
     async def show_delivery(
