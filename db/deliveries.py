@@ -83,6 +83,23 @@ LEFT JOIN events e ON e.tenant_id = %(tenant_id)s AND e.id = d.event_id
                   AND e.created_at = d.created_at
 """
 
+# How each event's deliveries stand, counting at most 1,001 per event (an event fanned out to
+# thousands of endpoints shows "1,000+"): the delivery's created_at is its event's, so each
+# lookup prunes to one partition (deliveries_event_idx).
+OUTCOMES = """
+SELECT ev.id AS event_id, o.*
+FROM unnest(%(ids)s::uuid[], %(created)s::timestamptz[]) AS ev(id, created_at)
+CROSS JOIN LATERAL (
+    SELECT count(*) AS total,
+           count(*) FILTER (WHERE status IN ('succeeded', 'cancelled')) AS done,
+           count(*) FILTER (WHERE status = 'failed') AS failing,
+           count(*) FILTER (WHERE status = 'dead') AS dead
+    FROM (SELECT status FROM deliveries
+          WHERE tenant_id = %(tenant_id)s AND event_id = ev.id AND created_at = ev.created_at
+          LIMIT 1001) AS sample
+) AS o
+"""
+
 # Every try of one delivery, oldest first (delivery_attempts_delivery_idx).
 ATTEMPTS = """
 SELECT id, attempt, status_code, response_body, latency_ms, error, started_at
@@ -157,6 +174,39 @@ async def list_page(
         "event_id": event_id,
     }
     return await fetch_all(conn, LIST_PAGE, params, Delivery)
+
+
+class Outcomes(msgspec.Struct):
+    """How one event's deliveries stand."""
+
+    event_id: uuid.UUID
+    total: int
+    done: int
+    failing: int
+    dead: int
+
+    @property
+    def state(self) -> str:
+        """One word for the event's deliveries, worst first."""
+        if self.total == 0:
+            return "none"
+        if self.dead:
+            return "dead"
+        if self.failing:
+            return "failing"
+        return "delivered" if self.done == self.total else "delivering"
+
+
+async def outcomes(
+    conn: AsyncConnection, tenant_id: uuid.UUID, events: list[Any]
+) -> dict[uuid.UUID, Outcomes]:
+    """How each event's deliveries stand, by event id."""
+    params = {
+        "tenant_id": tenant_id,
+        "ids": [e.id for e in events],
+        "created": [e.created_at for e in events],
+    }
+    return {o.event_id: o for o in await fetch_all(conn, OUTCOMES, params, Outcomes)}
 
 
 class Label(msgspec.Struct):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from psycopg import AsyncConnection
 
@@ -45,6 +46,13 @@ async def labels(
 ) -> dict[uuid.UUID, deliveries.Label]:
     """Each listed delivery's endpoint and event type (for the console's lists)."""
     return await deliveries.labels(conn, tenant_id, views) if views else {}
+
+
+async def outcomes(
+    conn: AsyncConnection, tenant_id: uuid.UUID, events: list[Any]
+) -> dict[uuid.UUID, deliveries.Outcomes]:
+    """How each listed event's deliveries stand (for the console's lists)."""
+    return await deliveries.outcomes(conn, tenant_id, events) if events else {}
 
 
 async def get(

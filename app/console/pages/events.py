@@ -10,6 +10,7 @@ from app.console.base import QueryText, Session
 from app.console.event_search import EventSearch, search
 from app.console.forms import optional
 from app.console.rendering import go, render
+from app.deliveries import services as deliveries
 from app.dependencies import Transaction
 from app.events import services
 from app.identifiers import IdPath, parse_id
@@ -39,14 +40,19 @@ class EventPages(Controller):
         if wanted := optional(event_id):
             return go(f"{session.base}/events/{parse_id(wanted, 'event_id')}")
         asked = EventSearch(source, event_type, channel, since, until)
-        page = await search(conn, session.principal.tenant_id, asked, cursor)
-        return render(session, "events.html", active="/events", page=page, asked=asked)
+        tenant_id = session.principal.tenant_id
+        page = await search(conn, tenant_id, asked, cursor)
+        outcomes = await deliveries.outcomes(conn, tenant_id, page.events)
+        return render(
+            session, "events.html", active="/events", page=page, asked=asked, outcomes=outcomes
+        )
 
     @get("/{event_id:str}", name="event")
     async def show_event(self, session: Session, conn: Transaction, event_id: IdPath) -> Template:
         tenant_id, event_uuid = session.principal.tenant_id, parse_id(event_id, "event_id")
         event = await services.get(conn, tenant_id, event_uuid)
-        deliveries = await services.event_deliveries(conn, tenant_id, event_uuid)
+        listed = (await services.event_deliveries(conn, tenant_id, event_uuid)).deliveries
+        outcome = (await deliveries.outcomes(conn, tenant_id, [event])).get(event.id)
         return render(
-            session, "event.html", active="/events", event=event, deliveries=deliveries.deliveries
+            session, "event.html", active="/events", event=event, deliveries=listed, outcome=outcome
         )

@@ -4,6 +4,8 @@ of the way."""
 
 from __future__ import annotations
 
+import psycopg
+
 from tests.app.console.helpers import sign_in
 from tests.app.console.test_portal import endpoint_for, portal_for
 from tests.helpers import auth, event_body, make_key
@@ -57,3 +59,26 @@ async def test_a_portals_filter_finds_only_its_channels_endpoints(client, databa
     assert "neighbour" not in mine
     theirs = await client.get(f"{portal}/deliveries?endpoint=neighbour")
     assert "No deliveries." in theirs.text
+
+
+async def test_an_event_shows_how_its_deliveries_stand(client, database_url):
+    key = await make_key(database_url)
+    await endpoint(client, key, "https://one.example/h")
+    await endpoint(client, key, "https://two.example/h")
+    sent = await client.post("/v1/events", json=event_body(), headers=auth(key))
+    event_id = sent.json()["event_id"]
+    await sign_in(client, key)
+    page = f"/console/events/{event_id}"
+    assert ">delivering</span>" in (await client.get(page)).text
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE deliveries SET status = 'succeeded'")
+    assert ">delivered</span>" in (await client.get(page)).text
+    listed = (await client.get("/console/events")).text
+    assert ">delivered</span>" in listed
+    assert "2/2" in listed
+    assert "not acknowledged" in (await client.get(page)).text  # the inbox, said apart
+    with psycopg.connect(database_url) as conn:
+        conn.execute(
+            "UPDATE deliveries SET status = 'dead' WHERE id = (SELECT id FROM deliveries ORDER BY id LIMIT 1)"
+        )
+    assert ">dead</span>" in (await client.get("/console/events")).text
