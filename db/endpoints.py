@@ -41,6 +41,7 @@ class Endpoint(msgspec.Struct):
     operational: bool
     metadata: dict[str, Any]
     circuit: str
+    circuit_open_until: datetime | None
     consecutive_failures: int
     failing_since: datetime | None
     created_at: datetime
@@ -106,7 +107,7 @@ COLUMNS = (
     " ordered, operational, metadata,"
     " CASE WHEN circuit_open_until IS NULL THEN 'closed'"
     "      WHEN circuit_open_until > now() THEN 'open' ELSE 'half-open' END AS circuit,"
-    " consecutive_failures, failing_since, created_at, updated_at, signature_scheme, public_key,"
+    " circuit_open_until, consecutive_failures, failing_since, created_at, updated_at, signature_scheme, public_key,"
     " kind, config"
 )
 # The columns bound as jsonb.

@@ -133,6 +133,30 @@ async def delivery(
     return detail
 
 
+async def delivery_endpoint(
+    conn: AsyncConnection, session: ConsoleSession, detail: DeliveryDetail
+) -> EndpointView | None:
+    """The endpoint of a delivery already shown (None once the endpoint is deleted)."""
+    try:
+        return await endpoint(conn, session, str(detail.delivery.endpoint_id))
+    except NotFound:
+        return None
+
+
+async def held_by(
+    conn: AsyncConnection, session: ConsoleSession, endpoint_id: uuid.UUID
+) -> str | None:
+    """Why the endpoint's deliveries wait whatever their next try says: "disabled", an
+    open "circuit", or None."""
+    try:
+        view = await endpoint(conn, session, str(endpoint_id))
+    except NotFound:
+        return None
+    if not view.is_active:
+        return "disabled"
+    return "circuit" if view.circuit == "open" else None
+
+
 def _endpoint_fields(session: ConsoleSession, fields: Form) -> dict[str, Any]:
     values: dict[str, Any] = {
         "description": fields.get("description", "").strip(),

@@ -50,6 +50,10 @@ NOTICES = {
     "test_sent": "A test event is on its way: its delivery appears below.",
     "recovered": "Dead deliveries are queued again.",
     "retried": "The delivery is due again now.",
+    "retried_circuit": "Queued again, but the endpoint's circuit is open: it goes out with the "
+    "endpoint's next probe (see below), not now.",
+    "retried_disabled": "Queued again, but the endpoint is disabled: it goes out once the "
+    "endpoint is enabled.",
     "revoked": "Revoked: the key stops working at once.",
     "paused": "Paused: no tick fires until it is resumed.",
     "resumed": "Resumed from its next tick.",

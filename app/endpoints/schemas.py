@@ -95,6 +95,8 @@ class EndpointView(msgspec.Struct):
     # The destination config without its credentials (header values, passwords, tokens,
     # client secrets and keys are write-only).
     config: dict[str, Any]
+    # While the circuit is open: when the next try (a probe) may go out.
+    circuit_open_until: datetime | None = None
 
 
 class EndpointCreated(msgspec.Struct):

@@ -70,12 +70,17 @@ class DeliveryPages(Controller):
         self, session: Session, conn: Transaction, delivery_id: IdPath
     ) -> Template:
         detail = await access.delivery(conn, session, delivery_id)
-        return render(session, "delivery.html", active="/deliveries", detail=detail)
+        endpoint = await access.delivery_endpoint(conn, session, detail)
+        return render(
+            session, "delivery.html", active="/deliveries", detail=detail, endpoint=endpoint
+        )
 
     @post("/{delivery_id:str}/retry", name="delivery_retry")
     async def retry(
         self, session: Session, form: CheckedForm, conn: Transaction, delivery_id: IdPath
     ) -> Redirect:
         delivery_uuid = await access.delivery_id(conn, session, delivery_id)
-        await services.retry(conn, session.principal.tenant_id, delivery_uuid)
-        return go(f"{session.base}/deliveries/{delivery_uuid}?notice=retried")
+        retried = await services.retry(conn, session.principal.tenant_id, delivery_uuid)
+        held = await access.held_by(conn, session, retried.endpoint_id)
+        notice = f"retried_{held}" if held else "retried"
+        return go(f"{session.base}/deliveries/{delivery_uuid}?notice={notice}")

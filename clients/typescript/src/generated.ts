@@ -51,6 +51,8 @@ export interface AuditEntryView {
   user_agent: string | null;
   request_id: string | null;
   hash: string;
+  actor_user_id?: string | null;
+  actor_email?: string | null;
 }
 
 /** AuditLogPage */
@@ -234,6 +236,7 @@ export interface EndpointView {
   public_key: string | null;
   kind: string;
   config: Record<string, unknown>;
+  circuit_open_until?: string | null;
 }
 
 /** ErrorBody */

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import psycopg
 
-from tests.app.console.helpers import sign_in
+from tests.app.console.helpers import post_form, sign_in
 from tests.app.console.test_portal import endpoint_for, portal_for
 from tests.helpers import auth, event_body, make_key
 
@@ -82,3 +82,32 @@ async def test_an_event_shows_how_its_deliveries_stand(client, database_url):
             "UPDATE deliveries SET status = 'dead' WHERE id = (SELECT id FROM deliveries ORDER BY id LIMIT 1)"
         )
     assert ">dead</span>" in (await client.get("/console/events")).text
+
+
+async def test_a_retry_says_when_it_really_goes_out_and_why(client, database_url):
+    key = await make_key(database_url)
+    endpoint_id = await endpoint(client, key, "https://held.example/h")
+    await client.post("/v1/events", json=event_body(), headers=auth(key))
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE deliveries SET status = 'dead'")
+        conn.execute(
+            "UPDATE endpoints SET circuit_open_until = now() + interval '60 seconds',"
+            " consecutive_failures = 5, failing_since = now()"
+        )
+        [(delivery_id,)] = conn.execute("SELECT id FROM deliveries").fetchall()
+    csrf = await sign_in(client, key)
+    retried = await post_form(client, f"/console/deliveries/{delivery_id}/retry", csrf)
+    assert retried.headers["location"].endswith("?notice=retried_circuit")
+    page = (await client.get(retried.headers["location"])).text
+    assert "circuit is open" in page
+    assert "with the endpoint's next probe, from" in page
+    assert "after 5 failures in a row" in page
+    shown = (await client.get(f"/v1/endpoints/{endpoint_id}", headers=auth(key))).json()
+    assert shown["circuit"] == "open"
+    assert shown["circuit_open_until"] is not None
+    disabled = await client.post(f"/v1/endpoints/{endpoint_id}/disable", headers=auth(key))
+    assert disabled.status_code == 200, disabled.text
+    assert (
+        "when the endpoint is enabled"
+        in (await client.get(f"/console/deliveries/{delivery_id}")).text
+    )

@@ -53,6 +53,8 @@ class AuditEntryView(TypedDict):
     user_agent: str | None
     request_id: str | None
     hash: str
+    actor_user_id: NotRequired[str | None]
+    actor_email: NotRequired[str | None]
 
 
 class AuditLogPage(TypedDict):
@@ -266,6 +268,7 @@ class EndpointView(TypedDict):
     public_key: str | None
     kind: str
     config: dict[str, Any]
+    circuit_open_until: NotRequired[str | None]
 
 
 class ErrorBody(TypedDict):
