@@ -40,9 +40,8 @@ class EventPages(Controller):
         if wanted := optional(event_id):
             return go(f"{session.base}/events/{parse_id(wanted, 'event_id')}")
         asked = EventSearch(source, event_type, channel, since, until)
-        tenant_id = session.principal.tenant_id
-        page = await search(conn, tenant_id, asked, cursor)
-        outcomes = await deliveries.outcomes(conn, tenant_id, page.events)
+        page = await search(conn, session.principal.tenant_id, asked, cursor)
+        outcomes = await deliveries.outcomes(conn, session.principal.tenant_id, page.events)
         return render(
             session, "events.html", active="/events", page=page, asked=asked, outcomes=outcomes
         )
