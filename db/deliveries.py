@@ -128,6 +128,27 @@ WITH recovered AS (
 SELECT queue, count(*) FROM recovered GROUP BY queue
 """
 
+# Send again up to `limit` of the tenant's deliveries in one state (dead or failed), of the
+# given endpoints, oldest first (picked once: a subquery re-run under SKIP LOCKED could pick
+# others); rows a worker holds are skipped (deliveries_dead_idx for
+# dead ones, deliveries_unfinished_idx for failed ones, one endpoint at a time).
+RETRY_MATCHING = """
+WITH picked AS MATERIALIZED (
+    SELECT tenant_id, id, created_at FROM deliveries
+    WHERE tenant_id = %(tenant_id)s AND endpoint_id = ANY(%(endpoint_ids)s)
+      AND status = %(status)s
+    ORDER BY id LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+), retried AS (
+    UPDATE deliveries d SET status = 'pending', retry_index = 0, next_attempt_at = now(),
+        updated_at = now()
+    FROM picked p
+    WHERE d.tenant_id = p.tenant_id AND d.id = p.id AND d.created_at = p.created_at
+    RETURNING d.queue
+)
+SELECT queue, count(*) FROM retried GROUP BY queue
+"""
+
 # Add one delivery of an existing event, for test sends (deliveries_pkey).
 INSERT_ONE = """
 INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, queue, created_at)
@@ -253,6 +274,23 @@ async def recover(
     """Make every dead delivery of the endpoint since `since` due now; counts per queue."""
     params = {"tenant_id": tenant_id, "endpoint_id": endpoint_id, "since": since}
     return {queue: n for queue, n in await fetch_tuples(conn, RECOVER, params)}
+
+
+async def retry_matching(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    endpoint_ids: list[uuid.UUID],
+    status: str,
+    limit: int,
+) -> dict[str, int]:
+    """Make up to `limit` deliveries in `status` of these endpoints due now; counts per queue."""
+    params = {
+        "tenant_id": tenant_id,
+        "endpoint_ids": endpoint_ids,
+        "status": status,
+        "limit": limit,
+    }
+    return {queue: n for queue, n in await fetch_tuples(conn, RETRY_MATCHING, params)}
 
 
 async def insert_one(

@@ -80,6 +80,20 @@ async def _endpoint_filter(
     return endpoint_uuid, None
 
 
+async def retry_matching(
+    conn: AsyncConnection, session: ConsoleSession, status: str, endpoint: str
+) -> int:
+    """Send again (up to 1,000 of) the dead or failed deliveries a list's filter shows."""
+    endpoint_uuid, endpoint_ids = await _endpoint_filter(conn, session, endpoint)
+    if endpoint_uuid is not None:
+        endpoint_ids = [endpoint_uuid]
+    elif endpoint_ids is None:
+        tenant_id = session.principal.tenant_id
+        endpoint_ids = await endpoints.matching(conn, tenant_id, "", session.channel, 100_000)
+    tenant_id = session.principal.tenant_id
+    return await deliveries.retry_matching(conn, tenant_id, endpoint_ids, status)
+
+
 async def recent_deliveries(
     conn: AsyncConnection, session: ConsoleSession, endpoint: EndpointView
 ) -> DeliveryList:

@@ -50,6 +50,8 @@ NOTICES = {
     "test_sent": "A test event is on its way: its delivery appears below.",
     "recovered": "Dead deliveries are queued again.",
     "retried": "The delivery is due again now.",
+    "bulk_retried": "Queued again (at most 1,000 at a time): the list below shows them "
+    "waiting to go out.",
     "retried_circuit": "Queued again, but the endpoint's circuit is open: it goes out with the "
     "endpoint's next probe (see below), not now.",
     "retried_disabled": "Queued again, but the endpoint is disabled: it goes out once the "

@@ -7,8 +7,9 @@ from typing import Any
 
 from psycopg import AsyncConnection
 
+from app.audit import record
 from app.deliveries.schemas import AttemptView, DeliveryDetail, DeliveryList, DeliveryView
-from app.errors import Conflict, NotFound
+from app.errors import BadRequest, Conflict, NotFound
 from app.pagination import decode_cursor, page_of
 from app.views import to_view, to_views
 from db import deliveries
@@ -77,3 +78,23 @@ async def retry(
         raise Conflict("only a dead or failed delivery can be retried")
     await wake(conn, [row.queue])
     return to_view(row, DeliveryView)
+
+
+BULK_RETRY_LIMIT = 1000
+
+
+async def retry_matching(
+    conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_ids: list[uuid.UUID], status: str
+) -> int:
+    """Send again up to 1,000 dead or failed deliveries of these endpoints (audited once);
+    how many."""
+    if status not in ("dead", "failed"):
+        raise BadRequest("only dead or failed deliveries are retried together", {"field": "status"})
+    per_queue = await deliveries.retry_matching(
+        conn, tenant_id, endpoint_ids, status, BULK_RETRY_LIMIT
+    )
+    count = sum(per_queue.values())
+    after = {"status": status, "endpoints": len(endpoint_ids), "retried": count}
+    await record(conn, tenant_id, "delivery.bulk_retry", "delivery", "*", after=after)
+    await wake(conn, list(per_queue))
+    return count

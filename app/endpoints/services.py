@@ -317,7 +317,11 @@ async def send_test(
 
 
 async def matching(
-    conn: AsyncConnection, tenant_id: uuid.UUID, text: str, channel: str | None = None
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    text: str,
+    channel: str | None = None,
+    limit: int = 20,
 ) -> list[uuid.UUID]:
-    """Up to 20 endpoints whose URL or description holds `text` (a console's filter)."""
-    return await endpoints.matching(conn, tenant_id, text, channel, 20)
+    """Endpoints whose URL or description holds `text` (every one for ""), a console's filter."""
+    return await endpoints.matching(conn, tenant_id, text, channel, limit)

@@ -3,6 +3,8 @@ attempt and its response excerpt, and retrying one."""
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from litestar import Controller, get, post
 from litestar.response import Redirect, Template
 from psycopg import AsyncConnection
@@ -64,6 +66,15 @@ class DeliveryPages(Controller):
         filters = {"status": _status(status) or "", "endpoint": endpoint or endpoint_id}
         page = await access.deliveries_page(conn, session, cursor=cursor, **filters)
         return await _list_page(conn, session, page, filters)
+
+    @post("/retry", name="deliveries_retry")
+    async def retry_matching(
+        self, session: Session, form: CheckedForm, conn: Transaction
+    ) -> Redirect:
+        status, endpoint = form.get("status", ""), form.get("endpoint", "")[:300]
+        await access.retry_matching(conn, session, status, endpoint)
+        query = urlencode({"status": "pending", "endpoint": endpoint})
+        return go(f"{session.base}/deliveries?{query}&notice=bulk_retried")
 
     @get("/{delivery_id:str}", name="delivery")
     async def show_delivery(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import psycopg
 
+from app.deliveries import services as delivery_services
 from tests.app.console.helpers import post_form, sign_in
 from tests.app.console.test_portal import endpoint_for, portal_for
 from tests.helpers import auth, event_body, make_key
@@ -111,3 +112,43 @@ async def test_a_retry_says_when_it_really_goes_out_and_why(client, database_url
         "when the endpoint is enabled"
         in (await client.get(f"/console/deliveries/{delivery_id}")).text
     )
+
+
+async def test_dead_deliveries_of_a_filter_are_retried_together_bounded_and_audited(
+    client, database_url, monkeypatch
+):
+    monkeypatch.setattr(delivery_services, "BULK_RETRY_LIMIT", 2)
+    key = await make_key(database_url)
+    await endpoint(client, key, "https://alpha.example/h")
+    await endpoint(client, key, "https://beta.example/h")
+    for _ in range(3):
+        await client.post("/v1/events", json=event_body(), headers=auth(key))
+    with psycopg.connect(database_url) as conn:
+        conn.execute("UPDATE deliveries SET status = 'dead'")
+    csrf = await sign_in(client, key)
+    listed = (await client.get("/console/deliveries?status=dead&endpoint=alpha")).text
+    assert "Retry every dead delivery of this list" in listed
+    retried = await post_form(
+        client, "/console/deliveries/retry", csrf, status="dead", endpoint="alpha"
+    )
+    assert retried.status_code == 303
+    assert "notice=bulk_retried" in retried.headers["location"]
+    with psycopg.connect(database_url) as conn:
+        by_url = dict(
+            conn.execute(
+                "SELECT e.url, array_agg(DISTINCT d.status) FROM deliveries d"
+                " JOIN endpoints e ON e.id = d.endpoint_id GROUP BY e.url"
+            ).fetchall()
+        )
+    assert by_url == {
+        "https://alpha.example/h": ["dead", "pending"],  # two of three: the bound
+        "https://beta.example/h": ["dead"],
+    }
+    entries = (
+        await client.get("/v1/audit-logs?action=delivery.bulk_retry", headers=auth(key))
+    ).json()
+    assert entries["entries"][0]["after"] == {"status": "dead", "endpoints": 1, "retried": 2}
+    refused = await post_form(
+        client, "/console/deliveries/retry", csrf, status="succeeded", endpoint=""
+    )
+    assert refused.status_code == 400
