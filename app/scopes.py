@@ -67,6 +67,8 @@ async def check_route(scope: Scope, handler: BaseRouteHandler) -> None:
     if scope["method"] == "OPTIONS":
         return  # Litestar's OPTIONS answer reveals nothing and is not authenticated
     required = handler.opt.get("scope")
-    if required and not grants(scope["user"].scopes, required, scope["method"]):
+    # A page that shows a secret is treated as a change: a viewer reads everything else.
+    method = "POST" if handler.opt.get("reveals_secret") else scope["method"]
+    if required and not grants(scope["user"].scopes, required, method):
         who = "this API key lacks" if scope["user"].user_id is None else "your role lacks"
         raise Forbidden(f"{who} the `{required}` scope", {"required_scope": required})

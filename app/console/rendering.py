@@ -50,6 +50,7 @@ NOTICES = {
     "test_sent": "A test event is on its way: its delivery appears below.",
     "recovered": "Dead deliveries are queued again.",
     "retried": "The delivery is due again now.",
+    "source_created": "Created: point the provider at the trigger URL below, with its secret.",
     "bulk_retried": "Queued again (at most 1,000 at a time): the list below shows them "
     "waiting to go out.",
     "retried_circuit": "Queued again, but the endpoint's circuit is open: it goes out with the "

@@ -154,7 +154,7 @@ class EndpointPages(Controller):
         await services.delete(conn, session.principal.tenant_id, endpoint_uuid)
         return go(f"{session.base}/endpoints?notice=deleted")
 
-    @get("/{endpoint_id:str}/secret", name="endpoint_secret")
+    @get("/{endpoint_id:str}/secret", name="endpoint_secret", opt={"reveals_secret": True})
     async def reveal_secret(
         self, session: Session, conn: Transaction, endpoint_id: IdPath
     ) -> Template:
