@@ -83,17 +83,46 @@ def json_object(fields: Form, name: str) -> dict[str, Any] | None:
 
 
 def to_struct(values: dict[str, Any], kind: type[T]) -> T:
-    """The form's values as a request Struct of the API; BadRequest naming what is wrong."""
+    """The form's values as a request Struct of the API; BadRequest naming the field and
+    saying in plain words what is wrong."""
     try:
         return msgspec.convert(values, kind, strict=False)
     except msgspec.ValidationError as exc:
         where = _FIELD_PATH.search(str(exc))
-        details = {"field": where.group(1).split("[", 1)[0]} if where else None
-        raise BadRequest(f"{exc}".replace("`$.", "`"), details) from exc
+        field = where.group(1) if where else ""
+        details = {"field": field.split("[", 1)[0]} if where else None
+        raise BadRequest(plain_words(str(exc), field), details) from exc
 
 
 # Where msgspec says a value went wrong: "... - at `$.config.auth.token`".
 _FIELD_PATH = re.compile(r"at `\$\.([^`]+)`")
+# msgspec's wording, and how a form says it to a person.
+_PLAIN = (
+    (
+        re.compile(r"Expected `str` matching regex '\^https\?://"),
+        "enter a full URL that starts with https:// (or http://)",
+    ),
+    (
+        re.compile(r"Expected `str` matching regex"),
+        "has characters or a form that is not allowed here",
+    ),
+    (re.compile(r"Expected `str` of length <= (\d+)"), "is longer than {0} characters"),
+    (re.compile(r"Expected `str` of length >= (\d+)"), "needs at least {0} characters"),
+    (re.compile(r"Expected `int` >= (-?\d+)"), "must be at least {0}"),
+    (re.compile(r"Expected `int` <= (-?\d+)"), "must be at most {0}"),
+    (re.compile(r"Expected `array` of length <= (\d+)"), "takes at most {0} entries"),
+    (re.compile(r"Object contains unknown field `([^`]+)`"), "`{0}` is not a setting it takes"),
+    (re.compile(r"Object missing required field `([^`]+)`"), "needs `{0}`"),
+)
+
+
+def plain_words(message: str, field: str) -> str:
+    """A validation message for a person: the field, then what is wrong with it."""
+    name = field.split("[", 1)[0].replace("_", " ") or "the form"
+    for pattern, words_ in _PLAIN:
+        if found := pattern.search(message):
+            return f"{name}: {words_.format(*found.groups())}"
+    return f"{name}: {message.split(' - at ', 1)[0]}"
 
 
 def whole_number(fields: Form, name: str) -> int | None:

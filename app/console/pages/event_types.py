@@ -12,9 +12,11 @@ from litestar.response import Redirect, Template
 from app.console.base import CheckedForm, Session
 from app.console.forms import Form, json_object, to_struct
 from app.console.rendering import go, render
+from app.console.sessions import ConsoleSession
 from app.dependencies import Transaction
+from app.errors import BadRequest, Conflict
 from app.event_types import services
-from app.event_types.schemas import EventTypeIn, EventTypePatch
+from app.event_types.schemas import EventTypeIn, EventTypePatch, EventTypeView
 from app.pagination import Cursor
 from app.scopes import ENDPOINTS_MANAGE, EVENTS_READ
 
@@ -26,6 +28,27 @@ def _fields(form: Form) -> dict[str, Any]:
         "description": form.get("description", "").strip(),
         "schema": json_object(form, "schema"),
     }
+
+
+def _form_page(
+    session: ConsoleSession,
+    event_type: EventTypeView | None,
+    form: Form | None = None,
+    refused: BadRequest | Conflict | None = None,
+) -> Template:
+    """The editor; after a refusal, what was typed and the error at the field it names."""
+    details = refused.details if refused is not None else None
+    field = details.get("field", "") if isinstance(details, dict) else ""
+    return render(
+        session,
+        "event_type.html",
+        status=refused.status_code if refused is not None else 200,
+        active="/event-types",
+        event_type=event_type,
+        typed={k: v for k, v in (form or {}).items() if k != "csrf_token"},
+        error=refused.message if refused is not None else None,
+        error_field=str(field).split(".", 1)[0].split("/", 1)[0],
+    )
 
 
 class EventTypePages(Controller):
@@ -43,25 +66,37 @@ class EventTypePages(Controller):
 
     @get("/new", name="event_type_new", opt={"scope": ENDPOINTS_MANAGE})
     async def new_type(self, session: Session) -> Template:
-        return render(session, "event_type.html", active="/event-types", event_type=None)
+        return _form_page(session, None)
 
     @post("/", name="event_type_create", opt={"scope": ENDPOINTS_MANAGE})
-    async def create_type(self, session: Session, form: CheckedForm, conn: Transaction) -> Redirect:
-        data = to_struct({"name": form.get("name", "").strip(), **_fields(form)}, EventTypeIn)
-        created = await services.create(conn, session.principal.tenant_id, data)
+    async def create_type(
+        self, session: Session, form: CheckedForm, conn: Transaction
+    ) -> Redirect | Template:
+        try:
+            async with conn.transaction():  # a savepoint: a refused name leaves the rest usable
+                data = to_struct(
+                    {"name": form.get("name", "").strip(), **_fields(form)}, EventTypeIn
+                )
+                created = await services.create(conn, session.principal.tenant_id, data)
+        except (BadRequest, Conflict) as refused:
+            return _form_page(session, None, form, refused)
         return go(f"{session.base}/event-types/{created.name}?notice=created")
 
     @get("/{name:str}", name="event_type")
     async def show_type(self, session: Session, conn: Transaction, name: FromPath[str]) -> Template:
-        event_type = await services.get(conn, session.principal.tenant_id, name)
-        return render(session, "event_type.html", active="/event-types", event_type=event_type)
+        return _form_page(session, await services.get(conn, session.principal.tenant_id, name))
 
     @post("/{name:str}", name="event_type_update", opt={"scope": ENDPOINTS_MANAGE})
     async def update_type(
         self, session: Session, form: CheckedForm, conn: Transaction, name: FromPath[str]
-    ) -> Redirect:
-        changes = to_struct(
-            {**_fields(form), "archived": form.get("archived") == "on"}, EventTypePatch
-        )
-        updated = await services.update(conn, session.principal.tenant_id, name, changes)
+    ) -> Redirect | Template:
+        tenant_id = session.principal.tenant_id
+        try:
+            async with conn.transaction():
+                changes = to_struct(
+                    {**_fields(form), "archived": form.get("archived") == "on"}, EventTypePatch
+                )
+                updated = await services.update(conn, tenant_id, name, changes)
+        except (BadRequest, Conflict) as refused:
+            return _form_page(session, await services.get(conn, tenant_id, name), form, refused)
         return go(f"{session.base}/event-types/{updated.name}?notice=saved")

@@ -75,3 +75,40 @@ async def test_a_viewer_reads_sources_and_endpoints_but_no_secret(client, databa
     assert (await client.get(f"/console/sources/{source_id}/secret")).status_code == 403
     assert (await client.get(f"/console/endpoints/{endpoint_id}")).status_code == 200
     assert (await client.get(f"/console/endpoints/{endpoint_id}/secret")).status_code == 403
+
+
+async def test_an_event_type_editor_keeps_bad_json_with_the_error_at_the_schema(
+    client, database_url
+):
+    key = await make_key(database_url)
+    csrf = await sign_in(client, key)
+    broken = '{"type": "object", "required": ["n"'
+    refused = await post_form(
+        client, "/console/event-types", csrf, name="invoice.paid", schema=broken
+    )
+    assert refused.status_code == 400
+    assert 'id="error-schema"' in refused.text
+    assert "not valid JSON" in refused.text
+    assert 'value="invoice.paid"' in refused.text
+    assert "[&#34;n&#34;" in refused.text or '["n"' in refused.text  # the typed schema is back
+    assert "Sorry" not in refused.text
+    made = await post_form(client, "/console/event-types", csrf, name="invoice.paid", schema="")
+    assert made.status_code == 303
+    again = await post_form(client, "/console/event-types", csrf, name="invoice.paid", schema="")
+    assert again.status_code == 409
+    assert 'id="error-name"' in again.text
+    edit = await post_form(client, "/console/event-types/invoice.paid", csrf, schema='{"type": 5}')
+    assert edit.status_code == 400
+    assert 'id="error-schema"' in edit.text
+
+
+async def test_an_endpoint_form_says_what_is_wrong_in_plain_words(client, database_url):
+    key = await make_key(database_url)
+    csrf = await sign_in(client, key)
+    refused = await post_form(
+        client, "/console/endpoints", csrf, kind="http", url="ftp://example.com/h", description="d"
+    )
+    assert refused.status_code == 400
+    assert "url: enter a full URL that starts with https://" in refused.text
+    assert "Expected" not in refused.text
+    assert 'value="d"' in refused.text
