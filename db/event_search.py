@@ -1,5 +1,5 @@
 """SQL of the console's event search: a tenant's events of any status, newest first, within a
-time window, by source, type and channel. Every page reads at most SCAN_LIMIT events of the
+time window, by source, type, channel and a value in the payload. Every page reads at most SCAN_LIMIT events of the
 window, so a filter that matches rarely costs a bounded page, never a walk of the tenant."""
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, LiteralString
 
 from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
 
 from db.events import COLUMNS, Event
 from db.ids import first_id_at
@@ -33,6 +34,8 @@ FILTERS: dict[str, LiteralString] = {
     "source": "AND source = %(source)s\n",
     "event_type": "AND event_type = %(event_type)s\n",
     "channel": "AND %(channel)s = ANY(channels)\n",
+    # A path equals a value, as containment: {"customer": {"id": 42}}.
+    "payload": "AND payload @> %(payload)s\n",
 }
 ORDER = "ORDER BY id DESC LIMIT %(limit)s"
 
@@ -78,14 +81,17 @@ async def search(
     before: uuid.UUID,
     since: datetime,
     until: datetime,
-    filters: dict[str, str],
+    filters: dict[str, Any],
     limit: int,
 ) -> list[Event]:
     """Up to `limit` of the newest SCAN_LIMIT events in [since, until) below `before` for
-    which every filter (source, event_type, channel) holds, newest first."""
+    which every filter (source, event_type, channel, payload containment) holds, newest
+    first."""
     names = tuple(name for name in FILTERS if name in filters)
     params = _params(tenant_id, before, since, until) | {"limit": limit}
     params.update({name: filters[name] for name in names})
+    if "payload" in params:
+        params["payload"] = Jsonb(params["payload"])
     return await fetch_all(conn, _query(names), params, Event)
 
 

@@ -1,9 +1,13 @@
-"""The console's event search: any status, newest first, by source, type, channel and time."""
+"""The console's event search: any status, newest first, by source, type, channel, time and
+a value in the payload."""
 
 from __future__ import annotations
 
+import json
+import math
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import msgspec
 from psycopg import AsyncConnection
@@ -11,6 +15,7 @@ from psycopg import AsyncConnection
 from app.console.forms import optional
 from app.errors import BadRequest
 from app.events.schemas import EventView
+from app.media import check_storable
 from app.pagination import Pagination, decode_cursor, encode_cursor, page_of
 from app.views import to_views
 from db import event_search, events
@@ -29,6 +34,8 @@ class EventSearch(msgspec.Struct):
     channel: str = ""
     since: str = ""
     until: str = ""
+    path: str = ""  # in the payload: customer.id
+    value: str = ""  # what it equals: 42, "gold", true (JSON; other text is a string)
 
 
 class EventPage(msgspec.Struct):
@@ -53,6 +60,34 @@ def parse_time(value: str | None, name: str) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+MAX_PATH_KEYS = 10
+MAX_KEY = 100
+MAX_VALUE = 500
+
+
+def payload_match(path: str, value: str) -> dict[str, Any]:
+    """The document an event's payload must contain for `path` to equal `value`:
+    customer.id = 42 is {"customer": {"id": 42}} (a value that is not JSON is a string)."""
+    keys = path.strip().split(".")
+    if len(keys) > MAX_PATH_KEYS or any(not k or len(k) > MAX_KEY for k in keys):
+        raise BadRequest(
+            f"path: keys joined by dots, such as customer.id (at most {MAX_PATH_KEYS})",
+            {"field": "path"},
+        )
+    if len(value) > MAX_VALUE:
+        raise BadRequest(f"value: at most {MAX_VALUE} characters", {"field": "value"})
+    try:
+        wanted: Any = json.loads(value)
+    except ValueError:
+        wanted = value
+    if isinstance(wanted, dict | list) or (isinstance(wanted, float) and not math.isfinite(wanted)):
+        wanted = value  # a path equals a plain value; a document is searched as text
+    for key in reversed(keys):
+        wanted = {key: wanted}
+    check_storable(wanted)
+    return wanted
+
+
 async def search(
     conn: AsyncConnection, tenant_id: uuid.UUID, asked: EventSearch, cursor: str | None
 ) -> EventPage:
@@ -65,7 +100,11 @@ async def search(
     after_cursor = decode_cursor(cursor)
     if after_cursor is not None:
         before = min(before, after_cursor)
-    filters = {name: value for name in FILTERS if (value := optional(getattr(asked, name)))}
+    filters: dict[str, Any] = {
+        name: value for name in FILTERS if (value := optional(getattr(asked, name)))
+    }
+    if optional(asked.path):
+        filters["payload"] = payload_match(asked.path, asked.value)
     window = {"before": before, "since": since, "until": until}
     rows = await event_search.search(
         conn, tenant_id, **window, filters=filters, limit=PAGE_SIZE + 1

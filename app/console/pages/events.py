@@ -4,6 +4,7 @@ deliveries."""
 from __future__ import annotations
 
 from litestar import Controller, get
+from litestar.di import NamedDependency, Provide
 from litestar.response import Redirect, Template
 
 from app.console.base import QueryText, Session
@@ -18,28 +19,36 @@ from app.pagination import Cursor
 from app.scopes import EVENTS_READ
 
 
+async def asked_search(
+    source: QueryText = "",
+    event_type: QueryText = "",
+    channel: QueryText = "",
+    since: QueryText = "",
+    until: QueryText = "",
+    path: QueryText = "",
+    value: QueryText = "",
+) -> EventSearch:
+    """What the search form asks, from the query string."""
+    return EventSearch(source, event_type, channel, since, until, path, value)
+
+
 class EventPages(Controller):
     """The tenant's events."""
 
     path = "/events"
     opt = {"scope": EVENTS_READ}  # noqa: RUF012
 
-    @get("/", name="events")
+    @get("/", name="events", dependencies={"asked": Provide(asked_search)})
     async def search_events(
         self,
         session: Session,
         conn: Transaction,
+        asked: NamedDependency[EventSearch],
         event_id: QueryText = "",
-        source: QueryText = "",
-        event_type: QueryText = "",
-        channel: QueryText = "",
-        since: QueryText = "",
-        until: QueryText = "",
         cursor: Cursor = None,
     ) -> Template | Redirect:
         if wanted := optional(event_id):
             return go(f"{session.base}/events/{parse_id(wanted, 'event_id')}")
-        asked = EventSearch(source, event_type, channel, since, until)
         page = await search(conn, session.principal.tenant_id, asked, cursor)
         outcomes = await deliveries.outcomes(conn, session.principal.tenant_id, page.events)
         return render(

@@ -152,3 +152,24 @@ async def test_dead_deliveries_of_a_filter_are_retried_together_bounded_and_audi
         client, "/console/deliveries/retry", csrf, status="succeeded", endpoint=""
     )
     assert refused.status_code == 400
+
+
+async def test_events_are_found_by_a_value_in_their_payload(client, database_url):
+    key = await make_key(database_url)
+    for payload in ({"customer": {"id": 42, "tier": "gold"}}, {"customer": {"id": 7}}, {"n": "42"}):
+        await client.post("/v1/events", json=event_body(payload=payload), headers=auth(key))
+    await sign_in(client, key)
+
+    async def found(path: str, value: str) -> int:
+        answer = await client.get("/console/events", params={"path": path, "value": value})
+        assert answer.status_code == 200, answer.text
+        return answer.text.count('<tr>\n  <td><a href="/console/events/')
+
+    assert await found("customer.id", "42") == 1
+    assert await found("customer.tier", "gold") == 1  # not JSON: a string
+    assert await found("n", "42") == 0  # 42 is a number; the payload holds the string
+    assert await found("n", '"42"') == 1
+    assert await found("customer.id", "1e999") == 0  # no number that large: a string, no error
+    for path, value in (("a." * 11 + "b", "1"), ("a..b", "1"), ("a", "x\x00y")):
+        refused = await client.get("/console/events", params={"path": path, "value": value})
+        assert refused.status_code == 400, (path, refused.text)
