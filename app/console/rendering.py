@@ -122,7 +122,7 @@ def page_headers(ancestors: str = "'none'") -> dict[str, str]:
 def sections_for(session: ConsoleSession) -> list[tuple[str, str]]:
     """The sections this session's key may open."""
     if session.channel is not None:
-        return [("/endpoints", "Endpoints")]
+        return [("/endpoints", "Endpoints"), ("/event-types", "Event types")]
     held = session.principal.scopes
     shown = [(path, title) for path, title, scope in SECTIONS if grants(held, scope, "GET")]
     if session.principal.user_id is not None:

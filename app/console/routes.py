@@ -25,7 +25,7 @@ from app.console.pages.users import UserPages
 from app.console.rendering import STATIC_FILES
 from app.console.sessions import CONSOLE_PATH, console_session
 from app.portal.links import PORTAL_PATH, portal_session
-from app.portal.pages import PortalHome
+from app.portal.pages import PortalEventTypes, PortalHome
 
 CONSOLE_PAGES: list[Any] = [
     OverviewPages,
@@ -45,8 +45,8 @@ CONSOLE_PAGES: list[Any] = [
     AccountPages,
 ]
 
-# A portal shows one channel's endpoints and their deliveries, nothing else.
-PORTAL_PAGES: list[Any] = [PortalHome, EndpointPages, DeliveryPages]
+# A portal shows one channel's endpoints and their deliveries, and the event-type catalogue.
+PORTAL_PAGES: list[Any] = [PortalHome, EndpointPages, DeliveryPages, PortalEventTypes]
 
 CONSOLE_ROUTES: list[Any] = [
     SignInController,

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import psycopg
 
+from app.console.schema_examples import example_of
 from app.deliveries import services as delivery_services
 from tests.app.console.helpers import post_form, sign_in
 from tests.app.console.test_portal import endpoint_for, portal_for
@@ -173,3 +174,44 @@ async def test_events_are_found_by_a_value_in_their_payload(client, database_url
     for path, value in (("a." * 11 + "b", "1"), ("a..b", "1"), ("a", "x\x00y")):
         refused = await client.get("/console/events", params={"path": path, "value": value})
         assert refused.status_code == 400, (path, refused.text)
+
+
+async def test_a_portal_publishes_the_event_type_catalogue_with_examples(client, database_url):
+    key = await make_key(database_url)
+    schema = {
+        "type": "object",
+        "properties": {
+            "amount": {"type": "integer"},
+            "currency": {"enum": ["EUR", "USD"]},
+            "paid_at": {"type": "string", "format": "date-time"},
+            "lines": {
+                "type": "array",
+                "items": {"type": "object", "properties": {"sku": {"type": "string"}}},
+            },
+        },
+    }
+    body = {"name": "invoice.paid", "description": "An invoice was paid", "schema": schema}
+    assert (await client.post("/v1/event-types", json=body, headers=auth(key))).status_code == 201
+    old = {"name": "legacy.thing", "description": "gone"}
+    assert (await client.post("/v1/event-types", json=old, headers=auth(key))).status_code == 201
+    await client.patch("/v1/event-types/legacy.thing", json={"archived": True}, headers=auth(key))
+    portal = await portal_for(client, key, "cust-1")
+    page = (await client.get(f"{portal}/event-types")).text
+    assert "An invoice was paid" in page
+    assert "&#34;currency&#34;: &#34;EUR&#34;" in page
+    assert "&#34;amount&#34;: 0" in page
+    assert "2026-01-31T12:00:00Z" in page
+    assert "legacy.thing" not in page  # archived: not offered
+    assert ">Event types<" in page  # in the portal's menu
+
+
+def test_an_example_of_a_hostile_schema_is_bounded():
+    deep: dict = {"type": "object", "properties": {}}
+    cursor = deep
+    for _ in range(5000):
+        child: dict = {"type": "object", "properties": {}}
+        cursor["properties"]["x"] = child
+        cursor = child
+    assert isinstance(example_of(deep), dict)
+    assert example_of({"$ref": "https://evil.example/schema"}) is None  # nothing is fetched
+    assert example_of({"type": ["null", "integer"]}) == 0
