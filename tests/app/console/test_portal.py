@@ -52,8 +52,10 @@ async def test_a_portal_shows_only_its_channel(client, database_url):
         ).status_code == 404
     assert (await client.get(f"{portal}/deliveries?endpoint_id={theirs}")).status_code == 404
     assert (await client.get(f"{portal}/deliveries")).status_code == 404
-    for console_only in ("/keys", "/audit", "/events", "/event-types", "/sources"):
+    for console_only in ("/keys", "/audit", "/events", "/event-types/new", "/sources"):
         assert (await client.get(f"{portal}{console_only}")).status_code == 404
+    # The catalogue of event types is published to every customer's portal.
+    assert (await client.get(f"{portal}/event-types")).status_code == 200
 
 
 async def test_a_portal_creates_endpoints_in_its_channel_only(client, database_url):
