@@ -56,6 +56,11 @@ MAINTENANCE_TASKS = (
     ),
     TaskSpec("fire_schedules", "* * * * *", "Ingest the events of tenant schedules that came due"),
     TaskSpec(
+        "roll_up_delivery_stats",
+        "* * * * *",
+        "Count the attempts since the last run into delivery_stats, for the console's charts",
+    ),
+    TaskSpec(
         "notify_expiring_keys",
         "7 * * * *",
         "Tell operational endpoints, once per key, of API keys that expire within 7 days",

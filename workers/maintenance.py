@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+import time
+from datetime import UTC, datetime, timedelta
 
 from procrastinate import JobContext
 from procrastinate.exceptions import ProcrastinateException
@@ -15,6 +16,7 @@ from db import (
     audit,
     console_sessions,
     console_users,
+    delivery_stats,
     idempotency,
     operational,
     partitions,
@@ -96,6 +98,7 @@ async def purge_expired(context: JobContext, timestamp: int) -> None:
         await console_sessions.purge(conn)
         await console_users.purge(conn)
         await portal_links.purge(conn)
+        await delivery_stats.purge(conn)
         settings = Settings.from_env()
         await task_runs.purge(conn, settings.task_history_days)
         await audit.trim(conn, settings.audit_retention_days)
@@ -128,3 +131,26 @@ async def notify_expiring_keys(context: JobContext, timestamp: int) -> int:
                     KEY_NOTICE_WINDOW_SECONDS,
                 )
     return told
+
+
+# Attempts are counted once they can no longer be committing: a try is recorded up to a
+# lease after it started.
+ROLL_UP_BATCH = 20_000
+ROLL_UP_SECONDS = 20.0
+
+
+@maintenance_task("roll_up_delivery_stats")
+async def roll_up_delivery_stats(context: JobContext, timestamp: int) -> int:
+    """Every minute: count the attempts since the last run into delivery_stats (the console's
+    charts), in batches, for at most 20 s (a backlog is caught up over the next runs)."""
+    settings = Settings.from_env()
+    settled_before = datetime.now(UTC) - timedelta(seconds=settings.delivery_lease_seconds + 5)
+    counted, deadline = 0, time.monotonic() + ROLL_UP_SECONDS
+    pool = context.app.connector.pool  # type: ignore[attr-defined]
+    while time.monotonic() < deadline:
+        async with pool.connection() as conn, conn.transaction():
+            done = await delivery_stats.roll_up_batch(conn, settled_before, ROLL_UP_BATCH)
+        counted += done
+        if done < ROLL_UP_BATCH:
+            break
+    return counted

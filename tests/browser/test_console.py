@@ -11,6 +11,7 @@ from urllib.parse import quote
 import httpx
 from playwright.async_api import Browser, Page, expect
 
+from tests.app.console.test_charts import roll_up
 from tests.helpers import make_key, wait_for
 
 TIMEOUT_MS = 20_000
@@ -137,6 +138,19 @@ async def open_the_portal(
     await shoot(page, shots, "14-portal-refuses")
 
 
+async def look_at_the_charts(page: Page, base: str, database_url: str, ids: dict, shots: Path):
+    """The tries so far, rolled up as the task does, in the overview's and the endpoint's
+    charts (the dead letter's three failures, the retry's and the test event's successes)."""
+    await roll_up(database_url)
+    await page.goto(f"{base}/console/")
+    await expect(page.locator("#delivery-charts")).to_contain_text("failed")
+    await expect(page.locator("#chart-tries rect.bad").first).to_be_attached()
+    await shoot(page, shots, "06c-overview-charts")
+    await page.goto(f"{base}/console/endpoints/{ids['cust-1']}?view=hour")
+    await expect(page.locator("#delivery-charts h2")).to_have_text("Deliveries per hour")
+    await shoot(page, shots, "06d-endpoint-charts")
+
+
 async def test_console_and_portal_in_a_real_browser(
     browser: Browser, live_api, worker, receiver, embedding_site, screenshots, database_url
 ):
@@ -151,6 +165,7 @@ async def test_console_and_portal_in_a_real_browser(
         await send_a_test_event(page, live_api, ids, receiver, screenshots)
         await retry_the_dead_letter(page, live_api, screenshots)
         await add_an_authenticated_endpoint(page, live_api, receiver, screenshots)
+        await look_at_the_charts(page, live_api, database_url, ids, screenshots)
         for number, section in enumerate(SECTIONS, start=7):
             await page.click(f"nav >> text={section}")
             await expect(page.locator("nav a.active")).to_have_text(section)

@@ -25,6 +25,7 @@ DISTRIBUTED = {
     "console_users",
     "deliveries",
     "delivery_attempts",
+    "delivery_stats",
     "endpoint_rate_windows",
     "endpoints",
     "event_streams",
@@ -46,8 +47,15 @@ DISTRIBUTED = {
 REFERENCE = {"tenants", "rate_limit_tiers"}
 # On the coordinator: no tenant's data. Rate-limit counters are keyed by key or client
 # address (a guess at a key has no tenant yet), refusals are daily totals, task runs are the
-# maintenance tasks' own; procrastinate's and yoyo's tables are matched by prefix below.
-COORDINATOR = {"rate_limit_counters", "rate_limit_refusals", "task_runs", "task_totals"}
+# maintenance tasks' own, as is the charts' roll-up progress; procrastinate's and yoyo's tables
+# are matched by prefix below.
+COORDINATOR = {
+    "delivery_stats_progress",
+    "rate_limit_counters",
+    "rate_limit_refusals",
+    "task_runs",
+    "task_totals",
+}
 
 # Statements that may leave tenant_id out, each for a reason.
 CROSS_TENANT = {
@@ -65,6 +73,9 @@ CROSS_TENANT = {
     "audit.TRIM",
     "console_sessions.PURGE",
     "console_users.PURGE",
+    "delivery_stats.PURGE",
+    # The charts' roll-up reads every tenant's new attempts in id order (on Citus: per shard).
+    "delivery_stats.NEXT_ATTEMPTS",
     "event_streams.FORGET_STALE",
     "idempotency.PURGE",
     "partitions.OLDEST_SCHEDULED",

@@ -14,7 +14,9 @@ from psycopg import AsyncConnection
 
 from app.console import access
 from app.console.base import CheckedForm, Session
+from app.console.charts import delivery_chart
 from app.console.forms import Form, whole_number
+from app.console.pages.overview import ChartView
 from app.console.rendering import go, render
 from app.dependencies import AppSettings, Transaction
 from app.endpoints import services
@@ -95,16 +97,18 @@ class EndpointPages(Controller):
 
     @get("/{endpoint_id:str}", name="endpoint")
     async def show_endpoint(
-        self, session: Session, conn: Transaction, endpoint_id: IdPath
+        self, session: Session, conn: Transaction, endpoint_id: IdPath, view: ChartView = "minute"
     ) -> Template:
         endpoint = await access.endpoint(conn, session, endpoint_id)
         recent = await access.recent_deliveries(conn, session, endpoint)
+        chart = await delivery_chart(conn, session.principal.tenant_id, view, endpoint.id)
         return render(
             session,
             "endpoint.html",
             active="/endpoints",
             endpoint=endpoint,
             deliveries=recent.deliveries[:RECENT_DELIVERIES],
+            chart=chart,
         )
 
     @get("/{endpoint_id:str}/edit", name="endpoint_edit")
