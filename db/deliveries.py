@@ -44,6 +44,8 @@ class Attempt(msgspec.Struct):
     latency_ms: int
     error: str | None
     started_at: datetime
+    request_headers: dict[str, str] | None
+    response_headers: dict[str, str] | None
 
 
 COLUMNS = (
@@ -102,7 +104,8 @@ CROSS JOIN LATERAL (
 
 # Every try of one delivery, oldest first (delivery_attempts_delivery_idx).
 ATTEMPTS = """
-SELECT id, attempt, status_code, response_body, latency_ms, error, started_at
+SELECT id, attempt, status_code, response_body, latency_ms, error, started_at,
+       request_headers, response_headers
 FROM delivery_attempts
 WHERE tenant_id = %(tenant_id)s AND delivery_id = %(id)s AND created_at >= %(created_at)s
 ORDER BY id

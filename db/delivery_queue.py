@@ -95,6 +95,8 @@ class Result(msgspec.Struct, kw_only=True):
     latency_ms: int
     error: str | None
     started_at: datetime
+    request_headers: dict[str, str] | None = None
+    response_headers: dict[str, str] | None = None
 
 
 class Hold(msgspec.Struct):
@@ -173,7 +175,8 @@ WITH r AS (
     SELECT * FROM jsonb_to_recordset(%(results)s::jsonb) AS r(
         id uuid, created_at timestamptz, tenant_id uuid, endpoint_id uuid, attempt int,
         status text, retry_index int, delay_seconds float8, status_code int,
-        response_body text, latency_ms int, error text, started_at timestamptz)
+        response_body text, latency_ms int, error text, started_at timestamptz,
+        request_headers jsonb, response_headers jsonb)
 ), updated AS (
     UPDATE deliveries d SET status = r.status, retry_index = r.retry_index,
         next_attempt_at = now() + make_interval(secs => r.delay_seconds),
@@ -185,10 +188,11 @@ WITH r AS (
       AND d.status = 'delivering' AND d.created_at = ANY(%(days)s)
 )
 INSERT INTO delivery_attempts (id, tenant_id, delivery_id, endpoint_id, attempt, status_code,
-                               response_body, latency_ms, error, started_at, created_at)
+                               response_body, latency_ms, error, started_at, created_at,
+                               request_headers, response_headers)
 SELECT eventgate_uuidv7(r.started_at), r.tenant_id, r.id, r.endpoint_id, r.attempt,
        r.status_code, r.response_body, r.latency_ms, r.error, r.started_at,
-       date_trunc('milliseconds', r.started_at)
+       date_trunc('milliseconds', r.started_at), r.request_headers, r.response_headers
 FROM r
 """
 

@@ -263,6 +263,8 @@ def _result(
         latency_ms=outcome.latency_ms if outcome else 0,
         error=error,
         started_at=outcome.started_at if outcome else datetime.now(UTC),
+        request_headers=outcome.request_headers if outcome else None,
+        response_headers=outcome.response_headers if outcome else None,
     )
 
 

@@ -43,6 +43,10 @@ class AttemptView(msgspec.Struct):
     latency_ms: int
     error: str | None
     started_at: datetime
+    # What the try sent (Authorization and the endpoint's own header values redacted) and
+    # what the answer carried; null when there was none.
+    request_headers: dict[str, str] | None = None
+    response_headers: dict[str, str] | None = None
 
 
 class DeliveryDetail(msgspec.Struct):

@@ -81,6 +81,9 @@ async def retry_the_dead_letter(page: Page, base: str, shots: Path) -> None:
     await shoot(page, shots, "05-dead-letters")
     await page.locator("#deliveries a").first.click()
     await expect(page.locator("#attempts")).to_contain_text("answer 500")
+    await page.locator("#attempts details summary").first.click()  # the try's headers
+    await expect(page.locator("#headers-1")).to_contain_text("webhook-signature")
+    await expect(page.locator("#headers-1")).to_contain_text("content-type")
     await shoot(page, shots, "06-delivery")
     await page.click("text=Retry now")
     await expect(page.locator(".notice")).to_contain_text("due again")

@@ -126,6 +126,19 @@ async def test_headers_and_basic_auth_deliver_retry_dead_letter_and_recover_neve
         assert PASSWORD not in shown
         assert HEADER_VALUE not in shown
 
+    # Each attempt keeps the headers it sent (credentials redacted) and those it got back.
+    listed = await client.get(f"/v1/deliveries?endpoint_id={endpoint['id']}", headers=auth(key))
+    delivery_id = listed.json()["deliveries"][0]["id"]
+    detail = (await client.get(f"/v1/deliveries/{delivery_id}", headers=auth(key))).json()
+    last = detail["attempts"][-1]
+    assert last["request_headers"]["authorization"] == "Basic [redacted]"
+    assert last["request_headers"]["x-partner-key"] == "[write-only]"
+    assert last["request_headers"]["webhook-id"] == arrived.headers["webhook-id"]
+    assert last["response_headers"]["content-type"].startswith("text/plain")  # the receiver's
+    refused = detail["attempts"][0]
+    assert refused["status_code"] == 401
+    assert refused["response_headers"]["content-length"]
+
 
 async def test_a_bearer_token_is_sent_and_kinds_filter_the_list(
     client, database_url, receiver, worker_env

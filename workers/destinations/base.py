@@ -50,6 +50,9 @@ class Outcome(msgspec.Struct):
     # nothing of the endpoint's health.
     sent: bool = True
     cancelled: bool = False
+    # What the try sent (credentials redacted) and what the answer carried, for its attempt.
+    request_headers: dict[str, str] | None = None
+    response_headers: dict[str, str] | None = None
 
 
 class Destination(Protocol):

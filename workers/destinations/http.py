@@ -83,9 +83,8 @@ class HttpDestination:
         """One try (and, when an OAuth2 token was refused, one more with a fresh token)."""
         config = delivery.config
         if config is None:  # a plain endpoint: the signed POST alone
-            return await self.post(
-                message.url or delivery.url, message.body, message.headers, method=message.method
-            )
+            url = message.url or delivery.url
+            return await self.post(url, message.body, message.headers, method=message.method)
         assert isinstance(config, HttpConfig)
         headers = {**config.headers, **message.headers}
         ssl = await self.tls.context_for(config.tls) if config.tls else True
@@ -97,7 +96,8 @@ class HttpDestination:
             except TokenRefused as exc:
                 return _failed(str(exc), time.perf_counter(), datetime.now(UTC))
             url = message.url or delivery.url
-            outcome = await self.post(url, message.body, headers, ssl, message.method)
+            hidden = frozenset(name.lower() for name in config.headers)
+            outcome = await self.post(url, message.body, headers, ssl, message.method, hidden)
             if outcome.status_code != 401 or not isinstance(auth, OAuth2ClientCredentials):
                 return outcome
             if not fresh:
@@ -120,9 +120,10 @@ class HttpDestination:
         headers: dict[str, str],
         ssl: SSLContext | bool = True,
         method: str = "POST",
+        hidden: frozenset[str] = frozenset(),
     ) -> Outcome:
         """One request (a POST unless a transformation chose PUT or PATCH); never raises for
-        anything the destination does."""
+        anything the destination does. `hidden`: header names whose values are credentials."""
         started_at = datetime.now(UTC)
         start = time.perf_counter()
         try:
@@ -142,11 +143,15 @@ class HttpDestination:
                     started_at,
                     _retry_after(response),
                     gone=response.status == 410,
+                    request_headers=sent_headers(headers, hidden),
+                    response_headers=answered_headers(response),
                 )
         except TimeoutError:
-            return _failed("timed out", start, started_at)
+            outcome = _failed("timed out", start, started_at)
         except Exception as exc:  # any failure to get an answer is a failed try
-            return _failed(describe(exc), start, started_at)
+            outcome = _failed(describe(exc), start, started_at)
+        outcome.request_headers = sent_headers(headers, hidden)
+        return outcome
 
     def _refuse_literal(self, url: str) -> None:
         # aiohttp does not consult the resolver for IP literals.
@@ -170,6 +175,33 @@ def _host_of(url: str) -> tuple[str, bool]:
 def basic_authorization(username: str, password: str) -> str:
     """An Authorization header value for HTTP Basic (RFC 7617, UTF-8)."""
     return "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+
+
+MAX_ANSWER_HEADERS = 50
+MAX_HEADER_VALUE = 500
+
+
+def sent_headers(headers: dict[str, str], hidden: frozenset[str]) -> dict[str, str]:
+    """The headers a try sent, as its attempt shows them: Authorization keeps its scheme
+    only, the endpoint's own header values (write-only, maybe credentials) are hidden."""
+    shown = {}
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower == "authorization":
+            value = f"{value.split(' ', 1)[0]} [redacted]"
+        elif lower in hidden:
+            value = "[write-only]"
+        shown[lower] = value
+    return shown
+
+
+def answered_headers(response: aiohttp.ClientResponse) -> dict[str, str]:
+    """The answer's headers as its attempt keeps them: bounded in number and length."""
+    kept: dict[str, str] = {}
+    for name, value in list(response.headers.items())[:MAX_ANSWER_HEADERS]:
+        clean = value.replace("\x00", "")[:MAX_HEADER_VALUE]
+        kept[name.lower()] = f"{kept[name.lower()]}, {clean}" if name.lower() in kept else clean
+    return kept
 
 
 def _failed(error: str, start: float, started_at: datetime) -> Outcome:

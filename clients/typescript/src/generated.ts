@@ -33,6 +33,8 @@ export interface AttemptView {
   latency_ms: number;
   error: string | null;
   started_at: string;
+  request_headers?: Record<string, string> | null;
+  response_headers?: Record<string, string> | null;
 }
 
 /** AuditEntryView */

@@ -34,6 +34,8 @@ class AttemptView(TypedDict):
     latency_ms: int
     error: str | None
     started_at: str
+    request_headers: NotRequired[dict[str, str] | None]
+    response_headers: NotRequired[dict[str, str] | None]
 
 
 class AuditEntryView(TypedDict):
