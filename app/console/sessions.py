@@ -117,18 +117,25 @@ async def close_session(conn: AsyncConnection, session: ConsoleSession, token: s
     await record(conn, tenant_id, "console.signed_out", *actor_of(session.principal))
 
 
+def user_principal(
+    tenant_id: uuid.UUID, user_id: uuid.UUID, email: str | None, role: str
+) -> Principal:
+    """What a signed-in person may do: their role's scopes."""
+    return Principal(
+        key_id=None,
+        tenant_id=tenant_id,
+        prefix=None,
+        scopes=ROLE_SCOPES[role],
+        expires_at=None,
+        user_id=user_id,
+        email=email,
+    )
+
+
 def _session_of(live: console_sessions.LiveSession) -> ConsoleSession:
     if live.user_id is not None:
         assert live.role is not None
-        principal = Principal(
-            key_id=None,
-            tenant_id=live.tenant_id,
-            prefix=None,
-            scopes=ROLE_SCOPES[live.role],
-            expires_at=None,
-            user_id=live.user_id,
-            email=live.email,
-        )
+        principal = user_principal(live.tenant_id, live.user_id, live.email, live.role)
     else:
         principal = Principal(
             key_id=live.key_id,

@@ -20,11 +20,10 @@ from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
 from app.console import people
-from app.console.sessions import digest, new_token
+from app.console.sessions import digest, new_token, user_principal
 from app.errors import BadRequest, EventgateError, Unauthorized
 from app.keys.verifier import Principal
 from app.rate_limits.limiter import HOUR, MINUTE, RateLimiter
-from app.scopes import ROLE_SCOPES
 from core.encryption import UndecryptableSecret
 from core.settings import Settings
 from db import console_users
@@ -86,15 +85,7 @@ async def sign_in(
 
 def principal_of(user: Credentials | console_users.User) -> Principal:
     """What a signed-in user may do: its role's scopes."""
-    return Principal(
-        key_id=None,
-        tenant_id=user.tenant_id,
-        prefix=None,
-        scopes=ROLE_SCOPES[user.role],
-        expires_at=None,
-        user_id=user.id,
-        email=user.email,
-    )
+    return user_principal(user.tenant_id, user.id, user.email, user.role)
 
 
 async def _known_device(
