@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from app.answers import finish_answer
 from app.audit_logs.controllers import AuditLogController
+from app.console.oidc import OidcClient
 from app.console.rendering import TEMPLATES
 from app.console.routes import CONSOLE_ROUTES
 from app.deliveries.controllers import DeliveryController
@@ -100,6 +101,7 @@ def create_app(settings: Settings) -> Litestar:
         app.state.triggers = Triggers(
             pool, app.state.ingest, app.state.rate_limiter, settings, app.state.sandbox
         )
+        app.state.oidc = OidcClient(settings) if settings.oidc_issuer else None
         app.state.sql_figures = SqlFigures(app.state.replica, settings.metrics_cache_seconds)
         app.state.request_logs = RequestLogBuffer(pool, days_ahead=settings.partitions_ahead_days)
         background = [

@@ -129,6 +129,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # browsers that never signed in to it (those that did keep a limit of their own).
     sign_in_per_address_per_minute: int = 20
     sign_in_per_account_per_hour: int = 30
+    # Sign-in with OpenID Connect: the provider's issuer URL and this console's client there
+    # (its redirect URI is <console address>/console/sign-in/oidc/callback). A person signs in
+    # as the console user whose email the provider vouches for (email_verified).
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    # The provider's name on the sign-in button.
+    oidc_name: str = "single sign-on"
 
     def __repr__(self) -> str:
         # Settings hold credentials (the encryption keys, the database URL, the metrics token):
@@ -139,6 +147,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             "direct_database_url",
             "read_database_url",
             "metrics_token",
+            "oidc_client_secret",
         }
         shown = ", ".join(
             f"{name}={getattr(self, name)!r}"
@@ -197,10 +206,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
             raise SystemExit("EVENTGATE_SHUTDOWN_DRAIN_SECONDS must not be negative")
         if not 0 < self.stream_heartbeat_seconds <= 20:
             raise SystemExit("EVENTGATE_STREAM_HEARTBEAT_SECONDS must be above 0 and at most 20")
+        self._check_oidc()
         if self.delivery_lease_seconds <= self.delivery_timeout_seconds:
             raise SystemExit(
                 "EVENTGATE_DELIVERY_LEASE_SECONDS must exceed EVENTGATE_DELIVERY_TIMEOUT_SECONDS"
             )
+
+    def _check_oidc(self) -> None:
+        """OpenID Connect needs its issuer and client together, the issuer an http(s) URL."""
+        if self.oidc_issuer is None and self.oidc_client_id is None:
+            return
+        if not (self.oidc_issuer and self.oidc_client_id):
+            raise SystemExit("EVENTGATE_OIDC_ISSUER and EVENTGATE_OIDC_CLIENT_ID go together")
+        if not self.oidc_issuer.startswith(("https://", "http://")):
+            raise SystemExit("EVENTGATE_OIDC_ISSUER must be an https:// URL")
 
     def require_database_url(self) -> str:
         """The database URL, or a clear error naming the variable to set."""

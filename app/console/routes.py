@@ -16,6 +16,7 @@ from app.console.pages.events import EventPages
 from app.console.pages.invitations import InvitationController
 from app.console.pages.jobs import JobPages
 from app.console.pages.keys import KeyPages
+from app.console.pages.oidc import OidcSignInController
 from app.console.pages.overview import OverviewPages
 from app.console.pages.schedules import SchedulePages
 from app.console.pages.signin import SignInController, SignOutPages
@@ -50,6 +51,7 @@ PORTAL_PAGES: list[Any] = [PortalHome, EndpointPages, DeliveryPages, PortalEvent
 
 CONSOLE_ROUTES: list[Any] = [
     SignInController,
+    OidcSignInController,
     InvitationController,
     pages_router(CONSOLE_PATH, CONSOLE_PAGES, console_session),
     pages_router(f"{PORTAL_PATH}/{{token:str}}", PORTAL_PAGES, portal_session),

@@ -7,6 +7,7 @@ import hashlib
 import secrets
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import msgspec
 from litestar.connection import ASGIConnection
@@ -58,15 +59,24 @@ def digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("utf-8", "surrogateescape")).digest()
 
 
-def cookie(name: str, value: str, *, path: str, max_age: int, secure: bool) -> Cookie:
-    """A cookie scripts cannot read and other sites never send."""
+def cookie(
+    name: str,
+    value: str,
+    *,
+    path: str,
+    max_age: int,
+    secure: bool,
+    samesite: Literal["strict", "lax"] = "strict",
+) -> Cookie:
+    """A cookie scripts cannot read and other sites never send (lax: sent on a top-level
+    navigation from another site, as a provider's redirect back to the console is)."""
     return Cookie(
         key=name,
         value=value,
         path=path,
         max_age=max_age,
         httponly=True,
-        samesite="strict",
+        samesite=samesite,
         secure=secure,
     )
 

@@ -108,9 +108,8 @@ async def _admit(
     known: tuple[uuid.UUID, uuid.UUID] | None,
 ) -> None:
     """Count the attempt; RateLimited past a limit (checked before any argon2)."""
-    per_address = settings.sign_in_per_address_per_minute
     per_account = settings.sign_in_per_account_per_hour
-    windows = [Window("sign-in", f"sign-in:ip:{attempt.client}", MINUTE, per_address)]
+    windows = [_per_address(settings, attempt.client)]
     if known is not None:
         bucket = f"sign-in:device:{digest(attempt.device).hex()}"
         windows.append(Window("sign-in-device", bucket, HOUR, per_account))
@@ -119,6 +118,12 @@ async def _admit(
     decision = await limiter.take(windows)
     if not decision.taken.allowed:
         raise decision.refuse("signing in from here (or to this account)")
+
+
+def _per_address(settings: Settings, client: str) -> Window:
+    """The limit every sign-in attempt from one address counts against."""
+    per_address = settings.sign_in_per_address_per_minute
+    return Window("sign-in", f"sign-in:ip:{client}", MINUTE, per_address)
 
 
 async def _matching(candidates: list[Credentials], password: str) -> Credentials | None:
@@ -154,3 +159,29 @@ class SecondFactorLost(EventgateError):
 
     def __init__(self) -> None:
         super().__init__("the second factor cannot be checked now; tell your operator")
+
+
+async def admit_callback(limiter: RateLimiter, settings: Settings, client: str) -> None:
+    """Count a single sign-on callback against its address's sign-in limit (each one makes
+    this server call the provider); RateLimited past it."""
+    decision = await limiter.take([_per_address(settings, client)])
+    if not decision.taken.allowed:
+        raise decision.refuse("signing in from here")
+
+
+async def vouched_user(pool: AsyncConnectionPool, email: str, verified: bool) -> Principal:
+    """The console user a provider vouches for by a verified email (the first made, when the
+    email has users in several tenants); Unauthorized when none."""
+    if not verified:
+        raise Unauthorized("your sign-in provider has not verified your email address")
+    try:
+        address = people.email_of(email)
+    except BadRequest as refused:
+        raise Unauthorized("your sign-in provider's email address is not usable here") from refused
+    async with pool.connection() as conn:
+        candidates = await console_users.credentials_by_email(conn, address)
+    if not candidates:
+        raise Unauthorized(
+            f"{address} has no console account here; ask an admin of your team to invite you"
+        )
+    return principal_of(candidates[0])

@@ -44,13 +44,7 @@ class SignInController(Controller):
 
     @get("/", name="console_sign_in")
     async def sign_in_form(self, request: Request, settings: AppSettings) -> Template:
-        token = new_token()
-        page = render(None, "sign_in.html", csrf_token=token, keys=settings.console_key_sign_in)
-        age = SIGN_IN_SECONDS
-        page.cookies.append(
-            cookie(SIGN_IN_COOKIE, token, path=SIGN_IN_PATH, max_age=age, secure=secure(request))
-        )
-        return page
+        return sign_in_page(request, settings)
 
     # The pool, not a transaction: no connection is held while a password or key is
     # verified (argon2) or a refusal waits out its delay; only storing the session takes one.
@@ -130,16 +124,37 @@ def _form_again(
 ) -> Template:
     """The form again with what was typed (never the password) and why it was refused: 401,
     403, or 429 past the limits on guessing."""
+    email = form.get("email", "")[:254]
+    return sign_in_page(request, settings, refused=refused, email=email, form_token=form_token)
+
+
+def sign_in_page(
+    request: Request,
+    settings: AppSettings,
+    *,
+    refused: EventgateError | None = None,
+    email: str = "",
+    form_token: str | None = None,
+) -> Template:
+    """The sign-in page, with why the last try was refused; a new form token (CSRF) unless
+    the form being answered brought one."""
     page = render(
         None,
         "sign_in.html",
-        status=refused.status_code,
-        error=refused.message,
-        csrf_token=form_token,
-        email=form.get("email", "")[:254],
+        status=refused.status_code if refused else 200,
+        error=refused.message if refused else None,
+        csrf_token=form_token or new_token(),
+        email=email,
         keys=settings.console_key_sign_in,
+        single_sign_on=settings.oidc_name if settings.oidc_issuer else None,
     )
-    page.headers.update(refused.headers)
+    if refused is not None:
+        page.headers.update(refused.headers)
+    if form_token is None:
+        token, age = page.context["csrf_token"], SIGN_IN_SECONDS
+        page.cookies.append(
+            cookie(SIGN_IN_COOKIE, token, path=SIGN_IN_PATH, max_age=age, secure=secure(request))
+        )
     return page
 
 
