@@ -74,10 +74,17 @@ def json_object(fields: Form, name: str) -> dict[str, Any] | None:
         return None
     try:
         value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno}, column {exc.colno}"
+        raise BadRequest(
+            f"{name}: this is not valid JSON; look near {where} for a missing quote, comma"
+            " or bracket",
+            {"field": name},
+        ) from exc
     except (ValueError, RecursionError) as exc:
-        raise BadRequest(f"`{name}` is not valid JSON: {exc}", {"field": name}) from exc
+        raise BadRequest(f"{name}: this is not valid JSON", {"field": name}) from exc
     if not isinstance(value, dict):
-        raise BadRequest(f"`{name}` must be a JSON object", {"field": name})
+        raise BadRequest(f"{name}: enter a JSON object, in braces {{...}}", {"field": name})
     check_storable(value)
     return value
 
