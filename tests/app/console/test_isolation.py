@@ -6,9 +6,10 @@ from __future__ import annotations
 import re
 import uuid
 
+import psycopg
 import pytest
 
-from tests.app.console.helpers import csrf_of, post_form, sign_in
+from tests.app.console.helpers import csrf_of, make_user, post_form, sign_in, signed_in_as
 from tests.app.console.test_pages import seed
 from tests.app.console.test_portal import endpoint_for, portal_for
 from tests.helpers import auth, make_key
@@ -48,6 +49,8 @@ def ids_of(seeded: dict[str, str], delivery_id: str) -> dict[str, str]:
         "delivery_id": delivery_id,
         "key_id": str(uuid.uuid4()),
         "name": "invoice.paid",
+        "user_id": seeded["user"],
+        "session_id": seeded["session"],
     }
 
 
@@ -55,6 +58,10 @@ async def other_tenant(client, database_url) -> tuple[dict[str, str], list[str]]
     """Tenant B's ids and the strings that would betray its data."""
     key_b = await make_key(database_url, tenant="globex")
     seeded = await seed(client, key_b)
+    seeded["user"] = await make_user(database_url, "betty@globex.example", tenant="globex")
+    await signed_in_as(client, "betty@globex.example")  # a live session of tenant B's
+    seeded["session"] = str(await betty_session(database_url))
+    client.cookies.clear()
     listed = await client.get(
         f"/v1/deliveries?endpoint_id={seeded['endpoint']}", headers=auth(key_b)
     )
@@ -69,7 +76,21 @@ async def other_tenant(client, database_url) -> tuple[dict[str, str], list[str]]
         delivery_id,
         secret["secret"],
         "hooks.example",
+        "betty@globex.example",
     ]
+
+
+async def betty_session(database_url: str) -> uuid.UUID | None:
+    """Tenant B's person's live session, if it still is."""
+    async with await psycopg.AsyncConnection.connect(database_url) as conn:
+        found = await conn.execute(
+            "SELECT s.id FROM console_sessions s JOIN console_users u"
+            " ON u.tenant_id = s.tenant_id AND u.id = s.user_id"
+            " WHERE u.email = 'betty@globex.example' AND u.role = 'admin'"
+            " AND u.disabled_at IS NULL"
+        )
+        row = await found.fetchone()
+    return row[0] if row else None
 
 
 async def test_no_console_page_opens_without_a_session(client, database_url):
@@ -86,20 +107,28 @@ async def test_no_console_page_opens_without_a_session(client, database_url):
         assert not any(b in answer.text for b in betrayals), (method, path)
 
 
-async def test_no_console_page_shows_another_tenants_data(client, database_url):
+@pytest.mark.parametrize("signed_in_with", ["key", "password"])
+async def test_no_console_page_shows_another_tenants_data(client, database_url, signed_in_with):
     ids, betrayals = await other_tenant(client, database_url)
-    key_a = await make_key(database_url, tenant="acme")
-    csrf = await sign_in(client, key_a)
+    if signed_in_with == "key":
+        csrf = await sign_in(client, await make_key(database_url, tenant="acme"))
+    else:
+        await make_user(database_url, "ada@acme.example", tenant="acme")
+        csrf = await signed_in_as(client, "ada@acme.example")
     for method, template in page_routes(client.app, "/console"):
         path = fill(template, ids)
         if method == "POST":
-            answer = await post_form(client, path, csrf, url="https://a.example/", name="x.y")
+            answer = await post_form(
+                client, path, csrf, url="https://a.example/", name="x.y", role="viewer"
+            )
         else:
             answer = await client.get(path)
         assert not any(b in answer.text for b in betrayals), (method, path)
         assert answer.status_code != 500, (method, path)
         if "{" in template and method == "GET" and "/new" not in template:
             assert answer.status_code == 404, (method, path, answer.status_code)
+    # Tenant B's person kept their role and their session through every POST.
+    assert str(await betty_session(database_url)) == ids["session_id"]
 
 
 @pytest.mark.parametrize("channel_of_b", ["cust-2"])
