@@ -12,7 +12,13 @@ from urllib.parse import parse_qsl
 import msgspec
 from litestar import Request
 
-from app.errors import BadRequest, Forbidden, PayloadTooLarge, UnsupportedMediaType
+from app.errors import (
+    BadRequest,
+    EventgateError,
+    Forbidden,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+)
 from app.media import check_storable
 
 MAX_FORM_BYTES = 256 * 1024  # an event type's schema is the largest field
@@ -140,3 +146,14 @@ def whole_number(fields: Form, name: str) -> int | None:
     if not text.isdigit() or len(text) > 9:
         raise BadRequest(f"`{name}` must be a whole number", {"field": name})
     return int(text)
+
+
+def refusal(refused: EventgateError | None) -> dict[str, Any]:
+    """What a form page shows after a refusal: its status, the error, and the top-level field
+    it names (`config.headers` and `/properties` point at `config` and `schema`'s box)."""
+    if refused is None:
+        return {"status": 200, "error": None, "error_field": ""}
+    details = refused.details
+    field = str(details.get("field", "")) if isinstance(details, dict) else ""
+    top = field.split(".", 1)[0].split("/", 1)[0]
+    return {"status": refused.status_code, "error": refused.message, "error_field": top}

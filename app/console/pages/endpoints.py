@@ -15,7 +15,7 @@ from psycopg import AsyncConnection
 from app.console import access
 from app.console.base import CheckedForm, Session
 from app.console.charts import delivery_chart
-from app.console.forms import Form, whole_number
+from app.console.forms import Form, refusal, whole_number
 from app.console.pages.overview import ChartView
 from app.console.rendering import go, render
 from app.dependencies import AppSettings, Transaction
@@ -49,17 +49,14 @@ async def _on_endpoint(
 def _form_again(session: Session, endpoint: object, form: Form, refused: BadRequest) -> Template:
     """The form again, as it was filled in, with the error at the field it names (a config,
     which may hold credentials, is not shown again)."""
-    field = (refused.details or {}).get("field", "") if isinstance(refused.details, dict) else ""
     typed = {name: value for name, value in form.items() if name not in ("config", "csrf_token")}
     return render(
         session,
         "endpoint_form.html",
-        status=400,
         active="/endpoints",
         endpoint=endpoint,
         typed=typed,
-        error=refused.message,
-        error_field=str(field).split(".", 1)[0],
+        **refusal(refused),
     )
 
 

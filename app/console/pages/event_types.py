@@ -10,7 +10,7 @@ from litestar.params import FromPath
 from litestar.response import Redirect, Template
 
 from app.console.base import CheckedForm, Session
-from app.console.forms import Form, json_object, to_struct
+from app.console.forms import Form, json_object, refusal, to_struct
 from app.console.rendering import go, render
 from app.console.sessions import ConsoleSession
 from app.dependencies import Transaction
@@ -37,17 +37,13 @@ def _form_page(
     refused: BadRequest | Conflict | None = None,
 ) -> Template:
     """The editor; after a refusal, what was typed and the error at the field it names."""
-    details = refused.details if refused is not None else None
-    field = details.get("field", "") if isinstance(details, dict) else ""
     return render(
         session,
         "event_type.html",
-        status=refused.status_code if refused is not None else 200,
         active="/event-types",
         event_type=event_type,
         typed={k: v for k, v in (form or {}).items() if k != "csrf_token"},
-        error=refused.message if refused is not None else None,
-        error_field=str(field).split(".", 1)[0].split("/", 1)[0],
+        **refusal(refused),
     )
 
 

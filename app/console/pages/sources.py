@@ -7,6 +7,7 @@ from litestar import Controller, get, post
 from litestar.response import Redirect, Template
 
 from app.console.base import CheckedForm, Session
+from app.console.forms import refusal
 from app.console.rendering import go, render
 from app.console.sessions import ConsoleSession
 from app.console.source_forms import SCHEMES, new_source, source_changes, typed_again
@@ -28,18 +29,14 @@ def form_page(
     refused: BadRequest | Conflict | None = None,
 ) -> Template:
     """The create or edit form; after a refusal, what was typed and the error at its field."""
-    details = refused.details if refused is not None else None
-    field = details.get("field", "") if isinstance(details, dict) else ""
     return render(
         session,
         "source_form.html",
-        status=refused.status_code if refused is not None else 200,
         active="/sources",
         source=source,
         schemes=SCHEMES,
         typed=typed or {},
-        error=refused.message if refused is not None else None,
-        error_field=str(field).split(".", 1)[0],
+        **refusal(refused),
     )
 
 
