@@ -8,6 +8,7 @@ those, never used as an address.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -26,6 +27,9 @@ from core.settings import Settings
 
 METADATA_SECONDS = 3600.0  # how long the discovery document and keys are reused
 KEYS_REFRESH_SECONDS = 60.0  # an unknown key id refetches the keys at most this often
+# After the provider failed to answer, sign-ins are refused without asking it again for this
+# long: a flood of sign-in clicks while it is down is not a flood of requests to it.
+FAILURE_PAUSE_SECONDS = 5.0
 MAX_DOCUMENT_BYTES = 1 << 20
 TIMEOUT = aiohttp.ClientTimeout(total=10)
 ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA")
@@ -113,6 +117,8 @@ class OidcClient:
         self._metadata: ProviderMetadata | None = None
         self._keys: KeySet | None = None
         self._fetched_at = 0.0
+        self._failed_at = -FAILURE_PAUSE_SECONDS
+        self._loading = asyncio.Lock()  # one discovery at a time; the others wait for it
 
     async def authorization_url(self, login: Login, redirect_uri: str) -> str:
         """Where the browser goes to sign in at the provider."""
@@ -190,23 +196,34 @@ class OidcClient:
         assert self._keys is not None
         assert self._metadata is not None
         kid = _key_id(id_token)
-        known = {key.kid for key in self._keys.keys}
-        stale = time.monotonic() - self._fetched_at > KEYS_REFRESH_SECONDS
-        if kid is not None and kid not in known and stale:
-            await self._load(self._metadata)
+        if kid is not None and kid not in {key.kid for key in self._keys.keys}:
+            async with self._loading:
+                if time.monotonic() - self._fetched_at > KEYS_REFRESH_SECONDS:
+                    await self._load(self._metadata)
         return self._keys
 
     async def _provider(self) -> ProviderMetadata:
-        """The discovery document, fetched once an hour."""
-        fresh = time.monotonic() - self._fetched_at < METADATA_SECONDS
-        if self._metadata is None or not fresh:
-            url = f"{self.issuer}/.well-known/openid-configuration"
-            metadata = await self._fetch(url, ProviderMetadata)
-            if metadata.issuer.rstrip("/") != self.issuer:
-                raise ProviderUnavailable("its discovery document names another issuer")
-            await self._load(metadata)
+        """The discovery document, fetched once an hour by one request at a time."""
+        async with self._loading:
+            fresh = time.monotonic() - self._fetched_at < METADATA_SECONDS
+            if self._metadata is None or not fresh:
+                if time.monotonic() - self._failed_at < FAILURE_PAUSE_SECONDS:
+                    raise ProviderUnavailable("it failed to answer a moment ago")
+                try:
+                    await self._discover()
+                except ProviderUnavailable:
+                    self._failed_at = time.monotonic()
+                    raise
         assert self._metadata is not None
         return self._metadata
+
+    async def _discover(self) -> None:
+        """Fetch the discovery document and the keys it names."""
+        url = f"{self.issuer}/.well-known/openid-configuration"
+        metadata = await self._fetch(url, ProviderMetadata)
+        if metadata.issuer.rstrip("/") != self.issuer:
+            raise ProviderUnavailable("its discovery document names another issuer")
+        await self._load(metadata)
 
     async def _load(self, metadata: ProviderMetadata) -> None:
         """Fetch the provider's keys and keep them with its metadata."""

@@ -4,12 +4,14 @@ every way a callback can be wrong."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Iterator
 
 import httpx
 import psycopg
 import pytest
+from aiohttp import web
 
 from core.settings import Settings
 from tests.app.console.helpers import csrf_of, make_user
@@ -129,6 +131,32 @@ async def test_a_provider_that_does_not_answer_is_said_plainly(database_url):
             assert answer.status_code == 502
             assert "could not be reached" in answer.text
             assert "csrf_token" in answer.text  # the sign-in form is still there
+
+
+async def test_a_flood_of_sign_ins_while_the_provider_fails_asks_it_once(database_url):
+    hits = []
+
+    async def failing(request: web.Request) -> web.Response:
+        hits.append(request.path)
+        return web.Response(status=500)
+
+    provider = web.Application()
+    provider.router.add_get("/{tail:.*}", failing)
+    runner = web.AppRunner(provider, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    issuer = f"http://127.0.0.1:{runner.addresses[0][1]}"
+    env = {"EVENTGATE_OIDC_ISSUER": issuer, "EVENTGATE_OIDC_CLIENT_ID": "eventgate"}
+    try:
+        with serve_process(database_url, **env) as (_, base):
+            async with browser(base) as client:
+                answers = await asyncio.gather(
+                    *(client.get("/console/sign-in/oidc") for _ in range(50))
+                )
+    finally:
+        await runner.cleanup()
+    assert {answer.status_code for answer in answers} == {502}
+    assert hits == ["/.well-known/openid-configuration"]
 
 
 async def test_without_a_provider_there_is_no_single_sign_on(database_url):
