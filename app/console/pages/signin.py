@@ -138,12 +138,13 @@ def sign_in_page(
 ) -> Template:
     """The sign-in page, with why the last try was refused; a new form token (CSRF) unless
     the form being answered brought one."""
+    token = form_token or new_token()
     page = render(
         None,
         "sign_in.html",
         status=refused.status_code if refused else 200,
         error=refused.message if refused else None,
-        csrf_token=form_token or new_token(),
+        csrf_token=token,
         email=email,
         keys=settings.console_key_sign_in,
         single_sign_on=settings.oidc_name if settings.oidc_issuer else None,
@@ -151,7 +152,7 @@ def sign_in_page(
     if refused is not None:
         page.headers.update(refused.headers)
     if form_token is None:
-        token, age = page.context["csrf_token"], SIGN_IN_SECONDS
+        age = SIGN_IN_SECONDS
         page.cookies.append(
             cookie(SIGN_IN_COOKIE, token, path=SIGN_IN_PATH, max_age=age, secure=secure(request))
         )
