@@ -8,13 +8,13 @@ those wraps the request in its own objects, and a guard copies the route handler
 
 from __future__ import annotations
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.middleware import DefineMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import authenticate
 from app.idempotency import idempotency_middleware
 from app.rate_limits.admission import admit_request
+from app.response_headers import set_headers
 from app.scopes import check_route
 
 
@@ -36,12 +36,12 @@ def api_edge(app: ASGIApp, idempotent: bool = True) -> ASGIApp:
     return edge
 
 
-def with_headers(send: Send, headers: dict[str, str]) -> Send:
-    """`send`, adding `headers` to the response's start."""
+def with_headers(send: Send, headers: list[tuple[bytes, bytes]]) -> Send:
+    """`send`, setting `headers` (raw pairs) on the response's start."""
 
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
-            MutableScopeHeaders.from_message(message).update(headers)
+            set_headers(message, headers)
         await send(message)
 
     return send_with_headers

@@ -7,6 +7,7 @@ from litestar.config.cors import CORSConfig
 from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 
+from app.response_headers import raw_headers, set_headers
 from core.settings import Settings
 
 SECURITY_HEADERS = {
@@ -19,26 +20,28 @@ SECURITY_HEADERS = {
 DOCS_CSP = "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
 HSTS = "max-age=31536000; includeSubDomains"
 _RAW_SECURITY_HEADERS = tuple((k.encode(), v.encode()) for k, v in SECURITY_HEADERS.items())
+_RAW_SECURITY_NAMES = frozenset(name for name, _ in _RAW_SECURITY_HEADERS)
 
 
 def add_security_headers(message: Message, scope: Scope) -> None:
     """On a response's start: the security headers, HSTS over https, and no server banner."""
-    headers = MutableScopeHeaders.from_message(message)
+    raw = raw_headers(message)
     # One pass over the raw headers (this runs on every answer), not one lookup per name.
-    present = {name.lower(): value for name, value in headers.headers}
-    headers.headers.extend(
-        (name, value) for name, value in _RAW_SECURITY_HEADERS if name not in present
-    )
+    present = {name.lower(): value for name, value in raw}
+    if _RAW_SECURITY_NAMES.isdisjoint(present):
+        raw.extend(_RAW_SECURITY_HEADERS)
+    else:
+        raw.extend(pair for pair in _RAW_SECURITY_HEADERS if pair[0] not in present)
     # Console and portal pages set their own policy (a portal may be framed by its origin).
     own_policy = present.get(b"content-security-policy")
     if own_policy and b"frame-ancestors 'none'" not in own_policy:
-        del headers["x-frame-options"]
+        del MutableScopeHeaders.from_message(message)["x-frame-options"]
     if scope.get("path", "").startswith("/docs"):
-        headers["content-security-policy"] = DOCS_CSP
+        MutableScopeHeaders.from_message(message)["content-security-policy"] = DOCS_CSP
     if scope.get("scheme") == "https":
-        headers["strict-transport-security"] = HSTS
+        set_headers(message, ((b"strict-transport-security", HSTS.encode()),))
     if b"server" in present:
-        del headers["server"]
+        del MutableScopeHeaders.from_message(message)["server"]
 
 
 def cors_config(settings: Settings) -> CORSConfig | None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 from uuid_utils import uuid7
 
-HEADER = "x-request-id"
+from app.response_headers import set_headers
+
+HEADER = b"x-request-id"
 _SCOPE_KEY = "eventgate_request_id"
 _ACCEPTABLE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
@@ -31,4 +32,4 @@ def request_id(scope: Scope | dict[str, Any]) -> str:
 
 def add_request_id_header(message: Message, scope: Scope) -> None:
     """On a response's start: X-Request-ID, on every response, errors and 404s included."""
-    MutableScopeHeaders.from_message(message)[HEADER] = request_id(scope)
+    set_headers(message, ((HEADER, request_id(scope).encode()),))

@@ -1,7 +1,8 @@
 """Ingest throughput: POST /v1/events and /v1/events/batch against a real Eventgate, next to
-two ceilings measured in the same run on the same database: a bare Litestar app served by
-uvicorn whose one route runs the same insert (the framework ceiling), and the same insert sent
-straight from psycopg (the database ceiling). Three `eventgate serve` processes show what
+ceilings measured in the same run on the same database: a bare Litestar app served by uvicorn
+whose one route runs the same insert (the framework ceiling), the same app answering with
+Eventgate's body and headers (the price of the answer the API promises), and the same insert
+sent straight from psycopg (the database ceiling). Three `eventgate serve` processes show what
 request logging costs (on and off) and what OpenTelemetry tracing costs (on, exporting every
 span by OTLP/HTTP to a sink in this process).
 
@@ -99,10 +100,12 @@ async def insert_ceiling(
 
 
 @contextlib.contextmanager
-def bare_litestar(database_url: str, tenant_id: uuid.UUID) -> Iterator[str]:
-    """Serve bench/bare_app.py with uvicorn on a free port; yields its base URL."""
+def bare_litestar(database_url: str, tenant_id: uuid.UUID, answer: str = "") -> Iterator[str]:
+    """Serve bench/bare_app.py with uvicorn on a free port (answering as Eventgate does with
+    `answer="eventgate"`); yields its base URL."""
     port = free_port()
     env = {**os.environ, "BENCH_DATABASE_URL": database_url, "BENCH_TENANT_ID": str(tenant_id)}
+    env["BENCH_ANSWER"] = answer
     command = [sys.executable, "-m", "uvicorn", "bench.bare_app:create", "--factory"]
     options = ["--port", str(port), "--log-level", "warning", "--no-access-log"]
     with listening([*command, *options], port, env) as url:
@@ -192,12 +195,14 @@ def report(args: argparse.Namespace, url: str, key: str, database_url: str) -> N
     # by uvicorn like the bare app; the `eventgate dev` process also runs a worker.
     with (
         bare_litestar(database_url, tenant_id) as bare_url,
+        bare_litestar(database_url, tenant_id, answer="eventgate") as answering_url,
         serve(database_url) as api_url,
         serve(database_url, EVENTGATE_REQUEST_LOGS_ENABLED="false") as unlogged_url,
         otlp_sink() as collector,
         serve(database_url, OTEL_EXPORTER_OTLP_ENDPOINT=collector) as traced_url,
     ):
-        for warm_url, warm_key in ((bare_url, key), (api_url, key), (api_url, counted)):
+        warm = ((bare_url, key), (answering_url, key), (api_url, key), (api_url, counted))
+        for warm_url, warm_key in warm:
             asyncio.run(http_load(warm_url, warm_key, clients, 1.0))
         asyncio.run(http_load(unlogged_url, key, clients, 1.0))
         asyncio.run(http_load(traced_url, key, clients, 1.0))
@@ -207,11 +212,14 @@ def report(args: argparse.Namespace, url: str, key: str, database_url: str) -> N
             "unlogged": (unlogged_url, key),
             "traced": (traced_url, key),
             "bare": (bare_url, key),
+            "answering": (answering_url, key),
         }
         runs = interleaved(loads, clients, seconds, rounds)
     ceiling = asyncio.run(insert_ceiling(database_url, tenant_id, clients, seconds)) / seconds
     batch = asyncio.run(batch_load(url, key, 2, seconds, 500)) / seconds
-    api, limited, unlogged, traced, bare = ([x for run in runs[n] for x in run] for n in loads)
+    api, limited, unlogged, traced, bare, answering = (
+        [x for run in runs[n] for x in run] for n in loads
+    )
 
     def median_ratio(top: str, bottom: str) -> str:
         ratios = sorted(len(a) / len(b) for a, b in zip(runs[top], runs[bottom], strict=True))
@@ -224,8 +232,12 @@ def report(args: argparse.Namespace, url: str, key: str, database_url: str) -> N
     print(f"  without request logs          {rate(unlogged, seconds)}")
     print(f"  with OTLP tracing on          {rate(traced, seconds)}")
     print(f"ceiling: bare Litestar INSERT   {rate(bare, seconds)}")
+    print(f"  answering as Eventgate does   {rate(answering, seconds)}")
     print(f"ratio to the framework ceiling  {median_ratio('api', 'bare')}")
     print(f"  with rate limits counted      {median_ratio('limited', 'bare')}")
+    print(f"Eventgate's answer / bare's     {median_ratio('answering', 'bare')}")
+    print(f"ratio to the answering ceiling  {median_ratio('api', 'answering')}")
+    print(f"  with rate limits counted      {median_ratio('limited', 'answering')}")
     print(f"rate limits counted / not       {median_ratio('limited', 'api')}")
     print(f"request logs on / off           {median_ratio('api', 'unlogged')}")
     print(f"tracing on / off                {median_ratio('traced', 'api')}")

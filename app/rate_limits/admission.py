@@ -43,12 +43,12 @@ class BlockMemory:
 blocks = BlockMemory()
 
 
-async def admit_request(scope: Scope, principal: Principal) -> dict[str, str]:
-    """Take the request from its key's counters: the RateLimit headers for its answer, or a
-    429 over the limits (the key's first in a minute audited)."""
+async def admit_request(scope: Scope, principal: Principal) -> list[tuple[bytes, bytes]]:
+    """Take the request from its key's counters: the RateLimit headers for its answer (raw
+    pairs), or a 429 over the limits (the key's first in a minute audited)."""
     state = scope["app"].state
     if not state.settings.rate_limits_enabled:
-        return {}
+        return []
     limiter: RateLimiter = state.rate_limiter
     decision = await limiter.admit_key(
         principal.tenant_id, principal.key_id, principal.tier, route_of(scope)
@@ -58,7 +58,7 @@ async def admit_request(scope: Scope, principal: Principal) -> dict[str, str]:
         if blocks.first_in_a_while(principal.key_id):
             await record_block(state.pool, principal, refused)
         raise refused
-    return decision.headers()
+    return decision.encoded_headers()
 
 
 def route_names(app: Litestar) -> set[str]:

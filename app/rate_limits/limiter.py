@@ -4,8 +4,9 @@ that tell the client where it stands.
 Counting is exact across processes (one statement on row-locked counters) and never admits
 more than a limit: a process may count a few requests ahead (a reservation, as Convoy does)
 and serve them from memory, but only within the windows they were counted in, and fewer as a
-window fills up (one at a time near the end). The limits themselves (tiers, overrides) are
-read from the database and reused for a few seconds.
+window fills up (one at a time near the end). A large reservation running low is refilled in
+the background, so a busy key's requests do not all wait on the counting statement. The limits
+themselves (tiers, overrides) are read from the database and reused for a few seconds.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ import time
 import uuid
 
 import msgspec
-from psycopg_pool import AsyncConnectionPool
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from app.errors import RateLimited
 from app.invalidation import InvalidationListener
@@ -31,6 +33,11 @@ MINUTE, HOUR, DAY = 60, 3600, 86400
 # absorbs clock drift between the two processes.
 RESERVATION_MARGIN_SECONDS = 0.05
 MAX_RESERVATION = 100
+# A reservation of at least this many is refilled ahead when a quarter of it is left and its
+# windows still have this long to run: smaller ones (a limit nearly reached) never count
+# ahead of need, and a refill just before a window ends would mostly go unused.
+REFILL_FROM_BATCH = 16
+REFILL_MIN_SECONDS = 0.2
 
 
 class Reservation(msgspec.Struct):
@@ -41,6 +48,16 @@ class Reservation(msgspec.Struct):
     taken_at: float
     taken: rate_limits.Taken
     next_batch: int
+    spare: Reservation | None = None  # counted ahead by a refill, served once this runs out
+
+    def runs_low(self, now: float) -> bool:
+        """A large reservation a quarter left, with time to use a refill."""
+        return (
+            self.spare is None
+            and self.next_batch >= REFILL_FROM_BATCH
+            and self.left <= self.next_batch // 4
+            and self.until - now >= REFILL_MIN_SECONDS
+        )
 
 
 class Plan(msgspec.Struct):
@@ -64,21 +81,32 @@ class Decision(msgspec.Struct):
     taken: rate_limits.Taken
     policy: str = ""
 
+    def _figures(self) -> tuple[Window, int, int, str] | None:
+        """The tightest window, what is left of it, seconds to its reset, and the policy."""
+        if not self.windows or self.taken.tightest is None:
+            return None
+        tight = self.windows[self.taken.tightest - 1]
+        policy = self.policy or Plan.of(list(self.windows), 0.0).policy
+        return tight, self.taken.remaining or 0, self.taken.reset_seconds or 1, policy
+
     def headers(self) -> dict[str, str]:
         """RateLimit-Policy and RateLimit (IETF httpapi draft) and the older X-RateLimit-*."""
-        if not self.windows or self.taken.tightest is None:
-            return {}
-        tight = self.windows[self.taken.tightest - 1]
-        remaining = self.taken.remaining or 0
-        reset = self.taken.reset_seconds or 1
-        policy = self.policy or Plan.of(list(self.windows), 0.0).policy
-        return {
-            "RateLimit-Policy": policy,
-            "RateLimit": f'"{tight.name}";r={remaining};t={reset}',
-            "X-RateLimit-Limit": str(tight.limit),
-            "X-RateLimit-Remaining": str(remaining),
-            "X-RateLimit-Reset": str(int(time.time()) + reset),
-        }
+        return {name.decode(): value.decode() for name, value in self.encoded_headers()}
+
+    def encoded_headers(self) -> list[tuple[bytes, bytes]]:
+        """The same headers as an answer's raw header pairs (built directly as bytes: this
+        runs for every admitted request)."""
+        figures = self._figures()
+        if figures is None:
+            return []
+        tight, remaining, reset, policy = figures
+        return [
+            (b"ratelimit-policy", policy.encode()),
+            (b"ratelimit", f'"{tight.name}";r={remaining};t={reset}'.encode()),
+            (b"x-ratelimit-limit", b"%d" % tight.limit),
+            (b"x-ratelimit-remaining", b"%d" % remaining),
+            (b"x-ratelimit-reset", b"%d" % (int(time.time()) + reset)),
+        ]
 
     def refuse(self, what: str) -> RateLimited:
         """The 429 for a refused request, with Retry-After and the RateLimit headers."""
@@ -114,6 +142,15 @@ def override_windows(key_id: uuid.UUID, override: Override) -> list[Window]:
     return _windows("route-", f"key:{key_id}:{override.route}", per)
 
 
+def _reservation(taken: rate_limits.Taken, unserved: int, now: float) -> Reservation | None:
+    """What an allowed count leaves to serve from memory, until its first window ends."""
+    if not taken.allowed or taken.first_end_seconds is None:
+        return None
+    until = now + taken.first_end_seconds - RESERVATION_MARGIN_SECONDS
+    next_batch = max(1, min(MAX_RESERVATION, (taken.remaining or 0) // 8))
+    return Reservation(unserved, until, now, taken, next_batch)
+
+
 class RateLimiter:
     """One per API process: reads limits (cached briefly) and takes requests."""
 
@@ -128,6 +165,7 @@ class RateLimiter:
         self._reservations: dict[tuple[Window, ...], Reservation] = {}
         self._locks: dict[tuple[Window, ...], asyncio.Lock] = {}
         self._plans: dict[tuple[uuid.UUID, str, str], Plan] = {}
+        self._refills: set[asyncio.Task[None]] = set()
         listener.subscribe(rate_limits.OVERRIDES_CHANNEL, self._on_change, self._forget_all)
 
     async def admit_key(
@@ -143,6 +181,8 @@ class RateLimiter:
         if taken is None:
             async with self._locks.setdefault(plan.windows, asyncio.Lock()):
                 taken = self._from_reservation(plan.windows) or await self._reserve(plan.windows)
+        else:
+            self._refill_when_low(plan.windows)
         return Decision(plan.windows, taken, plan.policy)
 
     async def _plan(
@@ -167,6 +207,8 @@ class RateLimiter:
     def _from_reservation(self, signature: tuple[Window, ...]) -> rate_limits.Taken | None:
         held = self._reservations.get(signature)
         now = time.monotonic()
+        if held is not None and held.spare is not None and (now >= held.until or held.left <= 0):
+            held = self._reservations[signature] = held.spare
         if held is None or now >= held.until or held.left <= 0:
             return None
         held.left -= 1
@@ -178,20 +220,51 @@ class RateLimiter:
         held = self._reservations.get(signature)
         now = time.monotonic()
         batch = held.next_batch if held is not None and now < held.until else 1
-        async with self._pool.connection() as conn:
-            taken = await rate_limits.take(conn, list(signature), batch)
-            if not taken.allowed and batch > 1:
-                batch = 1  # not room for a batch: maybe for this one request
-                taken = await rate_limits.take(conn, list(signature), batch)
-        if taken.allowed and taken.first_end_seconds is not None:
-            until = now + taken.first_end_seconds - RESERVATION_MARGIN_SECONDS
-            next_batch = max(1, min(MAX_RESERVATION, (taken.remaining or 0) // 8))
-            self._reservations[signature] = Reservation(batch - 1, until, now, taken, next_batch)
+        taken, batch = await self._count(signature, batch, fall_back=True)
+        reservation = _reservation(taken, batch - 1, now)
+        if reservation is not None:
+            self._reservations[signature] = reservation
         if taken.allowed and taken.remaining is not None:
             # This request is the batch's first: the rest, served from memory, count down
             # from here to what the database says is left, so no two answers repeat a number.
             return msgspec.structs.replace(taken, remaining=taken.remaining + batch - 1)
         return taken
+
+    def _refill_when_low(self, signature: tuple[Window, ...]) -> None:
+        held = self._reservations.get(signature)
+        lock = self._locks.get(signature)
+        if held is None or lock is None or lock.locked() or not held.runs_low(time.monotonic()):
+            return
+        task = asyncio.create_task(self._refill(signature, held, lock))
+        self._refills.add(task)
+        task.add_done_callback(self._refills.discard)
+
+    async def _refill(
+        self, signature: tuple[Window, ...], held: Reservation, lock: asyncio.Lock
+    ) -> None:
+        """Count the next batch while this one is still served; requests that find it empty
+        meanwhile wait on the lock for the refill, not for a statement of their own."""
+        async with lock:
+            if held.spare is not None or self._reservations.get(signature) is not held:
+                return
+            now = time.monotonic()
+            try:
+                taken, batch = await self._count(signature, held.next_batch, fall_back=False)
+            except (psycopg.Error, PoolTimeout, OSError):
+                return  # the request that finds the reservation empty counts, and answers
+            held.spare = _reservation(taken, batch, now)
+
+    async def _count(
+        self, signature: tuple[Window, ...], batch: int, fall_back: bool
+    ) -> tuple[rate_limits.Taken, int]:
+        """Count `batch` requests in every window (or, with `fall_back`, at least this one when
+        a batch does not fit); the result and the batch counted."""
+        async with self._pool.connection() as conn:
+            taken = await rate_limits.take(conn, list(signature), batch)
+            if not taken.allowed and batch > 1 and fall_back:
+                batch = 1  # not room for a batch: maybe for this one request
+                taken = await rate_limits.take(conn, list(signature), batch)
+        return taken, batch
 
     async def admit_anonymous(self, client: str, prefix: str | None) -> Decision:
         """Take one refused authentication: per client address, and per address and key

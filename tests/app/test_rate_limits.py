@@ -13,6 +13,7 @@ import psycopg
 from litestar.testing import AsyncTestClient
 
 from app.main import create_app
+from app.rate_limits.limiter import MAX_RESERVATION
 from tests.helpers import api_process, auth, event_body, make_key, wait_for
 
 POLICY = re.compile(r'^"[a-z-]+";q=\d+;w=\d+(, "[a-z-]+";q=\d+;w=\d+)*$')
@@ -261,3 +262,44 @@ async def test_new_overrides_reach_every_process_at_commit(settings, database_ur
         await wait_for(lambda: not limiter._overrides, what="the other process told by NOTIFY")
         codes = [(await second.get("/v1/inbox", headers=auth(key))).status_code for _ in range(4)]
         assert codes == [200, 200, 200, 429]
+
+
+def day_hits(database_url: str, key_id: str) -> int:
+    """What the key's day window has counted, served or reserved."""
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "SELECT hits FROM rate_limit_counters WHERE bucket = %s AND window_seconds = 86400",
+            (f"key:{key_id}",),
+        ).fetchone()
+    return row[0]
+
+
+async def test_a_busy_keys_next_batch_is_counted_before_it_is_needed(client, database_url):
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO rate_limit_tiers (name, per_day) VALUES ('roomy', 1000000)")
+    key = await make_key(database_url, rate_limit_tier="roomy")
+    limiter = client.app.state.rate_limiter
+    served = 0
+
+    async def one_request() -> None:
+        nonlocal served
+        answer = await client.get("/v1/inbox", headers=auth(key))
+        assert answer.status_code == 200, answer.text
+        served += 1
+
+    def reservation():
+        (held,) = limiter._reservations.values()
+        return held
+
+    # One request counts itself, the next a batch; a batch a quarter left is refilled aside.
+    while not limiter._reservations or reservation().spare is None:
+        assert served < 300, "the batch running low was never refilled"
+        await one_request()
+    counted = day_hits(database_url, key_id_of(database_url, key))
+    held = reservation()
+    for _ in range(held.left + 1):  # the batch, and one more from the refill
+        await one_request()
+    # Served from the refill: the request that emptied the batch counted nothing itself.
+    assert reservation() is held.spare
+    assert day_hits(database_url, key_id_of(database_url, key)) == counted
+    assert served < counted <= served + 2 * MAX_RESERVATION  # never more than two batches ahead

@@ -1,0 +1,29 @@
+"""Headers put on an answer's start message on its way out, written to its raw header list in
+one pass. Litestar's MutableScopeHeaders scans every header once per name it sets, and these
+run for every answer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from litestar.types import Message
+
+RawHeaders = list[tuple[bytes, bytes]]
+
+
+def raw_headers(message: Message) -> RawHeaders:
+    """The start message's headers, as a list the caller may change in place."""
+    headers = message.get("headers")
+    if not isinstance(headers, list):
+        headers = list(headers or ())
+        message["headers"] = headers  # type: ignore[typeddict-unknown-key]
+    return headers
+
+
+def set_headers(message: Message, pairs: Sequence[tuple[bytes, bytes]]) -> None:
+    """Set these headers (lower-case names), replacing any the answer already has."""
+    headers = raw_headers(message)
+    names = {name for name, _ in pairs}
+    if any(name.lower() in names for name, _ in headers):
+        headers[:] = [pair for pair in headers if pair[0].lower() not in names]
+    headers.extend(pairs)
