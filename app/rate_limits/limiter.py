@@ -37,7 +37,7 @@ MAX_RESERVATION = 100
 # windows still have this long to run: smaller ones (a limit nearly reached) never count
 # ahead of need, and a refill just before a window ends would mostly go unused.
 REFILL_FROM_BATCH = 16
-REFILL_MIN_SECONDS = 0.2
+REFILL_MIN_SECONDS = 0.1
 
 
 class Reservation(msgspec.Struct):
@@ -178,12 +178,23 @@ class RateLimiter:
         if not plan.windows:
             return Decision((), rate_limits.Taken(True, None, None, None))
         taken = self._from_reservation(plan.windows)  # no await: nothing interleaves
-        if taken is None:
+        if taken is not None:
+            self._refill_when_low(plan.windows)
+        elif self._window_closing(plan.windows):
+            # Nothing may be reserved now: each request counts itself, side by side.
+            async with self._pool.connection() as conn:
+                taken = await rate_limits.take(conn, list(plan.windows))
+        else:
             async with self._locks.setdefault(plan.windows, asyncio.Lock()):
                 taken = self._from_reservation(plan.windows) or await self._reserve(plan.windows)
-        else:
-            self._refill_when_low(plan.windows)
         return Decision(plan.windows, taken, plan.policy)
+
+    def _window_closing(self, signature: tuple[Window, ...]) -> bool:
+        """Within the margin before the reservation's first window ends, when a reservation
+        could not be served before it does."""
+        held = self._reservations.get(signature)
+        now = time.monotonic()
+        return held is not None and held.until <= now < held.until + RESERVATION_MARGIN_SECONDS
 
     async def _plan(
         self, tenant_id: uuid.UUID, key_id: uuid.UUID, tier_name: str, route: str
@@ -219,7 +230,9 @@ class RateLimiter:
     async def _reserve(self, signature: tuple[Window, ...]) -> rate_limits.Taken:
         held = self._reservations.get(signature)
         now = time.monotonic()
-        batch = held.next_batch if held is not None and now < held.until else 1
+        # A batch as large as the last one's windows allowed, in its windows or in the next
+        # (where a full window refuses it and this one request is counted alone).
+        batch = held.next_batch if held is not None else 1
         taken, batch = await self._count(signature, batch, fall_back=True)
         reservation = _reservation(taken, batch - 1, now)
         if reservation is not None:
