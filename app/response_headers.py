@@ -24,6 +24,7 @@ def set_headers(message: Message, pairs: Sequence[tuple[bytes, bytes]]) -> None:
     """Set these headers (lower-case names), replacing any the answer already has."""
     headers = raw_headers(message)
     names = {name for name, _ in pairs}
-    if any(name.lower() in names for name, _ in headers):
-        headers[:] = [pair for pair in headers if pair[0].lower() not in names]
+    # ASGI answers carry lower-case names: one lookup in C for the common case, none set yet.
+    if not names.isdisjoint(dict(headers)):
+        headers[:] = [pair for pair in headers if pair[0] not in names]
     headers.extend(pairs)

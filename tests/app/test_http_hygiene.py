@@ -7,7 +7,9 @@ import httpx
 import msgspec
 from litestar.testing import AsyncTestClient
 
+from app.http_hygiene import add_security_headers
 from app.main import create_app
+from app.response_headers import set_headers
 from tests.helpers import api_process, auth, make_key
 
 
@@ -55,3 +57,18 @@ async def test_large_answers_are_gzipped_when_asked(client):
     assert raw.json()["openapi"].startswith("3.")
     small = await client.get("/health/live", headers={"Accept-Encoding": "gzip"})
     assert "content-encoding" not in small.headers
+
+
+def test_headers_set_on_the_way_out_replace_rather_than_repeat():
+    start = {"type": "http.response.start", "status": 200, "headers": ((b"x-request-id", b"a"),)}
+    set_headers(start, ((b"x-request-id", b"b"), (b"ratelimit", b'"minute";r=1;t=2')))
+    set_headers(start, ((b"ratelimit", b'"minute";r=0;t=1'),))
+    add_security_headers(start, {"type": "http", "path": "/v1/inbox", "scheme": "https"})
+    add_security_headers(start, {"type": "http", "path": "/v1/inbox", "scheme": "https"})
+    names = [name for name, _ in start["headers"]]
+    assert len(names) == len(set(names)), names
+    headers = dict(start["headers"])
+    assert headers[b"x-request-id"] == b"b"
+    assert headers[b"ratelimit"] == b'"minute";r=0;t=1'
+    assert headers[b"strict-transport-security"].startswith(b"max-age=")
+    assert headers[b"x-frame-options"] == b"DENY"
