@@ -3,6 +3,8 @@ same insert statement as POST /v1/events (no auth, no checks), served by uvicorn
 
     BENCH_DATABASE_URL=... BENCH_TENANT_ID=... uvicorn bench.bare_app:create --factory
 
+BENCH_POOL_MAX_SIZE sizes its pool (20, Eventgate's default).
+
 With BENCH_ANSWER=eventgate the route answers what Eventgate's does, byte for byte in size: its
 body (event id, time, status, message, request id) and the headers its API promises (RateLimit
 and X-RateLimit-*, X-Request-ID, the security headers). That ceiling prices the answer itself.
@@ -67,7 +69,8 @@ def create() -> Litestar:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        state["pool"] = await open_pool(os.environ["BENCH_DATABASE_URL"], max_size=20)
+        max_size = int(os.environ.get("BENCH_POOL_MAX_SIZE", "20"))
+        state["pool"] = await open_pool(os.environ["BENCH_DATABASE_URL"], max_size=max_size)
         yield
         await state["pool"].close()
 

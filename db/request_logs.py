@@ -1,4 +1,4 @@
-"""SQL for request_logs: batches written by COPY, and a tenant's filtered pages."""
+"""SQL for request_logs: batches written in one statement, and a tenant's filtered pages."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import Any
 import msgspec
 from psycopg import AsyncConnection
 
-from db.query import fetch_all
+from db.query import fetch_all, jsonb_rows
 
 
 class RequestLog(msgspec.Struct, array_like=True):
-    """One answered request (array_like: a row as COPY takes it)."""
+    """One answered request (array_like: a row as INSERT_BATCH unpacks it)."""
 
     id: uuid.UUID
     tenant_id: uuid.UUID
@@ -32,8 +32,16 @@ COLUMNS = (
     "id, tenant_id, key_id, method, route, status, latency_ms, request_id, client_ip, created_at"
 )
 
-# Write a batch (COPY: one round trip however many rows; the partition of each row's day).
-COPY = f"COPY request_logs ({COLUMNS}) FROM STDIN"
+# Write a batch: one JSON array of rows (each an array in COLUMNS order), encoded by msgspec in
+# C and unpacked here, so no value passes through Python's per-value adaptation (a COPY row by
+# row cost the API process more than the request it logged). One round trip however many
+# rows; each row goes to the partition of its day.
+INSERT_BATCH = f"""
+INSERT INTO request_logs ({COLUMNS})
+SELECT (r->>0)::uuid, (r->>1)::uuid, (r->>2)::uuid, r->>3, r->>4, (r->>5)::integer,
+       (r->>6)::real, r->>7, r->>8, (r->>9)::timestamptz
+FROM jsonb_array_elements(%(rows)s) AS r
+"""
 
 # A page of a tenant's requests, newest first, before the cursor, each filter bound or null
 # (request_logs_tenant_idx, in id order = time order; the filters are checked on those rows).
@@ -52,10 +60,8 @@ LIMIT %(limit)s
 
 
 async def write(conn: AsyncConnection, rows: Sequence[RequestLog]) -> None:
-    """Write a batch in one COPY."""
-    async with conn.cursor() as cur, cur.copy(COPY) as copy:
-        for row in rows:
-            await copy.write_row(msgspec.structs.astuple(row))
+    """Write a batch in one statement."""
+    await conn.execute(INSERT_BATCH, {"rows": jsonb_rows(rows)})
 
 
 async def page(

@@ -1,5 +1,5 @@
 """Request logs written off the request path: each API process keeps a bounded buffer that a
-background task empties by COPY every second (or at 500 rows). When the database cannot take
+background task empties in one statement every second (or at 500 rows). When the database cannot take
 them the rows wait; when the buffer is full the oldest are dropped and counted. Neither ever
 blocks or fails a request."""
 

@@ -3,13 +3,26 @@ database that is away costs rows (counted), never a request."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import msgspec
+import psycopg
+import pytest
 from psycopg_pool import AsyncConnectionPool
 
 from app.request_logs.buffer import RequestLogBuffer
 from core.metrics import REQUEST_LOGS_DROPPED
+from db import request_logs
 from db.ids import new_id
 from db.request_logs import RequestLog
 from tests.helpers import auth, event_body, make_key
+
+NO_FILTERS = {
+    **dict.fromkeys(("status", "method", "path", "key_id", "since", "until")),
+    "before": uuid.UUID(int=2**128 - 1),
+    "limit": 10,
+}
 
 
 async def logged(client, key: str, **params) -> list[dict]:
@@ -79,3 +92,24 @@ def _row() -> RequestLog:
     return RequestLog(
         new_id(), new_id(), None, "GET", "/v1/inbox", 200, 1.0, "r", "127.0.0.1", datetime.now(UTC)
     )
+
+
+async def test_a_batch_is_stored_as_written_and_a_missing_day_is_refused(database_url):
+    now = datetime.now(UTC)
+    tenant_id, key_id = new_id(), new_id()
+    rows = [
+        RequestLog(new_id(), tenant_id, None, "POST", "/v1/events", 201, 3.25, None, None, now),
+        RequestLog(
+            new_id(), tenant_id, key_id, "GET", "/v1/inbox", 429, 0.5, "ré-1", "2001:db8::1", now
+        ),
+    ]
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await request_logs.write(conn, rows)
+        stored = await request_logs.page(conn, tenant_id, NO_FILTERS)
+        assert sorted(stored, key=lambda row: row.id) == rows
+        # A day without its partition is refused whole: the buffer makes the partitions and
+        # writes the batch again.
+        far = msgspec.structs.replace(rows[0], id=new_id(), created_at=now + timedelta(days=400))
+        with pytest.raises(psycopg.errors.CheckViolation):
+            await request_logs.write(conn, [msgspec.structs.replace(rows[1], id=new_id()), far])
+        assert len(await request_logs.page(conn, tenant_id, NO_FILTERS)) == 2  # nothing of it
