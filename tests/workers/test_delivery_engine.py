@@ -76,8 +76,15 @@ async def test_two_workers_share_the_work_and_deliver_each_once(
     key = await make_key(worker_env)
     await add_endpoint(client, key, receiver, "a")
     await add_endpoint(client, key, receiver, "b")
-    workers = [start_worker(worker_env, tmp_path / f"w{n}.log", EVENTGATE_WORKER) for n in (1, 2)]
+    logs = [tmp_path / f"w{n}.log" for n in (1, 2)]
+    workers = [start_worker(worker_env, log, EVENTGATE_WORKER) for log in logs]
     try:
+        # Both running (a SIGTERM before a worker has started kills it rather than stops it).
+        await wait_for(
+            lambda: all(b"Starting worker" in log.read_bytes() for log in logs),
+            timeout=30,
+            what="both workers started",
+        )
         sent: list[str] = []
         for _ in range(6):  # while both workers run: the engines are woken by NOTIFY
             sent += await ingest(client, key, 50)
