@@ -50,11 +50,12 @@ class Reservation(msgspec.Struct):
     taken: rate_limits.Taken
     next_batch: int
     spare: Reservation | None = None  # counted ahead by a refill, served once this runs out
+    refilling: bool = False  # one refill per reservation, even before it takes the lock
 
     def runs_low(self, now: float) -> bool:
-        """A large reservation a quarter left, with time to use a refill."""
+        """A large reservation a quarter left, with time to use a refill, not refilled yet."""
         return (
-            self.spare is None
+            not self.refilling
             and self.next_batch >= REFILL_FROM_BATCH
             and self.left <= self.next_batch // 4
             and self.until - now >= REFILL_MIN_SECONDS
@@ -249,6 +250,7 @@ class RateLimiter:
         lock = self._locks.get(signature)
         if held is None or lock is None or lock.locked() or not held.runs_low(time.monotonic()):
             return
+        held.refilling = True
         task = asyncio.create_task(self._refill(signature, held, lock))
         self._refills.add(task)
         task.add_done_callback(self._refills.discard)
@@ -259,8 +261,8 @@ class RateLimiter:
         """Count the next batch while this one is still served; requests that find it empty
         meanwhile wait on the lock for the refill, not for a statement of their own."""
         async with lock:
-            if held.spare is not None or self._reservations.get(signature) is not held:
-                return
+            if self._reservations.get(signature) is not held:
+                return  # a request found it empty first and counted a batch itself
             now = time.monotonic()
             try:
                 taken, batch = await self._count(signature, held.next_batch, fall_back=False)
