@@ -37,7 +37,7 @@ def add_security_headers(message: Message, scope: Scope) -> None:
     if own_policy and b"frame-ancestors 'none'" not in own_policy:
         del MutableScopeHeaders.from_message(message)["x-frame-options"]
     if scope.get("path", "").startswith("/docs"):
-        MutableScopeHeaders.from_message(message)["content-security-policy"] = DOCS_CSP
+        set_headers(message, ((b"content-security-policy", DOCS_CSP.encode()),))
     if scope.get("scheme") == "https":
         set_headers(message, ((b"strict-transport-security", HSTS.encode()),))
     if b"server" in present:
