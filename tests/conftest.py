@@ -22,7 +22,8 @@ from db.embedded import EmbeddedPostgres
 from tests.brokers import Broker, running_nats, running_rabbitmq, running_redis
 from tests.helpers import TEST_ENCRYPTION_KEY, WORKER_ENV, Receiver, running_receiver
 
-TEMPLATE = "eventgate_template"
+# One template per test process: two processes may share EVENTGATE_TEST_DATABASE_URL's server.
+TEMPLATE = f"eventgate_template_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
 _copies = itertools.count()
 os.environ.setdefault("EVENTGATE_ENCRYPTION_KEYS", TEST_ENCRYPTION_KEY)
 
