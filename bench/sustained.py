@@ -10,7 +10,9 @@ POST's scheduled time to its arrival at the receiver (p50/p95/p99/max), the back
 the step ended and how long it took to drain, and each process's CPU. In the same run it
 measures the API alone (the same POSTs, closed-loop, with no endpoint to fan out to) as the
 ceiling, and prints the highest offered rate that kept p99 under 1 s as a ratio of it; plain
-aiohttp POSTs to the same receiver are the ceiling of deliveries/s. With --statements each step
+aiohttp POSTs to the same receiver are the ceiling of deliveries/s. Each ceiling's CPU per event
+or POST (every process, Postgres's backends included) prices the targets' raw work, so the last
+lines say how much of the machine is left for claiming and recording at each target. With --statements each step
 also shows the SQL it cost per delivered event (pg_stat_statements).
 """
 
@@ -283,6 +285,35 @@ def busy(before: dict[str, float], after: dict[str, float], seconds: float) -> s
     return ", ".join(f"{n} {(after[n] - before.get(n, 0)) / seconds:.0%}" for n in after)
 
 
+def cpu_ms_per(before: dict[str, float], after: dict[str, float], count: float) -> float:
+    """Milliseconds of CPU, all processes together, per unit of work between two readings."""
+    return sum(after[n] - before.get(n, 0) for n in after) * 1000 / max(1.0, count)
+
+
+def machine_bound(ceiling: float, posts: float, ingest_ms: float, post_ms: float) -> str:
+    """The targets' raw work (events at the API alone's CPU cost, deliveries at plain aiohttp's)
+    next to the machine's cores: what is left for claiming and recording, or that none is."""
+    cores = os.cpu_count() or 1
+    lines = [f"the machine's bound: {cores} cores; raw work priced at the two ceilings' CPU"]
+    targets = [
+        ("fan-out 1 at 0.8 of the API alone", 0.8 * ceiling, 0.8 * ceiling),
+        ("fan-out 10 at 0.6 of the aiohttp ceiling", 0.6 * posts / 10, 0.6 * posts),
+    ]
+    for name, events, deliveries in targets:
+        raw = (events * ingest_ms + deliveries * post_ms) / 1000
+        left = cores - raw
+        verdict = (
+            f"{left:.2f} cores left to claim and record: {left * 1e6 / deliveries:.0f} µs per delivery"
+            if left > 0
+            else "beyond the machine before any claim or record"
+        )
+        lines.append(
+            f"  {name}: {events:.0f} events/s, {deliveries:.0f} deliveries/s need "
+            f"{raw:.2f} cores of raw work; {verdict}"
+        )
+    return "\n".join(lines)
+
+
 def _cpu(process: psutil.Process) -> float:
     with contextlib.suppress(psutil.NoSuchProcess):
         t = process.cpu_times()
@@ -309,12 +340,14 @@ async def step(
     cpu = busy(before, after, took)
     delivered = len(seen) / (took + drained)
     postgres_ms = (after["postgres"] - before["postgres"]) * 1000 / max(1, len(seen))
+    all_ms = cpu_ms_per(before, after, len(seen))
     print(
         f"offered {rate:6.0f}/s  ingest {accepted / took:6.0f}/s  "
         f"deliveries {delivered:6.0f}/s  "
         f"p50 {cuts[49] * 1000:7.1f} ms  p95 {cuts[94] * 1000:7.1f}  p99 {cuts[98] * 1000:7.1f}  "
         f"max {(seen[-1] if seen else 0) * 1000:7.1f}  backlog {left} (drained in {drained:.1f} s)"
-        f"\n{'':18}cpu per core: {cpu}; postgres {postgres_ms:.2f} ms per delivery"
+        f"\n{'':18}cpu per core: {cpu}; postgres {postgres_ms:.2f} ms per delivery, "
+        f"all processes {all_ms:.2f} ms per delivery"
     )
     if args.statements:
         print_statements(url, len(seen))
@@ -329,8 +362,12 @@ async def run(url: str, args: argparse.Namespace, postgres_pid: int) -> None:
         before = cpu_seconds(pids)
         started = time.monotonic()
         ceiling = await api_alone(where["api"], alone_key, 5.0)
-        alone_cpu = busy(before, cpu_seconds(pids), time.monotonic() - started)
+        after, took = cpu_seconds(pids), time.monotonic() - started
+        alone_cpu, ingest_ms = busy(before, after, took), cpu_ms_per(before, after, ceiling * took)
+        started = time.monotonic()
         posts = await post_ceiling(where["hook"], 5.0)
+        took, done = time.monotonic() - started, cpu_seconds(pids)
+        posts_cpu, post_ms = busy(after, done, took), cpu_ms_per(after, done, posts * took)
         async with aiohttp.ClientSession(headers={"X-API-Key": key}) as session:
             for n in range(args.fan_out):
                 hook = {"url": f"{where['hook']}/hook/{n}"}
@@ -339,8 +376,9 @@ async def run(url: str, args: argparse.Namespace, postgres_pid: int) -> None:
         print(
             f"machine: {os.cpu_count()} cores; {args.workers} worker(s), fan-out {args.fan_out}"
             f"\nceiling: the API alone, closed-loop, no endpoints  {ceiling:6.0f} events/s"
-            f"\n{'':18}cpu per core: {alone_cpu}"
+            f"\n{'':18}cpu per core: {alone_cpu}; all processes {ingest_ms:.2f} ms per event"
             f"\nceiling: plain aiohttp POSTs to the receiver      {posts:6.0f} /s"
+            f"\n{'':18}cpu per core: {posts_cpu}; all processes {post_ms:.2f} ms per POST"
         )
         best, most = 0.0, 0.0
         for rate in args.rates:
@@ -351,6 +389,7 @@ async def run(url: str, args: argparse.Namespace, postgres_pid: int) -> None:
         print(
             f"highest offered rate with p99 < 1 s: {best:.0f}/s = {best / ceiling:.2f} of the ceiling"
             f"\nmost deliveries/s: {most:.0f} = {most / posts:.2f} of the aiohttp ceiling"
+            f"\n{machine_bound(ceiling, posts, ingest_ms, post_ms)}"
         )
 
 
