@@ -128,7 +128,14 @@ async def test_a_stream_ends_with_a_reason_when_the_database_dies_and_resumes_af
         migrate.apply(url)
         key = await make_key(url)
         with api_process(url) as base:
-            async with AsyncClient(base, key, max_retries=30, max_retry_wait=1) as client:
+            statuses: list[int] = []  # every answer the SDK got, its stream's connections too
+
+            async def note(response: httpx.Response) -> None:
+                statuses.append(response.status_code)
+
+            http = httpx.AsyncClient(base_url=base, timeout=30, event_hooks={"response": [note]})
+            sdk = AsyncClient(base, key, max_retries=30, max_retry_wait=1, http=http)
+            async with sdk as client:
                 before = await client.ingest_event(event_body())
                 received: list[str] = []
 
@@ -146,9 +153,13 @@ async def test_a_stream_ends_with_a_reason_when_the_database_dies_and_resumes_af
                         _kill_postgres(server.data_dir)
                         lines = [line async for line in plain.aiter_lines()]
                     assert 'data: {"reason":"database_unavailable"}' in lines
+                    # The stream reconnects while the database is still away: it is refused
+                    # with a 503 (after the pool's 10 s timeout) and tries again, not ends.
+                    await wait_for(lambda: 503 in statuses, timeout=40, what="a refused stream")
                     assert server.ensure_running() == url
                     after = await client.ingest_event(event_body())  # retried until back
-                    await wait_for(lambda: len(received) == 2, timeout=60)
+                    await wait_for(lambda: len(received) == 2 or stream.done(), timeout=60)
+                    assert not stream.done(), stream.exception()
                     stream.cancel()
         assert received == [first["event_id"], after["event_id"]]
         assert before["event_id"] not in received

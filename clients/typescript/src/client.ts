@@ -107,12 +107,19 @@ export class EventgateClient extends Operations {
   async *streamEvents(filters: StreamFilters = {}): AsyncGenerator<StreamedEvent> {
     const { lastEventId, signal, ...query } = filters;
     let last = lastEventId;
+    let refusals = 0; // connections refused in a row (429, or 503 while the database is away)
     while (!signal?.aborted) {
       const headers: Record<string, string> = { ...this.headers, accept: "text/event-stream" };
       if (last) headers["Last-Event-ID"] = last;
       try {
         const response = await this.fetch(this.url("/v1/events/stream", query), { headers, signal });
+        if (RETRIED.has(response.status) && refusals < this.maxRetries) {
+          await response.body?.cancel();
+          await sleep(retryAfter(response, refusals++, this.maxRetryWait));
+          continue;
+        }
         if (!response.ok) throw await errorFrom(response);
+        refusals = 0;
         for await (const message of sseMessages(response.body!)) {
           if (message.event === "close") {
             const reason = String(JSON.parse(message.data ?? "{}").reason ?? "closed");

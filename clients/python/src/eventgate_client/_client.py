@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 
 from eventgate_client._generated import AsyncOperations, EventView, SyncOperations
-from eventgate_client._transport import AsyncTransport, SyncTransport, _Config
+from eventgate_client._transport import AsyncTransport, SyncTransport, _Config, retry_after
 from eventgate_client.errors import EventgateError, error_from
 
 STREAM_PATH = "/v1/events/stream"
@@ -36,10 +36,21 @@ class StreamClosed(EventgateError):
 class _StreamState:
     """Parses SSE lines and remembers where to resume."""
 
-    def __init__(self, last_event_id: str | None, headers: dict[str, str]) -> None:
+    def __init__(self, last_event_id: str | None, config: _Config) -> None:
         self.last_event_id = last_event_id
-        self._headers = headers
+        self._config = config
+        self._headers = config.headers
         self._fields: dict[str, str] = {}
+        self.refusals = 0  # connections refused in a row
+
+    def refused(self, response: httpx.Response) -> float:
+        """How long to wait after a refused connection: a 429 or a 503 (the database away)
+        waits what it says, at most max_retries times in a row; anything else raises."""
+        if not self._config.should_retry(response, self.refusals):
+            raise error_from(response)
+        wait = retry_after(response, self.refusals, self._config.max_retry_wait)
+        self.refusals += 1
+        return wait
 
     def headers(self) -> dict[str, str]:
         """The key's headers, and where to resume."""
@@ -108,26 +119,29 @@ class Client(SyncOperations):
     ) -> Iterator[StreamedEvent]:
         """Follow pending events live (GET /v1/events/stream), reconnecting after a lost
         connection from the last event received: each event once, in commit order."""
-        state = _StreamState(last_event_id, self._transport.config.headers)
+        state = _StreamState(last_event_id, self._transport.config)
         query = _stream_query(source, event_type, channel)
         http = self._transport.http
 
         while True:
+            wait = RECONNECT_WAIT
             try:
                 with http.stream(
                     "GET", STREAM_PATH, params=query, headers=state.headers(), timeout=None
                 ) as response:
                     if response.is_error:
                         response.read()
-                        raise error_from(response)
-                    for item in map(state.feed, _lines(response.iter_lines())):
-                        if isinstance(item, str) and item not in RESUMABLE_CLOSES:
-                            raise _closed(item)
-                        if isinstance(item, StreamedEvent):
-                            yield item
+                        wait = state.refused(response)
+                    else:
+                        state.refusals = 0
+                        for item in map(state.feed, _lines(response.iter_lines())):
+                            if isinstance(item, str) and item not in RESUMABLE_CLOSES:
+                                raise _closed(item)
+                            if isinstance(item, StreamedEvent):
+                                yield item
             except httpx.TransportError:
                 pass
-            time.sleep(RECONNECT_WAIT)
+            time.sleep(wait)
 
 
 def _lines(lines: Iterable[str]) -> Iterator[str]:
@@ -170,24 +184,27 @@ class AsyncClient(AsyncOperations):
         last_event_id: str | None = None,
     ) -> AsyncIterator[StreamedEvent]:
         """Follow pending events live, as Client.stream_events does."""
-        state = _StreamState(last_event_id, self._transport.config.headers)
+        state = _StreamState(last_event_id, self._transport.config)
         query: dict[str, Any] = _stream_query(source, event_type, channel)
         http = self._transport.http
 
         while True:
+            wait = RECONNECT_WAIT
             try:
                 async with http.stream(
                     "GET", STREAM_PATH, params=query, headers=state.headers(), timeout=None
                 ) as response:
                     if response.is_error:
                         await response.aread()
-                        raise error_from(response)
-                    async for line in response.aiter_lines():
-                        item = state.feed(line.rstrip("\r"))
-                        if isinstance(item, str) and item not in RESUMABLE_CLOSES:
-                            raise _closed(item)
-                        if isinstance(item, StreamedEvent):
-                            yield item
+                        wait = state.refused(response)
+                    else:
+                        state.refusals = 0
+                        async for line in response.aiter_lines():
+                            item = state.feed(line.rstrip("\r"))
+                            if isinstance(item, str) and item not in RESUMABLE_CLOSES:
+                                raise _closed(item)
+                            if isinstance(item, StreamedEvent):
+                                yield item
             except httpx.TransportError:
                 pass
-            await asyncio.sleep(RECONNECT_WAIT)
+            await asyncio.sleep(wait)

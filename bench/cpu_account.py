@@ -1,0 +1,61 @@
+"""CPU accounting for the benches: each process's CPU between two readings, per unit of work,
+and what the machine's cores leave for a target once its raw work is priced."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+import psutil
+
+
+def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
+    """User + system CPU of each process so far; "postgres" adds up its backends."""
+    times = {}
+    for name, pid in pids.items():
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process = psutil.Process(pid)
+            family = [process, *process.children()] if name == "postgres" else [process]
+            times[name] = sum(_cpu(p) for p in family)
+    return times
+
+
+def busy(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
+    """Each process's share of a core between two readings."""
+    return ", ".join(f"{n} {(after[n] - before.get(n, 0)) / seconds:.0%}" for n in after)
+
+
+def cpu_ms_per(before: dict[str, float], after: dict[str, float], count: float) -> float:
+    """Milliseconds of CPU, all processes together, per unit of work between two readings."""
+    return sum(after[n] - before.get(n, 0) for n in after) * 1000 / max(1.0, count)
+
+
+def machine_bound(ceiling: float, posts: float, ingest_ms: float, post_ms: float) -> str:
+    """The targets' raw work (events at the API alone's CPU cost, deliveries at plain aiohttp's)
+    next to the machine's cores: what is left for claiming and recording, or that none is."""
+    cores = os.cpu_count() or 1
+    lines = [f"the machine's bound: {cores} cores; raw work priced at the two ceilings' CPU"]
+    targets = [
+        ("fan-out 1 at 0.8 of the API alone", 0.8 * ceiling, 0.8 * ceiling),
+        ("fan-out 10 at 0.6 of the aiohttp ceiling", 0.6 * posts / 10, 0.6 * posts),
+    ]
+    for name, events, deliveries in targets:
+        raw = (events * ingest_ms + deliveries * post_ms) / 1000
+        left = cores - raw
+        verdict = (
+            f"{left:.2f} cores left to claim and record: {left * 1e6 / deliveries:.0f} µs per delivery"
+            if left > 0
+            else "beyond the machine before any claim or record"
+        )
+        lines.append(
+            f"  {name}: {events:.0f} events/s, {deliveries:.0f} deliveries/s need "
+            f"{raw:.2f} cores of raw work; {verdict}"
+        )
+    return "\n".join(lines)
+
+
+def _cpu(process: psutil.Process) -> float:
+    with contextlib.suppress(psutil.NoSuchProcess):
+        t = process.cpu_times()
+        return t.user + t.system
+    return 0.0
