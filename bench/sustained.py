@@ -12,8 +12,9 @@ measures the API alone (the same POSTs, closed-loop, with no endpoint to fan out
 ceiling, and prints the highest offered rate that kept p99 under 1 s as a ratio of it; plain
 aiohttp POSTs to the same receiver are the ceiling of deliveries/s. Each ceiling's CPU per event
 or POST (every process, Postgres's backends included) prices the targets' raw work, so the last
-lines say how much of the machine is left for claiming and recording at each target. With --statements each step
-also shows the SQL it cost per delivered event (pg_stat_statements).
+lines say how much of the machine is left for claiming and recording at each target (a lower
+bound of the raw work: an event with deliveries costs more to ingest than one without). With
+--statements each step also shows the SQL it cost per delivered event (pg_stat_statements).
 """
 
 from __future__ import annotations
