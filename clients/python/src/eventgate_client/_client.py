@@ -39,7 +39,6 @@ class _StreamState:
     def __init__(self, last_event_id: str | None, config: _Config) -> None:
         self.last_event_id = last_event_id
         self._config = config
-        self._headers = config.headers
         self._fields: dict[str, str] = {}
         self.refusals = 0  # connections refused in a row
 
@@ -55,7 +54,7 @@ class _StreamState:
     def headers(self) -> dict[str, str]:
         """The key's headers, and where to resume."""
         resume = {"Last-Event-ID": self.last_event_id} if self.last_event_id else {}
-        return {**self._headers, **resume}
+        return {**self._config.headers, **resume}
 
     def feed(self, line: str) -> StreamedEvent | str | None:
         """A whole event, a close reason, or None while a message is incomplete."""
