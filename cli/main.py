@@ -82,6 +82,7 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _worker(args: argparse.Namespace) -> None:
+    from core.garbage import settle_garbage_collection
     from core.queues import WORKER_QUEUES
     from workers.app import app
 
@@ -98,6 +99,7 @@ def _worker(args: argparse.Namespace) -> None:
 
     async def run() -> None:
         async with app.open_async():
+            settle_garbage_collection()  # a worker process of its own from here on
             # Until SIGINT or SIGTERM (in-flight batches finish); restarted after a lost database.
             await app.run_worker_async(queues=queues)
 

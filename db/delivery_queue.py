@@ -18,7 +18,7 @@ from core.destination_configs import DestinationConfig, decode_config
 from core.queues import DELIVERIES_DUE_CHANNEL
 from core.vocabulary import UNFINISHED_DELIVERY_STATUSES, WAITING_DELIVERY_STATUSES, sql_in
 from db.endpoint_secrets import open_secret
-from db.query import fetch_all, fetch_tuples, jsonb_rows
+from db.query import fetch_all, fetch_flagged, fetch_tuples, jsonb_rows
 
 UNFINISHED = sql_in(UNFINISHED_DELIVERY_STATUSES)
 WAITING = sql_in(WAITING_DELIVERY_STATUSES)
@@ -107,13 +107,11 @@ class Hold(msgspec.Struct):
     until: datetime | None
 
 
-# Lock due deliveries of one queue, oldest due first, skipping rows other claimers hold; none
-# from a disabled or open-circuit endpoint, only the head of an ordered one (scheduled
+# Due deliveries of one queue, oldest due first, skipping rows other claimers hold, locked;
+# none from a disabled or open-circuit endpoint, only the head of an ordered one (scheduled
 # deliveries are due from their deliver_at)
 # (deliveries_due_idx; the ordered check uses deliveries_unfinished_idx).
-CANDIDATES = f"""
-SELECT d.id, d.created_at, d.tenant_id, d.endpoint_id, e.rate_limit_per_s,
-       e.consecutive_failures >= %(circuit_threshold)s AS probing, d.next_attempt_at AS due_at
+DUE = f"""
 FROM deliveries d
 JOIN endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
 WHERE d.queue = %(queue)s AND d.status IN {UNFINISHED} AND d.next_attempt_at <= now()
@@ -128,6 +126,25 @@ LIMIT %(limit)s
 FOR UPDATE OF d SKIP LOCKED
 """
 
+# Lock due deliveries with what decides whether each may go now (inside a transaction).
+CANDIDATES = f"""
+SELECT d.id, d.created_at, d.tenant_id, d.endpoint_id, e.rate_limit_per_s,
+       e.consecutive_failures >= %(circuit_threshold)s AS probing, d.next_attempt_at AS due_at
+{DUE}"""
+
+# What sending a leased delivery needs, from `leased l` (a missing event was deleted or
+# expired) (endpoints_pkey, events_pkey).
+CLAIMED_COLUMNS = """
+       l.id, l.created_at, l.tenant_id, l.event_id, l.endpoint_id, l.attempts, l.retry_index,
+       l.due_at,
+       e.url, e.ordered, e.kind, e.config_encrypted,
+       e.consecutive_failures = 0 AND e.failing_since IS NULL AND e.circuit_open_until IS NULL
+           AS healthy,
+       e.secret_encrypted,
+       CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret_encrypted END
+           AS previous_secret_encrypted,
+       ev.source, ev.event_type, ev.payload, ev.metadata, e.transformation, ev.traceparent"""
+
 # Make deliveries over their endpoint's rate due at the next one-second window (deliveries_pkey).
 # Every statement that joins a batch of rows to a partitioned table also lists their distinct
 # created_at values (`days`): the planner prunes to those partitions instead of planning a
@@ -139,9 +156,9 @@ FROM unnest(%(tenant_ids)s::uuid[], %(ids)s::uuid[], %(created_ats)s::timestampt
 WHERE d.tenant_id = c.tenant_id AND d.id = c.id AND d.created_at = c.created_at AND d.created_at = ANY(%(created_ats)s)
 """
 
-# Lease the chosen rows and read what sending needs; a missing event was deleted or expired
-# (deliveries_pkey, endpoints_pkey, events_pkey).
-LEASE = """
+# Lease the chosen rows and read what sending needs (deliveries_pkey, endpoints_pkey,
+# events_pkey).
+LEASE = f"""
 WITH leased AS (
     UPDATE deliveries d SET status = 'delivering', attempts = d.attempts + 1,
         next_attempt_at = now() + make_interval(secs => %(lease)s), updated_at = now()
@@ -151,19 +168,36 @@ WITH leased AS (
     RETURNING d.id, d.created_at, d.tenant_id, d.event_id, d.endpoint_id, d.attempts,
               d.retry_index, c.due_at
 )
-SELECT l.id, l.created_at, l.tenant_id, l.event_id, l.endpoint_id, l.attempts, l.retry_index,
-       l.due_at,
-       e.url, e.ordered, e.kind, e.config_encrypted,
-       e.consecutive_failures = 0 AND e.failing_since IS NULL AND e.circuit_open_until IS NULL
-           AS healthy,
-       e.secret_encrypted,
-       CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret_encrypted END
-           AS previous_secret_encrypted,
-       ev.source, ev.event_type, ev.payload, ev.metadata, e.transformation, ev.traceparent
+SELECT {CLAIMED_COLUMNS}
 FROM leased l
 JOIN endpoints e ON e.tenant_id = l.tenant_id AND e.id = l.endpoint_id
 LEFT JOIN events ev ON ev.tenant_id = l.tenant_id AND ev.id = l.event_id AND ev.created_at = l.created_at
                     AND ev.created_at = ANY(%(days)s)
+"""
+
+# The common claim in one statement, committed by itself: lock due deliveries and lease at
+# once those whose endpoints have no rate limit and no circuit to probe. Every locked row
+# comes back; `leased` is false for the others, which the transaction of CANDIDATES, the
+# probes and the rate windows, then LEASE, decides on (deliveries_due_idx, deliveries_pkey,
+# endpoints_pkey, events_pkey).
+CLAIM_PLAIN = f"""
+WITH found AS (
+    SELECT d.id, d.created_at, d.tenant_id, d.next_attempt_at AS due_at,
+           e.rate_limit_per_s IS NULL AND e.consecutive_failures < %(circuit_threshold)s AS plain
+    {DUE}
+), leased AS (
+    UPDATE deliveries d SET status = 'delivering', attempts = d.attempts + 1,
+        next_attempt_at = now() + make_interval(secs => %(lease)s), updated_at = now()
+    FROM found c
+    WHERE c.plain AND d.tenant_id = c.tenant_id AND d.id = c.id AND d.created_at = c.created_at
+    RETURNING d.id, d.created_at, d.tenant_id, d.event_id, d.endpoint_id, d.attempts,
+              d.retry_index, c.due_at
+)
+SELECT l.id IS NOT NULL AS leased, {CLAIMED_COLUMNS}
+FROM found c
+LEFT JOIN leased l ON l.id = c.id
+LEFT JOIN endpoints e ON e.tenant_id = l.tenant_id AND e.id = l.endpoint_id
+LEFT JOIN events ev ON ev.tenant_id = l.tenant_id AND ev.id = l.event_id AND ev.created_at = l.created_at
 """
 
 # Write back a batch of tries and insert their attempts. A row re-claimed after its lease ran
@@ -227,6 +261,21 @@ async def candidates(
     """Lock up to `limit` due deliveries of the queue (call inside a transaction)."""
     params = {"queue": queue, "limit": limit, "circuit_threshold": circuit_threshold}
     return await fetch_all(conn, CANDIDATES, params, Candidate)
+
+
+async def claim_plain(
+    conn: AsyncConnection, queue: str, limit: int, circuit_threshold: int, lease_seconds: float
+) -> tuple[list[Claimed], int]:
+    """Lock up to `limit` due deliveries of the queue and lease those of endpoints with no rate
+    limit and no circuit to probe (commits by itself): the leased ones, and how many others
+    were due."""
+    params = {
+        "queue": queue,
+        "limit": limit,
+        "circuit_threshold": circuit_threshold,
+        "lease": lease_seconds,
+    }
+    return await fetch_flagged(conn, CLAIM_PLAIN, params, Claimed)
 
 
 async def postpone_to_next_second(conn: AsyncConnection, rows: Sequence[Candidate]) -> None:

@@ -6,8 +6,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any, LiteralString, TypeVar
 
 import msgspec
-from psycopg import AsyncConnection
-from psycopg.rows import class_row
+from psycopg import AsyncConnection, AsyncCursor
+from psycopg.rows import RowMaker, class_row
 from psycopg.types.json import Jsonb
 
 Row = TypeVar("Row", bound=msgspec.Struct)
@@ -33,6 +33,30 @@ async def fetch_all(
     async with conn.cursor(row_factory=class_row(row)) as cur:
         await cur.execute(query, params)
         return await cur.fetchall()
+
+
+async def fetch_flagged(
+    conn: AsyncConnection, query: LiteralString, params: Params, row: type[Row]
+) -> tuple[list[Row], int]:
+    """The rows whose first column is true as `row` Structs (of the other columns), and how
+    many rows came back with it false."""
+    async with conn.cursor(row_factory=_flagged_row(row)) as cur:
+        await cur.execute(query, params)
+        found = await cur.fetchall()
+    kept = [r for r in found if r is not None]
+    return kept, len(found) - len(kept)
+
+
+def _flagged_row(row: type[Row]) -> Any:
+    def factory(cursor: AsyncCursor[Any]) -> RowMaker[Row | None]:
+        names = [column.name for column in cursor.description or []][1:]
+
+        def make(values: Sequence[Any]) -> Row | None:
+            return row(**dict(zip(names, values[1:], strict=True))) if values[0] else None
+
+        return make
+
+    return factory
 
 
 async def fetch_value(conn: AsyncConnection, query: LiteralString, params: Params = None) -> Any:

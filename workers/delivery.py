@@ -47,6 +47,22 @@ JITTER = 0.2  # retry delays vary by ±20 % so a recovered endpoint is not hit a
 
 async def claim(pool: AsyncConnectionPool, queue: str, settings: Settings) -> list[Claimed]:
     """Lease a batch of due deliveries of the queue that their endpoints may take now."""
+    async with pool.connection() as conn:
+        claimed, others = await delivery_queue.claim_plain(
+            conn,
+            queue,
+            settings.delivery_batch_size,
+            settings.circuit_failure_threshold,
+            settings.delivery_lease_seconds,
+        )
+    if others:  # endpoints with a rate limit or a circuit to probe: decided one by one
+        claimed += await _claim_admitted(pool, queue, settings)
+    return claimed
+
+
+async def _claim_admitted(
+    pool: AsyncConnectionPool, queue: str, settings: Settings
+) -> list[Claimed]:
     for attempt in range(1, DEADLOCK_RETRIES + 1):
         try:
             async with pool.connection() as conn, conn.transaction():

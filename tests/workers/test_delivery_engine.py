@@ -144,3 +144,11 @@ async def test_engines_count_each_other_and_split_the_notifications(worker_env, 
             assert alone.dispatchers["default"].due.is_set()
         finally:
             await alone.stop(1.0)
+
+
+def test_claims_are_paced_by_what_the_last_one_found_up_to_a_most():
+    from workers.engine import CLAIM_PACING_MOST_SECONDS, CLAIM_PACING_SECONDS, claim_pacing
+
+    assert claim_pacing(2) == 2 * CLAIM_PACING_SECONDS
+    assert claim_pacing(3) > claim_pacing(2)
+    assert claim_pacing(99) == CLAIM_PACING_MOST_SECONDS

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import psycopg
 import pytest
+from psycopg_pool import AsyncConnectionPool
 
+from core.settings import Settings
 from tests.helpers import (
     add_endpoint,
     auth,
@@ -14,6 +18,7 @@ from tests.helpers import (
     statuses,
     wait_for,
 )
+from workers.delivery import claim
 
 
 @pytest.fixture
@@ -109,6 +114,25 @@ async def test_rate_limit_per_second_holds_across_the_batch(client, worker_env, 
     assert len(windows) >= 3
     assert max(windows) == 4
     assert sum(windows) == 12
+
+
+async def test_one_claim_leases_plain_endpoints_at_once_and_a_limited_one_to_its_rate(
+    client, worker_env, receiver
+):
+    key = await make_key(worker_env)
+    await add_endpoint(client, key, receiver, "plain")
+    await add_endpoint(client, key, receiver, "limited", rate_limit_per_s=2)
+    await ingest(client, key, 5)
+    settings = Settings.from_env()
+    async with AsyncConnectionPool(worker_env, kwargs={"autocommit": True}) as pool:
+        claimed = await claim(pool, "default", settings)
+    assert Counter(c.url.rsplit("/", 1)[-1] for c in claimed) == {"plain": 5, "limited": 2}
+    assert statuses(worker_env) == {"delivering": 7, "pending": 3}
+    with psycopg.connect(worker_env) as conn:
+        waiting = conn.execute(
+            "SELECT count(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at > now()"
+        ).fetchone()
+    assert waiting == (3,)  # the limited endpoint's other three wait for the next second
 
 
 async def test_retry_after_is_honoured(client, worker_env, receiver):
