@@ -36,7 +36,7 @@ SELECT eventgate_uuidv7(ev.created_at), %(tenant_id)s, ev.id, %(endpoint_id)s, '
 FROM ev
 """
 ROUNDS = 300
-CLAIM = {"queue": "default", "circuit_threshold": 5, "limit": 100}
+CLAIM = {"queue": "default", "circuit_threshold": 5, "limit": 100, "late": 0.0}
 
 
 def _median_ms(conn: psycopg.Connection, query: str, params: dict | None) -> float:

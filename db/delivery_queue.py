@@ -107,14 +107,16 @@ class Hold(msgspec.Struct):
     until: datetime | None
 
 
-# Due deliveries of one queue, oldest due first, skipping rows other claimers hold, locked;
+# Deliveries of one queue due for at least `late` seconds, oldest due first, skipping rows
+# other claimers hold, locked;
 # none from a disabled or open-circuit endpoint, only the head of an ordered one (scheduled
 # deliveries are due from their deliver_at)
 # (deliveries_due_idx; the ordered check uses deliveries_unfinished_idx).
 DUE = f"""
 FROM deliveries d
 JOIN endpoints e ON e.tenant_id = d.tenant_id AND e.id = d.endpoint_id
-WHERE d.queue = %(queue)s AND d.status IN {UNFINISHED} AND d.next_attempt_at <= now()
+WHERE d.queue = %(queue)s AND d.status IN {UNFINISHED}
+  AND d.next_attempt_at <= now() - make_interval(secs => %(late)s)
   AND e.is_active AND (e.circuit_open_until IS NULL OR e.circuit_open_until <= now())
   AND (NOT e.ordered OR NOT EXISTS (
       SELECT 1 FROM deliveries p
@@ -256,24 +258,32 @@ SELECT pid FROM pg_stat_activity WHERE application_name = %(name)s ORDER BY back
 
 
 async def candidates(
-    conn: AsyncConnection, queue: str, limit: int, circuit_threshold: int
+    conn: AsyncConnection, queue: str, limit: int, circuit_threshold: int, late: float = 0.0
 ) -> list[Candidate]:
-    """Lock up to `limit` due deliveries of the queue (call inside a transaction)."""
+    """Lock up to `limit` deliveries of the queue due for `late` seconds (inside a
+    transaction)."""
     params = {"queue": queue, "limit": limit, "circuit_threshold": circuit_threshold}
+    params["late"] = late
     return await fetch_all(conn, CANDIDATES, params, Candidate)
 
 
 async def claim_plain(
-    conn: AsyncConnection, queue: str, limit: int, circuit_threshold: int, lease_seconds: float
+    conn: AsyncConnection,
+    queue: str,
+    limit: int,
+    circuit_threshold: int,
+    lease_seconds: float,
+    late: float = 0.0,
 ) -> tuple[list[Claimed], int]:
-    """Lock up to `limit` due deliveries of the queue and lease those of endpoints with no rate
-    limit and no circuit to probe (commits by itself): the leased ones, and how many others
-    were due."""
+    """Lock up to `limit` deliveries of the queue due for `late` seconds and lease those of
+    endpoints with no rate limit and no circuit to probe (commits by itself): the leased ones,
+    and how many others were due."""
     params = {
         "queue": queue,
         "limit": limit,
         "circuit_threshold": circuit_threshold,
         "lease": lease_seconds,
+        "late": late,
     }
     return await fetch_flagged(conn, CLAIM_PLAIN, params, Claimed)
 

@@ -45,8 +45,11 @@ DEADLOCK_RETRIES = 3
 JITTER = 0.2  # retry delays vary by ±20 % so a recovered endpoint is not hit all at once
 
 
-async def claim(pool: AsyncConnectionPool, queue: str, settings: Settings) -> list[Claimed]:
-    """Lease a batch of due deliveries of the queue that their endpoints may take now."""
+async def claim(
+    pool: AsyncConnectionPool, queue: str, settings: Settings, late: float = 0.0
+) -> list[Claimed]:
+    """Lease a batch of the queue's deliveries due for `late` seconds that their endpoints may
+    take now."""
     async with pool.connection() as conn:
         claimed, others = await delivery_queue.claim_plain(
             conn,
@@ -54,20 +57,25 @@ async def claim(pool: AsyncConnectionPool, queue: str, settings: Settings) -> li
             settings.delivery_batch_size,
             settings.circuit_failure_threshold,
             settings.delivery_lease_seconds,
+            late,
         )
     if others:  # endpoints with a rate limit or a circuit to probe: decided one by one
-        claimed += await _claim_admitted(pool, queue, settings)
+        claimed += await _claim_admitted(pool, queue, settings, late)
     return claimed
 
 
 async def _claim_admitted(
-    pool: AsyncConnectionPool, queue: str, settings: Settings
+    pool: AsyncConnectionPool, queue: str, settings: Settings, late: float
 ) -> list[Claimed]:
     for attempt in range(1, DEADLOCK_RETRIES + 1):
         try:
             async with pool.connection() as conn, conn.transaction():
                 found = await delivery_queue.candidates(
-                    conn, queue, settings.delivery_batch_size, settings.circuit_failure_threshold
+                    conn,
+                    queue,
+                    settings.delivery_batch_size,
+                    settings.circuit_failure_threshold,
+                    late,
                 )
                 chosen = await _admit(conn, found, settings) if found else []
                 if not chosen:

@@ -1,5 +1,6 @@
 """The delivery engine: each worker process claims due deliveries continuously while there are
-any, woken by NOTIFY, and looks anyway every poll interval.
+any, woken by NOTIFY (the first engine) or polling often (the others), and looks anyway every
+poll interval.
 
 Ingest and the API announce due work on `DELIVERIES_DUE_CHANNEL` (NOTIFY at COMMIT), so an
 event costs no job and no lock. Per delivery queue a `QueueDispatcher` claims a batch, hands it
@@ -34,10 +35,14 @@ logger = logging.getLogger("eventgate.engine")
 RECONNECT_SECONDS = 1.0
 # Listener connections carry this name, so the engines of all workers can count each other.
 LISTENER_NAME = "eventgate-delivery-engine"
-# How often an engine counts the engines listening, and how late it answers a notification
-# meant for another engine (in case that one is busy or gone).
+# How often an engine counts the engines connected, and how often an engine that is not the
+# first claims without being notified: the others take what the first leaves (a backlog it
+# cannot keep up with, its batches when it dies) within this, without waking on every event.
 PEERS_REFRESH_SECONDS = 2.0
-DEFERRED_WAKE_SECONDS = 0.02
+FOLLOWER_POLL_SECONDS = 0.05
+# What the others claim: deliveries due this long at least, which the first, claiming every
+# CLAIM_PACING_MOST_SECONDS at most while it keeps up, has left behind.
+FOLLOWER_LATE_SECONDS = 0.1
 # After a claim that found more than one delivery due (but not a full batch), wait this long
 # per delivery found, up to the most, before the next: a quiet system, whose claims find one,
 # is served at once, while under load each claim takes more. Each claim, send and record wakes
@@ -59,20 +64,11 @@ class QueueDispatcher:
         self.lanes = asyncio.Semaphore(settings.worker_concurrency)
         self.in_flight: set[asyncio.Task[None]] = set()
         self.stopping = False
-        self.deferred = False
+        self.poll_seconds = settings.delivery_poll_seconds
+        self.late_seconds = 0.0  # claim only deliveries due this long (another engine listens)
 
     def wake(self) -> None:
         """Claim again as soon as possible (a notification, a retry coming due)."""
-        self.due.set()
-
-    def wake_soon(self) -> None:
-        """Claim within DEFERRED_WAKE_SECONDS (at most one such wake-up pending)."""
-        if not self.deferred:
-            self.deferred = True
-            asyncio.get_running_loop().call_later(DEFERRED_WAKE_SECONDS, self._deferred_wake)
-
-    def _deferred_wake(self) -> None:
-        self.deferred = False
         self.due.set()
 
     async def run(self) -> None:
@@ -80,7 +76,7 @@ class QueueDispatcher:
         self.due.set()  # whatever is due already when the worker starts
         while not self.stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.due.wait(), self.settings.delivery_poll_seconds)
+                await asyncio.wait_for(self.due.wait(), self.poll_seconds)
             # Cleared before claiming: a notification from now on sets it again.
             self.due.clear()
             if not self.stopping:
@@ -93,7 +89,7 @@ class QueueDispatcher:
                 self.lanes.release()
                 return
             try:
-                claimed = await claim(self.pool, self.queue, self.settings)
+                claimed = await claim(self.pool, self.queue, self.settings, self.late_seconds)
             except Exception as exc:
                 self.lanes.release()
                 _log_trouble("claiming", self.queue, exc)
@@ -151,11 +147,14 @@ class QueueDispatcher:
 class DeliveryEngine:
     """The dispatchers of a worker's delivery queues and the listener that wakes them.
 
-    Every engine hears every notification. When several listen, each answers at once only
-    the notifications whose sender's backend pid falls to it (pid modulo the engines
-    listening) and the others a moment later, when the engine they fell to has usually
-    claimed them: claims that would find nothing are not made, so a second worker never
-    slows the first down, while any engine still picks up what another leaves.
+    Engines count each other by their listener connections. Only the first (the oldest
+    connection) LISTENs and answers every notification at once; the others keep their
+    connection but not the channel, and claim every FOLLOWER_POLL_SECONDS instead. A quiet or
+    steady flow that one worker keeps up with is served by the first alone, so a second
+    worker never slows it down (every notification it heard would wake it and its Postgres
+    backend for nothing); a backlog the first cannot keep up with is found by the others'
+    polls, which claim while they find work; and when the first goes, the next takes its
+    place at the next count.
     """
 
     def __init__(
@@ -168,7 +167,7 @@ class DeliveryEngine:
         self.tasks: list[asyncio.Task[None]] = []
         self.listening = asyncio.Event()
         self.listener_pid = 0
-        self.peers = (1, 0)  # engines listening, and this one's place among them
+        self.peers = (1, 0)  # engines connected, and this one's place among them
 
     def start(self) -> None:
         """Start claiming and listening (in the running event loop)."""
@@ -192,32 +191,43 @@ class DeliveryEngine:
         while True:
             try:
                 async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
-                    await conn.execute(
-                        sql.SQL("LISTEN {}").format(sql.Identifier(DELIVERIES_DUE_CHANNEL))
-                    )
                     self.listener_pid = conn.info.backend_pid
                     self.listening.set()
-                    self._wake_all()  # anything announced while no one listened
-                    async for note in conn.notifies():
-                        self._route(note.payload, note.pid)
+                    await self._listen_while_first(conn)
             except psycopg.Error as exc:
                 self.listening.clear()
-                self.peers = (1, 0)
+                self.peers = (1, 0)  # first until counted again: better two listening than none
                 _log_trouble("listening for", "every", exc)
                 await asyncio.sleep(RECONNECT_SECONDS)
 
-    def _route(self, queue: str, sender_pid: int) -> None:
-        dispatcher = self.dispatchers.get(queue)
-        if dispatcher is None:
-            return
-        engines, place = self.peers
-        if sender_pid % engines == place:
-            dispatcher.wake()
-        else:
-            dispatcher.wake_soon()
+    async def _listen_while_first(self, conn: psycopg.AsyncConnection) -> None:
+        """LISTEN while this engine is the first, UNLISTEN while it is not (checked as often
+        as the engines are counted)."""
+        channel = sql.Identifier(DELIVERIES_DUE_CHANNEL)
+        listening = False
+        while True:
+            first = self.peers[1] == 0
+            if first != listening:
+                verb = sql.SQL("LISTEN {}" if first else "UNLISTEN {}")
+                await conn.execute(verb.format(channel))
+                listening = first
+                self._follow(not first)
+                self._wake_all()  # anything announced while no one listened
+            async for note in conn.notifies(timeout=PEERS_REFRESH_SECONDS):
+                dispatcher = self.dispatchers.get(note.payload)
+                if dispatcher is not None:
+                    dispatcher.wake()
+
+    def _follow(self, following: bool) -> None:
+        """Poll often for what another engine, listening, leaves behind; while this one
+        listens, claim all that is due at the poll interval."""
+        poll = self.settings.delivery_poll_seconds
+        for dispatcher in self.dispatchers.values():
+            dispatcher.poll_seconds = min(poll, FOLLOWER_POLL_SECONDS) if following else poll
+            dispatcher.late_seconds = FOLLOWER_LATE_SECONDS if following else 0.0
 
     async def _count_peers(self) -> None:
-        """Keep `peers` current: how many engines listen, and this one's place among them."""
+        """Keep `peers` current: how many engines are connected, and this one's place."""
         while True:
             await asyncio.sleep(PEERS_REFRESH_SECONDS)
             if not self.listening.is_set():

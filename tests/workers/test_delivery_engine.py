@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 
@@ -101,49 +102,82 @@ async def test_two_workers_share_the_work_and_deliver_each_once(
     assert set(arrived) == {(p, e) for p in ("a", "b") for e in sent}
 
 
-async def test_engines_count_each_other_and_split_the_notifications(worker_env, monkeypatch):
+async def _notify_due(url: str) -> None:
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute("NOTIFY eventgate_deliveries_due, 'default'")
+
+
+def _record_wakes(engine, name: str, woken: list[str]) -> None:
+    engine.dispatchers["default"].wake = lambda: woken.append(name)
+
+
+async def test_only_the_first_engine_listens_the_others_poll_and_one_takes_over(
+    worker_env, monkeypatch
+):
     from psycopg_pool import AsyncConnectionPool
 
     from core.settings import Settings
     from workers import engine as engine_module
-    from workers.engine import DeliveryEngine
+    from workers.engine import FOLLOWER_LATE_SECONDS, FOLLOWER_POLL_SECONDS, DeliveryEngine
 
     monkeypatch.setattr(engine_module, "PEERS_REFRESH_SECONDS", 0.1)
     settings = Settings.from_env()
     async with AsyncConnectionPool(worker_env, min_size=1, max_size=4) as pool:
-        engines = [DeliveryEngine(pool, settings, ["default"]) for _ in range(2)]
-        for engine in engines:
-            engine.start()
+        first = DeliveryEngine(pool, settings, ["default"])
+        first.start()
+        await wait_for(lambda: first.listening.is_set(), what="the first engine connected")
+        second = DeliveryEngine(pool, settings, ["default"])
+        second.start()
         try:
             await wait_for(
-                lambda: sorted(e.peers for e in engines) == [(2, 0), (2, 1)],
+                lambda: (first.peers, second.peers) == ((2, 0), (2, 1)),
                 what="each engine knowing its place among two",
             )
-            first, second = engines
-            pid = first.peers[1]  # a sender pid that falls to the first engine
-            for engine in engines:
-                engine.dispatchers["default"].due.clear()
-                engine._route("default", pid)
-            assert first.dispatchers["default"].due.is_set()  # at once
-            assert not second.dispatchers["default"].due.is_set()
-            assert second.dispatchers["default"].deferred  # a moment later
-            await wait_for(lambda: not second.dispatchers["default"].deferred, timeout=1)
+            await wait_for(
+                lambda: second.dispatchers["default"].poll_seconds == FOLLOWER_POLL_SECONDS,
+                what="the second engine polling",
+            )
+            assert first.dispatchers["default"].poll_seconds == settings.delivery_poll_seconds
+            assert first.dispatchers["default"].late_seconds == 0
+            assert second.dispatchers["default"].late_seconds == FOLLOWER_LATE_SECONDS
+            woken: list[str] = []
+            _record_wakes(first, "first", woken)
+            _record_wakes(second, "second", woken)
+            await _notify_due(worker_env)
+            await wait_for(lambda: woken == ["first"], timeout=5, what="the first woken")
+            await asyncio.sleep(0.3)
+            assert woken == ["first"]  # the second heard nothing: it does not listen
+            await first.stop(1.0)
+            await wait_for(lambda: second.peers == (1, 0), what="the second engine alone")
+            await wait_for(
+                lambda: (
+                    second.dispatchers["default"].poll_seconds == settings.delivery_poll_seconds
+                ),
+                what="the second engine listening instead of polling",
+            )
+            woken.clear()
+            await _notify_due(worker_env)
+            await wait_for(lambda: "second" in woken, timeout=5, what="the second woken")
         finally:
-            for engine in engines:
-                await engine.stop(1.0)
-    # Alone again, an engine answers every notification at once.
-    async with AsyncConnectionPool(worker_env, min_size=1, max_size=4) as pool:
-        alone = DeliveryEngine(pool, settings, ["default"])
-        alone.start()
-        try:
-            await wait_for(lambda: alone.listening.is_set(), what="listening")
-            await wait_for(lambda: alone.peers == (1, 0), what="the engine alone")
-            pid = 12345
-            alone.dispatchers["default"].due.clear()
-            alone._route("default", pid)
-            assert alone.dispatchers["default"].due.is_set()
-        finally:
-            await alone.stop(1.0)
+            await first.stop(1.0)
+            await second.stop(1.0)
+
+
+async def test_an_engine_that_follows_claims_only_what_has_waited(client, worker_env, receiver):
+    from psycopg_pool import AsyncConnectionPool
+
+    from core.settings import Settings
+    from workers.delivery import claim
+
+    key = await make_key(worker_env)
+    await add_endpoint(client, key, receiver, "late")
+    await ingest(client, key, 1)
+    settings = Settings.from_env()
+    async with AsyncConnectionPool(worker_env, kwargs={"autocommit": True}) as pool:
+        assert await claim(pool, "default", settings, late=5.0) == []
+        async with pool.connection() as conn:
+            await conn.execute("UPDATE deliveries SET next_attempt_at = now() - interval '6 s'")
+        assert len(await claim(pool, "default", settings, late=5.0)) == 1
 
 
 def test_claims_are_paced_by_what_the_last_one_found_up_to_a_most():
