@@ -66,6 +66,7 @@ class QueueDispatcher:
         self.stopping = False
         self.poll_seconds = settings.delivery_poll_seconds
         self.late_seconds = 0.0  # claim only deliveries due this long (another engine listens)
+        self.busy = False  # the last claim found several: the next comes without a wake-up
 
     def wake(self) -> None:
         """Claim again as soon as possible (a notification, a retry coming due)."""
@@ -92,22 +93,25 @@ class QueueDispatcher:
                 claimed = await claim(self.pool, self.queue, self.settings, self.late_seconds)
             except Exception as exc:
                 self.lanes.release()
+                self.busy = False
                 _log_trouble("claiming", self.queue, exc)
                 await asyncio.sleep(RECONNECT_SECONDS)
                 self.due.set()
                 return
             if not claimed:
                 self.lanes.release()
+                self.busy = False
                 return
             task = asyncio.create_task(self._deliver(claimed))
             self.in_flight.add(task)
             task.add_done_callback(self.in_flight.discard)
+            # Work arrives faster than one claim a round trip: claim again by itself, after a
+            # little has gathered, so claims grow with the load rather than their number.
+            self.busy = len(claimed) > 1
             if len(claimed) < self.settings.delivery_batch_size:
-                if len(claimed) > 1:
-                    # Work arrives faster than one claim a round trip: let a little gather so
-                    # claims grow with the load rather than their number.
-                    await asyncio.sleep(claim_pacing(len(claimed)))
-                return  # everything due at the claim was taken: wait for the next wake-up
+                if not self.busy:
+                    return  # everything due was taken: wait for the next wake-up
+                await asyncio.sleep(claim_pacing(len(claimed)))
 
     async def _deliver(self, claimed: Sequence[Claimed]) -> None:
         try:
@@ -201,8 +205,8 @@ class DeliveryEngine:
                 await asyncio.sleep(RECONNECT_SECONDS)
 
     async def _listen_while_first(self, conn: psycopg.AsyncConnection) -> None:
-        """LISTEN while this engine is the first, UNLISTEN while it is not (checked as often
-        as the engines are counted)."""
+        """LISTEN while this engine is the first, UNLISTEN while it is not (checked at each
+        read, and as often as the engines are counted)."""
         channel = sql.Identifier(DELIVERIES_DUE_CHANNEL)
         listening = False
         while True:
@@ -213,7 +217,13 @@ class DeliveryEngine:
                 listening = first
                 self._follow(not first)
                 self._wake_all()  # anything announced while no one listened
-            async for note in conn.notifies(timeout=PEERS_REFRESH_SECONDS):
+            timeout = PEERS_REFRESH_SECONDS
+            if any(d.busy for d in self.dispatchers.values()):
+                # A busy dispatcher claims again by itself: rather than be woken by every
+                # notification, read what has come once a pacing interval.
+                await asyncio.sleep(CLAIM_PACING_MOST_SECONDS)
+                timeout = 0.0
+            async for note in conn.notifies(timeout=timeout, stop_after=1):
                 dispatcher = self.dispatchers.get(note.payload)
                 if dispatcher is not None:
                     dispatcher.wake()

@@ -163,6 +163,32 @@ async def test_only_the_first_engine_listens_the_others_poll_and_one_takes_over(
             await second.stop(1.0)
 
 
+async def test_a_busy_engine_reads_its_notifications_in_rounds_and_loses_none(worker_env):
+    from psycopg_pool import AsyncConnectionPool
+
+    from core.settings import Settings
+    from workers.engine import DeliveryEngine
+
+    settings = Settings.from_env()
+    async with AsyncConnectionPool(worker_env, min_size=1, max_size=4) as pool:
+        engine = DeliveryEngine(pool, settings, ["default", "critical"])
+        engine.start()
+        try:
+            await wait_for(lambda: engine.listening.is_set(), what="listening")
+            await asyncio.sleep(0.2)  # LISTEN issued, start-up wake-ups done
+            woken: list[str] = []
+            _record_wakes(engine, "default", woken)
+            engine.dispatchers["critical"].wake = lambda: woken.append("critical")
+            engine.dispatchers["default"].busy = True  # claiming by itself: no reads between
+            async with await psycopg.AsyncConnection.connect(worker_env, autocommit=True) as c:
+                for queue in ("critical", "default", "critical"):
+                    await c.execute("SELECT pg_notify('eventgate_deliveries_due', %s)", (queue,))
+            await wait_for(lambda: len(woken) == 3, timeout=5, what="every notification read")
+            assert sorted(woken) == ["critical", "critical", "default"]
+        finally:
+            await engine.stop(1.0)
+
+
 async def test_an_engine_that_follows_claims_only_what_has_waited(client, worker_env, receiver):
     from psycopg_pool import AsyncConnectionPool
 
