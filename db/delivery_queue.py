@@ -107,10 +107,9 @@ class Hold(msgspec.Struct):
     until: datetime | None
 
 
-# Deliveries of one queue due for at least `late` seconds, oldest due first, skipping rows
-# other claimers hold, locked;
-# none from a disabled or open-circuit endpoint, only the head of an ordered one (scheduled
-# deliveries are due from their deliver_at)
+# Deliveries of one queue due for at least `late` seconds, oldest due first, locked, skipping
+# rows other claimers hold; none from a disabled or open-circuit endpoint, only the head of an
+# ordered one (scheduled deliveries are due from their deliver_at)
 # (deliveries_due_idx; the ordered check uses deliveries_unfinished_idx).
 DUE = f"""
 FROM deliveries d
@@ -262,8 +261,7 @@ async def candidates(
 ) -> list[Candidate]:
     """Lock up to `limit` deliveries of the queue due for `late` seconds (inside a
     transaction)."""
-    params = {"queue": queue, "limit": limit, "circuit_threshold": circuit_threshold}
-    params["late"] = late
+    params = {"queue": queue, "limit": limit, "circuit_threshold": circuit_threshold, "late": late}
     return await fetch_all(conn, CANDIDATES, params, Candidate)
 
 
