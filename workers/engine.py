@@ -218,9 +218,10 @@ class DeliveryEngine:
                 self._follow(not first)
                 self._wake_all()  # anything announced while no one listened
             timeout = PEERS_REFRESH_SECONDS
-            if any(d.busy for d in self.dispatchers.values()):
+            if listening and any(d.busy for d in self.dispatchers.values()):
                 # A busy dispatcher claims again by itself: rather than be woken by every
-                # notification, read what has come once a pacing interval.
+                # notification, read what has come once a pacing interval (an engine that
+                # does not listen has none to read).
                 await asyncio.sleep(CLAIM_PACING_MOST_SECONDS)
                 timeout = 0.0
             async for note in conn.notifies(timeout=timeout, stop_after=1):
