@@ -179,10 +179,17 @@ LEFT JOIN events ev ON ev.tenant_id = l.tenant_id AND ev.id = l.event_id AND ev.
 # The common claim in one statement, committed by itself: lock due deliveries and lease at
 # once those whose endpoints have no rate limit and no circuit to probe. Every locked row
 # comes back; `leased` is false for the others, which the transaction of CANDIDATES, the
-# probes and the rate windows, then LEASE, decides on (deliveries_due_idx, deliveries_pkey,
-# endpoints_pkey, events_pkey).
+# probes and the rate windows, then LEASE, decides on. With a promise (seconds), a busy engine
+# also says it will claim the queue again that long from now or later, so ingest need not
+# wake it (deliveries_due_idx, deliveries_pkey, endpoints_pkey, events_pkey,
+# delivery_claim_promises_pkey).
 CLAIM_PLAIN = f"""
-WITH found AS (
+WITH promised AS (
+    INSERT INTO delivery_claim_promises AS p (queue, claims_at)
+    SELECT %(queue)s, clock_timestamp() + make_interval(secs => %(promise)s)
+    WHERE %(promise)s > 0
+    ON CONFLICT (queue) DO UPDATE SET claims_at = greatest(p.claims_at, EXCLUDED.claims_at)
+), found AS (
     SELECT d.id, d.created_at, d.tenant_id, d.next_attempt_at AS due_at,
            e.rate_limit_per_s IS NULL AND e.consecutive_failures < %(circuit_threshold)s AS plain
     {DUE}
@@ -272,16 +279,19 @@ async def claim_plain(
     circuit_threshold: int,
     lease_seconds: float,
     late: float = 0.0,
+    promise: float = 0.0,
 ) -> tuple[list[Claimed], int]:
     """Lock up to `limit` deliveries of the queue due for `late` seconds and lease those of
     endpoints with no rate limit and no circuit to probe (commits by itself): the leased ones,
-    and how many others were due."""
+    and how many others were due. A `promise` > 0 records that the caller will claim the queue
+    again `promise` seconds from now or later."""
     params = {
         "queue": queue,
         "limit": limit,
         "circuit_threshold": circuit_threshold,
         "lease": lease_seconds,
         "late": late,
+        "promise": promise,
     }
     return await fetch_flagged(conn, CLAIM_PLAIN, params, Claimed)
 

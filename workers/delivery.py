@@ -46,10 +46,14 @@ JITTER = 0.2  # retry delays vary by ±20 % so a recovered endpoint is not hit a
 
 
 async def claim(
-    pool: AsyncConnectionPool, queue: str, settings: Settings, late: float = 0.0
+    pool: AsyncConnectionPool,
+    queue: str,
+    settings: Settings,
+    late: float = 0.0,
+    promise: float = 0.0,
 ) -> list[Claimed]:
     """Lease a batch of the queue's deliveries due for `late` seconds that their endpoints may
-    take now."""
+    take now (with a `promise` to claim again that long from now or later)."""
     async with pool.connection() as conn:
         claimed, others = await delivery_queue.claim_plain(
             conn,
@@ -58,6 +62,7 @@ async def claim(
             settings.circuit_failure_threshold,
             settings.delivery_lease_seconds,
             late,
+            promise,
         )
     if others:  # endpoints with a rate limit or a circuit to probe: decided one by one
         claimed += await _claim_admitted(pool, queue, settings, late)

@@ -22,7 +22,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-from core.queues import DELIVERIES_DUE_CHANNEL, DELIVERY_QUEUES
+from core.queues import CLAIM_PROMISE_SECONDS, DELIVERIES_DUE_CHANNEL, DELIVERY_QUEUES
 from core.settings import Settings
 from db import delivery_queue
 from db.delivery_queue import Claimed, Result
@@ -67,6 +67,7 @@ class QueueDispatcher:
         self.poll_seconds = settings.delivery_poll_seconds
         self.late_seconds = 0.0  # claim only deliveries due this long (another engine listens)
         self.busy = False  # the last claim found several: the next comes without a wake-up
+        self.promised_at = 0.0  # the loop time it promised to claim again at or after
 
     def wake(self) -> None:
         """Claim again as soon as possible (a notification, a retry coming due)."""
@@ -89,18 +90,27 @@ class QueueDispatcher:
             if self.stopping:
                 self.lanes.release()
                 return
+            # A busy engine claims again by itself: it promises to, so ingest need not wake it.
+            # Only the listening engine promises (the others claim only what has waited).
+            promise = CLAIM_PROMISE_SECONDS if self.busy and not self.late_seconds else 0.0
             try:
-                claimed = await claim(self.pool, self.queue, self.settings, self.late_seconds)
+                claimed = await claim(
+                    self.pool, self.queue, self.settings, self.late_seconds, promise
+                )
             except Exception as exc:
                 self.lanes.release()
                 self.busy = False
                 _log_trouble("claiming", self.queue, exc)
+                # The next claim comes after the promise this one may have made.
                 await asyncio.sleep(RECONNECT_SECONDS)
                 self.due.set()
                 return
+            if promise:
+                self.promised_at = asyncio.get_running_loop().time() + promise
             if not claimed:
                 self.lanes.release()
                 self.busy = False
+                self._keep_promise()
                 return
             task = asyncio.create_task(self._deliver(claimed))
             self.in_flight.add(task)
@@ -110,8 +120,17 @@ class QueueDispatcher:
             self.busy = len(claimed) > 1
             if len(claimed) < self.settings.delivery_batch_size:
                 if not self.busy:
+                    self._keep_promise()
                     return  # everything due was taken: wait for the next wake-up
                 await asyncio.sleep(claim_pacing(len(claimed)))
+
+    def _keep_promise(self) -> None:
+        """Going quiet, claim once more when the last promise falls due: what ingest left
+        unannounced meanwhile is found then."""
+        loop = asyncio.get_running_loop()
+        wait = self.promised_at - loop.time()
+        if wait > 0:
+            loop.call_later(wait, self.due.set)
 
     async def _deliver(self, claimed: Sequence[Claimed]) -> None:
         try:

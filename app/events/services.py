@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -26,6 +27,7 @@ from core.settings import Settings
 from core.vocabulary import RESERVED_TYPE_PREFIX
 from db import deliveries, events, partitions
 from db.ids import new_id
+from workers import enqueue
 
 logger = logging.getLogger("eventgate.events")
 MAX_EVENT_BYTES = 400 * 1024
@@ -100,33 +102,52 @@ async def store(
     at COMMIT); payloads of a type with a schema are checked before COMMIT. With `joined` (a
     request's transaction that also stores its Idempotency-Key answer) they commit with that
     one."""
+    started = time.monotonic()
     if joined is None:
         # The common case is one statement, one round trip: the event and its deliveries
         # commit together, or nothing is stored when a type has a schema to check first.
         fan_out = await _with_partitions(pool, None, days_ahead, _insert_unchecked(rows))
         if not fan_out.schema_versions:
+            await _announce_late(pool, fan_out, started)
             return
     payloads = [
         (where[i] if where else "", row.event_type, row.payload) for i, row in enumerate(rows)
     ]
-    await _with_partitions(pool, joined, days_ahead, _insert_checked(rows, schemas, payloads))
+    # A joined transaction commits after this returns: only an ingest that knows when it
+    # committed may leave a queue to its engine's promise.
+    checked = _insert_checked(rows, schemas, payloads, may_skip=joined is None)
+    fan_out = await _with_partitions(pool, joined, days_ahead, checked)
+    await _announce_late(pool, fan_out, started)
+
+
+async def _announce_late(pool: AsyncConnectionPool, fan_out: events.FanOut, started: float) -> None:
+    """Announce the queues left to an engine's promise if this ingest, from its start to its
+    COMMIT, took longer than the promise had left: the promised claim may have come first."""
+    took = time.monotonic() - started
+    late = [queue for queue, slack in fan_out.quiet_queues.items() if took >= slack]
+    if late:
+        async with pool.connection() as conn:
+            await enqueue.wake(conn, late)
 
 
 def _insert_unchecked(
     rows: list[events.NewEvent],
 ) -> Callable[[AsyncConnection], Awaitable[events.FanOut]]:
     async def run(conn: AsyncConnection) -> events.FanOut:
-        return await events.insert_with_fan_out(conn, rows, only_unchecked=True)
+        return await events.insert_with_fan_out(conn, rows, only_unchecked=True, may_skip=True)
 
     return run
 
 
 def _insert_checked(
-    rows: list[events.NewEvent], schemas: SchemaCache, payloads: list[tuple[str, str, dict]]
+    rows: list[events.NewEvent],
+    schemas: SchemaCache,
+    payloads: list[tuple[str, str, dict]],
+    may_skip: bool,
 ) -> Callable[[AsyncConnection], Awaitable[events.FanOut]]:
     async def run(conn: AsyncConnection) -> events.FanOut:
         async with conn.transaction():  # a transaction, or a savepoint of the joined one
-            fan_out = await events.insert_with_fan_out(conn, rows)
+            fan_out = await events.insert_with_fan_out(conn, rows, may_skip=may_skip)
             # Checked before COMMIT: a payload that fails takes its insert back with it.
             await schemas.validate(conn, rows[0].tenant_id, fan_out.schema_versions, payloads)
         return fan_out
