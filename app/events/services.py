@@ -125,9 +125,15 @@ async def _announce_late(pool: AsyncConnectionPool, fan_out: events.FanOut, star
     COMMIT, took longer than the promise had left: the promised claim may have come first."""
     took = time.monotonic() - started
     late = [queue for queue, slack in fan_out.quiet_queues.items() if took >= slack]
-    if late:
+    if not late:
+        return
+    try:
         async with pool.connection() as conn:
             await enqueue.wake(conn, late)
+    except psycopg.Error as exc:
+        # The events are stored: a lost announcement costs one poll interval, an error here
+        # would have the client send them again.
+        logger.warning("announcing the queues %s after ingest failed: %s", late, exc)
 
 
 def _insert_unchecked(

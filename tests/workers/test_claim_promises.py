@@ -12,7 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 from app.events.services import _announce_late
 from core.queues import DELIVERIES_DUE_CHANNEL
 from db import events
-from tests.helpers import add_endpoint, event_row, make_key, wait_for
+from tests.helpers import add_endpoint, event_row, free_port, make_key, wait_for
 
 
 async def _tenant_id(url: str) -> uuid.UUID:
@@ -121,3 +121,11 @@ async def test_a_busy_engine_promises_and_keeps_its_promise_when_it_goes_quiet(
                 await wait_for(lambda: len(receiver.received) == 6, timeout=10, what="sixth")
             finally:
                 await engine.stop(1.0)
+
+
+async def test_a_late_announcement_lost_with_the_database_fails_no_ingest(caplog):
+    url = f"postgresql://eventgate@127.0.0.1:{free_port()}/gone"  # nothing listens there
+    async with AsyncConnectionPool(url, min_size=0, max_size=1, timeout=1.0, open=False) as pool:
+        quiet = events.FanOut([], {}, {"default": 0.0})
+        await _announce_late(pool, quiet, started=time.monotonic())  # stored: no error raised
+    assert "announcing the queues ['default'] after ingest failed" in caplog.text
