@@ -27,7 +27,7 @@ from core.settings import Settings
 from core.vocabulary import RESERVED_TYPE_PREFIX
 from db import deliveries, events, partitions
 from db.ids import new_id
-from workers import enqueue
+from workers.enqueue import wake
 
 logger = logging.getLogger("eventgate.events")
 MAX_EVENT_BYTES = 400 * 1024
@@ -129,7 +129,7 @@ async def _announce_late(pool: AsyncConnectionPool, fan_out: events.FanOut, star
         return
     try:
         async with pool.connection() as conn:
-            await enqueue.wake(conn, late)
+            await wake(conn, late)
     except psycopg.Error as exc:
         # The events are stored: a lost announcement costs one poll interval, an error here
         # would have the client send them again.

@@ -47,9 +47,10 @@ DISTRIBUTED = {
 REFERENCE = {"tenants", "rate_limit_tiers"}
 # On the coordinator: no tenant's data. Rate-limit counters are keyed by key or client
 # address (a guess at a key has no tenant yet), refusals are daily totals, task runs are the
-# maintenance tasks' own, as is the charts' roll-up progress; procrastinate's and yoyo's tables
-# are matched by prefix below.
+# maintenance tasks' own, as is the charts' roll-up progress, and the delivery engines' claim
+# promises are per queue; procrastinate's and yoyo's tables are matched by prefix below.
 COORDINATOR = {
+    "delivery_claim_promises",
     "delivery_stats_progress",
     "rate_limit_counters",
     "rate_limit_refusals",
