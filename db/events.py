@@ -132,7 +132,8 @@ WITH r AS (
     RETURNING queue, next_attempt_at
 )
 -- A queue whose engine promised to claim again at least %(least_slack_us)s µs from now is not
--- announced (`due`, with that slack, which the caller checks against its round trip).
+-- announced (`due`, with that slack, at most a second, which the caller checks against its
+-- round trip).
 SELECT CASE WHEN announced.n > 0 THEN 'wake' ELSE 'due' END AS kind, q.queue AS name,
        q.slack_us AS version
 FROM (

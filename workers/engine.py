@@ -5,7 +5,9 @@ poll interval.
 Ingest and the API announce due work on `DELIVERIES_DUE_CHANNEL` (NOTIFY at COMMIT), so an
 event costs no job and no lock. Per delivery queue a `QueueDispatcher` claims a batch, hands it
 to a lane (send, then record) and claims again while lanes are free and batches come back full.
-Nothing depends on a notification arriving: a dispatcher also claims every poll interval (due
+While it claims by itself, a dispatcher promises to claim again (delivery_claim_promises), so
+ingest committing meanwhile sends no NOTIFY; going quiet, it claims once more at its last
+promise. Nothing depends on a notification arriving: a dispatcher also claims every poll interval (due
 retries, leases of a killed worker run out, a notification lost with a dropped connection), and
 a reconnected listener wakes every dispatcher.
 """
