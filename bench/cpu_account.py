@@ -7,6 +7,7 @@ import contextlib
 import os
 
 import psutil
+import psycopg
 
 
 def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
@@ -20,6 +21,29 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     return times
 
 
+def postgres_by_client(url: str, postgres_pid: int) -> dict[str, float]:
+    """CPU so far of Postgres's processes, by the application name of the client each backend
+    serves (the background processes by their kind): which client's SQL the server works for."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        names = dict(
+            conn.execute(
+                "SELECT pid, coalesce(nullif(application_name, ''), backend_type)"
+                " FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+            ).fetchall()
+        )
+    times: dict[str, float] = {}
+    for child in psutil.Process(postgres_pid).children():
+        name = names.get(child.pid, "ended or not in pg_stat_activity")
+        times[name] = times.get(name, 0.0) + _cpu(child)
+    return times
+
+
+def per_client(before: dict[str, float], after: dict[str, float], count: int) -> str:
+    """Each client's Postgres CPU (ms) per unit of work between two readings, largest first."""
+    spent = {n: (after[n] - before.get(n, 0.0)) * 1000 / max(1, count) for n in after}
+    return ", ".join(f"{n} {ms:.2f}" for n, ms in sorted(spent.items(), key=lambda i: -i[1]))
+
+
 def busy(before: dict[str, float], after: dict[str, float], seconds: float) -> str:
     """Each process's share of a core between two readings."""
     return ", ".join(f"{n} {(after[n] - before.get(n, 0)) / seconds:.0%}" for n in after)
@@ -30,17 +54,21 @@ def cpu_ms_per(before: dict[str, float], after: dict[str, float], count: float) 
     return sum(after[n] - before.get(n, 0) for n in after) * 1000 / max(1.0, count)
 
 
-def machine_bound(ceiling: float, posts: float, ingest_ms: float, post_ms: float) -> str:
-    """The targets' raw work (events at the API alone's CPU cost, deliveries at plain aiohttp's)
-    next to the machine's cores: what is left for claiming and recording, or that none is."""
+def machine_bound(
+    ceiling: float, posts: float, ingest_ms: float, post_ms: float, open_ms: float
+) -> str:
+    """The targets' raw work (events at the API alone's CPU cost, closed-loop and as offered
+    open-loop, deliveries at plain aiohttp's) next to the machine's cores: what is left for
+    claiming and recording, or that none is."""
     cores = os.cpu_count() or 1
-    lines = [f"the machine's bound: {cores} cores; raw work priced at the two ceilings' CPU"]
+    lines = [f"the machine's bound: {cores} cores; raw work priced at the ceilings' CPU"]
     targets = [
-        ("fan-out 1 at 0.8 of the API alone", 0.8 * ceiling, 0.8 * ceiling),
-        ("fan-out 10 at 0.6 of the aiohttp ceiling", 0.6 * posts / 10, 0.6 * posts),
+        ("fan-out 1 at 0.8 of the API alone", 0.8 * ceiling, 0.8 * ceiling, ingest_ms),
+        ("  the same, events priced open-loop", 0.8 * ceiling, 0.8 * ceiling, open_ms),
+        ("fan-out 10 at 0.6 of the aiohttp ceiling", 0.6 * posts / 10, 0.6 * posts, ingest_ms),
     ]
-    for name, events, deliveries in targets:
-        raw = (events * ingest_ms + deliveries * post_ms) / 1000
+    for name, events, deliveries, event_ms in targets:
+        raw = (events * event_ms + deliveries * post_ms) / 1000
         left = cores - raw
         verdict = (
             f"{left:.2f} cores left to claim and record: {left * 1e6 / deliveries:.0f} µs per delivery"

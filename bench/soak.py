@@ -33,10 +33,10 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from bench.common import ROOT, use_bench_encryption_key
+from bench.open_loop import body
 from bench.sustained import (
     arrivals,
     backlog,
-    body,
     make_key,
     migrated_postgres,
     post_ceiling,

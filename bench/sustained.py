@@ -38,7 +38,15 @@ import psycopg
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from bench.common import ROOT, use_bench_encryption_key
-from bench.cpu_account import busy, cpu_ms_per, cpu_seconds, machine_bound
+from bench.cpu_account import (
+    busy,
+    cpu_ms_per,
+    cpu_seconds,
+    machine_bound,
+    per_client,
+    postgres_by_client,
+)
+from bench.open_loop import api_alone, body, offer, percentiles
 from db import migrate
 from db.embedded import EmbeddedPostgres, server_pid
 
@@ -86,12 +94,17 @@ def processes(
     }
     api_port, hook_port = free_port(), free_port()
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT}
+    # libpq names each process's connections, so Postgres's CPU splits by client.
     api = subprocess.Popen(
-        [sys.executable, "-m", "cli", "serve", "--port", str(api_port)], env=env, **quiet
+        [sys.executable, "-m", "cli", "serve", "--port", str(api_port)],
+        env=env | {"PGAPPNAME": "api"},
+        **quiet,
     )
     workers = [
-        subprocess.Popen([sys.executable, "-m", "cli", "worker"], env=env, **quiet)
-        for _ in range(args.workers)
+        subprocess.Popen(
+            [sys.executable, "-m", "cli", "worker"], env=env | {"PGAPPNAME": f"worker {n}"}, **quiet
+        )
+        for n in range(1, args.workers + 1)
     ]
     receiver = subprocess.Popen([sys.executable, "-c", RECEIVER, str(hook_port)], **quiet)
     try:
@@ -148,29 +161,6 @@ def make_key(url: str, tenant: str) -> str:
     return key
 
 
-def body(n: int, at: float) -> dict[str, object]:
-    """One event; its payload carries the time its POST was scheduled."""
-    return {"source": "bench", "event_type": "bench.sustained", "payload": {"n": n, "at": at}}
-
-
-async def api_alone(base: str, key: str, seconds: float, clients: int = 32) -> float:
-    """Events/s the API accepts closed-loop when no endpoint takes them (the ceiling)."""
-    done = 0
-    deadline = time.monotonic() + seconds
-    async with aiohttp.ClientSession(headers={"X-API-Key": key}) as session:
-
-        async def client() -> None:
-            nonlocal done
-            while time.monotonic() < deadline:
-                async with session.post(f"{base}/v1/events", json=body(0, time.time())) as r:
-                    await r.read()
-                    done += r.status == 201
-
-        started = time.monotonic()
-        await asyncio.gather(*(client() for _ in range(clients)))
-    return done / (time.monotonic() - started)
-
-
 async def post_ceiling(hook: str, seconds: float, clients: int = 100) -> float:
     """Plain aiohttp POSTs/s of the same body to the same receiver (the delivery ceiling)."""
     done = 0
@@ -189,30 +179,6 @@ async def post_ceiling(hook: str, seconds: float, clients: int = 100) -> float:
         rate = done / (time.monotonic() - started)
     await arrivals(hook, reset=True)
     return rate
-
-
-async def offer(base: str, key: str, rate: float, seconds: float) -> tuple[int, float]:
-    """POST at `rate` on a fixed schedule for `seconds`; (accepted, seconds it took)."""
-    accepted = 0
-    async with aiohttp.ClientSession(
-        headers={"X-API-Key": key}, connector=aiohttp.TCPConnector(limit=1000)
-    ) as session:
-
-        async def one(n: int, at: float) -> None:
-            nonlocal accepted
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.post(f"{base}/v1/events", json=body(n, at)) as r:
-                    await r.read()
-                    accepted += r.status == 201
-
-        started, wall = time.monotonic(), time.time()
-        tasks = []
-        for n in range(int(rate * seconds)):
-            due = started + n / rate
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-            tasks.append(asyncio.create_task(one(n, wall + n / rate)))
-        await asyncio.gather(*tasks)
-    return accepted, time.monotonic() - started
 
 
 def track_statements(server: EmbeddedPostgres) -> str:
@@ -277,30 +243,45 @@ async def step(
     if args.statements:
         reset_statements(url)
     before = cpu_seconds(where["pids"] | {"this bench": os.getpid()})
-    accepted, took = await offer(where["api"], key, rate, args.seconds)
+    clients_before = postgres_by_client(url, where["pids"]["postgres"])
+    accepted, took, _ = await offer(where["api"], key, rate, args.seconds)
     left = backlog(url)
     drain_started = time.monotonic()
     while backlog(url) and time.monotonic() - drain_started < args.drain:
         await asyncio.sleep(0.2)
     drained = time.monotonic() - drain_started
     after = cpu_seconds(where["pids"] | {"this bench": os.getpid()})
-    seen = sorted(await arrivals(where["hook"], reset=True))
-    cuts = statistics.quantiles(seen, n=100) if len(seen) > 1 else [float("nan")] * 99
-    cpu = busy(before, after, took)
+    clients_after = postgres_by_client(url, where["pids"]["postgres"])
+    seen = await arrivals(where["hook"], reset=True)
+    p99 = statistics.quantiles(seen, n=100)[98] if len(seen) > 1 else float("nan")
     delivered = len(seen) / (took + drained)
     postgres_ms = (after["postgres"] - before["postgres"]) * 1000 / max(1, len(seen))
-    all_ms = cpu_ms_per(before, after, len(seen))
     print(
         f"offered {rate:6.0f}/s  ingest {accepted / took:6.0f}/s  "
-        f"deliveries {delivered:6.0f}/s  "
-        f"p50 {cuts[49] * 1000:7.1f} ms  p95 {cuts[94] * 1000:7.1f}  p99 {cuts[98] * 1000:7.1f}  "
-        f"max {(seen[-1] if seen else 0) * 1000:7.1f}  backlog {left} (drained in {drained:.1f} s)"
-        f"\n{'':18}cpu per core: {cpu}; postgres {postgres_ms:.2f} ms per delivery, "
-        f"all processes {all_ms:.2f} ms per delivery"
+        f"deliveries {delivered:6.0f}/s  {percentiles(seen)}  backlog {left} "
+        f"(drained in {drained:.1f} s)\n{'':18}cpu per core: {busy(before, after, took)}; "
+        f"postgres {postgres_ms:.2f} ms per delivery, all processes "
+        f"{cpu_ms_per(before, after, len(seen)):.2f} ms per delivery\n{'':18}postgres by "
+        f"client, ms per delivery: {per_client(clients_before, clients_after, len(seen))}"
     )
     if args.statements:
         print_statements(url, len(seen))
-    return cuts[98], delivered
+    return p99, delivered
+
+
+async def alone_open_loop(where: dict, key: str, rate: float, seconds: float) -> float:
+    """The API alone (no endpoints) offered `rate` open-loop, as the steps are: prints what it
+    answered and how fast; returns all processes' CPU (ms) per accepted event."""
+    before = cpu_seconds(where["pids"] | {"this bench": os.getpid()})
+    accepted, took, answered = await offer(where["api"], key, rate, seconds)
+    after = cpu_seconds(where["pids"] | {"this bench": os.getpid()})
+    cost = cpu_ms_per(before, after, accepted)
+    print(
+        f"the API alone, open-loop at {rate:.0f}/s: ingest {accepted / took:6.0f}/s, answered "
+        f"{percentiles(answered)} after each POST's moment\n{'':18}cpu per core: "
+        f"{busy(before, after, took)}; all processes {cost:.2f} ms per event"
+    )
+    return cost
 
 
 async def run(url: str, args: argparse.Namespace, postgres_pid: int) -> None:
@@ -329,6 +310,8 @@ async def run(url: str, args: argparse.Namespace, postgres_pid: int) -> None:
             f"\nceiling: plain aiohttp POSTs to the receiver      {posts:6.0f} /s"
             f"\n{'':18}cpu per core: {posts_cpu}; all processes {post_ms:.2f} ms per POST"
         )
+        target = round(0.8 * ceiling)
+        open_ms = await alone_open_loop(where, alone_key, target, args.seconds)
         best, most = 0.0, 0.0
         for rate in args.rates:
             p99, delivered = await step(url, where, key, rate, args)
@@ -338,7 +321,7 @@ async def run(url: str, args: argparse.Namespace, postgres_pid: int) -> None:
         print(
             f"highest offered rate with p99 < 1 s: {best:.0f}/s = {best / ceiling:.2f} of the ceiling"
             f"\nmost deliveries/s: {most:.0f} = {most / posts:.2f} of the aiohttp ceiling"
-            f"\n{machine_bound(ceiling, posts, ingest_ms, post_ms)}"
+            f"\n{machine_bound(ceiling, posts, ingest_ms, post_ms, open_ms)}"
         )
 
 
