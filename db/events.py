@@ -15,7 +15,6 @@ from psycopg.types.json import Jsonb
 from core.queues import (
     DELIVERIES_DUE_CHANNEL,
     EVENTS_STREAM_CHANNEL,
-    LEAST_PROMISE_SLACK_SECONDS,
     QUEUE_OF_PRIORITY,
     STREAM_STALE_SECONDS,
 )
@@ -79,9 +78,11 @@ COLUMNS = (
 # (by type pattern and channel through endpoints_subscription_idx, then by payload filter; a
 # disabled endpoint's wait, never due until it is enabled; a scheduled event's wait for its
 # deliver_at, found by the workers' periodic claim). Each queue that got due deliveries
-# is announced on the deliveries-due channel (NOTIFY, sent at COMMIT: no job, no lock waited
-# on) unless (with may_skip) a busy engine promised to claim it again soon, and returned, as
-# is the tenant to its open event streams; so is the schema version
+# is returned with its engine's promise, for the caller to announce after COMMIT
+# (after_commit), or announced on the deliveries-due channel at COMMIT: a NOTIFY takes the
+# notification queue's lock from COMMIT until the commit is flushed, so every ingest that
+# sends one waits for the others' flushes. The tenant is told to its open event streams;
+# the schema version
 # of each ingested type that has a schema. With only_unchecked (one statement, no
 # transaction around it) nothing is inserted when a type has a schema
 # (endpoints_subscription_idx, event_types_pkey, event_streams_tenant_idx,
@@ -131,22 +132,23 @@ WITH r AS (
     ORDER BY ev.id
     RETURNING queue, next_attempt_at
 )
--- A queue whose engine promised to claim again at least %(least_slack_us)s µs from now is not
--- announced (`due`, with that slack, at most a second, which the caller checks against its
--- round trip).
+-- Each queue that got due deliveries comes back with the seconds its engine's promise to claim
+-- it again has left (µs, at most a second; 0: none). A caller that commits by itself
+-- (after_commit) announces it after COMMIT (`due`); in a caller's transaction the statement
+-- announces it (`wake`, sent at COMMIT).
 SELECT CASE WHEN announced.n > 0 THEN 'wake' ELSE 'due' END AS kind, q.queue AS name,
        q.slack_us AS version
 FROM (
     SELECT f.queue, coalesce((
         SELECT least(greatest(extract(epoch FROM p.claims_at - clock_timestamp()), 0), 1)
                * 1000000
-        FROM delivery_claim_promises p WHERE p.queue = f.queue AND %(may_skip)s
+        FROM delivery_claim_promises p WHERE p.queue = f.queue AND %(after_commit)s
     ), 0)::int AS slack_us
     FROM (SELECT DISTINCT queue FROM fan_out WHERE next_attempt_at <= now()) f
 ) q
 CROSS JOIN LATERAL (
     SELECT count(*) AS n
-    FROM (SELECT pg_notify(%(channel)s, q.queue) WHERE q.slack_us < %(least_slack_us)s) told
+    FROM (SELECT pg_notify(%(channel)s, q.queue) WHERE NOT %(after_commit)s) told
 ) announced
 UNION ALL
 SELECT 'schema', name, version FROM schemas
@@ -230,12 +232,13 @@ def _key(tenant_id: uuid.UUID, event_id: uuid.UUID) -> dict[str, Any] | None:
 
 
 class FanOut(msgspec.Struct):
-    """What inserting events found: the queues announced, the queues left unannounced with
-    the seconds their engine's promise had left, and schemas to check."""
+    """What inserting events found: the queues announced at COMMIT, the queues left for the
+    caller to announce with the seconds their engine's promise had left, and schemas to
+    check."""
 
     wake_queues: list[str]
     schema_versions: dict[str, int]
-    quiet_queues: dict[str, float] = msgspec.field(default_factory=dict)
+    due_queues: dict[str, float] = msgspec.field(default_factory=dict)
 
 
 async def insert_with_fan_out(
@@ -243,13 +246,13 @@ async def insert_with_fan_out(
     events: Sequence[NewEvent],
     *,
     only_unchecked: bool = False,
-    may_skip: bool = False,
+    after_commit: bool = False,
 ) -> FanOut:
     """Insert one tenant's events and their deliveries. Inside a transaction, the caller
     checks the returned schema versions before COMMIT; with only_unchecked (autocommit),
     nothing is inserted when any type has a schema (schema_versions then says which). With
-    may_skip, a queue a busy engine promised to claim is not announced (quiet_queues): the
-    caller announces it after COMMIT if its round trip outlasted the promise's slack."""
+    after_commit, no queue is announced at COMMIT: the caller announces due_queues itself,
+    those whose engine promised to claim before its COMMIT excepted."""
     # One JSON document encoded by msgspec (C speed) instead of ten Python-dumped arrays.
     params = {
         "events": jsonb_rows(events),
@@ -258,15 +261,14 @@ async def insert_with_fan_out(
         "stream_channel": EVENTS_STREAM_CHANNEL,
         "stream_stale": STREAM_STALE_SECONDS,
         "only_unchecked": only_unchecked,
-        "may_skip": may_skip,
-        "least_slack_us": int(LEAST_PROMISE_SLACK_SECONDS * 1_000_000),
+        "after_commit": after_commit,
     }
     result = FanOut([], {})
     for kind, name, version in await fetch_tuples(conn, INSERT_WITH_FAN_OUT, params):
         if kind == "wake":
             result.wake_queues.append(name)
         elif kind == "due":
-            result.quiet_queues[name] = version / 1_000_000
+            result.due_queues[name] = version / 1_000_000
         elif kind == "schema":
             result.schema_versions[name] = version
     return result

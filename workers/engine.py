@@ -2,8 +2,8 @@
 any, woken by NOTIFY (the first engine) or polling often (the others), and looks anyway every
 poll interval.
 
-Ingest and the API announce due work on `DELIVERIES_DUE_CHANNEL` (NOTIFY at COMMIT), so an
-event costs no job and no lock. Per delivery queue a `QueueDispatcher` claims a batch, hands it
+Ingest and the API announce due work on `DELIVERIES_DUE_CHANNEL` (NOTIFY; ingest sends it after
+its COMMIT), so an event costs no job and no lock. Per delivery queue a `QueueDispatcher` claims a batch, hands it
 to a lane (send, then record) and claims again while lanes are free and batches come back full.
 While it claims by itself, a dispatcher promises to claim again (delivery_claim_promises), so
 ingest committing meanwhile sends no NOTIFY; going quiet, it claims once more at its last

@@ -23,6 +23,7 @@ from app.pagination import MAX_LIMIT, Pagination, decode_cursor, page_of
 from app.views import to_view, to_views
 from core import tracing
 from core.metrics import EVENTS_INGESTED
+from core.queues import LEAST_PROMISE_SLACK_SECONDS
 from core.settings import Settings
 from core.vocabulary import RESERVED_TYPE_PREFIX
 from db import deliveries, events, partitions
@@ -98,49 +99,54 @@ async def store(
     where: list[str] | None = None,
     joined: AsyncConnection | None = None,
 ) -> None:
-    """Store the events and their deliveries atomically (the same statement wakes the workers
-    at COMMIT); payloads of a type with a schema are checked before COMMIT. With `joined` (a
-    request's transaction that also stores its Idempotency-Key answer) they commit with that
-    one."""
+    """Store the events and their deliveries atomically, then wake the workers; payloads of a
+    type with a schema are checked before COMMIT. With `joined` (a request's transaction that
+    also stores its Idempotency-Key answer) they commit with that one, which wakes them."""
     started = time.monotonic()
     if joined is None:
         # The common case is one statement, one round trip: the event and its deliveries
         # commit together, or nothing is stored when a type has a schema to check first.
-        fan_out = await _with_partitions(pool, None, days_ahead, _insert_unchecked(rows))
+        fan_out = await _with_partitions(pool, None, days_ahead, _insert_unchecked(rows, started))
         if not fan_out.schema_versions:
-            await _announce_late(pool, fan_out, started)
             return
     payloads = [
         (where[i] if where else "", row.event_type, row.payload) for i, row in enumerate(rows)
     ]
-    # A joined transaction commits after this returns: only an ingest that knows when it
-    # committed may leave a queue to its engine's promise.
-    checked = _insert_checked(rows, schemas, payloads, may_skip=joined is None)
-    fan_out = await _with_partitions(pool, joined, days_ahead, checked)
-    await _announce_late(pool, fan_out, started)
+    # A joined transaction commits after this returns, so its statement announces at COMMIT.
+    checked = _insert_checked(rows, schemas, payloads, started if joined is None else None)
+    await _with_partitions(pool, joined, days_ahead, checked)
 
 
-async def _announce_late(pool: AsyncConnectionPool, fan_out: events.FanOut, started: float) -> None:
-    """Announce the queues left to an engine's promise if this ingest, from its start to its
-    COMMIT, took longer than the promise had left: the promised claim may have come first."""
+async def _announce(conn: AsyncConnection, fan_out: events.FanOut, started: float) -> None:
+    """After COMMIT, announce the queues that got due deliveries, but not one whose engine
+    promised to claim it again later than this ingest, from its start, took to commit: that
+    claim's snapshot sees these deliveries. A NOTIFY sent alone commits nothing to flush, so
+    the notification queue's lock is held for moments, not for an ingest's flush."""
     took = time.monotonic() - started
-    late = [queue for queue, slack in fan_out.quiet_queues.items() if took >= slack]
-    if not late:
+    due = [
+        queue
+        for queue, slack in fan_out.due_queues.items()
+        if slack < LEAST_PROMISE_SLACK_SECONDS or took >= slack
+    ]
+    if not due:
         return
     try:
-        async with pool.connection() as conn:
-            await wake(conn, late)
+        await wake(conn, due)
     except psycopg.Error as exc:
         # The events are stored: a lost announcement costs one poll interval, an error here
         # would have the client send them again.
-        logger.warning("announcing the queues %s after ingest failed: %s", late, exc)
+        logger.warning("announcing the queues %s after ingest failed: %s", due, exc)
 
 
 def _insert_unchecked(
-    rows: list[events.NewEvent],
+    rows: list[events.NewEvent], started: float
 ) -> Callable[[AsyncConnection], Awaitable[events.FanOut]]:
     async def run(conn: AsyncConnection) -> events.FanOut:
-        return await events.insert_with_fan_out(conn, rows, only_unchecked=True, may_skip=True)
+        fan_out = await events.insert_with_fan_out(
+            conn, rows, only_unchecked=True, after_commit=True
+        )
+        await _announce(conn, fan_out, started)  # committed: the statement ran by itself
+        return fan_out
 
     return run
 
@@ -149,13 +155,18 @@ def _insert_checked(
     rows: list[events.NewEvent],
     schemas: SchemaCache,
     payloads: list[tuple[str, str, dict]],
-    may_skip: bool,
+    started: float | None,
 ) -> Callable[[AsyncConnection], Awaitable[events.FanOut]]:
+    """The checked insert; `started` (when this ingest commits by itself) announces after
+    COMMIT, otherwise the statement announces at the joined transaction's COMMIT."""
+
     async def run(conn: AsyncConnection) -> events.FanOut:
         async with conn.transaction():  # a transaction, or a savepoint of the joined one
-            fan_out = await events.insert_with_fan_out(conn, rows, may_skip=may_skip)
+            fan_out = await events.insert_with_fan_out(conn, rows, after_commit=started is not None)
             # Checked before COMMIT: a payload that fails takes its insert back with it.
             await schemas.validate(conn, rows[0].tenant_id, fan_out.schema_versions, payloads)
+        if started is not None:
+            await _announce(conn, fan_out, started)
         return fan_out
 
     return run

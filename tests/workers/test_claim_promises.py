@@ -1,5 +1,6 @@
-"""A busy engine's promise to claim again: ingest skips the NOTIFY it would waste, announces
-when the promise is too short or its own round trip outlasted it, and the engine keeps it."""
+"""A busy engine's promise to claim again: ingest announces after COMMIT, skips the NOTIFY a
+promise makes a waste, announces when the promise is too short or its own round trip
+outlasted it, and the engine keeps it."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import uuid
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
-from app.events.services import _announce_late
+from app.events.services import _announce
 from core.queues import DELIVERIES_DUE_CHANNEL
 from db import events
-from tests.helpers import add_endpoint, event_row, free_port, make_key, wait_for
+from tests.helpers import add_endpoint, event_row, make_key, wait_for
 
 
 async def _tenant_id(url: str) -> uuid.UUID:
@@ -35,7 +36,9 @@ async def _promise(url: str, seconds: float) -> None:
         )
 
 
-async def test_ingest_skips_the_notify_only_while_a_promise_has_slack(client, worker_env, receiver):
+async def test_ingest_leaves_the_announcement_to_after_commit_with_the_promise_it_found(
+    client, worker_env, receiver
+):
     key = await make_key(worker_env)
     await add_endpoint(client, key, receiver, "promised")
     tenant_id = await _tenant_id(worker_env)
@@ -45,41 +48,53 @@ async def test_ingest_skips_the_notify_only_while_a_promise_has_slack(client, wo
     ):
         await listener.execute(f"LISTEN {DELIVERIES_DUE_CHANNEL}")
 
-        async def insert(may_skip: bool) -> events.FanOut:
+        async def insert(after_commit: bool) -> events.FanOut:
             return await events.insert_with_fan_out(
-                conn, [event_row(tenant_id)], only_unchecked=True, may_skip=may_skip
+                conn, [event_row(tenant_id)], only_unchecked=True, after_commit=after_commit
             )
 
-        fan_out = await insert(may_skip=True)  # no promise yet
-        assert (fan_out.wake_queues, fan_out.quiet_queues) == (["default"], {})
-        assert await _notifications(listener) == ["default"]
+        fan_out = await insert(after_commit=True)  # no promise yet
+        assert (fan_out.wake_queues, fan_out.due_queues) == ([], {"default": 0.0})
+        assert await _notifications(listener) == []  # the statement sent no NOTIFY
 
         await _promise(worker_env, 60.0)
-        fan_out = await insert(may_skip=True)
+        fan_out = await insert(after_commit=True)
         assert fan_out.wake_queues == []
-        assert 0.9 < fan_out.quiet_queues["default"] <= 1.0  # the slack, at most a second
+        assert 0.9 < fan_out.due_queues["default"] <= 1.0  # the slack, at most a second
         assert await _notifications(listener) == []
-        fan_out = await insert(may_skip=False)  # a caller that cannot tell when it commits
-        assert (fan_out.wake_queues, fan_out.quiet_queues) == (["default"], {})
-        assert await _notifications(listener) == ["default"]
-
-        await _promise(worker_env, 0.001)  # less slack than the least worth relying on
-        fan_out = await insert(may_skip=True)
-        assert (fan_out.wake_queues, fan_out.quiet_queues) == (["default"], {})
+        fan_out = await insert(after_commit=False)  # a caller that cannot tell when it commits
+        assert (fan_out.wake_queues, fan_out.due_queues) == (["default"], {})
         assert await _notifications(listener) == ["default"]
 
 
-async def test_an_ingest_slower_than_the_promise_announces_after_commit(worker_env):
+async def test_an_ingest_announces_unless_a_promise_outlasts_its_round_trip(worker_env):
     async with (
         await psycopg.AsyncConnection.connect(worker_env, autocommit=True) as listener,
-        AsyncConnectionPool(worker_env, min_size=1, kwargs={"autocommit": True}) as pool,
+        await psycopg.AsyncConnection.connect(worker_env, autocommit=True) as conn,
     ):
         await listener.execute(f"LISTEN {DELIVERIES_DUE_CHANNEL}")
-        quiet = events.FanOut([], {}, {"default": 0.5})
-        await _announce_late(pool, quiet, started=time.monotonic())  # well within the slack
+        promised = events.FanOut([], {}, {"default": 0.5})
+        await _announce(conn, promised, started=time.monotonic())  # well within the slack
         assert await _notifications(listener) == []
-        await _announce_late(pool, quiet, started=time.monotonic() - 0.6)
+        await _announce(conn, promised, started=time.monotonic() - 0.6)
         assert await _notifications(listener) == ["default"]
+        unpromised = events.FanOut([], {}, {"default": 0.0, "critical": 0.001})
+        await _announce(conn, unpromised, started=time.monotonic())  # none, or too little slack
+        assert sorted(await _notifications(listener)) == ["critical", "default"]
+
+
+async def test_events_posted_to_an_idle_engine_are_announced_once_each(
+    client, worker_env, receiver
+):
+    key = await make_key(worker_env)
+    await add_endpoint(client, key, receiver, "idle")
+    async with await psycopg.AsyncConnection.connect(worker_env, autocommit=True) as listener:
+        await listener.execute(f"LISTEN {DELIVERIES_DUE_CHANNEL}")
+        for n in range(3):
+            body = {"source": "test", "event_type": "idle.ping", "payload": {"n": n}}
+            answer = await client.post("/v1/events", json=body, headers={"X-API-Key": key})
+            assert answer.status_code == 201, answer.text
+        assert await _notifications(listener) == ["default"] * 3
 
 
 async def test_a_busy_engine_promises_and_keeps_its_promise_when_it_goes_quiet(
@@ -113,19 +128,22 @@ async def test_a_busy_engine_promises_and_keeps_its_promise_when_it_goes_quiet(
 
                 await wait_for(promised, timeout=5, what="the busy engine's promise")
                 fan_out = await events.insert_with_fan_out(
-                    conn, [event_row(tenant_id)], only_unchecked=True, may_skip=True
+                    conn, [event_row(tenant_id)], only_unchecked=True, after_commit=True
                 )
                 assert fan_out.wake_queues == []
-                assert "default" in fan_out.quiet_queues
+                assert fan_out.due_queues["default"] > 1.0 - 0.1  # left to the promise
                 # No NOTIFY and no poll for a minute: only the promised claim finds it.
                 await wait_for(lambda: len(receiver.received) == 6, timeout=10, what="sixth")
             finally:
                 await engine.stop(1.0)
 
 
-async def test_a_late_announcement_lost_with_the_database_fails_no_ingest(caplog):
-    url = f"postgresql://eventgate@127.0.0.1:{free_port()}/gone"  # nothing listens there
-    async with AsyncConnectionPool(url, min_size=0, max_size=1, timeout=1.0, open=False) as pool:
-        quiet = events.FanOut([], {}, {"default": 0.0})
-        await _announce_late(pool, quiet, started=time.monotonic())  # stored: no error raised
+async def test_an_announcement_lost_with_the_connection_fails_no_ingest(worker_env, caplog):
+    async with (
+        await psycopg.AsyncConnection.connect(worker_env, autocommit=True) as admin,
+        await psycopg.AsyncConnection.connect(worker_env, autocommit=True) as conn,
+    ):
+        await admin.execute("SELECT pg_terminate_backend(%s)", [conn.info.backend_pid])
+        unpromised = events.FanOut([], {}, {"default": 0.0})
+        await _announce(conn, unpromised, started=time.monotonic())  # stored: no error raised
     assert "announcing the queues ['default'] after ingest failed" in caplog.text
