@@ -3,13 +3,13 @@ any, woken by NOTIFY (the first engine) or polling often (the others), and looks
 poll interval.
 
 Ingest and the API announce due work on `DELIVERIES_DUE_CHANNEL` (NOTIFY; ingest sends it after
-its COMMIT), so an event costs no job and no lock. Per delivery queue a `QueueDispatcher` claims a batch, hands it
-to a lane (send, then record) and claims again while lanes are free and batches come back full.
-While it claims by itself, a dispatcher promises to claim again (delivery_claim_promises), so
-ingest committing meanwhile sends no NOTIFY; going quiet, it claims once more at its last
-promise. Nothing depends on a notification arriving: a dispatcher also claims every poll interval (due
-retries, leases of a killed worker run out, a notification lost with a dropped connection), and
-a reconnected listener wakes every dispatcher.
+its COMMIT), so an event costs no job and no lock. Per delivery queue a `QueueDispatcher` claims
+a batch, hands it to a lane (send, then record) and claims again while lanes are free and
+batches come back full. While it claims by itself, a dispatcher promises to claim again
+(delivery_claim_promises), so ingest committing meanwhile sends no NOTIFY; going quiet, it
+claims once more at its last promise. Nothing depends on a notification arriving: a dispatcher
+also claims every poll interval (due retries, leases of a killed worker run out, a notification
+lost with a dropped connection), and a reconnected listener wakes every dispatcher.
 """
 
 from __future__ import annotations
