@@ -16,22 +16,29 @@ def body(n: int, at: float) -> dict[str, object]:
     return {"source": "bench", "event_type": "bench.sustained", "payload": {"n": n, "at": at}}
 
 
-async def api_alone(base: str, key: str, seconds: float, clients: int = 32) -> float:
-    """Events/s the API accepts closed-loop when no endpoint takes them (the ceiling)."""
+async def closed_loop(
+    session: aiohttp.ClientSession, url: str, status: int, clients: int, seconds: float
+) -> float:
+    """POSTs/s answered `status` by `url` when `clients` send one after another for `seconds`."""
     done = 0
     deadline = time.monotonic() + seconds
-    async with aiohttp.ClientSession(headers={"X-API-Key": key}) as session:
 
-        async def client() -> None:
-            nonlocal done
-            while time.monotonic() < deadline:
-                async with session.post(f"{base}/v1/events", json=body(0, time.time())) as r:
-                    await r.read()
-                    done += r.status == 201
+    async def client() -> None:
+        nonlocal done
+        while time.monotonic() < deadline:
+            async with session.post(url, json=body(0, time.time())) as answer:
+                await answer.read()
+                done += answer.status == status
 
-        started = time.monotonic()
-        await asyncio.gather(*(client() for _ in range(clients)))
+    started = time.monotonic()
+    await asyncio.gather(*(client() for _ in range(clients)))
     return done / (time.monotonic() - started)
+
+
+async def api_alone(base: str, key: str, seconds: float, clients: int = 32) -> float:
+    """Events/s the API accepts closed-loop when no endpoint takes them (the ceiling)."""
+    async with aiohttp.ClientSession(headers={"X-API-Key": key}) as session:
+        return await closed_loop(session, f"{base}/v1/events", 201, clients, seconds)
 
 
 async def offer(base: str, key: str, rate: float, seconds: float) -> tuple[int, float, list[float]]:

@@ -46,7 +46,7 @@ from bench.cpu_account import (
     per_client,
     postgres_by_client,
 )
-from bench.open_loop import api_alone, body, offer, percentiles
+from bench.open_loop import api_alone, closed_loop, offer, percentiles
 from db import migrate
 from db.embedded import EmbeddedPostgres, server_pid
 
@@ -163,20 +163,8 @@ def make_key(url: str, tenant: str) -> str:
 
 async def post_ceiling(hook: str, seconds: float, clients: int = 100) -> float:
     """Plain aiohttp POSTs/s of the same body to the same receiver (the delivery ceiling)."""
-    done = 0
-    deadline = time.monotonic() + seconds
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
-
-        async def client() -> None:
-            nonlocal done
-            while time.monotonic() < deadline:
-                async with session.post(f"{hook}/hook/0", json=body(0, time.time())) as r:
-                    await r.read()
-                    done += r.status == 204
-
-        started = time.monotonic()
-        await asyncio.gather(*(client() for _ in range(clients)))
-        rate = done / (time.monotonic() - started)
+        rate = await closed_loop(session, f"{hook}/hook/0", 204, clients, seconds)
     await arrivals(hook, reset=True)
     return rate
 
