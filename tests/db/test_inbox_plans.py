@@ -1,4 +1,5 @@
-"""Inbox filters stay index-served once psycopg prepares the statement (a generic plan)."""
+"""Prepared statements keep good generic plans: inbox filters stay index-served, and the
+fan-out statement is not planned afresh at every call."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import psycopg
 import pytest
 
 from db import events, tenants
+from tests.helpers import event_row
 
 # 20,000 pending events: one source, type and channel in a thousand is rare.
 FILL = """
@@ -87,3 +89,24 @@ async def test_the_channel_filter_merges_its_ordered_indexes_in_the_generic_plan
     conditions = " ".join(_index_conditions(plan[0]["Plan"]))
     for k in range(1, events.MAX_CHANNELS + 1):
         assert f"channels[{k}] = " in conditions, conditions
+
+
+@pytest.mark.parametrize("after_commit", [False, True])
+async def test_the_fan_out_statement_keeps_a_generic_plan_however_it_announces(
+    database_url, after_commit
+):
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        tenant, _ = await tenants.create_or_get(conn, "acme")
+        for _ in range(15):  # psycopg prepares from the 6th; the server plans 5 custom first
+            async with conn.transaction():  # an Idempotency-Key's ingest announces at COMMIT
+                await events.insert_with_fan_out(
+                    conn, [event_row(tenant.id)], after_commit=after_commit
+                )
+        plans = await (
+            await conn.execute(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements"
+                " WHERE statement LIKE '%jsonb_to_recordset%'"
+            )
+        ).fetchall()
+    # Planned afresh at every call, the statement cost eight connections half their commits.
+    assert plans == [(5, 5)], plans
