@@ -192,7 +192,7 @@ def print_statements(url: str, delivered: int, top: int = 8) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         rows = conn.execute(
             "SELECT calls, total_exec_time + total_plan_time,"
-            " regexp_replace(query, '\\s+', ' ', 'g')"
+            " regexp_replace(query, '\\s+', ' ', 'g'), plans"
             " FROM pg_stat_statements ORDER BY 2 DESC"
         ).fetchall()
     per = max(1, delivered)
@@ -202,8 +202,12 @@ def print_statements(url: str, delivered: int, top: int = 8) -> None:
         f"{'':18}SQL per delivery: {calls / per:.1f} statements, "
         f"{total_ms / per:.3f} ms planning and executing"
     )
-    for n_calls, ms, query in rows[:top]:
-        print(f"{'':20}{n_calls / per:5.2f} x {ms / max(1, n_calls):6.3f} ms  {query[:90]}")
+    # A statement planned at most calls has no generic plan: Postgres plans it afresh each time.
+    for n_calls, ms, query, plans in rows[:top]:
+        print(
+            f"{'':20}{n_calls / per:5.2f} x {ms / max(1, n_calls):6.3f} ms  "
+            f"planned {plans / max(1, n_calls):4.0%}  {query[:80]}"
+        )
 
 
 def backlog(url: str) -> int:
