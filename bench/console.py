@@ -87,40 +87,6 @@ async def measure(url: str, key: str, requests: int, hour: str, charted: str) ->
         print(f"{label:42} p50 {p50:6.2f} ms  p95 {p95:6.2f} ms  ratio {p50 / base:4.2f}")
 
 
-# One event per statement, as single-event ingest writes it.
-ONE_EVENT = """
-INSERT INTO events (id, tenant_id, source, event_type, payload, channels, created_at)
-VALUES (eventgate_uuidv7(now()), %(tenant_id)s, 'bench', 'bench.one', '{"n": 1}', '{}', now())
-"""
-
-
-def insert_rate(database_url: str, tenant_id: object, count: int) -> float:
-    """Single-row event INSERTs per second, one round trip each."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
-        started = time.perf_counter()
-        for _ in range(count):
-            conn.execute(ONE_EVENT, {"tenant_id": tenant_id})
-        return count / (time.perf_counter() - started)
-
-
-def index_cost(database_url: str, tenant_id: object, count: int) -> None:
-    """What events_tenant_idx (the console's index) costs each insert: the same inserts
-    with and without it, alternating, in this run (the database is a throw-away one)."""
-    with_index, without = [], []
-    for _ in range(3):
-        with_index.append(insert_rate(database_url, tenant_id, count))
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute("DROP INDEX events_tenant_idx")
-        without.append(insert_rate(database_url, tenant_id, count))
-        with psycopg.connect(database_url, autocommit=True) as conn:
-            conn.execute("CREATE INDEX events_tenant_idx ON events (tenant_id, id)")
-    best, ceiling = max(with_index), max(without)
-    print(
-        f"{'event INSERT with events_tenant_idx':42} {best:8.0f}/s  ceiling (without) "
-        f"{ceiling:8.0f}/s  ratio {best / ceiling:4.2f}"
-    )
-
-
 # Attempts over the last 20 hours (up to two minutes ago), to 100 endpoints, one in 20 an
 # HTTP 500, latency 0-400 ms.
 ATTEMPTS = """
@@ -188,7 +154,6 @@ async def roll_up(database_url: str) -> None:
 async def main(args: argparse.Namespace) -> None:
     with dev_or_given(args) as (url, key, database_url):
         tenant_id = tenant_of(database_url, key)
-        index_cost(database_url, tenant_id, args.inserts)
         took = fill(database_url, tenant_id, args.pending)
         with psycopg.connect(database_url, autocommit=True) as conn:
             params = {"tenant_id": tenant_id, "count": 10_000, "by_channel": True}
@@ -208,7 +173,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--pending", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=100)
-    parser.add_argument("--inserts", type=int, default=5000)
     parser.add_argument("--attempts", type=int, default=1_000_000)
     parser.add_argument("--url")
     parser.add_argument("--key")

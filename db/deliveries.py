@@ -60,7 +60,7 @@ SELECT {COLUMNS} FROM deliveries
 WHERE tenant_id = %(tenant_id)s AND id = %(id)s AND created_at = %(created_at)s
 """
 
-# A tenant's deliveries, newest first, before the cursor (deliveries_tenant_idx).
+# A tenant's deliveries, newest first, before the cursor (deliveries_pkey's tenant_id, id).
 LIST_PAGE = f"""
 SELECT {COLUMNS} FROM deliveries
 WHERE tenant_id = %(tenant_id)s

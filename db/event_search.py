@@ -20,7 +20,7 @@ from db.query import fetch_all, fetch_tuples
 SCAN_LIMIT = 20_000
 
 # The newest %(scan)s events of the window below %(before)s (a backward range of
-# events_tenant_idx, partitions pruned by created_at); the filters then pick from those.
+# events_pkey, partitions pruned by created_at); the filters then pick from those.
 SEARCH = f"""
 WITH scanned AS (
     SELECT {COLUMNS} FROM events
@@ -40,7 +40,7 @@ FILTERS: dict[str, LiteralString] = {
 ORDER = "ORDER BY id DESC LIMIT %(limit)s"
 
 # How far the same range reaches: its oldest id and its size (index-only on
-# events_tenant_idx: ids alone, no created_at).
+# events_pkey: tenant, ids and created_at, no heap).
 REACH = """
 WITH scanned AS (
     SELECT id FROM events

@@ -44,7 +44,7 @@ class EndpointStates(msgspec.Struct):
 
 # Events and deliveries per minute: %(bounds)s are the first UUIDv7 of each minute, so a
 # row's minute is its id's bucket among them. Each reads, index-only, at most the newest
-# HOUR_CAP ids of the tenant's id-ordered index (events_tenant_idx, deliveries_tenant_idx):
+# HOUR_CAP ids of the tenant's id-ordered primary key (events_pkey, deliveries_pkey):
 # bounded whatever the tenant's history or traffic.
 PER_MINUTE = """
 WITH e AS (

@@ -3,10 +3,13 @@ fan-out statement is not planned afresh at every call."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import psycopg
 import pytest
 
-from db import events, tenants
+from db import deliveries, event_search, events, overview, tenants
+from db.ids import first_id_at
 from tests.helpers import event_row
 
 # 20,000 pending events: one source, type and channel in a thousand is rare.
@@ -110,3 +113,90 @@ async def test_the_fan_out_statement_keeps_a_generic_plan_however_it_announces(
         ).fetchall()
     # Planned afresh at every call, the statement cost eight connections half their commits.
     assert plans == [(5, 5)], plans
+
+
+# As many deliveries of the tenant, to endpoints and events no one looks up here.
+FILL_DELIVERIES = """
+INSERT INTO deliveries (id, tenant_id, event_id, endpoint_id, queue, next_attempt_at, created_at)
+SELECT eventgate_uuidv7(now()), %(tenant_id)s, gen_random_uuid(), gen_random_uuid(), 'default',
+       now(), now()
+FROM generate_series(1, 20000)
+"""
+
+
+def _scans(plan: dict) -> list[tuple[str, str, str]]:
+    found = [(plan["Node Type"], plan.get("Relation Name", ""), plan.get("Index Name", ""))]
+    for child in plan.get("Plans", []):
+        found.extend(_scans(child))
+    return found
+
+
+async def test_a_tenants_rows_in_id_order_come_from_the_primary_keys(database_url, filled):
+    """The console's search and chart and the deliveries listing read a tenant's rows of any
+    status in id order from the primary keys (tenant_id, id, created_at)."""
+    now = datetime.now(UTC)
+    since = now - timedelta(hours=1)
+    statements = [
+        (
+            event_search.REACH,
+            event_search._params(filled, first_id_at(now + timedelta(minutes=1)), since, since),
+        ),
+        (
+            event_search.SEARCH + event_search.ORDER,
+            event_search._params(
+                filled, first_id_at(now + timedelta(minutes=1)), since, now + timedelta(minutes=1)
+            )
+            | {"limit": 51},
+        ),
+        (
+            overview.PER_MINUTE,
+            {"tenant_id": filled, "bounds": [first_id_at(since)], "cap": overview.HOUR_CAP},
+        ),
+        (
+            deliveries.LIST_PAGE,
+            {
+                "tenant_id": filled,
+                "before": None,
+                "limit": 51,
+                "status": None,
+                "endpoint_id": None,
+                "endpoint_ids": None,
+                "event_id": None,
+            },
+        ),
+    ]
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        # A larger neighbour: the tenant's rows are a fifth of each table.
+        neighbour, _ = await tenants.create_or_get(conn, "globex")
+        for tenant_id in (filled, *[neighbour.id] * 4):
+            await conn.execute(FILL_DELIVERIES, {"tenant_id": tenant_id})
+        for _ in range(4):
+            await conn.execute(FILL, {"tenant_id": neighbour.id})
+        await conn.execute("ANALYZE events, deliveries")
+        holding = {
+            name
+            for (name,) in await (
+                await conn.execute(
+                    "SELECT DISTINCT tableoid::regclass::text FROM events WHERE tenant_id = %(t)s"
+                    " UNION SELECT DISTINCT tableoid::regclass::text FROM deliveries"
+                    " WHERE tenant_id = %(t)s",
+                    {"t": filled},
+                )
+            ).fetchall()
+        }
+        for statement, params in statements:
+            explain = psycopg.ClientCursor(conn).mogrify(
+                "EXPLAIN (FORMAT JSON) " + statement, params
+            )
+            plan = (await (await conn.execute(explain)).fetchone())[0]
+            # The partitions holding the rows (the empty ones cost nothing however read).
+            scans = [
+                (kind, table, index)
+                for kind, table, index in _scans(plan[0]["Plan"])
+                if table in holding or any(index.startswith(f"{p}_") for p in holding)
+            ]
+            assert scans, statement
+            assert "Seq Scan" not in {kind for kind, _, _ in scans}, (statement, scans)
+            indexes = {index for _, _, index in scans if index}
+            assert indexes, (statement, scans)
+            assert all(index.endswith("_pkey") for index in indexes), (statement, scans)
