@@ -15,9 +15,10 @@ WORKER_QUEUES: Final = (*DELIVERY_QUEUES, MAINTENANCE_QUEUE)
 # every worker serving that queue LISTENs and claims (workers/engine.py).
 DELIVERIES_DUE_CHANNEL: Final = "eventgate_deliveries_due"
 # A delivery engine that claims a queue by itself (each claim finds several due) promises to
-# claim it again this long from now or later (delivery_claim_promises); ingest that commits
-# before then need not announce the queue. Ingest, announcing after its COMMIT, skips the
-# NOTIFY only when the promise had at least the least slack left and outlasted its round trip.
+# claim it again this long from now or later, or its pacing wait when that is longer
+# (delivery_claim_promises); ingest that commits before then need not announce the queue.
+# Ingest, announcing after its COMMIT, skips the NOTIFY only when the promise had at least the
+# least slack left and outlasted its round trip.
 CLAIM_PROMISE_SECONDS: Final = 0.010
 LEAST_PROMISE_SLACK_SECONDS: Final = 0.005
 # Committing pending events of a tenant that has an open stream sends NOTIFY on this channel

@@ -69,6 +69,7 @@ class QueueDispatcher:
         self.poll_seconds = settings.delivery_poll_seconds
         self.late_seconds = 0.0  # claim only deliveries due this long (another engine listens)
         self.busy = False  # the last claim found several: the next comes without a wake-up
+        self.found = 0  # what the last claim found (its pacing is the next promise)
         self.promised_at = 0.0  # the loop time it promised to claim again at or after
 
     def wake(self) -> None:
@@ -93,8 +94,10 @@ class QueueDispatcher:
                 self.lanes.release()
                 return
             # A busy engine claims again by itself: it promises to, so ingest need not wake it.
-            # Only the listening engine promises (the others claim only what has waited).
-            promise = CLAIM_PROMISE_SECONDS if self.busy and not self.late_seconds else 0.0
+            # Only the listening engine promises (the others claim only what has waited). It
+            # promises the pacing wait the last claim earned, which it takes anyway: under load
+            # the promise spans the time between claims and ingest announces nothing.
+            promise = claim_promise(self.found) if self.busy and not self.late_seconds else 0.0
             try:
                 claimed = await claim(
                     self.pool, self.queue, self.settings, self.late_seconds, promise
@@ -120,6 +123,7 @@ class QueueDispatcher:
             # Work arrives faster than one claim a round trip: claim again by itself, after a
             # little has gathered, so claims grow with the load rather than their number.
             self.busy = len(claimed) > 1
+            self.found = len(claimed)
             if len(claimed) < self.settings.delivery_batch_size:
                 if not self.busy:
                     self._keep_promise()
@@ -281,6 +285,12 @@ class DeliveryEngine:
 def claim_pacing(found: int) -> float:
     """How long to wait after a claim that found `found` deliveries (but not a full batch)."""
     return min(CLAIM_PACING_MOST_SECONDS, found * CLAIM_PACING_SECONDS)
+
+
+def claim_promise(found: int) -> float:
+    """How long from its next claim a busy engine, whose last claim found `found`, promises to
+    claim again after: the pacing wait it takes anyway, at least CLAIM_PROMISE_SECONDS."""
+    return max(CLAIM_PROMISE_SECONDS, claim_pacing(found))
 
 
 def _log_trouble(doing: str, queue: str, exc: BaseException) -> None:
