@@ -227,3 +227,37 @@ def test_a_busy_engine_promises_the_pacing_wait_it_takes_anyway():
     # A light load keeps the short promise (its claims come sooner: it claims again at the
     # promise's end only if it goes quiet).
     assert claim_promise(2) == CLAIM_PROMISE_SECONDS > claim_pacing(2)
+
+
+async def test_a_follower_backs_off_while_its_polls_find_nothing(client, worker_env, receiver):
+    from psycopg_pool import AsyncConnectionPool
+
+    from core.settings import Settings
+    from workers.engine import (
+        FOLLOWER_LATE_SECONDS,
+        FOLLOWER_POLL_MOST_SECONDS,
+        FOLLOWER_POLL_SECONDS,
+        QueueDispatcher,
+    )
+
+    key = await make_key(worker_env)
+    await add_endpoint(client, key, receiver, "followed")
+    settings = Settings.from_env()
+    async with AsyncConnectionPool(worker_env, kwargs={"autocommit": True}) as pool:
+        follower = QueueDispatcher("default", pool, settings)
+        follower.poll_seconds, follower.late_seconds = FOLLOWER_POLL_SECONDS, FOLLOWER_LATE_SECONDS
+        waits = []
+        for _ in range(6):
+            await follower._claim_while_due()  # nothing is due
+            waits.append(follower.poll_wait())
+        assert waits[0] == 2 * FOLLOWER_POLL_SECONDS
+        assert waits == sorted(waits)
+        assert waits[-1] == min(FOLLOWER_POLL_MOST_SECONDS, settings.delivery_poll_seconds)
+        # A delivery left waiting is claimed at the next poll, and the follower polls often
+        # again.
+        await ingest(client, key, 1)
+        await asyncio.sleep(FOLLOWER_LATE_SECONDS * 1.5)
+        await follower._claim_while_due()
+        assert follower.poll_wait() == FOLLOWER_POLL_SECONDS
+        await wait_for(lambda: len(receiver.received) == 1, what="the delivery")
+        await asyncio.gather(*follower.in_flight)
