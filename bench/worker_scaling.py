@@ -7,10 +7,10 @@ to a CPU budget of its own, so the workers, not the database, are what runs out)
 A Postgres, `eventgate serve` and a receiver run as processes of their own; the backlog is
 ingested through /v1/events/batch (fan-out 1) behind a disabled endpoint, the workers start,
 and once their engines are connected the endpoint is enabled and the receiver times the drain
-from its first arrival to its last. A budget is a cgroup CPU quota
-(cgroup v2 `cpu.max` or v1 `cpu.cfs_quota_us`, which needs root); where neither can be written
-each budgeted worker is pinned to a core of its own instead (taskset's way), and the line says
-so. Each figure is printed next to the one-worker drain of the same round as a ratio.
+from its first arrival to its last. A budget is a cgroup CPU quota (cgroup v2 `cpu.max` or v1
+`cpu.cfs_quota_us`, which needs root); where neither can be written, each budgeted worker is
+pinned to a core of its own instead (taskset's way), and the line says so. Each two-worker
+figure is printed as a ratio of the one-worker drain of the same round.
 """
 
 from __future__ import annotations
@@ -103,7 +103,9 @@ async def ingest_backlog(base: str, key: str, events: int, size: int = 500) -> N
                 assert answer.status < 300, await answer.text()
 
 
-async def drain(where: dict, key: str, args: argparse.Namespace, count: int, cores: float | None):
+async def drain(
+    where: dict, key: str, args: argparse.Namespace, count: int, cores: float | None
+) -> tuple[float, str, float, float]:
     """Deliveries/s of `count` workers draining a fresh backlog, the budget's kind, and the
     cores busy while they drained: the workers', and the whole machine's."""
     await switch(where, key, "disable")
