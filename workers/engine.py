@@ -72,10 +72,14 @@ class QueueDispatcher:
         self.stopping = False
         self.poll_seconds = settings.delivery_poll_seconds
         self.late_seconds = 0.0  # claim only deliveries due this long (another engine listens)
-        self.busy = False  # the last claim found several: the next comes without a wake-up
         self.found = 0  # what the last claim found (its pacing is the next promise)
         self.empty_polls = 0  # claims in a row that found nothing (a follower backs off)
         self.promised_at = 0.0  # the loop time it promised to claim again at or after
+
+    @property
+    def busy(self) -> bool:
+        """The last claim found several: the next comes without a wake-up."""
+        return self.found > 1
 
     def wake(self) -> None:
         """Claim again as soon as possible (a notification, a retry coming due)."""
@@ -118,7 +122,7 @@ class QueueDispatcher:
                 )
             except Exception as exc:
                 self.lanes.release()
-                self.busy = False
+                self.found = 0
                 _log_trouble("claiming", self.queue, exc)
                 # The next claim comes after the promise this one may have made.
                 await asyncio.sleep(RECONNECT_SECONDS)
@@ -129,7 +133,7 @@ class QueueDispatcher:
             self.empty_polls = 0 if claimed else self.empty_polls + 1
             if not claimed:
                 self.lanes.release()
-                self.busy = False
+                self.found = 0
                 self._keep_promise()
                 return
             task = asyncio.create_task(self._deliver(claimed))
@@ -137,7 +141,6 @@ class QueueDispatcher:
             task.add_done_callback(self.in_flight.discard)
             # Work arrives faster than one claim a round trip: claim again by itself, after a
             # little has gathered, so claims grow with the load rather than their number.
-            self.busy = len(claimed) > 1
             self.found = len(claimed)
             if len(claimed) < self.settings.delivery_batch_size:
                 if not self.busy:

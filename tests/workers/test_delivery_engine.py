@@ -184,7 +184,7 @@ async def test_a_busy_engine_reads_its_notifications_in_rounds_and_loses_none(wo
             woken: list[str] = []
             _record_wakes(engine, "default", woken)
             engine.dispatchers["critical"].wake = lambda: woken.append("critical")
-            engine.dispatchers["default"].busy = True  # claiming by itself: no reads between
+            engine.dispatchers["default"].found = 2  # claiming by itself: no reads between
             async with await psycopg.AsyncConnection.connect(worker_env, autocommit=True) as c:
                 for queue in ("critical", "default", "critical"):
                     await c.execute("SELECT pg_notify('eventgate_deliveries_due', %s)", (queue,))
