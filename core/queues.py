@@ -14,12 +14,15 @@ WORKER_QUEUES: Final = (*DELIVERY_QUEUES, MAINTENANCE_QUEUE)
 # Committing deliveries that are due now sends NOTIFY on this channel with the queue's name;
 # every worker serving that queue LISTENs and claims (workers/engine.py).
 DELIVERIES_DUE_CHANNEL: Final = "eventgate_deliveries_due"
-# A delivery engine that claims a queue by itself (each claim finds several due) promises to
-# claim it again this long from now or later, or its pacing wait when that is longer
-# (delivery_claim_promises); ingest that commits before then need not announce the queue.
-# Ingest, announcing after its COMMIT, skips the NOTIFY only when the promise had at least the
-# least slack left and outlasted its round trip.
-CLAIM_PROMISE_SECONDS: Final = 0.010
+# The listening delivery engine, while its claims each lease several deliveries of a queue,
+# claims it again by itself and promises to keep doing so for this long at most
+# (delivery_claim_promises); the claim that leases fewer withdraws the promise, and the
+# engine claims once more PROMISE_GRACE_SECONDS later. Ingest, announcing after its COMMIT,
+# skips the NOTIFY only when the promise had at least the least slack left and its own round
+# trip took less than the grace: its COMMIT then comes before the engine's claim after the
+# withdrawal, or while the engine still claims by itself.
+BUSY_PROMISE_SECONDS: Final = 0.5
+PROMISE_GRACE_SECONDS: Final = 0.025
 LEAST_PROMISE_SLACK_SECONDS: Final = 0.005
 # Committing pending events of a tenant that has an open stream sends NOTIFY on this channel
 # with the tenant's id; each API process LISTENs and wakes that tenant's streams.

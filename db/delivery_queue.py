@@ -179,20 +179,25 @@ LEFT JOIN events ev ON ev.tenant_id = l.tenant_id AND ev.id = l.event_id AND ev.
 # The common claim in one statement, committed by itself: lock due deliveries and lease at
 # once those whose endpoints have no rate limit and no circuit to probe. Every locked row
 # comes back; `leased` is false for the others, which the transaction of CANDIDATES, the
-# probes and the rate windows, then LEASE, decides on. With a promise (seconds), a busy engine
-# also says it will claim the queue again that long from now or later, so ingest need not
-# wake it (deliveries_due_idx, deliveries_pkey, endpoints_pkey, events_pkey,
+# probes and the rate windows, then LEASE, decides on. With a promise (seconds), the listening
+# engine's claim also says whether it keeps claiming by itself: leasing several, it promises
+# to for that long at most; leasing fewer, it withdraws a promise it made (and claims once
+# more a moment later), so ingest need not wake a busy engine
+# (deliveries_due_idx, deliveries_pkey, endpoints_pkey, events_pkey,
 # delivery_claim_promises_pkey).
 CLAIM_PLAIN = f"""
-WITH promised AS (
-    INSERT INTO delivery_claim_promises AS p (queue, claims_at)
-    SELECT %(queue)s, clock_timestamp() + make_interval(secs => %(promise)s)
-    WHERE %(promise)s > 0
-    ON CONFLICT (queue) DO UPDATE SET claims_at = greatest(p.claims_at, EXCLUDED.claims_at)
-), found AS (
+WITH found AS (
     SELECT d.id, d.created_at, d.tenant_id, d.next_attempt_at AS due_at,
            e.rate_limit_per_s IS NULL AND e.consecutive_failures < %(circuit_threshold)s AS plain
     {DUE}
+), promised AS (
+    INSERT INTO delivery_claim_promises AS p (queue, busy_until)
+    SELECT %(queue)s, clock_timestamp() + make_interval(secs => %(promise)s * (c.n > 1)::int)
+    FROM (SELECT count(*) FILTER (WHERE plain) AS n FROM found) c
+    WHERE %(promise)s > 0 AND (c.n > 1 OR EXISTS (
+        SELECT 1 FROM delivery_claim_promises w
+        WHERE w.queue = %(queue)s AND w.busy_until > clock_timestamp()))
+    ON CONFLICT (queue) DO UPDATE SET busy_until = EXCLUDED.busy_until
 ), leased AS (
     UPDATE deliveries d SET status = 'delivering', attempts = d.attempts + 1,
         next_attempt_at = now() + make_interval(secs => %(lease)s), updated_at = now()
@@ -283,8 +288,9 @@ async def claim_plain(
 ) -> tuple[list[Claimed], int]:
     """Lock up to `limit` deliveries of the queue due for `late` seconds and lease those of
     endpoints with no rate limit and no circuit to probe (commits by itself): the leased ones,
-    and how many others were due. A `promise` > 0 records that the caller will claim the queue
-    again `promise` seconds from now or later."""
+    and how many others were due. With a `promise` > 0, leasing more than one records that the
+    caller keeps claiming the queue by itself for `promise` seconds at most, and leasing fewer
+    withdraws that."""
     params = {
         "queue": queue,
         "limit": limit,

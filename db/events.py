@@ -132,15 +132,15 @@ WITH r AS (
     ORDER BY ev.id
     RETURNING queue, next_attempt_at
 )
--- Each queue that got due deliveries comes back with the seconds its engine's promise to claim
--- it again has left (µs, at most a second; 0: none). A caller that commits by itself
+-- Each queue that got due deliveries comes back with the seconds its engine's promise to keep
+-- claiming it has left (µs, at most a second; 0: none). A caller that commits by itself
 -- (after_commit) announces it after COMMIT (`due`); in a caller's transaction the statement
 -- announces it (`wake`, sent at COMMIT).
 SELECT CASE WHEN announced.n > 0 THEN 'wake' ELSE 'due' END AS kind, q.queue AS name,
        q.slack_us AS version
 FROM (
     SELECT f.queue, coalesce((
-        SELECT least(greatest(extract(epoch FROM p.claims_at - clock_timestamp()), 0), 1)
+        SELECT least(greatest(extract(epoch FROM p.busy_until - clock_timestamp()), 0), 1)
                * 1000000
         FROM delivery_claim_promises p WHERE p.queue = f.queue AND %(after_commit)s
     ), 0)::int AS slack_us
@@ -233,7 +233,8 @@ def _key(tenant_id: uuid.UUID, event_id: uuid.UUID) -> dict[str, Any] | None:
 
 class FanOut(msgspec.Struct):
     """What inserting events found: the queues announced at COMMIT, the queues left for the
-    caller to announce with the seconds their engine's promise had left, and schemas to
+    caller to announce with the seconds their engine's promise to keep claiming had left, and
+    schemas to
     check."""
 
     wake_queues: list[str]

@@ -5,11 +5,13 @@ poll interval.
 Ingest and the API announce due work on `DELIVERIES_DUE_CHANNEL` (NOTIFY; ingest sends it after
 its COMMIT), so an event costs no job and no lock. Per delivery queue a `QueueDispatcher` claims
 a batch, hands it to a lane (send, then record) and claims again while lanes are free and
-batches come back full. While it claims by itself, a dispatcher promises to claim again
-(delivery_claim_promises), so ingest committing meanwhile sends no NOTIFY; going quiet, it
-claims once more at its last promise. Nothing depends on a notification arriving: a dispatcher
-also claims every poll interval (due retries, leases of a killed worker run out, a notification
-lost with a dropped connection), and a reconnected listener wakes every dispatcher.
+batches come back full. While it claims by itself, a dispatcher's claims promise to keep
+claiming (delivery_claim_promises), so ingest committing meanwhile sends no NOTIFY; the claim
+that finds it going quiet withdraws the promise, and it claims once more a grace later (for
+what an ingest that read the promise committed meanwhile). Nothing depends on a notification
+arriving: a dispatcher also claims every poll interval (due retries, leases of a killed worker
+run out, a notification lost with a dropped connection), and a reconnected listener wakes
+every dispatcher.
 """
 
 from __future__ import annotations
@@ -24,7 +26,12 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
-from core.queues import CLAIM_PROMISE_SECONDS, DELIVERIES_DUE_CHANNEL, DELIVERY_QUEUES
+from core.queues import (
+    BUSY_PROMISE_SECONDS,
+    DELIVERIES_DUE_CHANNEL,
+    DELIVERY_QUEUES,
+    PROMISE_GRACE_SECONDS,
+)
 from core.settings import Settings
 from db import delivery_queue
 from db.delivery_queue import Claimed, Result
@@ -34,6 +41,8 @@ from workers.destinations import destinations_for
 
 logger = logging.getLogger("eventgate.engine")
 
+# Longer than BUSY_PROMISE_SECONDS and the grace: the claim after a failed one comes after
+# any promise it made has lapsed.
 RECONNECT_SECONDS = 1.0
 # Listener connections carry this name, so the engines of all workers can count each other.
 LISTENER_NAME = "eventgate-delivery-engine"
@@ -56,7 +65,7 @@ FOLLOWER_LATE_SECONDS = 0.1
 # about ten instead of two cut the worker's CPU per delivery by about a fifth. Above about
 # 1 / CLAIM_PACING_SECONDS deliveries/s the wait reaches its most.
 CLAIM_PACING_SECONDS = 0.003
-CLAIM_PACING_MOST_SECONDS = 0.020
+CLAIM_PACING_MOST_SECONDS = 0.040
 
 
 class QueueDispatcher:
@@ -72,9 +81,8 @@ class QueueDispatcher:
         self.stopping = False
         self.poll_seconds = settings.delivery_poll_seconds
         self.late_seconds = 0.0  # claim only deliveries due this long (another engine listens)
-        self.found = 0  # what the last claim found (its pacing is the next promise)
+        self.found = 0  # what the last claim found (several: it claims again by itself)
         self.empty_polls = 0  # claims in a row that found nothing (a follower backs off)
-        self.promised_at = 0.0  # the loop time it promised to claim again at or after
 
     @property
     def busy(self) -> bool:
@@ -111,11 +119,12 @@ class QueueDispatcher:
             if self.stopping:
                 self.lanes.release()
                 return
-            # A busy engine claims again by itself: it promises to, so ingest need not wake it.
-            # Only the listening engine promises (the others claim only what has waited). It
-            # promises the pacing wait the last claim earned, which it takes anyway: under load
-            # the promise spans the time between claims and ingest announces nothing.
-            promise = claim_promise(self.found) if self.busy and not self.late_seconds else 0.0
+            # A busy engine claims again by itself: its claims promise to, so ingest need not
+            # wake it. Only the listening engine promises (the others claim only what has
+            # waited); each claim that leases several renews the promise, one that leases fewer
+            # withdraws it.
+            promise = 0.0 if self.late_seconds else BUSY_PROMISE_SECONDS
+            was_busy = self.busy
             try:
                 claimed = await claim(
                     self.pool, self.queue, self.settings, self.late_seconds, promise
@@ -124,17 +133,16 @@ class QueueDispatcher:
                 self.lanes.release()
                 self.found = 0
                 _log_trouble("claiming", self.queue, exc)
-                # The next claim comes after the promise this one may have made.
+                # The next claim comes after a promise the last one made has lapsed (and the
+                # grace after it): it finds what ingest left unannounced meanwhile.
                 await asyncio.sleep(RECONNECT_SECONDS)
                 self.due.set()
                 return
-            if promise:
-                self.promised_at = asyncio.get_running_loop().time() + promise
             self.empty_polls = 0 if claimed else self.empty_polls + 1
             if not claimed:
                 self.lanes.release()
                 self.found = 0
-                self._keep_promise()
+                self._follow_up(was_busy)
                 return
             task = asyncio.create_task(self._deliver(claimed))
             self.in_flight.add(task)
@@ -144,17 +152,16 @@ class QueueDispatcher:
             self.found = len(claimed)
             if len(claimed) < self.settings.delivery_batch_size:
                 if not self.busy:
-                    self._keep_promise()
+                    self._follow_up(was_busy)
                     return  # everything due was taken: wait for the next wake-up
                 await asyncio.sleep(claim_pacing(len(claimed)))
 
-    def _keep_promise(self) -> None:
-        """Going quiet, claim once more when the last promise falls due: what ingest left
-        unannounced meanwhile is found then."""
-        loop = asyncio.get_running_loop()
-        wait = self.promised_at - loop.time()
-        if wait > 0:
-            loop.call_later(wait, self.due.set)
+    def _follow_up(self, was_busy: bool) -> None:
+        """Going quiet after claiming by itself (a claim that withdrew the promise), claim once
+        more a grace later: an ingest that read the promise before and skipped its NOTIFY
+        has committed by then, or announced."""
+        if was_busy:
+            asyncio.get_running_loop().call_later(PROMISE_GRACE_SECONDS, self.due.set)
 
     async def _deliver(self, claimed: Sequence[Claimed]) -> None:
         try:
@@ -303,12 +310,6 @@ class DeliveryEngine:
 def claim_pacing(found: int) -> float:
     """How long to wait after a claim that found `found` deliveries (but not a full batch)."""
     return min(CLAIM_PACING_MOST_SECONDS, found * CLAIM_PACING_SECONDS)
-
-
-def claim_promise(found: int) -> float:
-    """How long from its next claim a busy engine, whose last claim found `found`, promises to
-    claim again after: the pacing wait it takes anyway, at least CLAIM_PROMISE_SECONDS."""
-    return max(CLAIM_PROMISE_SECONDS, claim_pacing(found))
 
 
 def _log_trouble(doing: str, queue: str, exc: BaseException) -> None:

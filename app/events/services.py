@@ -23,7 +23,7 @@ from app.pagination import MAX_LIMIT, Pagination, decode_cursor, page_of
 from app.views import to_view, to_views
 from core import tracing
 from core.metrics import EVENTS_INGESTED
-from core.queues import LEAST_PROMISE_SLACK_SECONDS
+from core.queues import LEAST_PROMISE_SLACK_SECONDS, PROMISE_GRACE_SECONDS
 from core.settings import Settings
 from core.vocabulary import RESERVED_TYPE_PREFIX
 from db import deliveries, events, partitions
@@ -102,31 +102,31 @@ async def store(
     """Store the events and their deliveries atomically, then wake the workers; payloads of a
     type with a schema are checked before COMMIT. With `joined` (a request's transaction that
     also stores its Idempotency-Key answer) they commit with that one, which wakes them."""
-    started = time.monotonic()
     if joined is None:
         # The common case is one statement, one round trip: the event and its deliveries
         # commit together, or nothing is stored when a type has a schema to check first.
-        fan_out = await _with_partitions(pool, None, days_ahead, _insert_unchecked(rows, started))
+        fan_out = await _with_partitions(pool, None, days_ahead, _insert_unchecked(rows))
         if not fan_out.schema_versions:
             return
     payloads = [
         (where[i] if where else "", row.event_type, row.payload) for i, row in enumerate(rows)
     ]
     # A joined transaction commits after this returns, so its statement announces at COMMIT.
-    checked = _insert_checked(rows, schemas, payloads, started if joined is None else None)
+    checked = _insert_checked(rows, schemas, payloads, announce=joined is None)
     await _with_partitions(pool, joined, days_ahead, checked)
 
 
 async def _announce(conn: AsyncConnection, fan_out: events.FanOut, started: float) -> None:
     """After COMMIT, announce the queues that got due deliveries, but not one whose engine
-    promised to claim it again later than this ingest, from its start, took to commit: that
-    claim's snapshot sees these deliveries. A NOTIFY sent alone commits nothing to flush, so
-    the notification queue's lock is held for moments, not for an ingest's flush."""
+    promised to keep claiming it, when this ingest, from its statement, committed within the
+    grace: a claim after that COMMIT sees these deliveries. A NOTIFY sent alone commits
+    nothing to flush, so the notification queue's lock is held for moments, not for an
+    ingest's flush."""
     took = time.monotonic() - started
     due = [
         queue
         for queue, slack in fan_out.due_queues.items()
-        if slack < LEAST_PROMISE_SLACK_SECONDS or took >= slack
+        if slack < LEAST_PROMISE_SLACK_SECONDS or took >= PROMISE_GRACE_SECONDS
     ]
     if not due:
         return
@@ -139,9 +139,12 @@ async def _announce(conn: AsyncConnection, fan_out: events.FanOut, started: floa
 
 
 def _insert_unchecked(
-    rows: list[events.NewEvent], started: float
+    rows: list[events.NewEvent],
 ) -> Callable[[AsyncConnection], Awaitable[events.FanOut]]:
     async def run(conn: AsyncConnection) -> events.FanOut:
+        # Timed from the statement, not the request: the promise's slack is read inside it
+        # and its COMMIT is done when it returns, so a wait for the pool spends no slack.
+        started = time.monotonic()
         fan_out = await events.insert_with_fan_out(
             conn, rows, only_unchecked=True, after_commit=True
         )
@@ -155,17 +158,18 @@ def _insert_checked(
     rows: list[events.NewEvent],
     schemas: SchemaCache,
     payloads: list[tuple[str, str, dict]],
-    started: float | None,
+    announce: bool,
 ) -> Callable[[AsyncConnection], Awaitable[events.FanOut]]:
-    """The checked insert; `started` (when this ingest commits by itself) announces after
-    COMMIT, otherwise the statement announces at the joined transaction's COMMIT."""
+    """The checked insert; when this ingest commits by itself (`announce`) it announces
+    after COMMIT, otherwise the statement announces at the joined transaction's COMMIT."""
 
     async def run(conn: AsyncConnection) -> events.FanOut:
+        started = time.monotonic()  # before BEGIN: the slack is read inside the transaction
         async with conn.transaction():  # a transaction, or a savepoint of the joined one
-            fan_out = await events.insert_with_fan_out(conn, rows, after_commit=started is not None)
+            fan_out = await events.insert_with_fan_out(conn, rows, after_commit=announce)
             # Checked before COMMIT: a payload that fails takes its insert back with it.
             await schemas.validate(conn, rows[0].tenant_id, fan_out.schema_versions, payloads)
-        if started is not None:
+        if announce:
             await _announce(conn, fan_out, started)
         return fan_out
 

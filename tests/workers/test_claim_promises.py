@@ -1,6 +1,6 @@
-"""A busy engine's promise to claim again: ingest announces after COMMIT, skips the NOTIFY a
+"""A busy engine's promise to keep claiming: ingest announces after COMMIT, skips the NOTIFY a
 promise makes a waste, announces when the promise is too short or its own round trip
-outlasted it, and the engine keeps it."""
+outlasted the grace; the engine's claims make and withdraw the promise, and it keeps it."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from app.events.services import _announce
-from core.queues import DELIVERIES_DUE_CHANNEL
+from core.queues import BUSY_PROMISE_SECONDS, DELIVERIES_DUE_CHANNEL, PROMISE_GRACE_SECONDS
 from db import events
 from tests.helpers import add_endpoint, event_row, make_key, wait_for
 
@@ -31,7 +31,7 @@ async def _promise(url: str, seconds: float) -> None:
         await conn.execute(
             "INSERT INTO delivery_claim_promises VALUES ('default', clock_timestamp()"
             " + make_interval(secs => %(s)s)) ON CONFLICT (queue) DO UPDATE"
-            " SET claims_at = EXCLUDED.claims_at",
+            " SET busy_until = EXCLUDED.busy_until",
             {"s": seconds},
         )
 
@@ -67,16 +67,18 @@ async def test_ingest_leaves_the_announcement_to_after_commit_with_the_promise_i
         assert await _notifications(listener) == ["default"]
 
 
-async def test_an_ingest_announces_unless_a_promise_outlasts_its_round_trip(worker_env):
+async def test_an_ingest_announces_unless_its_round_trip_stayed_within_the_grace(worker_env):
     async with (
         await psycopg.AsyncConnection.connect(worker_env, autocommit=True) as listener,
         await psycopg.AsyncConnection.connect(worker_env, autocommit=True) as conn,
     ):
         await listener.execute(f"LISTEN {DELIVERIES_DUE_CHANNEL}")
         promised = events.FanOut([], {}, {"default": 0.5})
-        await _announce(conn, promised, started=time.monotonic())  # well within the slack
+        await _announce(conn, promised, started=time.monotonic())  # well within the grace
         assert await _notifications(listener) == []
-        await _announce(conn, promised, started=time.monotonic() - 0.6)
+        # Slack left, but its COMMIT may have come after the claim that withdrew the promise
+        # and the claim a grace later.
+        await _announce(conn, promised, started=time.monotonic() - PROMISE_GRACE_SECONDS)
         assert await _notifications(listener) == ["default"]
         unpromised = events.FanOut([], {}, {"default": 0.0, "critical": 0.001})
         await _announce(conn, unpromised, started=time.monotonic())  # none, or too little slack
@@ -97,7 +99,57 @@ async def test_events_posted_to_an_idle_engine_are_announced_once_each(
         assert await _notifications(listener) == ["default"] * 3
 
 
-async def test_a_busy_engine_promises_and_keeps_its_promise_when_it_goes_quiet(
+async def _promised_for(conn: psycopg.AsyncConnection) -> float | None:
+    """Seconds the default queue's promise has left (negative: lapsed or withdrawn)."""
+    cur = await conn.execute(
+        "SELECT extract(epoch FROM busy_until - clock_timestamp())::float8"
+        " FROM delivery_claim_promises WHERE queue = 'default'"
+    )
+    row = await cur.fetchone()
+    return row[0] if row else None
+
+
+async def test_a_claim_that_leases_several_promises_and_one_that_leases_fewer_withdraws(
+    client, worker_env, receiver
+):
+    from core.settings import Settings
+    from db import delivery_queue
+
+    key = await make_key(worker_env)
+    await add_endpoint(client, key, receiver, "claims")
+    tenant_id = await _tenant_id(worker_env)
+    settings = Settings.from_env()
+    async with await psycopg.AsyncConnection.connect(worker_env, autocommit=True) as conn:
+
+        async def claim(promise: float) -> int:
+            leased, others = await delivery_queue.claim_plain(
+                conn, "default", 100, settings.circuit_failure_threshold, 30.0, 0.0, promise
+            )
+            assert others == 0
+            return len(leased)
+
+        await events.insert_with_fan_out(conn, [event_row(tenant_id)])
+        assert await claim(BUSY_PROMISE_SECONDS) == 1
+        assert await _promised_for(conn) is None  # one found: no promise to make or withdraw
+        await events.insert_with_fan_out(conn, [event_row(tenant_id), event_row(tenant_id)])
+        assert await claim(0.0) == 2
+        assert await _promised_for(conn) is None  # a follower (no promise) writes nothing
+        await events.insert_with_fan_out(conn, [event_row(tenant_id), event_row(tenant_id)])
+        assert await claim(BUSY_PROMISE_SECONDS) == 2
+        left = await _promised_for(conn)
+        assert left is not None
+        assert 0 < left <= BUSY_PROMISE_SECONDS
+        assert await claim(BUSY_PROMISE_SECONDS) == 0
+        withdrawn = await _promised_for(conn)
+        assert withdrawn is not None
+        assert withdrawn <= 0
+        # Nothing live to withdraw: a quiet engine's claims write nothing.
+        await conn.execute("UPDATE delivery_claim_promises SET busy_until = '2000-01-01'")
+        assert await claim(BUSY_PROMISE_SECONDS) == 0
+        assert await _promised_for(conn) < -1_000_000
+
+
+async def test_an_engine_going_quiet_claims_once_more_a_grace_later(
     client, worker_env, receiver, monkeypatch
 ):
     from core.settings import Settings
@@ -105,7 +157,7 @@ async def test_a_busy_engine_promises_and_keeps_its_promise_when_it_goes_quiet(
     from workers.engine import DeliveryEngine
 
     monkeypatch.setenv("EVENTGATE_DELIVERY_POLL_SECONDS", "60")  # no poll within the test
-    monkeypatch.setattr(engine_module, "CLAIM_PROMISE_SECONDS", 2.0)
+    monkeypatch.setattr(engine_module, "PROMISE_GRACE_SECONDS", 1.0)
     key = await make_key(worker_env)
     await add_endpoint(client, key, receiver, "busy")
     tenant_id = await _tenant_id(worker_env)
@@ -118,21 +170,18 @@ async def test_a_busy_engine_promises_and_keeps_its_promise_when_it_goes_quiet(
             try:
                 await wait_for(lambda: len(receiver.received) == 5, what="the first five")
 
-                async def promised() -> bool:
-                    cur = await conn.execute(
-                        "SELECT claims_at > clock_timestamp() + interval '1 s'"
-                        " FROM delivery_claim_promises WHERE queue = 'default'"
-                    )
-                    row = await cur.fetchone()
-                    return bool(row and row[0])
+                async def withdrawn() -> bool:
+                    left = await _promised_for(conn)
+                    return left is not None and left <= 0
 
-                await wait_for(promised, timeout=5, what="the busy engine's promise")
+                await wait_for(withdrawn, timeout=5, what="the quiet claim's withdrawal")
+                # As an ingest that read the promise just before it was withdrawn: committed
+                # after that claim, and no NOTIFY.
                 fan_out = await events.insert_with_fan_out(
                     conn, [event_row(tenant_id)], only_unchecked=True, after_commit=True
                 )
                 assert fan_out.wake_queues == []
-                assert fan_out.due_queues["default"] > 1.0 - 0.1  # left to the promise
-                # No NOTIFY and no poll for a minute: only the promised claim finds it.
+                # No NOTIFY and no poll for a minute: only the claim a grace later finds it.
                 await wait_for(lambda: len(receiver.received) == 6, timeout=10, what="sixth")
             finally:
                 await engine.stop(1.0)

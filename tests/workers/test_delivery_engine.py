@@ -219,16 +219,6 @@ def test_claims_are_paced_by_what_the_last_one_found_up_to_a_most():
     assert claim_pacing(99) == CLAIM_PACING_MOST_SECONDS
 
 
-def test_a_busy_engine_promises_the_pacing_wait_it_takes_anyway():
-    from workers.engine import CLAIM_PROMISE_SECONDS, claim_pacing, claim_promise
-
-    # Under load the promise spans the time between claims, so ingest announces nothing.
-    assert claim_promise(99) == claim_pacing(99) > CLAIM_PROMISE_SECONDS
-    # A light load keeps the short promise (its claims come sooner: it claims again at the
-    # promise's end only if it goes quiet).
-    assert claim_promise(2) == CLAIM_PROMISE_SECONDS > claim_pacing(2)
-
-
 async def test_a_follower_backs_off_while_its_polls_find_nothing(client, worker_env, receiver):
     from psycopg_pool import AsyncConnectionPool
 
