@@ -44,7 +44,7 @@ FROM jsonb_array_elements(%(rows)s) AS r
 """
 
 # A page of a tenant's requests, newest first, before the cursor, each filter bound or null
-# (request_logs_tenant_idx, in id order = time order; the filters are checked on those rows).
+# (request_logs_pkey, in id order = time order; the filters are checked on those rows).
 PAGE = f"""
 SELECT {COLUMNS} FROM request_logs
 WHERE tenant_id = %(tenant_id)s AND id < %(before)s

@@ -200,3 +200,44 @@ async def test_a_tenants_rows_in_id_order_come_from_the_primary_keys(database_ur
             indexes = {index for _, _, index in scans if index}
             assert indexes, (statement, scans)
             assert all(index.endswith("_pkey") for index in indexes), (statement, scans)
+
+
+# 20,000 answered requests of a tenant.
+FILL_REQUEST_LOGS = """
+INSERT INTO request_logs (id, tenant_id, key_id, method, route, status, latency_ms, created_at)
+SELECT eventgate_uuidv7(now()), %(tenant_id)s, NULL, 'POST', '/v1/events', 201, 1.0, now()
+FROM generate_series(1, 20000)
+"""
+
+
+async def test_a_tenants_request_logs_come_from_the_primary_key(database_url, filled):
+    """A tenant's request logs, newest first, are read from the primary key's
+    (tenant_id, id) prefix, its neighbour's rows never scanned."""
+    from db import request_logs
+
+    filters = dict.fromkeys(("status", "method", "path", "key_id", "since", "until"))
+    params = {"tenant_id": filled, "before": first_id_at(datetime.now(UTC)), "limit": 51}
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        neighbour, _ = await tenants.create_or_get(conn, "globex")
+        for tenant_id in (filled, *[neighbour.id] * 4):
+            await conn.execute(FILL_REQUEST_LOGS, {"tenant_id": tenant_id})
+        await conn.execute("ANALYZE request_logs")
+        explain = psycopg.ClientCursor(conn).mogrify(
+            "EXPLAIN (FORMAT JSON) " + request_logs.PAGE, params | filters
+        )
+        plan = (await (await conn.execute(explain)).fetchone())[0]
+        holding = {
+            name
+            for (name,) in await (
+                await conn.execute("SELECT DISTINCT tableoid::regclass::text FROM request_logs")
+            ).fetchall()
+        }
+    # The partitions holding the rows (the empty ones cost nothing however read).
+    scans = [
+        (kind, table, index)
+        for kind, table, index in _scans(plan[0]["Plan"])
+        if table in holding or any(index.startswith(f"{p}_") for p in holding)
+    ]
+    assert scans
+    assert "Seq Scan" not in {kind for kind, _, _ in scans}, scans
+    assert all(index.endswith("_pkey") for _, _, index in scans if index), scans
