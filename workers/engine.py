@@ -160,7 +160,7 @@ class QueueDispatcher:
         """Going quiet after claiming by itself (a claim that withdrew the promise), claim once
         more a grace later: an ingest that read the promise before and skipped its NOTIFY
         has committed by then, or announced."""
-        if was_busy:
+        if was_busy and not self.late_seconds:  # only the listening engine promises
             asyncio.get_running_loop().call_later(PROMISE_GRACE_SECONDS, self.due.set)
 
     async def _deliver(self, claimed: Sequence[Claimed]) -> None:
