@@ -274,6 +274,10 @@ def running_haproxy(backends: list[int]) -> Iterator[str]:
             "global\n    log stderr format raw local0 info\n"
             "defaults\n    log global\n    option log-health-checks\n    mode http\n    timeout connect 2s\n    timeout client 30s\n"
             "    timeout server 30s\n    retries 3\n    option redispatch 1\n"
+            # Without it a check's timeout is its interval (200 ms): on a loaded machine one
+            # slow /health/ready from each server at once took both out (fall 1), and
+            # requests were refused though both served. A draining server answers 503 at once.
+            "    timeout check 1s\n"
             # A connection a stopping server took from its backlog but closed unread is
             # retried too (nothing was processed: uvicorn answers every request it reads).
             "    retry-on conn-failure empty-response\n"
