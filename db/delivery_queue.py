@@ -182,7 +182,9 @@ LEFT JOIN events ev ON ev.tenant_id = l.tenant_id AND ev.id = l.event_id AND ev.
 # probes and the rate windows, then LEASE, decides on. With a promise (seconds), the listening
 # engine's claim also says whether it keeps claiming by itself: leasing several, it promises
 # to for that long at most; leasing fewer, it withdraws a promise it made (and claims once
-# more a moment later), so ingest need not wake a busy engine
+# more a moment later), so ingest need not wake a busy engine. Its COMMIT does not wait for
+# the WAL flush (synchronous_commit off for this transaction alone): a lease lost in a crash
+# only makes its deliveries due again, a duplicate at worst, as a lease run out does
 # (deliveries_due_idx, deliveries_pkey, endpoints_pkey, events_pkey,
 # delivery_claim_promises_pkey).
 CLAIM_PLAIN = f"""
@@ -208,6 +210,7 @@ WITH found AS (
 )
 SELECT l.id IS NOT NULL AS leased, {CLAIMED_COLUMNS}
 FROM found c
+CROSS JOIN (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed
 LEFT JOIN leased l ON l.id = c.id
 LEFT JOIN endpoints e ON e.tenant_id = l.tenant_id AND e.id = l.endpoint_id
 LEFT JOIN events ev ON ev.tenant_id = l.tenant_id AND ev.id = l.event_id AND ev.created_at = l.created_at

@@ -1,6 +1,7 @@
 """A busy engine's promise to keep claiming: ingest announces after COMMIT, skips the NOTIFY a
 promise makes a waste, announces when the promise is too short or its own round trip
-outlasted the grace; the engine's claims make and withdraw the promise, and it keeps it."""
+outlasted the grace; the engine's claims make and withdraw the promise, and it keeps it. A
+claim's COMMIT does not wait for the WAL flush."""
 
 from __future__ import annotations
 
@@ -147,6 +148,33 @@ async def test_a_claim_that_leases_several_promises_and_one_that_leases_fewer_wi
         await conn.execute("UPDATE delivery_claim_promises SET busy_until = '2000-01-01'")
         assert await claim(BUSY_PROMISE_SECONDS) == 0
         assert await _promised_for(conn) < -1_000_000
+
+
+async def _synchronous_commit(conn: psycopg.AsyncConnection) -> str:
+    row = await (await conn.execute("SHOW synchronous_commit")).fetchone()
+    assert row is not None
+    return str(row[0])
+
+
+async def test_a_claims_commit_does_not_wait_for_the_wal_flush(client, worker_env, receiver):
+    from core.settings import Settings
+    from db import delivery_queue
+
+    key = await make_key(worker_env)
+    await add_endpoint(client, key, receiver, "relaxed")
+    tenant_id = await _tenant_id(worker_env)
+    threshold = Settings.from_env().circuit_failure_threshold
+    async with await psycopg.AsyncConnection.connect(worker_env, autocommit=True) as conn:
+        await events.insert_with_fan_out(conn, [event_row(tenant_id)])
+        await conn.execute("SET synchronous_commit = on")  # as production runs (tests: off)
+        async with conn.transaction():  # as the claim's own transaction, seen from inside
+            leased, _ = await delivery_queue.claim_plain(conn, "default", 10, threshold, 30.0)
+            assert len(leased) == 1
+            assert await _synchronous_commit(conn) == "off"
+        # For that transaction alone: the connection's next ones wait for the flush again.
+        assert await _synchronous_commit(conn) == "on"
+        row = await (await conn.execute("SELECT status FROM deliveries")).fetchone()
+        assert row == ("delivering",)
 
 
 async def test_an_engine_going_quiet_claims_once_more_a_grace_later(
