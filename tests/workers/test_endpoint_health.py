@@ -124,15 +124,23 @@ async def test_one_claim_leases_plain_endpoints_at_once_and_a_limited_one_to_its
     await add_endpoint(client, key, receiver, "limited", rate_limit_per_s=2)
     await ingest(client, key, 5)
     settings = Settings.from_env()
+    with psycopg.connect(worker_env) as conn:
+        before_claim = conn.execute("SELECT now()").fetchone()
+    assert before_claim is not None
     async with AsyncConnectionPool(worker_env, kwargs={"autocommit": True}) as pool:
         claimed = await claim(pool, "default", settings)
     assert Counter(c.url.rsplit("/", 1)[-1] for c in claimed) == {"plain": 5, "limited": 2}
     assert statuses(worker_env) == {"delivering": 7, "pending": 3}
+    # The limited endpoint's other three wait for the next second's window: a whole second
+    # after the claim (compared with the claim's time, not with now(), which a slow machine
+    # may already have carried past that second).
     with psycopg.connect(worker_env) as conn:
         waiting = conn.execute(
-            "SELECT count(*) FROM deliveries WHERE status = 'pending' AND next_attempt_at > now()"
+            "SELECT count(*) FROM deliveries WHERE status = 'pending'"
+            " AND next_attempt_at > %s AND next_attempt_at = date_trunc('second', next_attempt_at)",
+            before_claim,
         ).fetchone()
-    assert waiting == (3,)  # the limited endpoint's other three wait for the next second
+    assert waiting == (3,)
 
 
 async def test_retry_after_is_honoured(client, worker_env, receiver):
