@@ -3,26 +3,28 @@ of 0008 gave, for every shape of type and channels."""
 
 from __future__ import annotations
 
+import ast
 import uuid
 
 import psycopg
 import pytest
 
-# 0008's definition, under a session-local name.
-SQL_VERSION = """
-CREATE FUNCTION pg_temp.sql_event_keys(tenant uuid, event_type text, channels text[])
-RETURNS text[] LANGUAGE sql IMMUTABLE AS $$
-    WITH parts AS (SELECT string_to_array(event_type, '.') AS a)
-    SELECT array_agg(tenant::text || ' ' || k || ' ' || c)
-    FROM (
-        SELECT '*' AS k
-        UNION SELECT event_type
-        UNION SELECT array_to_string(a[1:i], '.') || '.*'
-              FROM parts, generate_series(1, cardinality(a) - 1) AS i
-    ) AS patterns,
-    unnest(ARRAY[''] || channels) AS c
-$$
-"""
+from db.migrate import MIGRATIONS_DIR
+
+
+def _sql_version() -> str:
+    """0008's definition, which 0035's rollback restores, under a session-local name."""
+    source = (MIGRATIONS_DIR / "0035.event-keys-in-plpgsql.py").read_text()
+    rollback = next(
+        ast.literal_eval(node.value)
+        for node in ast.parse(source).body
+        if isinstance(node, ast.Assign) and ast.unparse(node.targets[0]) == "ROLLBACK"
+    )
+    definition = rollback.split("COMMENT ON FUNCTION")[0]
+    return definition.replace(
+        "CREATE OR REPLACE FUNCTION eventgate_event_keys", "CREATE FUNCTION pg_temp.sql_event_keys"
+    )
+
 
 TYPES = ["order.paid", "x", "a.b.c.d", "", "*", "a.*", "a..b", ".lead", "trail.", "ü.ö.ß", "a b.c"]
 CHANNELS = [[], ["eu"], ["eu", "us-east", "ü"], [""]]
@@ -32,7 +34,7 @@ CHANNELS = [[], ["eu"], ["eu", "us-east", "ü"], [""]]
 def test_the_plpgsql_keys_are_the_sql_versions(database_url: str, channels: list[str]) -> None:
     tenant = uuid.uuid4()
     with psycopg.connect(database_url, autocommit=True) as conn:
-        conn.execute(SQL_VERSION)
+        conn.execute(_sql_version())
         for event_type in TYPES:
             row = conn.execute(
                 "SELECT eventgate_event_keys(%(t)s, %(type)s, %(ch)s::text[]),"
