@@ -15,14 +15,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import msgspec
 import psycopg
 import yaml
 
 from db import migrate
 from tests.brokers import free_port
-from tests.servers import as_service_user, binary, listening, service_folder, stop, wait_until
+from tests.servers import (
+    as_service_user,
+    binary,
+    http_status,
+    listening,
+    service_folder,
+    stop,
+    wait_until,
+)
 
 
 def with_address(url: str, host: str, port: int) -> str:
@@ -110,12 +117,8 @@ class Node(msgspec.Struct):
     def role(self) -> str | None:
         """`primary`, `replica` (a synchronous one is also `sync`), or None if unreachable."""
         for role in ("primary", "sync", "replica"):
-            with contextlib.suppress(httpx.HTTPError):
-                if (
-                    httpx.get(f"http://127.0.0.1:{self.rest_port}/{role}", timeout=1).status_code
-                    == 200
-                ):
-                    return role
+            if http_status(f"http://127.0.0.1:{self.rest_port}/{role}", timeout=1) == 200:
+                return role
         return None
 
     def postmaster_pid(self) -> int:

@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import msgspec
 import psycopg
 from aiohttp import web
@@ -27,6 +26,7 @@ from app.keys import services as keys
 from app.scopes import ALL_SCOPES
 from db import events, tenants
 from db.ids import new_id
+from tests.servers import http_status
 from workers.app import app as worker_app
 from workers.destinations import close_destinations
 
@@ -260,9 +260,8 @@ def serve_process(
     try:
         while True:
             assert process.poll() is None, "the API process exited"
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{base}/health/ready").status_code == 200:
-                    break
+            if http_status(f"{base}/health/ready") == 200:
+                break
             time.sleep(0.1)
         yield process, base
     finally:

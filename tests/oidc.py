@@ -17,7 +17,7 @@ from urllib.parse import urljoin
 
 import httpx
 
-from tests.servers import stop, wait_until
+from tests.servers import http_status, stop, wait_until
 
 PACKAGE = Path(__file__).parent / "oidc_provider"
 HOST = "127.0.0.2"
@@ -52,9 +52,7 @@ def free_port(host: str = HOST) -> int:
 
 def answering(issuer: str) -> bool:
     """Whether the provider serves its discovery document."""
-    with contextlib.suppress(httpx.TransportError):
-        return httpx.get(f"{issuer}/.well-known/openid-configuration").status_code == 200
-    return False
+    return http_status(f"{issuer}/.well-known/openid-configuration") == 200
 
 
 @contextlib.contextmanager

@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 STARTUP_SECONDS = 60.0
 # Postgres, PgBouncer and Patroni refuse to run as root; as root, tests run them as this user
 # (the one the embedded Postgres server already runs as).
@@ -41,6 +43,19 @@ def wait_until(ready: Callable[[], bool], process: subprocess.Popen, what: str) 
         if time.monotonic() > deadline:
             raise RuntimeError(f"{what} did not start within {STARTUP_SECONDS:.0f} s")
         time.sleep(0.1)
+
+
+# One client for every poll: `httpx.get` builds a new TLS context each call (the CA bundle
+# parsed again, about 60 ms of CPU), and a poll every 0.1 s took that CPU from the very
+# process it was waiting for. Nothing is kept alive, so no poll holds a server's connection.
+_POLLER = httpx.Client(timeout=5, limits=httpx.Limits(max_keepalive_connections=0))
+
+
+def http_status(url: str, timeout: float = 5.0) -> int | None:
+    """The status a GET of `url` answers, or None when nothing answers."""
+    with contextlib.suppress(httpx.HTTPError):
+        return _POLLER.get(url, timeout=timeout).status_code
+    return None
 
 
 def listening(port: int) -> bool:

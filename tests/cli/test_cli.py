@@ -17,6 +17,7 @@ import pytest
 from db import migrate
 from db.embedded import server_pid
 from tests.helpers import api_process
+from tests.servers import http_status
 
 
 def free_port() -> int:
@@ -59,11 +60,8 @@ def start_dev(data_dir: Path, port: int) -> tuple[subprocess.Popen, list[str]]:
         if line.startswith("Console:"):
             break
     for _ in range(100):
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health/ready").status_code == 200:
-                return process, lines
-        except httpx.TransportError:
-            pass
+        if http_status(f"http://127.0.0.1:{port}/health/ready") == 200:
+            return process, lines
         time.sleep(0.1)
     process.kill()
     process.communicate()
