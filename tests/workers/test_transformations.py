@@ -82,7 +82,8 @@ async def test_a_handler_reshapes_the_body_headers_method_and_path_and_the_signa
     assert (arrived.method, arrived.query) == ("PUT", "team=7")
     assert arrived.headers["x-team"] == "seven"
     assert arrived.verified  # signed over the transformed body
-    assert [r.body["payload"]["n"] for r in receiver.at("cancelling")] == [1, 3]
+    # Unordered endpoint: a try that found the sandbox busy is retried after a later event.
+    assert sorted(r.body["payload"]["n"] for r in receiver.at("cancelling")) == [1, 3]
     assert [row[0] for row in delivery_rows(database_url, cancelling["id"])] == [
         "succeeded",
         "cancelled",
