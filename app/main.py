@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from importlib.metadata import version
 
 from litestar import Litestar, Router
+from litestar.datastructures import State
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import AsyncConnectionPool
 
@@ -72,58 +73,62 @@ async def _replica_pool(settings: Settings) -> AsyncConnectionPool | None:
     )
 
 
+@contextlib.asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Open the pools and start the background tasks for `app.state.settings`; close them."""
+    # Read at startup rather than built in: a built app can be started again with other
+    # settings of the same shape (the tests do, since building one costs more than most tests).
+    settings: Settings = app.state.settings
+    database_url = settings.require_database_url()
+    encryption.install(Keyring.from_settings(settings))  # stored secrets open with these
+    pool = await open_pool(
+        database_url,
+        min_size=settings.pool_min_size,
+        max_size=settings.pool_max_size,
+        prepared=not settings.behind_pooler,
+    )
+    listener = InvalidationListener(settings.session_database_url())
+    replica = await _replica_pool(settings)
+    app.state.replica = ReplicaReads(pool, replica, settings.read_max_lag_seconds)
+    verifier = KeyVerifier(pool, listener, settings.key_cache_ttl_seconds)
+    app.state.pool = pool
+    app.state.key_verifier = verifier
+    app.state.listener = listener
+    app.state.schemas = SchemaCache()
+    app.state.ingest = Ingest(pool, settings, app.state.schemas)
+    app.state.rate_limiter = RateLimiter(pool, settings, listener)
+    app.state.streams = StreamHub(pool, listener, settings)
+    app.state.sandbox = sandbox_for(settings)  # its processes start on first use
+    app.state.triggers = Triggers(
+        pool, app.state.ingest, app.state.rate_limiter, settings, app.state.sandbox
+    )
+    app.state.oidc = OidcClient(settings) if settings.oidc_issuer else None
+    app.state.sql_figures = SqlFigures(app.state.replica, settings.metrics_cache_seconds)
+    app.state.request_logs = RequestLogBuffer(pool, days_ahead=settings.partitions_ahead_days)
+    background = [
+        asyncio.create_task(app.state.request_logs.run()),
+        asyncio.create_task(refresh_pool_gauges(pool)),
+        asyncio.create_task(listener.run()),
+        asyncio.create_task(verifier.flush_last_used_every(settings.last_used_flush_seconds)),
+        asyncio.create_task(app.state.streams.heartbeat_every()),
+    ]
+    try:
+        yield
+    finally:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await verifier.flush_last_used()
+        await app.state.request_logs.flush()
+        await app.state.sandbox.close()
+        if replica is not None:
+            await replica.close()
+        await pool.close()
+
+
 def create_app(settings: Settings) -> Litestar:
     """Build the API for these settings; the pool opens and closes with the app's lifespan."""
-    database_url = settings.require_database_url()
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        encryption.install(Keyring.from_settings(settings))  # stored secrets open with these
-        pool = await open_pool(
-            database_url,
-            min_size=settings.pool_min_size,
-            max_size=settings.pool_max_size,
-            prepared=not settings.behind_pooler,
-        )
-        listener = InvalidationListener(settings.session_database_url())
-        replica = await _replica_pool(settings)
-        app.state.replica = ReplicaReads(pool, replica, settings.read_max_lag_seconds)
-        verifier = KeyVerifier(pool, listener, settings.key_cache_ttl_seconds)
-        app.state.pool = pool
-        app.state.settings = settings
-        app.state.key_verifier = verifier
-        app.state.listener = listener
-        app.state.schemas = SchemaCache()
-        app.state.ingest = Ingest(pool, settings, app.state.schemas)
-        app.state.rate_limiter = RateLimiter(pool, settings, listener)
-        app.state.streams = StreamHub(pool, listener, settings)
-        app.state.sandbox = sandbox_for(settings)  # its processes start on first use
-        app.state.triggers = Triggers(
-            pool, app.state.ingest, app.state.rate_limiter, settings, app.state.sandbox
-        )
-        app.state.oidc = OidcClient(settings) if settings.oidc_issuer else None
-        app.state.sql_figures = SqlFigures(app.state.replica, settings.metrics_cache_seconds)
-        app.state.request_logs = RequestLogBuffer(pool, days_ahead=settings.partitions_ahead_days)
-        background = [
-            asyncio.create_task(app.state.request_logs.run()),
-            asyncio.create_task(refresh_pool_gauges(pool)),
-            asyncio.create_task(listener.run()),
-            asyncio.create_task(verifier.flush_last_used_every(settings.last_used_flush_seconds)),
-            asyncio.create_task(app.state.streams.heartbeat_every()),
-        ]
-        try:
-            yield
-        finally:
-            for task in background:
-                task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
-            await verifier.flush_last_used()
-            await app.state.request_logs.flush()
-            await app.state.sandbox.close()
-            if replica is not None:
-                await replica.close()
-            await pool.close()
-
+    settings.require_database_url()
     return Litestar(
         route_handlers=[
             KeyController,
@@ -157,6 +162,7 @@ def create_app(settings: Settings) -> Litestar:
         ],
         template_config=TEMPLATES,
         lifespan=[lifespan],
+        state=State({"settings": settings}),
         # The request's span, outermost, when the OTEL_* environment asks for traces.
         middleware=[*traced_middleware(), http_metrics_middleware],
         logging_config=None,  # core/logs.py configures every logger, Litestar's too

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import tempfile
+from collections import defaultdict
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import msgspec
 import psycopg
 import pytest
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from psycopg import sql
 
@@ -142,11 +146,44 @@ def settings(database_url: str) -> Settings:
     )
 
 
+class BuiltApps:
+    """Applications built once and started again by later tests. Building one (Litestar
+    registering every route) costs about 0.4 s of CPU, more than most tests spend; each test
+    still starts its own lifespan (pool, listener, caches) on its own settings and database.
+    An app serves one test at a time, and only settings of the same shape (every field but
+    the database addresses, and the tracing environment read while building) share one."""
+
+    def __init__(self) -> None:
+        self._idle: dict[bytes, list[Litestar]] = defaultdict(list)
+
+    @staticmethod
+    def _shape(settings: Settings) -> bytes:
+        addresses = dict.fromkeys(("database_url", "direct_database_url", "read_database_url"))
+        tracing = sorted((k, v) for k, v in os.environ.items() if k.startswith("OTEL_"))
+        shape = msgspec.structs.replace(settings, **addresses)
+        return msgspec.json.encode([shape, tracing])
+
+    @contextlib.contextmanager
+    def app_for(self, settings: Settings) -> Iterator[Litestar]:
+        """A built app (or a new one) that starts with `settings`, kept for later tests."""
+        idle = self._idle[self._shape(settings)]
+        app = idle.pop() if idle else create_app(settings)
+        app.state.settings = settings
+        try:
+            yield app
+        finally:
+            idle.append(app)
+
+
+_built_apps = BuiltApps()
+
+
 @pytest.fixture
 async def client(settings: Settings) -> AsyncIterator[AsyncTestClient]:
     """The real application, lifespan and all, over in-process HTTP."""
-    async with AsyncTestClient(app=create_app(settings)) as test_client:
-        yield test_client
+    with _built_apps.app_for(settings) as app:
+        async with AsyncTestClient(app=app) as test_client:
+            yield test_client
 
 
 @pytest.fixture
