@@ -3,6 +3,7 @@ database that is away costs rows (counted), never a request."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -26,7 +27,9 @@ NO_FILTERS = {
 
 
 async def logged(client, key: str, **params) -> list[dict]:
-    await client.app.state.request_logs.flush()
+    # The app's pool belongs to the client's own event loop (its portal thread): flush there.
+    buffer = client.app.state.request_logs
+    await asyncio.to_thread(client.blocking_portal.call, buffer.flush)
     response = await client.get("/v1/request-logs", params=params, headers=auth(key))
     assert response.status_code == 200, response.text
     return response.json()["requests"]
