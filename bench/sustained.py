@@ -236,7 +236,7 @@ async def step(
         reset_statements(url)
     before = cpu_seconds(where["pids"] | {"this bench": os.getpid()})
     clients_before = postgres_by_client(url, where["pids"]["postgres"])
-    accepted, took, _ = await offer(where["api"], key, rate, args.seconds)
+    accepted, took, answered = await offer(where["api"], key, rate, args.seconds)
     left = backlog(url)
     drain_started = time.monotonic()
     while backlog(url) and time.monotonic() - drain_started < args.drain:
@@ -251,7 +251,8 @@ async def step(
     print(
         f"offered {rate:6.0f}/s  ingest {accepted / took:6.0f}/s  "
         f"deliveries {delivered:6.0f}/s  {percentiles(seen)}  backlog {left} "
-        f"(drained in {drained:.1f} s)\n{'':18}cpu per core: {busy(before, after, took)}; "
+        f"(drained in {drained:.1f} s)\n{'':18}answered {percentiles(answered)}"
+        f"\n{'':18}cpu per core: {busy(before, after, took)}; "
         f"postgres {postgres_ms:.2f} ms per delivery, all processes "
         f"{cpu_ms_per(before, after, len(seen)):.2f} ms per delivery\n{'':18}postgres by "
         f"client, ms per delivery: {per_client(clients_before, clients_after, len(seen))}"
