@@ -30,6 +30,13 @@ ROOT = Path(__file__).parent.parent
 BENCH_ENCRYPTION_KEY = "ZXZlbnRnYXRlLWJlbmNoLWtleS0wMTIzNDU2Nzg5YWI="
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def use_bench_encryption_key() -> None:
     """Put the bench's encryption key in this process's environment (unless one is set)."""
     os.environ.setdefault("EVENTGATE_ENCRYPTION_KEYS", BENCH_ENCRYPTION_KEY)

@@ -34,7 +34,7 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from bench.common import ROOT, dev_or_given, event_row, otlp_sink, tenant_of
+from bench.common import ROOT, dev_or_given, event_row, free_port, otlp_sink, tenant_of
 from db import events
 
 BODY = {"source": "bench", "event_type": "bench.ingest", "payload": {"n": 1, "text": "x" * 200}}
@@ -157,13 +157,6 @@ def cpu_seconds(pid: int) -> float:
     """User and system CPU time a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    """A port nothing listens on now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def rate(latencies: list[float], seconds: float) -> str:

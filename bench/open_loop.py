@@ -42,18 +42,26 @@ async def api_alone(base: str, key: str, seconds: float, clients: int = 32) -> f
 
 
 async def offer(base: str, key: str, rate: float, seconds: float) -> tuple[int, float, list[float]]:
-    """POST at `rate` on a fixed schedule for `seconds`: (accepted, seconds it took, each
+    """POST events at `rate` on a fixed schedule for `seconds`: (accepted, seconds it took, each
     accepted POST's seconds from its scheduled moment to its answer)."""
+    return await offer_to(f"{base}/v1/events", {"X-API-Key": key}, 201, rate, seconds)
+
+
+async def offer_to(
+    url: str, headers: dict[str, str], status: int, rate: float, seconds: float
+) -> tuple[int, float, list[float]]:
+    """POST to `url` at `rate` on a fixed schedule for `seconds`: (answered `status`, seconds it
+    took, each such POST's seconds from its scheduled moment to its answer)."""
     answered: list[float] = []
     async with aiohttp.ClientSession(
-        headers={"X-API-Key": key}, connector=aiohttp.TCPConnector(limit=1000)
+        headers=headers, connector=aiohttp.TCPConnector(limit=1000)
     ) as session:
 
         async def one(n: int, due: float, at: float) -> None:
             with contextlib.suppress(aiohttp.ClientError):
-                async with session.post(f"{base}/v1/events", json=body(n, at)) as r:
+                async with session.post(url, json=body(n, at)) as r:
                     await r.read()
-                    if r.status == 201:
+                    if r.status == status:
                         answered.append(time.monotonic() - due)
 
         started, wall = time.monotonic(), time.time()

@@ -1,8 +1,8 @@
 """Sustained throughput end to end, as production runs it: a Postgres, `eventgate serve`, N
 `eventgate worker` processes and a receiver, each a process of its own, fed open-loop.
 
-    uv run python bench/sustained.py [--workers 1] [--rates 100,200,400] [--fan-out 1]
-                                     [--seconds 10] [--statements]
+    uv run python bench/sustained.py [--workers 1,2] [--rates 100,200,400] [--fan-out 1]
+                                     [--seconds 10] [--latency-rate 200] [--statements]
 
 For each offered rate it POSTs single events on a fixed schedule (whether or not earlier ones
 were answered), then prints: the ingest rate achieved, deliveries/s, the latency from each
@@ -15,6 +15,9 @@ or POST (every process, Postgres's backends included) prices the targets' raw wo
 lines say how much of the machine is left for claiming and recording at each target (a lower
 bound of the raw work: an event with deliveries costs more to ingest than one without). With
 --statements each step also shows the SQL it cost per delivered event (pg_stat_statements).
+With --workers 1,2 one worker takes its turn, then two, against the same database and
+ceilings. The latency floor at --latency-rate (the API alone's answer plus a plain POST to
+the receiver, both open-loop) is the part of a step's e2e p50 the machine itself sets.
 """
 
 from __future__ import annotations
@@ -23,7 +26,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,13 +33,14 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import aiohttp
 import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from bench.common import ROOT, use_bench_encryption_key
+from bench.common import ROOT, free_port, use_bench_encryption_key
 from bench.cpu_account import (
     busy,
     cpu_ms_per,
@@ -46,7 +49,8 @@ from bench.cpu_account import (
     per_client,
     postgres_by_client,
 )
-from bench.open_loop import api_alone, closed_loop, offer, percentiles
+from bench.open_loop import api_alone, closed_loop, offer, offer_to, percentiles
+from bench.statements import print_statements, reset_statements, track_statements
 from db import migrate
 from db.embedded import EmbeddedPostgres, server_pid
 
@@ -71,19 +75,16 @@ web.run_app(app, host="127.0.0.1", port=int(sys.argv[1]), access_log=None, print
 """
 
 
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def processes(
-    url: str, args: argparse.Namespace, postgres_pid: int, **extra_env: str
+    url: str,
+    args: argparse.Namespace,
+    postgres_pid: int,
+    hook_port: int | None = None,
+    **extra_env: str,
 ) -> Iterator[dict[str, object]]:
-    """The API, the workers and the receiver, each its own process (with `extra_env`);
-    yields where they are and their environment."""
+    """The API, the workers and the receiver (on `hook_port` if given), each its own process
+    (with `extra_env`); yields where they are and their environment."""
     env = {
         **os.environ,
         "EVENTGATE_DATABASE_URL": url,
@@ -92,7 +93,7 @@ def processes(
         "EVENTGATE_LOG_LEVEL": "warning",
         **extra_env,
     }
-    api_port, hook_port = free_port(), free_port()
+    api_port, hook_port = free_port(), hook_port or free_port()
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL, "cwd": ROOT}
     # libpq names each process's connections, so Postgres's CPU splits by client.
     api = subprocess.Popen(
@@ -169,47 +170,6 @@ async def post_ceiling(hook: str, seconds: float, clients: int = 100) -> float:
     return rate
 
 
-def track_statements(server: EmbeddedPostgres) -> str:
-    """Load pg_stat_statements (the server restarts) so each step can show its SQL cost."""
-    with psycopg.connect(server.url(), autocommit=True) as conn:
-        conn.execute("ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'")
-        conn.execute("ALTER SYSTEM SET pg_stat_statements.track_planning = on")
-    server.stop()
-    url = server.start()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-    return url
-
-
-def reset_statements(url: str) -> None:
-    """Start counting statements afresh."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("SELECT pg_stat_statements_reset()")
-
-
-def print_statements(url: str, delivered: int, top: int = 8) -> None:
-    """The statements that took the most server time, per delivered event."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        rows = conn.execute(
-            "SELECT calls, total_exec_time + total_plan_time,"
-            " regexp_replace(query, '\\s+', ' ', 'g'), plans"
-            " FROM pg_stat_statements ORDER BY 2 DESC"
-        ).fetchall()
-    per = max(1, delivered)
-    total_ms = sum(row[1] for row in rows)
-    calls = sum(row[0] for row in rows)
-    print(
-        f"{'':18}SQL per delivery: {calls / per:.1f} statements, "
-        f"{total_ms / per:.3f} ms planning and executing"
-    )
-    # A statement planned at most calls has no generic plan: Postgres plans it afresh each time.
-    for n_calls, ms, query, plans in rows[:top]:
-        print(
-            f"{'':20}{n_calls / per:5.2f} x {ms / max(1, n_calls):6.3f} ms  "
-            f"planned {plans / max(1, n_calls):4.0%}  {query[:80]}"
-        )
-
-
 def backlog(url: str) -> int:
     """Deliveries not yet succeeded."""
     with psycopg.connect(url) as conn:
@@ -230,8 +190,8 @@ async def arrivals(hook: str, reset: bool = False) -> list[float]:
 
 async def step(
     url: str, where: dict, key: str, rate: float, args: argparse.Namespace
-) -> tuple[float, float]:
-    """One offered rate; prints its line and returns its p99 (s) and deliveries/s."""
+) -> tuple[float, float, float]:
+    """One offered rate; prints its line and returns its p50 and p99 (s) and deliveries/s."""
     if args.statements:
         reset_statements(url)
     before = cpu_seconds(where["pids"] | {"this bench": os.getpid()})
@@ -245,7 +205,7 @@ async def step(
     after = cpu_seconds(where["pids"] | {"this bench": os.getpid()})
     clients_after = postgres_by_client(url, where["pids"]["postgres"])
     seen = await arrivals(where["hook"], reset=True)
-    p99 = statistics.quantiles(seen, n=100)[98] if len(seen) > 1 else float("nan")
+    cuts = statistics.quantiles(seen, n=100) if len(seen) > 1 else [float("nan")] * 99
     delivered = len(seen) / (took + drained)
     postgres_ms = (after["postgres"] - before["postgres"]) * 1000 / max(1, len(seen))
     print(
@@ -259,7 +219,7 @@ async def step(
     )
     if args.statements:
         print_statements(url, len(seen))
-    return p99, delivered
+    return cuts[49], cuts[98], delivered
 
 
 async def alone_open_loop(where: dict, key: str, rate: float, seconds: float) -> float:
@@ -277,45 +237,118 @@ async def alone_open_loop(where: dict, key: str, rate: float, seconds: float) ->
     return cost
 
 
+async def latency_floor(where: dict, key: str, rate: float, seconds: float) -> float:
+    """The least an event's trip can take at `rate` on this machine, nothing claimed or
+    delivered: the API alone's answer plus a plain POST to the receiver, each offered open-loop
+    at `rate`. Prints both; returns the sum of their p50s (s)."""
+    _, _, api = await offer(where["api"], key, rate, seconds)
+    _, _, plain = await offer_to(f"{where['hook']}/hook/0", {}, 204, rate, seconds)
+    await arrivals(where["hook"], reset=True)
+    floor = statistics.median(api) + statistics.median(plain)
+    print(
+        f"latency floor at {rate:.0f}/s: the API alone answered {percentiles(api)}"
+        f"\n{'':18}plain POSTs to the receiver answered {percentiles(plain)}"
+        f"\n{'':18}together p50 {floor * 1000:.1f} ms, before any claiming or delivering"
+    )
+    return floor
+
+
+class Ceilings(NamedTuple):
+    """What the machine does without the engine, measured once per run."""
+
+    events: float  # the API alone, closed-loop, events/s
+    posts: float  # plain aiohttp POSTs to the receiver, /s
+    ingest_ms: float  # all processes' CPU per event of the API alone
+    post_ms: float  # all processes' CPU per plain POST
+    open_ms: float  # all processes' CPU per event of the API alone, open-loop
+    floor: float  # the latency floor at --latency-rate, p50 (s)
+
+
+async def measure_ceilings(where: dict, alone_key: str, args: argparse.Namespace) -> Ceilings:
+    """The API alone and plain POSTs to the receiver, closed- and open-loop; prints them."""
+    pids = {**where["pids"], "this bench": os.getpid()}
+    before = cpu_seconds(pids)
+    started = time.monotonic()
+    ceiling = await api_alone(where["api"], alone_key, 5.0)
+    after, took = cpu_seconds(pids), time.monotonic() - started
+    alone_cpu, ingest_ms = busy(before, after, took), cpu_ms_per(before, after, ceiling * took)
+    started = time.monotonic()
+    posts = await post_ceiling(where["hook"], 5.0)
+    took, done = time.monotonic() - started, cpu_seconds(pids)
+    posts_cpu, post_ms = busy(after, done, took), cpu_ms_per(after, done, posts * took)
+    print(
+        f"ceiling: the API alone, closed-loop, no endpoints  {ceiling:6.0f} events/s"
+        f"\n{'':18}cpu per core: {alone_cpu}; all processes {ingest_ms:.2f} ms per event"
+        f"\nceiling: plain aiohttp POSTs to the receiver      {posts:6.0f} /s"
+        f"\n{'':18}cpu per core: {posts_cpu}; all processes {post_ms:.2f} ms per POST"
+    )
+    open_ms = await alone_open_loop(where, alone_key, round(0.8 * ceiling), args.seconds)
+    floor = await latency_floor(where, alone_key, args.latency_rate, args.seconds)
+    return Ceilings(ceiling, posts, ingest_ms, post_ms, open_ms, floor)
+
+
+async def steps(
+    url: str, where: dict, key: str, args: argparse.Namespace, ceilings: Ceilings
+) -> tuple[float, float]:
+    """Every offered rate in turn; prints the summary and returns the highest rate whose p99
+    stayed under 1 s and the most deliveries/s."""
+    best, most, p50s = 0.0, 0.0, {}
+    for rate in args.rates:
+        p50s[rate], p99, delivered = await step(url, where, key, rate, args)
+        most = max(most, delivered)
+        if p99 < 1.0:
+            best = max(best, rate)
+    if args.latency_rate in p50s:
+        p50, floor = p50s[args.latency_rate], ceilings.floor
+        print(
+            f"e2e p50 at {args.latency_rate:.0f}/s: {p50 * 1000:.1f} ms = the floor "
+            f"{floor * 1000:.1f} ms + {(p50 - floor) * 1000:.1f} ms claiming and delivering"
+        )
+    print(
+        f"highest offered rate with p99 < 1 s: {best:.0f}/s = {best / ceilings.events:.2f} of "
+        f"the ceiling\nmost deliveries/s: {most:.0f} = {most / ceilings.posts:.2f} of the "
+        "aiohttp ceiling"
+    )
+    return best, most
+
+
 async def run(url: str, args: argparse.Namespace, postgres_pid: int) -> None:
     key, alone_key = make_key(url, "bench"), make_key(url, "alone")
-    with processes(url, args, postgres_pid) as where:
-        await wait_ready(where["api"], where["hook"])
-        pids = {**where["pids"], "this bench": os.getpid()}
-        before = cpu_seconds(pids)
-        started = time.monotonic()
-        ceiling = await api_alone(where["api"], alone_key, 5.0)
-        after, took = cpu_seconds(pids), time.monotonic() - started
-        alone_cpu, ingest_ms = busy(before, after, took), cpu_ms_per(before, after, ceiling * took)
-        started = time.monotonic()
-        posts = await post_ceiling(where["hook"], 5.0)
-        took, done = time.monotonic() - started, cpu_seconds(pids)
-        posts_cpu, post_ms = busy(after, done, took), cpu_ms_per(after, done, posts * took)
-        async with aiohttp.ClientSession(headers={"X-API-Key": key}) as session:
-            for n in range(args.fan_out):
-                hook = {"url": f"{where['hook']}/hook/{n}"}
-                async with session.post(f"{where['api']}/v1/endpoints", json=hook) as r:
-                    assert r.status == 201, await r.text()
+    print(f"machine: {os.cpu_count()} cores; fan-out {args.fan_out}")
+    ceilings, found, hook_port = None, {}, free_port()
+    # Each count of workers takes its turn against the same database, ceilings and receiver's
+    # address (the endpoints').
+    for count in args.workers:
+        turn = argparse.Namespace(workers=count)
+        with processes(url, turn, postgres_pid, hook_port) as where:
+            await wait_ready(where["api"], where["hook"])
+            if ceilings is None:
+                ceilings = await measure_ceilings(where, alone_key, args)
+                await add_endpoints(where, key, args.fan_out)
+            else:  # a fresh API opens its pool's connections before its first step
+                await offer(where["api"], alone_key, 100, 2.0)
+            print(f"--- {count} worker(s)")
+            found[count] = await steps(url, where, key, args, ceilings)
+    assert ceilings is not None
+    if len(found) > 1:
         print(
-            f"machine: {os.cpu_count()} cores; {args.workers} worker(s), fan-out {args.fan_out}"
-            f"\nceiling: the API alone, closed-loop, no endpoints  {ceiling:6.0f} events/s"
-            f"\n{'':18}cpu per core: {alone_cpu}; all processes {ingest_ms:.2f} ms per event"
-            f"\nceiling: plain aiohttp POSTs to the receiver      {posts:6.0f} /s"
-            f"\n{'':18}cpu per core: {posts_cpu}; all processes {post_ms:.2f} ms per POST"
+            "workers: highest rate with p99 < 1 s / most deliveries/s: "
+            + ", ".join(f"{n}: {b:.0f}/s / {m:.0f}/s" for n, (b, m) in found.items())
         )
-        target = round(0.8 * ceiling)
-        open_ms = await alone_open_loop(where, alone_key, target, args.seconds)
-        best, most = 0.0, 0.0
-        for rate in args.rates:
-            p99, delivered = await step(url, where, key, rate, args)
-            most = max(most, delivered)
-            if p99 < 1.0:
-                best = max(best, rate)
-        print(
-            f"highest offered rate with p99 < 1 s: {best:.0f}/s = {best / ceiling:.2f} of the ceiling"
-            f"\nmost deliveries/s: {most:.0f} = {most / posts:.2f} of the aiohttp ceiling"
-            f"\n{machine_bound(ceiling, posts, ingest_ms, post_ms, open_ms)}"
+    print(
+        machine_bound(
+            ceilings.events, ceilings.posts, ceilings.ingest_ms, ceilings.post_ms, ceilings.open_ms
         )
+    )
+
+
+async def add_endpoints(where: dict, key: str, fan_out: int) -> None:
+    """`fan_out` endpoints at the receiver, each on its own path."""
+    async with aiohttp.ClientSession(headers={"X-API-Key": key}) as session:
+        for n in range(fan_out):
+            hook = {"url": f"{where['hook']}/hook/{n}"}
+            async with session.post(f"{where['api']}/v1/endpoints", json=hook) as r:
+                assert r.status == 201, await r.text()
 
 
 @contextlib.contextmanager
@@ -339,13 +372,21 @@ def migrated_postgres(prefix: str, statements: bool = False) -> Iterator[tuple[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument(
+        "--workers",
+        type=lambda s: [int(n) for n in s.split(",")],
+        default=[1],
+        help="worker counts, each taking its turn (1,2: one worker, then two)",
+    )
     parser.add_argument("--fan-out", type=int, default=1)
     parser.add_argument(
         "--rates", type=lambda s: [float(r) for r in s.split(",")], default=[100, 200, 400]
     )
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--drain", type=float, default=60.0)
+    parser.add_argument(
+        "--latency-rate", type=float, default=200.0, help="the rate whose latency floor to show"
+    )
     parser.add_argument(
         "--statements", action="store_true", help="print each step's SQL cost per delivery"
     )
