@@ -15,8 +15,8 @@ or POST (every process, Postgres's backends included) prices the targets' raw wo
 lines say how much of the machine is left for claiming and recording at each target (a lower
 bound of the raw work: an event with deliveries costs more to ingest than one without). With
 --statements each step also shows the SQL it cost per delivered event (pg_stat_statements).
-With --workers 1,2 one worker takes its turn, then two, against the same database and
-ceilings. The latency floor at --latency-rate (the API alone's answer plus a plain POST to
+With --workers 1,2,2,1 each count takes its turns in that order (later turns meet larger
+tables), against the same database and ceilings. The latency floor at --latency-rate (the API alone's answer plus a plain POST to
 the receiver, both open-loop) is the part of a step's e2e p50 the machine itself sets.
 """
 
@@ -315,7 +315,7 @@ async def steps(
 async def run(url: str, args: argparse.Namespace, postgres_pid: int) -> None:
     key, alone_key = make_key(url, "bench"), make_key(url, "alone")
     print(f"machine: {os.cpu_count()} cores; fan-out {args.fan_out}")
-    ceilings, found, hook_port = None, {}, free_port()
+    ceilings, turns, hook_port = None, [], free_port()
     # Each count of workers takes its turn against the same database, ceilings and receiver's
     # address (the endpoints').
     for count in args.workers:
@@ -328,12 +328,12 @@ async def run(url: str, args: argparse.Namespace, postgres_pid: int) -> None:
             else:  # a fresh API opens its pool's connections before its first step
                 await offer(where["api"], alone_key, 100, 2.0)
             print(f"--- {count} worker(s)")
-            found[count] = await steps(url, where, key, args, ceilings)
+            turns.append((count, *await steps(url, where, key, args, ceilings)))
     assert ceilings is not None
-    if len(found) > 1:
+    if len(turns) > 1:
         print(
             "workers: highest rate with p99 < 1 s / most deliveries/s: "
-            + ", ".join(f"{n}: {b:.0f}/s / {m:.0f}/s" for n, (b, m) in found.items())
+            + ", ".join(f"{n}: {b:.0f}/s / {m:.0f}/s" for n, b, m in turns)
         )
     print(
         machine_bound(
