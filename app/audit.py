@@ -7,11 +7,10 @@ from __future__ import annotations
 import logging
 import uuid
 from contextvars import ContextVar
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import psycopg
-from litestar.types import Scope
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
@@ -19,6 +18,9 @@ from app.client_ip import client_ip
 from app.request_id import request_id
 from db import audit
 from db.ids import new_id
+
+if TYPE_CHECKING:  # litestar's types cost the operator's commands most of a second
+    from litestar.types import Scope
 
 
 class Actor(msgspec.Struct, frozen=True):

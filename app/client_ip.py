@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import ipaddress
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-from litestar.types import Scope
+if TYPE_CHECKING:  # the audit trail and the operator's commands need none of litestar
+    from litestar.types import Scope
+
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 

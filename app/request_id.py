@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from litestar.types import Message, Scope
 from uuid_utils import uuid7
 
 from app.response_headers import set_headers
+
+if TYPE_CHECKING:  # the audit trail and the operator's commands need none of litestar
+    from litestar.types import Message, Scope
 
 HEADER = b"x-request-id"
 _SCOPE_KEY = "eventgate_request_id"

@@ -5,8 +5,11 @@ run for every answer."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from litestar.types import Message
+if TYPE_CHECKING:  # the audit trail and the operator's commands need none of litestar
+    from litestar.types import Message
+
 
 RawHeaders = list[tuple[bytes, bytes]]
 

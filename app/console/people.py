@@ -4,6 +4,7 @@ taken), roles, one-time invitations, TOTP second factors and a user's own sessio
 from __future__ import annotations
 
 import asyncio
+import functools
 import re
 import time
 import uuid
@@ -30,8 +31,15 @@ MAX_PASSWORD = 1024  # argon2 hashes any length; a megabyte of password is an at
 EMAIL = re.compile(r"[^@\s\x00-\x1f]{1,64}@[^@\s\x00-\x1f]{1,189}")
 TOTP_ISSUER = "Eventgate"
 _hasher = PasswordHasher()
-# A password compared when no account matches, so an unknown email takes as long as a known.
-_NOBODY = _hasher.hash(new_token())
+
+
+@functools.cache
+def _nobody() -> str:
+    """A hash compared when no account matches, so an unknown email takes as long as a known.
+
+    Made on first use: hashing at import would add argon2's cost to every process's start.
+    """
+    return _hasher.hash(new_token())
 
 
 def email_of(given: str) -> str:
@@ -73,7 +81,7 @@ def password_matches(password_hash: str | None, password: str) -> bool:
     if len(password) > MAX_PASSWORD:
         return False
     try:
-        return _hasher.verify(password_hash or _NOBODY, password) and password_hash is not None
+        return _hasher.verify(password_hash or _nobody(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

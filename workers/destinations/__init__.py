@@ -1,14 +1,16 @@
 """Every way a delivery leaves, behind one seam (`base.Destination`): each kind is a module
 here, listed in KINDS; `workers/delivery.py` knows none of them.
 
-A worker event loop holds one client per kind, made on first use and closed at shutdown.
+A worker event loop holds one client per kind, made on first use and closed at shutdown. A kind's
+module is imported on first use too: the broker libraries cost a second of every process's start,
+and most workers never talk to a broker.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,19 +19,22 @@ from core.sandbox import Sandbox, sandbox_for
 from core.settings import Settings
 from db.delivery_queue import Claimed
 from workers.destinations.base import Destination, Message, Outcome, describe
-from workers.destinations.http import HttpDestination
-from workers.destinations.nats import NatsDestination
-from workers.destinations.rabbitmq import RabbitMqDestination
-from workers.destinations.redis_streams import RedisStreamDestination
 
 logger = logging.getLogger("eventgate.delivery")
 
-KINDS: dict[str, Callable[[Settings], Destination]] = {
-    "http": HttpDestination,
-    "rabbitmq": RabbitMqDestination,
-    "nats": NatsDestination,
-    "redis": RedisStreamDestination,
+KINDS: dict[str, tuple[str, str]] = {
+    "http": ("workers.destinations.http", "HttpDestination"),
+    "rabbitmq": ("workers.destinations.rabbitmq", "RabbitMqDestination"),
+    "nats": ("workers.destinations.nats", "NatsDestination"),
+    "redis": ("workers.destinations.redis_streams", "RedisStreamDestination"),
 }
+
+
+def _client_of(kind: str, settings: Settings) -> Destination:
+    """A new client of a kind, its module imported if this is the first."""
+    module, name = KINDS[kind]
+    made: Destination = getattr(importlib.import_module(module), name)(settings)
+    return made
 
 
 class Destinations:
@@ -51,7 +56,7 @@ class Destinations:
         """The client of a kind, made on first use."""
         found = self._clients.get(kind)
         if found is None:
-            found = self._clients[kind] = KINDS[kind](self.settings)
+            found = self._clients[kind] = _client_of(kind, self.settings)
         return found
 
     async def send(self, delivery: Claimed, message: Message) -> Outcome:
