@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import tempfile
 from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import uvloop
@@ -15,6 +17,9 @@ import uvloop
 from core import logs
 from core.settings import Settings
 from core.vocabulary import CONSOLE_ROLES
+
+if TYPE_CHECKING:
+    import uvicorn
 
 # `eventgate dev` writes its embedded database's URL here while it runs, so the operator's
 # commands run in the same folder find it without EVENTGATE_DATABASE_URL.
@@ -54,17 +59,25 @@ def _check_encryption_keys(database_url: str) -> None:
 
 
 def _serve(args: argparse.Namespace) -> None:
-    import uvicorn
-
     from cli import serving
 
     _check_encryption_keys(_database_url())
     settings = Settings.from_env()
     logs.configure(settings.log_format, settings.log_level, settings.log_redact_fields)
-    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Each process writes its metrics there; /metrics, answered by any, adds them up.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="eventgate-metrics-")
-    config = uvicorn.Config(
+    with contextlib.ExitStack() as made:
+        if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Each process writes its metrics there; /metrics, answered by any, adds them up.
+            # Removed when serving ends: a restart starts from zero, as one process would.
+            metrics = tempfile.TemporaryDirectory(prefix="eventgate-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = made.enter_context(metrics)
+        serving.serve(_uvicorn_config(args), settings.shutdown_drain_seconds)
+
+
+def _uvicorn_config(args: argparse.Namespace) -> uvicorn.Config:
+    """The API's server: Eventgate's own logs, headers and shutdown instead of uvicorn's."""
+    import uvicorn
+
+    return uvicorn.Config(
         "app.asgi:create",
         factory=True,
         host=args.host,
@@ -79,7 +92,6 @@ def _serve(args: argparse.Namespace) -> None:
         # Last-Event-ID) rather than wait for ever.
         timeout_graceful_shutdown=10,
     )
-    serving.serve(config, settings.shutdown_drain_seconds)
 
 
 def _worker(args: argparse.Namespace) -> None:

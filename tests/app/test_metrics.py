@@ -133,12 +133,15 @@ async def test_a_metrics_token_is_required_when_set(settings):
         assert "s3cret" not in right.text
 
 
-def test_serve_with_two_processes_adds_their_figures_up(database_url):
-    with api_process(database_url, workers=2) as base, httpx.Client() as http:
+def test_serve_with_two_processes_adds_their_figures_up(database_url, tmp_path):
+    serving = api_process(database_url, workers=2, TMPDIR=str(tmp_path))
+    with serving as base, httpx.Client() as http:
+        assert [p.name[:18] for p in tmp_path.iterdir()] == ["eventgate-metrics-"]
         for _ in range(40):  # new connections: uvicorn's processes share the socket
             http.get(f"{base}/health/live", headers={"Connection": "close"})
         first = samples(http.get(f"{base}/metrics").text)
         second = samples(http.get(f"{base}/metrics").text)
+    assert list(tmp_path.iterdir()) == []  # the processes' metric files go when serving ends
     route = {"method": "GET", "route": "/health/live", "status": "200"}
     # Whichever process answers the scrape, the count is the sum over both.
     assert value(first, "eventgate_http_requests_total", **route) == 40
