@@ -164,6 +164,31 @@ async def test_each_broker_takes_signed_deliveries_with_its_acknowledgement(
     assert [e["id"] for e in listed.json()["endpoints"]] == [endpoint["id"]]
 
 
+async def test_batches_beyond_the_connection_limit_wait_for_a_connection_and_all_arrive(
+    broker, broker_client, database_url, monkeypatch
+):
+    # Three full batches at once, twenty connections a server: sends wait for a free
+    # connection instead of failing ("Too many connections" was each try beyond redis-py's
+    # hundredth), and every delivery is taken at its first try.
+    monkeypatch.setenv("EVENTGATE_DELIVERY_MAX_CONNECTIONS", "20")
+    client = broker_client
+    key = await make_key(database_url, rate_limit_tier="unlimited")
+    name = f"q{uuid.uuid4().hex[:8]}"
+    endpoint_id = (await create(client, key, config_for(broker, name)))["endpoint"]["id"]
+    events = [event_body(payload={"n": n}) for n in range(300)]
+    answer = await client.post("/v1/events/batch", json={"events": events}, headers=auth(key))
+    assert answer.status_code == 201, answer.text
+    async with consumer(broker, name) as arrived:
+        async with running_worker():
+            await wait_for(
+                lambda: all(r[0] != "pending" for r in deliveries_of(database_url, endpoint_id)),
+                what="every delivery tried",
+            )
+        outcomes = {r[:2] for r in deliveries_of(database_url, endpoint_id)}
+        assert outcomes == {("succeeded", 1)}, outcomes
+        assert len(await arrived()) == 300
+
+
 async def test_refused_rejected_or_down_fails_like_a_5xx_then_recovers(
     broker, broker_client, database_url
 ):
