@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,10 +31,12 @@ KINDS: dict[str, tuple[str, str]] = {
 }
 
 
-def _client_of(kind: str, settings: Settings) -> Destination:
-    """A new client of a kind, its module imported if this is the first."""
+async def _client_of(kind: str, settings: Settings) -> Destination:
+    """A new client of a kind, its module imported (in a thread: it takes a while, and the
+    event loop has deliveries in flight) if this is the first."""
     module, name = KINDS[kind]
-    made: Destination = getattr(importlib.import_module(module), name)(settings)
+    loaded = sys.modules.get(module) or await asyncio.to_thread(importlib.import_module, module)
+    made: Destination = getattr(loaded, name)(settings)
     return made
 
 
@@ -43,6 +46,7 @@ class Destinations:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self._clients: dict[str, Destination] = {}
+        self._making = asyncio.Lock()
         self._sandbox: Sandbox | None = None
 
     @property
@@ -52,17 +56,21 @@ class Destinations:
             self._sandbox = sandbox_for(self.settings)
         return self._sandbox
 
-    def client(self, kind: str) -> Destination:
+    async def client(self, kind: str) -> Destination:
         """The client of a kind, made on first use."""
         found = self._clients.get(kind)
         if found is None:
-            found = self._clients[kind] = _client_of(kind, self.settings)
+            async with self._making:  # a batch's first deliveries wait for one client
+                found = self._clients.get(kind)
+                if found is None:
+                    found = self._clients[kind] = await _client_of(kind, self.settings)
         return found
 
     async def send(self, delivery: Claimed, message: Message) -> Outcome:
         """Hand one delivery to its endpoint's kind (a kind's own fault fails this try only)."""
         try:
-            return await self.client(delivery.kind).send(delivery, message)
+            client = await self.client(delivery.kind)
+            return await client.send(delivery, message)
         except UndecryptableSecret:
             raise
         except Exception as exc:
