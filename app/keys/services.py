@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+import weakref
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -166,12 +167,33 @@ async def rotate(
 ) -> CreatedKey:
     """Issue a replacement with the same name and scopes; the old key expires after the grace.
 
-    The replacement is hashed before a connection is taken (wasted when the rotation is
-    refused); the old key's row stays locked until the transaction ends, so of concurrent
-    rotations one wins and the others see it rotated, and a revocation waits or is seen."""
-    secret = await new_secret()
-    async with pool.connection() as conn, conn.transaction():
-        return await _rotate(conn, verifier, caller, key_id, grace_seconds, secret)
+    The replacement is hashed before a connection is taken; the old key's row stays locked
+    until the transaction ends, so of concurrent rotations one wins and the others see it
+    rotated, and a revocation waits or is seen. Rotations of one key in this process take
+    turns, each checking the key first: a flood is refused without an argon2 hash apiece."""
+    async with _rotating.setdefault(key_id, asyncio.Lock()):
+        async with pool.connection() as conn, conn.transaction():
+            _refuse_unrotatable(await api_keys.lock_for_rotation(conn, caller.tenant_id, key_id))
+        secret = await new_secret()
+        async with pool.connection() as conn, conn.transaction():
+            return await _rotate(conn, verifier, caller, key_id, grace_seconds, secret)
+
+
+# A key's rotations in flight in this process, one lock each (gone when none waits).
+_rotating: weakref.WeakValueDictionary[uuid.UUID, asyncio.Lock] = weakref.WeakValueDictionary()
+
+
+def _refuse_unrotatable(old: api_keys.LockedKey | None) -> api_keys.LockedKey:
+    """The key, or NotFound / Conflict saying why it cannot be rotated."""
+    if old is None:
+        raise NotFound("no such API key")
+    if old.revoked_at is not None:
+        raise Conflict("a revoked key cannot be rotated")
+    if old.replaced_by is not None:
+        raise Conflict("the key was already rotated", {"replaced_by": str(old.replaced_by)})
+    if old.expires_at is not None and old.expires_at <= datetime.now(UTC):
+        raise Conflict("an expired key cannot be rotated")
+    return old
 
 
 async def _rotate(
@@ -182,15 +204,7 @@ async def _rotate(
     grace_seconds: int,
     secret: NewSecret,
 ) -> CreatedKey:
-    old = await api_keys.lock_for_rotation(conn, caller.tenant_id, key_id)
-    if old is None:
-        raise NotFound("no such API key")
-    if old.revoked_at is not None:
-        raise Conflict("a revoked key cannot be rotated")
-    if old.replaced_by is not None:
-        raise Conflict("the key was already rotated", {"replaced_by": str(old.replaced_by)})
-    if old.expires_at is not None and old.expires_at <= datetime.now(UTC):
-        raise Conflict("an expired key cannot be rotated")
+    old = _refuse_unrotatable(await api_keys.lock_for_rotation(conn, caller.tenant_id, key_id))
     replacement = await issue(
         conn,
         secret=secret,

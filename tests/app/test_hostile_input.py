@@ -263,9 +263,21 @@ async def test_booleans_are_strict(client, database_url):
     assert (await client.get("/v1/event-types/x", headers=auth(key))).json()["archived"] is False
 
 
-async def test_fifty_concurrent_rotations_give_exactly_one_working_key(client, database_url):
+async def test_fifty_concurrent_rotations_give_exactly_one_working_key(
+    client, database_url, monkeypatch
+):
+    from app.keys import services
+
+    hashed = []  # each replacement's argon2 hash: only the rotation that wins needs one
+
+    async def counted() -> services.NewSecret:
+        hashed.append(await new_secret())
+        return hashed[-1]
+
+    new_secret = services.new_secret
     admin = await make_key(database_url, rate_limit_tier="unlimited")  # 50 at once: no burst
     victim = await make_key(database_url, scopes=["events:read"])
+    monkeypatch.setattr(services, "new_secret", counted)
     keys = (await client.get("/v1/keys", headers=auth(admin))).json()["keys"]
     victim_id = next(k["id"] for k in keys if k["scopes"] == ["events:read"])
     rotations = await asyncio.gather(
@@ -280,6 +292,7 @@ async def test_fifty_concurrent_rotations_give_exactly_one_working_key(client, d
     )
     codes = sorted(r.status_code for r in rotations)
     assert codes == [201] + [409] * 49
+    assert len(hashed) == 1  # the 49 refused took turns and saw the key rotated first
     (winner,) = [r.json()["key"] for r in rotations if r.status_code == 201]
     assert (await client.get("/v1/inbox", headers=auth(winner))).status_code == 200
     assert (await client.get("/v1/inbox", headers=auth(victim))).status_code == 200  # grace
