@@ -172,6 +172,14 @@ async def running_worker(
             await close_destinations()
 
 
+async def early_in_a_minute(room: float = 20.0) -> None:
+    """Wait, if need be, until a rate limit's minute window (epoch-aligned) has `room` seconds
+    left: a test counting requests against one window must not straddle two."""
+    left = 60 - time.time() % 60
+    if left < room:
+        await asyncio.sleep(left + 0.1)
+
+
 async def wait_for(condition: Callable[[], Any], timeout: float = 20.0, what: str = "") -> None:
     """Poll an (async or plain) condition until it is true."""
     deadline = time.monotonic() + timeout
