@@ -269,12 +269,12 @@ async def test_fifty_concurrent_rotations_give_exactly_one_working_key(
     from app.keys import services
 
     hashed = []  # each replacement's argon2 hash: only the rotation that wins needs one
+    new_secret = services.new_secret
 
     async def counted() -> services.NewSecret:
         hashed.append(await new_secret())
         return hashed[-1]
 
-    new_secret = services.new_secret
     admin = await make_key(database_url, rate_limit_tier="unlimited")  # 50 at once: no burst
     victim = await make_key(database_url, scopes=["events:read"])
     monkeypatch.setattr(services, "new_secret", counted)
