@@ -1,5 +1,6 @@
 """The single-event load the sustained benches offer: closed-loop clients for a ceiling, and an
-open-loop flow on a fixed schedule that times each answer from its scheduled moment."""
+open-loop flow on a fixed schedule that times each answer from its scheduled moment. Both send
+with `bench/lean_http.py`, so the load costs the machine little of what it measures."""
 
 from __future__ import annotations
 
@@ -7,8 +8,13 @@ import asyncio
 import contextlib
 import statistics
 import time
+from collections.abc import Awaitable, Callable
 
 import aiohttp
+
+from bench.lean_http import LeanClient
+
+Post = Callable[[dict[str, object]], Awaitable[int]]
 
 
 def body(n: int, at: float) -> dict[str, object]:
@@ -16,19 +22,16 @@ def body(n: int, at: float) -> dict[str, object]:
     return {"source": "bench", "event_type": "bench.sustained", "payload": {"n": n, "at": at}}
 
 
-async def closed_loop(
-    session: aiohttp.ClientSession, url: str, status: int, clients: int, seconds: float
-) -> float:
-    """POSTs/s answered `status` by `url` when `clients` send one after another for `seconds`."""
+async def closed_loop(post: Post, status: int, clients: int, seconds: float) -> float:
+    """POSTs/s answered `status` when `clients` each `post` one after another for `seconds`."""
     done = 0
     deadline = time.monotonic() + seconds
 
     async def client() -> None:
         nonlocal done
         while time.monotonic() < deadline:
-            async with session.post(url, json=body(0, time.time())) as answer:
-                await answer.read()
-                done += answer.status == status
+            answered = await post(body(0, time.time()))
+            done += answered == status  # not `done += await ...`: that reads `done` first
 
     started = time.monotonic()
     await asyncio.gather(*(client() for _ in range(clients)))
@@ -37,8 +40,31 @@ async def closed_loop(
 
 async def api_alone(base: str, key: str, seconds: float, clients: int = 32) -> float:
     """Events/s the API accepts closed-loop when no endpoint takes them (the ceiling)."""
-    async with aiohttp.ClientSession(headers={"X-API-Key": key}) as session:
-        return await closed_loop(session, f"{base}/v1/events", 201, clients, seconds)
+    client = LeanClient(f"{base}/v1/events", {"X-API-Key": key}, limit=clients)
+    try:
+        return await closed_loop(_status_of(client), 201, clients, seconds)
+    finally:
+        client.close()
+
+
+def _status_of(client: LeanClient) -> Post:
+    async def post(sent: dict[str, object]) -> int:
+        status, _ = await client.post(sent)
+        return status
+
+    return post
+
+
+async def aiohttp_closed_loop(url: str, status: int, clients: int, seconds: float) -> float:
+    """The same with aiohttp's client, which the engine delivers with (the delivery ceiling)."""
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
+
+        async def post(sent: dict[str, object]) -> int:
+            async with session.post(url, json=sent) as answer:
+                await answer.read()
+                return answer.status
+
+        return await closed_loop(post, status, clients, seconds)
 
 
 async def offer(base: str, key: str, rate: float, seconds: float) -> tuple[int, float, list[float]]:
@@ -53,24 +79,22 @@ async def offer_to(
     """POST to `url` at `rate` on a fixed schedule for `seconds`: (answered `status`, seconds it
     took, each such POST's seconds from its scheduled moment to its answer)."""
     answered: list[float] = []
-    async with aiohttp.ClientSession(
-        headers=headers, connector=aiohttp.TCPConnector(limit=1000)
-    ) as session:
+    client = LeanClient(url, headers, limit=1000)
 
-        async def one(n: int, due: float, at: float) -> None:
-            with contextlib.suppress(aiohttp.ClientError):
-                async with session.post(url, json=body(n, at)) as r:
-                    await r.read()
-                    if r.status == status:
-                        answered.append(time.monotonic() - due)
+    async def one(n: int, due: float, at: float) -> None:
+        with contextlib.suppress(OSError):
+            got, _ = await client.post(body(n, at))
+            if got == status:
+                answered.append(time.monotonic() - due)
 
-        started, wall = time.monotonic(), time.time()
-        tasks = []
-        for n in range(int(rate * seconds)):
-            due = started + n / rate
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
-            tasks.append(asyncio.create_task(one(n, due, wall + n / rate)))
-        await asyncio.gather(*tasks)
+    started, wall = time.monotonic(), time.time()
+    tasks = []
+    for n in range(int(rate * seconds)):
+        due = started + n / rate
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        tasks.append(asyncio.create_task(one(n, due, wall + n / rate)))
+    await asyncio.gather(*tasks)
+    client.close()
     return len(answered), time.monotonic() - started, answered
 
 

@@ -49,7 +49,7 @@ from bench.cpu_account import (
     per_client,
     postgres_by_client,
 )
-from bench.open_loop import api_alone, closed_loop, offer, offer_to, percentiles
+from bench.open_loop import aiohttp_closed_loop, api_alone, offer, offer_to, percentiles
 from bench.statements import print_statements, reset_statements, track_statements
 from db import migrate
 from db.embedded import EmbeddedPostgres, server_pid
@@ -164,8 +164,7 @@ def make_key(url: str, tenant: str) -> str:
 
 async def post_ceiling(hook: str, seconds: float, clients: int = 100) -> float:
     """Plain aiohttp POSTs/s of the same body to the same receiver (the delivery ceiling)."""
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=clients)) as session:
-        rate = await closed_loop(session, f"{hook}/hook/0", 204, clients, seconds)
+    rate = await aiohttp_closed_loop(f"{hook}/hook/0", 204, clients, seconds)
     await arrivals(hook, reset=True)
     return rate
 
