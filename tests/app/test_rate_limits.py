@@ -14,7 +14,7 @@ from litestar.testing import AsyncTestClient
 
 from app.main import create_app
 from app.rate_limits.limiter import MAX_RESERVATION
-from tests.helpers import api_process, auth, event_body, make_key, wait_for
+from tests.helpers import api_process, auth, early_in_a_minute, event_body, make_key, wait_for
 
 POLICY = re.compile(r'^"[a-z-]+";q=\d+;w=\d+(, "[a-z-]+";q=\d+;w=\d+)*$')
 CURRENT = re.compile(r'^"([a-z-]+)";r=(\d+);t=(\d+)$')
@@ -53,6 +53,7 @@ async def test_two_processes_admit_exactly_the_limit(client, database_url):
     assert put.status_code == 200, put.text
     with api_process(database_url) as first, api_process(database_url) as second:
         async with httpx.AsyncClient(timeout=30) as http:
+            await early_in_a_minute()  # every send counted in one minute window
             sends = [
                 http.post(f"{base}/v1/events", json=event_body(), headers=auth(key))
                 for _ in range(100)
@@ -168,6 +169,7 @@ async def test_requests_without_a_valid_key_are_limited_per_address_and_prefix(
     async with AsyncTestClient(app=create_app(strict)) as limited:
         listener = limited.app.state.listener
         await wait_for(lambda: listener.listening, what="listener up (keys are cached)")
+        await early_in_a_minute()
         assert (await limited.get("/v1/inbox", headers=auth(key))).status_code == 200
         guesses = [f"eg_{prefix}_{'x' * 40}{n:03d}" for n in range(4)]
         codes = [(await limited.get("/v1/inbox", headers=auth(g))).status_code for g in guesses]
@@ -205,6 +207,7 @@ async def test_the_purge_forgets_ended_windows_and_refusals_are_counted(worker_e
     async with await psycopg.AsyncConnection.connect(worker_env, autocommit=True) as conn:
         await conn.execute("INSERT INTO rate_limit_tiers (name, per_minute) VALUES ('tiny', 1)")
         await conn.execute("UPDATE api_keys SET rate_limit_tier = 'tiny'")
+    await early_in_a_minute()
     assert (await client.get("/v1/inbox", headers=auth(key))).status_code == 200
     assert (await client.get("/v1/inbox", headers=auth(key))).status_code == 429
     async with await psycopg.AsyncConnection.connect(worker_env, autocommit=True) as conn:
@@ -250,6 +253,7 @@ async def test_new_overrides_reach_every_process_at_commit(settings, database_ur
         AsyncTestClient(app=create_app(slow_cache)) as first,
         AsyncTestClient(app=create_app(slow_cache)) as second,
     ):
+        await early_in_a_minute()
         for instance in (first, second):
             listener = instance.app.state.listener
             await wait_for(lambda listener=listener: listener.listening, what="listener up")

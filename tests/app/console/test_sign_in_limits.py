@@ -4,13 +4,10 @@ signs in; one address alone is held to its own limit. Against a real server behi
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import httpx
 
 from tests.app.console.helpers import PASSWORD, make_user, sign_in_as
-from tests.helpers import api_process
+from tests.helpers import api_process, early_in_a_minute
 
 OWNER = {"X-Forwarded-For": "198.51.100.7"}
 BEHIND_PROXY = {
@@ -19,13 +16,6 @@ BEHIND_PROXY = {
     "EVENTGATE_SIGN_IN_PER_ADDRESS_PER_MINUTE": "8",
     "EVENTGATE_AUTH_FAILURE_DELAY_SECONDS": "0.05",  # the limits are tested, not the delay
 }
-
-
-async def early_in_a_minute(needed: float = 20.0) -> None:
-    """The per-address limit counts in clock minutes: start where every guess fits in one."""
-    left = 60 - time.time() % 60
-    if left < needed:
-        await asyncio.sleep(left + 0.2)
 
 
 def browser(base: str) -> httpx.AsyncClient:
