@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from bench.common import ROOT, use_bench_encryption_key
 from bench.open_loop import body
+from bench.receiver import arrivals
 from bench.sustained import (
-    arrivals,
     backlog,
     make_key,
     migrated_postgres,

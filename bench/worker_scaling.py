@@ -34,7 +34,8 @@ sys.path.insert(0, str(Path(__file__).parent.parent))
 
 from bench.common import ROOT, use_bench_encryption_key
 from bench.cpu_account import cpu_seconds
-from bench.sustained import arrivals, backlog, make_key, migrated_postgres, processes, wait_ready
+from bench.receiver import arrivals
+from bench.sustained import backlog, make_key, migrated_postgres, processes, wait_ready
 from workers.engine import LISTENER_NAME
 
 CGROUP_V2 = Path("/sys/fs/cgroup")
