@@ -16,7 +16,7 @@ lines say how much of the machine is left for claiming and recording at each tar
 bound of the raw work: an event with deliveries costs more to ingest than one without). With
 --statements each step also shows the SQL it cost per delivered event (pg_stat_statements).
 With --workers 1,2,2,1 each count takes its turns in that order, against the same database
-and ceilings. The latency floor at --latency-rate (the API alone's answer plus a plain POST,
+and ceilings; each turn first delivers 200 events that no figure counts (its warm-up). The latency floor at --latency-rate (the API alone's answer plus a plain POST,
 both open-loop) is the part of a step's e2e p50 that the machine itself sets.
 """
 
