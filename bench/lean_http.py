@@ -75,7 +75,6 @@ class LeanClient:
         lines = "".join(f"{name}: {value}\r\n" for name, value in fixed.items())
         self.head = f"POST {parts.path or '/'} HTTP/1.1\r\n{lines}".encode()
         self.idle: list[_Connection] = []
-        self.open = 0
         self.slots = asyncio.Semaphore(limit)
 
     async def post(self, body: object) -> tuple[int, bytes]:
@@ -103,16 +102,11 @@ class LeanClient:
             if not connection.closed:
                 return connection
             self._close(connection)
-        return await self._connect()
-
-    async def _connect(self) -> _Connection:
         loop = asyncio.get_running_loop()
         _, connection = await loop.create_connection(_Connection, self.host, self.port)
-        self.open += 1
         return connection
 
     def _close(self, connection: _Connection) -> None:
-        self.open -= 1
         if connection.transport is not None:
             connection.transport.close()
 

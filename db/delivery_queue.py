@@ -333,8 +333,12 @@ async def lease(
 
 async def record(conn: AsyncConnection, results: Sequence[Result]) -> None:
     """Write back a batch of tries and their attempts."""
-    params = {"results": jsonb_rows(results), "days": _days(results)}
-    await conn.execute(RECORD, params | {"ended": ENDED_BY_ENDPOINT_DELETION})
+    params = {
+        "results": jsonb_rows(results),
+        "days": _days(results),
+        "ended": ENDED_BY_ENDPOINT_DELETION,
+    }
+    await conn.execute(RECORD, params)
 
 
 def _days(rows: Sequence[Candidate] | Sequence[Result]) -> list[datetime]:
