@@ -13,10 +13,6 @@ UNFINISHED_DELIVERY_STATUSES: Final = ("pending", "delivering", "failed")
 # Waiting for a try (not held by a worker right now).
 WAITING_DELIVERY_STATUSES: Final = ("pending", "failed")
 
-# The last_error of the deliveries an endpoint's deletion ended. One being sent then is ended
-# too, but a send that arrived is still recorded as delivered (db/delivery_queue.py:RECORD).
-ENDED_BY_ENDPOINT_DELETION: Final = "endpoint deleted"
-
 EventStatus = Literal["pending", "acknowledged"]
 EVENT_STATUSES: Final = ("pending", "acknowledged")
 

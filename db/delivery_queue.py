@@ -16,12 +16,7 @@ from psycopg import AsyncConnection
 
 from core.destination_configs import DestinationConfig, decode_config
 from core.queues import DELIVERIES_DUE_CHANNEL
-from core.vocabulary import (
-    ENDED_BY_ENDPOINT_DELETION,
-    UNFINISHED_DELIVERY_STATUSES,
-    WAITING_DELIVERY_STATUSES,
-    sql_in,
-)
+from core.vocabulary import UNFINISHED_DELIVERY_STATUSES, WAITING_DELIVERY_STATUSES, sql_in
 from db.endpoint_secrets import open_secret
 from db.query import fetch_all, fetch_flagged, fetch_tuples, jsonb_rows
 
@@ -222,9 +217,7 @@ LEFT JOIN events ev ON ev.tenant_id = l.tenant_id AND ev.id = l.event_id AND ev.
 """
 
 # Write back a batch of tries and insert their attempts. A row re-claimed after its lease ran
-# out (attempts moved on) keeps the newer claim's state; the attempt is recorded either way. A
-# try whose endpoint was deleted while it was sent found the row dead: a send that arrived is
-# delivered all the same, a failed one leaves it dead.
+# out (attempts moved on) keeps the newer claim's state; the attempt is recorded either way.
 # delivery_attempts belongs to the queue: an attempt is written with its outcome, atomically
 # (deliveries_pkey).
 RECORD = """
@@ -241,9 +234,8 @@ WITH r AS (
         updated_at = now()
     FROM r
     WHERE d.tenant_id = r.tenant_id AND d.id = r.id AND d.created_at = r.created_at
-      AND d.attempts = r.attempt AND d.created_at = ANY(%(days)s)
-      AND (d.status = 'delivering' OR (d.status = 'dead' AND r.status = 'succeeded'
-                                       AND d.last_error = %(ended)s))
+      AND d.attempts = r.attempt
+      AND d.status = 'delivering' AND d.created_at = ANY(%(days)s)
 )
 INSERT INTO delivery_attempts (id, tenant_id, delivery_id, endpoint_id, attempt, status_code,
                                response_body, latency_ms, error, started_at, created_at,
@@ -333,12 +325,7 @@ async def lease(
 
 async def record(conn: AsyncConnection, results: Sequence[Result]) -> None:
     """Write back a batch of tries and their attempts."""
-    params = {
-        "results": jsonb_rows(results),
-        "days": _days(results),
-        "ended": ENDED_BY_ENDPOINT_DELETION,
-    }
-    await conn.execute(RECORD, params)
+    await conn.execute(RECORD, {"results": jsonb_rows(results), "days": _days(results)})
 
 
 def _days(rows: Sequence[Candidate] | Sequence[Result]) -> list[datetime]:

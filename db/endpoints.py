@@ -16,12 +16,7 @@ import msgspec
 from psycopg import AsyncConnection
 
 from core.secrets import public_key_of, scheme_of
-from core.vocabulary import (
-    ENDED_BY_ENDPOINT_DELETION,
-    UNFINISHED_DELIVERY_STATUSES,
-    WAITING_DELIVERY_STATUSES,
-    sql_in,
-)
+from core.vocabulary import UNFINISHED_DELIVERY_STATUSES, WAITING_DELIVERY_STATUSES, sql_in
 from db.endpoint_secrets import seal_config, seal_secret
 from db.query import as_jsonb, fetch_all, fetch_one, fetch_tuples
 
@@ -242,8 +237,7 @@ SELECT endpoint.*, ARRAY(SELECT DISTINCT queue FROM released) AS queues FROM end
 """
 
 # Delete an endpoint but keep the row for history; its unfinished deliveries can never go, so
-# they end dead, those being sent too: a worker's send that arrives is recorded as delivered
-# all the same, one that fails stays dead (endpoints_pkey, deliveries_unfinished_idx).
+# they end dead (endpoints_pkey, deliveries_unfinished_idx).
 DELETE = f"""
 WITH endpoint AS (
     UPDATE endpoints SET deleted_at = now(), is_active = false, disabled_reason = 'deleted',
@@ -251,7 +245,7 @@ WITH endpoint AS (
     WHERE {LIVE}
     RETURNING {COLUMNS}
 ), ended AS (
-    UPDATE deliveries SET status = 'dead', last_error = %(ended)s, updated_at = now()
+    UPDATE deliveries SET status = 'dead', last_error = 'endpoint deleted', updated_at = now()
     WHERE tenant_id = %(tenant_id)s AND endpoint_id = (SELECT id FROM endpoint)
       AND status IN {UNFINISHED}
 )
@@ -347,5 +341,4 @@ async def delete(
     conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
 ) -> Endpoint | None:
     """Delete an endpoint (kept for history) and end its unfinished deliveries."""
-    params = {**_where(tenant_id, endpoint_id), "ended": ENDED_BY_ENDPOINT_DELETION}
-    return await fetch_one(conn, DELETE, params, Endpoint)
+    return await fetch_one(conn, DELETE, _where(tenant_id, endpoint_id), Endpoint)

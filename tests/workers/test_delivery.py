@@ -200,37 +200,3 @@ async def test_timeouts_fail_the_try_and_redirects_are_not_followed(client, work
     attempts = (await client.get(f"/v1/deliveries/{dead_id}", headers=auth(key))).json()
     assert [a["error"] for a in attempts["attempts"]] == ["timed out"] * 3
     assert all(a["latency_ms"] >= 1900 for a in attempts["attempts"])  # the 2 s timeout, not sooner
-
-
-async def test_deleting_an_endpoint_mid_send_keeps_a_send_that_arrived(
-    client, worker_env, receiver
-):
-    key = await make_key(worker_env)
-    kept = await add_endpoint(client, key, receiver, "kept")
-    refused = await add_endpoint(client, key, receiver, "refused")
-    receiver.scripts["refused"] = [500]
-    receiver.delay = 1.0  # both sends are in flight when their endpoints go
-    await client.post("/v1/events", json=event_body(), headers=auth(key))
-    async with running_worker():
-        await wait_for(lambda: receiver.in_flight == 2, what="both sends in flight")
-        for endpoint in (kept, refused):
-            response = await client.delete(f"/v1/endpoints/{endpoint['id']}", headers=auth(key))
-            assert response.status_code == 200, response.text
-        await wait_for(lambda: attempts_recorded(worker_env) == 2, what="both tries recorded")
-    with psycopg.connect(worker_env) as conn:
-        rows = conn.execute(
-            "SELECT e.url, d.status, d.last_status_code, d.last_error FROM deliveries d"
-            " JOIN endpoints e ON e.id = d.endpoint_id ORDER BY e.url"
-        ).fetchall()
-    # The receiver took the first: it is delivered, not dead. The second failed and, its
-    # endpoint gone, is never tried again.
-    assert rows == [
-        (kept["url"], "succeeded", 200, None),
-        (refused["url"], "dead", None, "endpoint deleted"),
-    ]
-    assert len(receiver.received) == 2
-
-
-def attempts_recorded(url: str) -> int:
-    with psycopg.connect(url) as conn:
-        return conn.execute("SELECT count(*) FROM delivery_attempts").fetchone()[0]
