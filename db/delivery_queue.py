@@ -147,14 +147,17 @@ CLAIMED_COLUMNS = """
        ev.source, ev.event_type, ev.payload, ev.metadata, e.transformation, ev.traceparent"""
 
 # Make deliveries over their endpoint's rate due at the next one-second window (deliveries_pkey).
-# Every statement that joins a batch of rows to a partitioned table also lists their distinct
-# created_at values (`days`): the planner prunes to those partitions instead of planning a
-# probe into each.
+# Every statement that joins a batch of rows to a partitioned table also bounds their
+# created_at values (`first`, `last`): the planner prunes to those partitions instead of
+# planning a probe into each. A range, not a list of the batch's values: `= ANY` of a hundred
+# values costs each primary key probe a hundred, and the planner then prefers a scan of every
+# unfinished delivery (deliveries_due_idx) joined by filter, which grows with the backlog.
 POSTPONE_TO_NEXT_SECOND = """
 UPDATE deliveries d SET next_attempt_at = date_trunc('second', now()) + interval '1 second'
 FROM unnest(%(tenant_ids)s::uuid[], %(ids)s::uuid[], %(created_ats)s::timestamptz[])
     AS c(tenant_id, id, created_at)
-WHERE d.tenant_id = c.tenant_id AND d.id = c.id AND d.created_at = c.created_at AND d.created_at = ANY(%(created_ats)s)
+WHERE d.tenant_id = c.tenant_id AND d.id = c.id AND d.created_at = c.created_at
+  AND d.created_at BETWEEN %(first)s AND %(last)s
 """
 
 # Lease the chosen rows and read what sending needs (deliveries_pkey, endpoints_pkey,
@@ -165,7 +168,8 @@ WITH leased AS (
         next_attempt_at = now() + make_interval(secs => %(lease)s), updated_at = now()
     FROM jsonb_to_recordset(%(rows)s::jsonb) AS c(id uuid, created_at timestamptz,
                                                   tenant_id uuid, due_at timestamptz)
-    WHERE d.tenant_id = c.tenant_id AND d.id = c.id AND d.created_at = c.created_at AND d.created_at = ANY(%(days)s)
+    WHERE d.tenant_id = c.tenant_id AND d.id = c.id AND d.created_at = c.created_at
+      AND d.created_at BETWEEN %(first)s AND %(last)s
     RETURNING d.id, d.created_at, d.tenant_id, d.event_id, d.endpoint_id, d.attempts,
               d.retry_index, c.due_at
 )
@@ -173,7 +177,7 @@ SELECT {CLAIMED_COLUMNS}
 FROM leased l
 JOIN endpoints e ON e.tenant_id = l.tenant_id AND e.id = l.endpoint_id
 LEFT JOIN events ev ON ev.tenant_id = l.tenant_id AND ev.id = l.event_id AND ev.created_at = l.created_at
-                    AND ev.created_at = ANY(%(days)s)
+                    AND ev.created_at BETWEEN %(first)s AND %(last)s
 """
 
 # The common claim in one statement, committed by itself: lock due deliveries and lease at
@@ -235,7 +239,7 @@ WITH r AS (
     FROM r
     WHERE d.tenant_id = r.tenant_id AND d.id = r.id AND d.created_at = r.created_at
       AND d.attempts = r.attempt
-      AND d.status = 'delivering' AND d.created_at = ANY(%(days)s)
+      AND d.status = 'delivering' AND d.created_at BETWEEN %(first)s AND %(last)s
 )
 INSERT INTO delivery_attempts (id, tenant_id, delivery_id, endpoint_id, attempt, status_code,
                                response_body, latency_ms, error, started_at, created_at,
@@ -311,6 +315,7 @@ async def postpone_to_next_second(conn: AsyncConnection, rows: Sequence[Candidat
         "tenant_ids": [r.tenant_id for r in rows],
         "ids": [r.id for r in rows],
         "created_ats": [r.created_at for r in rows],
+        **_span(rows),
     }
     await conn.execute(POSTPONE_TO_NEXT_SECOND, params)
 
@@ -319,18 +324,24 @@ async def lease(
     conn: AsyncConnection, rows: Sequence[Candidate], lease_seconds: float
 ) -> list[Claimed]:
     """Mark these deliveries delivering for the lease and return what sending them needs."""
-    params = {"rows": jsonb_rows(rows), "lease": lease_seconds, "days": _days(rows)}
+    params = {"rows": jsonb_rows(rows), "lease": lease_seconds, **_span(rows)}
     return await fetch_all(conn, LEASE, params, Claimed)
 
 
 async def record(conn: AsyncConnection, results: Sequence[Result]) -> None:
     """Write back a batch of tries and their attempts."""
-    await conn.execute(RECORD, {"results": jsonb_rows(results), "days": _days(results)})
+    if results:
+        await conn.execute(RECORD, record_params(results))
 
 
-def _days(rows: Sequence[Candidate] | Sequence[Result]) -> list[datetime]:
-    """The distinct created_at values of a batch: what partition pruning needs."""
-    return sorted({r.created_at for r in rows})
+def record_params(results: Sequence[Result]) -> dict[str, Any]:
+    """What RECORD takes for a batch of tries."""
+    return {"results": jsonb_rows(results), **_span(results)}
+
+
+def _span(rows: Sequence[Candidate] | Sequence[Result]) -> dict[str, datetime]:
+    """The first and last created_at of a batch: what partition pruning needs."""
+    return {"first": min(r.created_at for r in rows), "last": max(r.created_at for r in rows)}
 
 
 async def hold_back(conn: AsyncConnection, holds: Sequence[Hold]) -> None:
