@@ -167,6 +167,8 @@ class RateLimiter:
         self._reservations: dict[tuple[Window, ...], Reservation] = {}
         self._locks: dict[tuple[Window, ...], asyncio.Lock] = {}
         self._plans: dict[tuple[uuid.UUID, str, str], Plan] = {}
+        self._planning: dict[tuple[uuid.UUID, str, str], asyncio.Future[Plan]] = {}
+        self._generation = 0  # moves on at every announced change of limits
         self._refills: set[asyncio.Task[None]] = set()
         listener.subscribe(rate_limits.OVERRIDES_CHANNEL, self._on_change, self._forget_all)
 
@@ -176,7 +178,7 @@ class RateLimiter:
         """Take one request of an authenticated key on a route (`POST /v1/events`)."""
         plan = self._plans.get((key_id, tier_name, route))
         if plan is None or plan.until < time.monotonic():
-            plan = await self._plan(tenant_id, key_id, tier_name, route)
+            plan = await self._plan_once(tenant_id, key_id, tier_name, route)
         if not plan.windows:
             return Decision((), rate_limits.Taken(True, None, None, None))
         taken = self._from_reservation(plan.windows)  # no await: nothing interleaves
@@ -198,9 +200,31 @@ class RateLimiter:
         now = time.monotonic()
         return held is not None and held.until <= now < held.until + RESERVATION_MARGIN_SECONDS
 
+    async def _plan_once(
+        self, tenant_id: uuid.UUID, key_id: uuid.UUID, tier_name: str, route: str
+    ) -> Plan:
+        """The key's plan read afresh, once for all the requests that need it meanwhile: when
+        the pool is busy, a read per request would triple each request's waits for a
+        connection just as the cache runs out, and a busy API would fall further behind."""
+        plan_key = (key_id, tier_name, route)
+        reading = self._planning.get(plan_key)
+        if reading is None:
+            reading = asyncio.ensure_future(self._plan(tenant_id, key_id, tier_name, route))
+            self._planning[plan_key] = reading
+            reading.add_done_callback(lambda done: self._planned(plan_key, done))
+        # Shielded: a request that goes away must not cancel the others' read.
+        return await asyncio.shield(reading)
+
+    def _planned(self, plan_key: tuple[uuid.UUID, str, str], done: asyncio.Future[Plan]) -> None:
+        if self._planning.get(plan_key) is done:
+            del self._planning[plan_key]
+        if not done.cancelled():
+            done.exception()  # retrieved: the requests that waited have it already
+
     async def _plan(
         self, tenant_id: uuid.UUID, key_id: uuid.UUID, tier_name: str, route: str
     ) -> Plan:
+        generation = self._generation
         tiers = await self._tier_map(refresh=False)
         if tier_name not in tiers:  # a tier created since the cache was filled
             tiers = await self._tier_map(refresh=True)
@@ -214,7 +238,8 @@ class RateLimiter:
             self._locks.clear()
             self._reservations.clear()
         plan = Plan.of(windows, time.monotonic() + self._settings.rate_limit_cache_seconds)
-        self._plans[(key_id, tier_name, route)] = plan
+        if generation == self._generation:  # no change was announced while it was read
+            self._plans[(key_id, tier_name, route)] = plan
         return plan
 
     def _from_reservation(self, signature: tuple[Window, ...]) -> rate_limits.Taken | None:
@@ -317,13 +342,15 @@ class RateLimiter:
     async def _override_map(self, tenant_id: uuid.UUID, key_id: uuid.UUID) -> dict[str, Override]:
         until, overrides = self._overrides.get(key_id, (0.0, {}))
         if until < time.monotonic():
+            generation = self._generation
             async with self._pool.connection() as conn:
                 found = await rate_limits.list_overrides(conn, tenant_id, key_id)
                 overrides = {o.route: o for o in found}
             if len(self._overrides) > 50_000:
                 self._overrides.clear()
             expires = time.monotonic() + self._settings.rate_limit_cache_seconds
-            self._overrides[key_id] = (expires, overrides)
+            if generation == self._generation:
+                self._overrides[key_id] = (expires, overrides)
         return overrides
 
     def _on_change(self, payload: str) -> None:
@@ -336,6 +363,8 @@ class RateLimiter:
         # Listening (re)started or stopped: a change may have been missed meanwhile.
         self._overrides.clear()
         self._plans.clear()
+        self._planning.clear()
+        self._generation += 1
 
     def forget_overrides(self, key_id: uuid.UUID) -> None:
         """Read the key's overrides again on its next request (told by NOTIFY, after the
@@ -343,3 +372,6 @@ class RateLimiter:
         self._overrides.pop(key_id, None)
         for plan_key in [k for k in self._plans if k[0] == key_id]:
             del self._plans[plan_key]
+        for plan_key in [k for k in self._planning if k[0] == key_id]:
+            del self._planning[plan_key]  # read again from after the change
+        self._generation += 1

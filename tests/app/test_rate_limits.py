@@ -307,3 +307,34 @@ async def test_a_busy_keys_next_batch_is_counted_before_it_is_needed(client, dat
     assert reservation() is held.spare
     assert day_hits(database_url, key_id_of(database_url, key)) == counted
     assert served < counted <= served + 2 * MAX_RESERVATION  # never more than two batches ahead
+
+
+async def test_requests_that_find_a_keys_limits_stale_read_them_once(database_url):
+    """However many requests find a key's limits out of date at once, one of them reads them:
+    a read each would multiply their waits for the pool just when the API is busiest."""
+    key = await make_key(database_url)
+    env = {"EVENTGATE_RATE_LIMIT_CACHE_SECONDS": "0.1"}
+    with api_process(database_url, **env) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as http:
+            assert (await http.get("/v1/inbox", headers=auth(key))).status_code == 200
+            await asyncio.sleep(0.2)  # the limits the process read have run out
+            async with await psycopg.AsyncConnection.connect(database_url) as blocker:
+                # Every read of the overrides waits behind this lock until it is let go.
+                await blocker.execute("LOCK TABLE rate_limit_overrides IN ACCESS EXCLUSIVE MODE")
+                answers = [
+                    asyncio.ensure_future(http.get("/v1/inbox", headers=auth(key)))
+                    for _ in range(30)
+                ]
+                await wait_for(lambda: overrides_reads_waiting(database_url) >= 1, what="a read")
+                await asyncio.sleep(0.5)  # the other requests have had their chance to read
+                assert overrides_reads_waiting(database_url) == 1
+                await blocker.commit()
+            assert {a.status_code for a in await asyncio.gather(*answers)} == {200}
+
+
+def overrides_reads_waiting(database_url: str) -> int:
+    with psycopg.connect(database_url) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM pg_locks"
+            " WHERE NOT granted AND relation = 'rate_limit_overrides'::regclass"
+        ).fetchone()[0]
