@@ -21,6 +21,21 @@ def cpu_seconds(pids: dict[str, int]) -> dict[str, float]:
     return times
 
 
+def machine_seconds() -> dict[str, float]:
+    """The whole machine's CPU seconds so far, every core: busy, idle, and stolen by the
+    hypervisor (time this virtual machine was ready to run but another guest ran)."""
+    t = psutil.cpu_times()
+    busy = t.user + t.nice + t.system + t.irq + t.softirq
+    return {"busy": busy, "idle": t.idle + t.iowait, "stolen": t.steal}
+
+
+def machine_share(before: dict[str, float], after: dict[str, float]) -> str:
+    """How the machine's cores spent the time between two readings."""
+    spent = {name: after[name] - before[name] for name in after}
+    total = sum(spent.values()) or 1.0
+    return "machine: " + ", ".join(f"{name} {t / total:.0%}" for name, t in spent.items())
+
+
 def postgres_by_client(url: str, postgres_pid: int) -> dict[str, float]:
     """CPU so far of Postgres's processes, by the application name of the client each backend
     serves (the background processes by their kind): which client's SQL the server works for."""

@@ -32,12 +32,11 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from bench.common import ROOT, use_bench_encryption_key
+from bench.common import ROOT, make_key, use_bench_encryption_key
 from bench.open_loop import body
 from bench.receiver import arrivals
 from bench.sustained import (
     backlog,
-    make_key,
     migrated_postgres,
     post_ceiling,
     processes,

@@ -26,9 +26,8 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from bench.common import use_bench_encryption_key
+from bench.common import make_key, use_bench_encryption_key
 from bench.ingest import serve
-from bench.sustained import make_key
 from db import migrate
 from db.embedded import EmbeddedPostgres
 

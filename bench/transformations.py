@@ -24,9 +24,8 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from bench.common import dev_or_given
+from bench.common import dev_or_given, make_key
 from bench.deliver import BODY, Receiver, api, serve
-from bench.sustained import make_key
 
 RESHAPE = "function handler(w) { w.payload = { id: w.payload.id, text: w.payload.event_type }; return w; }"
 ENDLESS = "function handler(w) { while (true) {} }"

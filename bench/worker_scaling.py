@@ -32,10 +32,10 @@ import psycopg
 
 sys.path.insert(0, str(Path(__file__).parent.parent))
 
-from bench.common import ROOT, use_bench_encryption_key
+from bench.common import ROOT, make_key, use_bench_encryption_key
 from bench.cpu_account import cpu_seconds
 from bench.receiver import arrivals
-from bench.sustained import backlog, make_key, migrated_postgres, processes, wait_ready
+from bench.sustained import backlog, migrated_postgres, processes, wait_ready
 from workers.engine import LISTENER_NAME
 
 CGROUP_V2 = Path("/sys/fs/cgroup")
