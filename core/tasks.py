@@ -52,7 +52,8 @@ MAINTENANCE_TASKS = (
         "purge_expired",
         "*/15 * * * *",
         "Purge expired rate-limit counters, idempotency keys, receipts, sessions, portal "
-        "links, old task runs and audit entries past retention",
+        "links, old task runs and audit entries past retention; end deliveries of deleted "
+        "endpoints left by a worker that died mid-send",
     ),
     TaskSpec("fire_schedules", "* * * * *", "Ingest the events of tenant schedules that came due"),
     TaskSpec(

@@ -12,6 +12,8 @@ DELIVERY_STATUSES: Final = ("pending", "delivering", "succeeded", "failed", "dea
 UNFINISHED_DELIVERY_STATUSES: Final = ("pending", "delivering", "failed")
 # Waiting for a try (not held by a worker right now).
 WAITING_DELIVERY_STATUSES: Final = ("pending", "failed")
+# The last_error of a delivery ended because its endpoint was deleted.
+ENDED_BY_ENDPOINT_DELETION: Final = "endpoint deleted"
 
 EventStatus = Literal["pending", "acknowledged"]
 EVENT_STATUSES: Final = ("pending", "acknowledged")

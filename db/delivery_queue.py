@@ -16,7 +16,12 @@ from psycopg import AsyncConnection
 
 from core.destination_configs import DestinationConfig, decode_config
 from core.queues import DELIVERIES_DUE_CHANNEL
-from core.vocabulary import UNFINISHED_DELIVERY_STATUSES, WAITING_DELIVERY_STATUSES, sql_in
+from core.vocabulary import (
+    ENDED_BY_ENDPOINT_DELETION,
+    UNFINISHED_DELIVERY_STATUSES,
+    WAITING_DELIVERY_STATUSES,
+    sql_in,
+)
 from db.endpoint_secrets import open_secret
 from db.query import fetch_all, fetch_flagged, fetch_tuples, jsonb_rows
 
@@ -222,8 +227,9 @@ LEFT JOIN events ev ON ev.tenant_id = l.tenant_id AND ev.id = l.event_id AND ev.
 
 # Write back a batch of tries and insert their attempts. A row re-claimed after its lease ran
 # out (attempts moved on) keeps the newer claim's state; the attempt is recorded either way.
-# delivery_attempts belongs to the queue: an attempt is written with its outcome, atomically
-# (deliveries_pkey).
+# A try that did not succeed for an endpoint deleted meanwhile ends its delivery dead: none
+# follows. delivery_attempts belongs to the queue: an attempt is written with its outcome,
+# atomically (deliveries_pkey, endpoints_pkey).
 RECORD = """
 WITH r AS (
     SELECT * FROM jsonb_to_recordset(%(results)s::jsonb) AS r(
@@ -232,11 +238,19 @@ WITH r AS (
         response_body text, latency_ms int, error text, started_at timestamptz,
         request_headers jsonb, response_headers jsonb)
 ), updated AS (
-    UPDATE deliveries d SET status = r.status, retry_index = r.retry_index,
+    UPDATE deliveries d
+    SET status = CASE WHEN gone.at IS NULL THEN r.status ELSE 'dead' END,
+        retry_index = r.retry_index,
         next_attempt_at = now() + make_interval(secs => r.delay_seconds),
-        last_status_code = r.status_code, last_error = r.error, last_attempt_at = now(),
-        updated_at = now()
+        last_status_code = r.status_code,
+        last_error = CASE WHEN gone.at IS NULL THEN r.error ELSE %(ended)s END,
+        last_attempt_at = now(), updated_at = now()
     FROM r
+    LEFT JOIN LATERAL (
+        SELECT e.deleted_at AS at FROM endpoints e
+        WHERE e.tenant_id = r.tenant_id AND e.id = r.endpoint_id AND e.deleted_at IS NOT NULL
+          AND r.status <> 'succeeded'
+    ) gone ON true
     WHERE d.tenant_id = r.tenant_id AND d.id = r.id AND d.created_at = r.created_at
       AND d.attempts = r.attempt
       AND d.status = 'delivering' AND d.created_at BETWEEN %(first)s AND %(last)s
@@ -336,7 +350,7 @@ async def record(conn: AsyncConnection, results: Sequence[Result]) -> None:
 
 def record_params(results: Sequence[Result]) -> dict[str, Any]:
     """What RECORD takes for a batch of tries."""
-    return {"results": jsonb_rows(results), **_span(results)}
+    return {"results": jsonb_rows(results), "ended": ENDED_BY_ENDPOINT_DELETION, **_span(results)}
 
 
 def _span(rows: Sequence[Candidate] | Sequence[Result]) -> dict[str, datetime]:

@@ -16,7 +16,12 @@ import msgspec
 from psycopg import AsyncConnection
 
 from core.secrets import public_key_of, scheme_of
-from core.vocabulary import UNFINISHED_DELIVERY_STATUSES, WAITING_DELIVERY_STATUSES, sql_in
+from core.vocabulary import (
+    ENDED_BY_ENDPOINT_DELETION,
+    UNFINISHED_DELIVERY_STATUSES,
+    WAITING_DELIVERY_STATUSES,
+    sql_in,
+)
 from db.endpoint_secrets import seal_config, seal_secret
 from db.query import as_jsonb, fetch_all, fetch_one, fetch_tuples
 
@@ -236,8 +241,10 @@ WITH endpoint AS (
 SELECT endpoint.*, ARRAY(SELECT DISTINCT queue FROM released) AS queues FROM endpoint
 """
 
-# Delete an endpoint but keep the row for history; its unfinished deliveries can never go, so
-# they end dead (endpoints_pkey, deliveries_unfinished_idx).
+# Delete an endpoint but keep the row for history; its waiting deliveries can never go, so
+# they end dead. One being sent is left to its worker, which records it delivered if the
+# receiver took it and dead otherwise (a worker that died meanwhile: the purge ends it)
+# (endpoints_pkey, deliveries_unfinished_idx).
 DELETE = f"""
 WITH endpoint AS (
     UPDATE endpoints SET deleted_at = now(), is_active = false, disabled_reason = 'deleted',
@@ -245,11 +252,22 @@ WITH endpoint AS (
     WHERE {LIVE}
     RETURNING {COLUMNS}
 ), ended AS (
-    UPDATE deliveries SET status = 'dead', last_error = 'endpoint deleted', updated_at = now()
+    UPDATE deliveries SET status = 'dead', last_error = %(ended)s, updated_at = now()
     WHERE tenant_id = %(tenant_id)s AND endpoint_id = (SELECT id FROM endpoint)
-      AND status IN {UNFINISHED}
+      AND status IN {WAITING}
 )
 SELECT * FROM endpoint
+"""
+
+# End the deliveries of endpoints deleted in the last week that a worker left unfinished when
+# it died mid-send: no claim takes a deleted endpoint's rows, so once the lease has run out
+# nothing else would (deliveries_unfinished_idx, per deleted endpoint).
+END_ORPHANED = f"""
+UPDATE deliveries d SET status = 'dead', last_error = %(ended)s, updated_at = now()
+FROM endpoints e
+WHERE e.deleted_at > now() - interval '7 days'
+  AND d.tenant_id = e.tenant_id AND d.endpoint_id = e.id AND d.status IN {UNFINISHED}
+  AND d.next_attempt_at <= now()
 """
 
 
@@ -341,4 +359,11 @@ async def delete(
     conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
 ) -> Endpoint | None:
     """Delete an endpoint (kept for history) and end its unfinished deliveries."""
-    return await fetch_one(conn, DELETE, _where(tenant_id, endpoint_id), Endpoint)
+    params = _where(tenant_id, endpoint_id, ended=ENDED_BY_ENDPOINT_DELETION)
+    return await fetch_one(conn, DELETE, params, Endpoint)
+
+
+async def end_orphaned_deliveries(conn: AsyncConnection) -> int:
+    """End the deliveries of deleted endpoints whose worker died mid-send; how many."""
+    cur = await conn.execute(END_ORPHANED, {"ended": ENDED_BY_ENDPOINT_DELETION})
+    return cur.rowcount

@@ -17,6 +17,7 @@ from db import (
     console_sessions,
     console_users,
     delivery_stats,
+    endpoints,
     idempotency,
     operational,
     partitions,
@@ -90,7 +91,8 @@ async def purge_expired(context: JobContext, timestamp: int) -> None:
     """Forget API rate-limit counters whose window has ended, expired idempotency keys and
     trigger receipts, ended console sessions and portal links, all but the newest 100
     rejections of each source, task runs past their history, and audit entries past their
-    retention (behind a checkpoint)."""
+    retention (behind a checkpoint); end the deliveries of deleted endpoints left unfinished
+    by a worker that died mid-send."""
     async with context.app.connector.pool.connection() as conn:  # type: ignore[attr-defined]
         await rate_limits.purge_counters(conn)
         await idempotency.purge(conn)
@@ -99,6 +101,7 @@ async def purge_expired(context: JobContext, timestamp: int) -> None:
         await console_users.purge(conn)
         await portal_links.purge(conn)
         await delivery_stats.purge(conn)
+        await endpoints.end_orphaned_deliveries(conn)
         settings = Settings.from_env()
         await task_runs.purge(conn, settings.task_history_days)
         await audit.trim(conn, settings.audit_retention_days)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import psycopg
 
+from db import endpoints
 from tests.helpers import (
     add_endpoint,
     auth,
@@ -200,3 +201,65 @@ async def test_timeouts_fail_the_try_and_redirects_are_not_followed(client, work
     attempts = (await client.get(f"/v1/deliveries/{dead_id}", headers=auth(key))).json()
     assert [a["error"] for a in attempts["attempts"]] == ["timed out"] * 3
     assert all(a["latency_ms"] >= 1900 for a in attempts["attempts"])  # the 2 s timeout, not sooner
+
+
+async def test_deleting_an_endpoint_mid_send_keeps_a_send_that_arrived(
+    client, worker_env, receiver
+):
+    key = await make_key(worker_env)
+    kept = await add_endpoint(client, key, receiver, "kept")
+    refused = await add_endpoint(client, key, receiver, "refused")
+    receiver.scripts["refused"] = [500]
+    receiver.delay = 1.0  # both sends are in flight when their endpoints go
+    await client.post("/v1/events", json=event_body(), headers=auth(key))
+    async with running_worker():
+        await wait_for(lambda: receiver.in_flight == 2, what="both sends in flight")
+        for endpoint in (kept, refused):
+            response = await client.delete(f"/v1/endpoints/{endpoint['id']}", headers=auth(key))
+            assert response.status_code == 200, response.text
+        await wait_for(lambda: attempts_recorded(worker_env) == 2, what="both tries recorded")
+    # The receiver took the first: it is delivered, not dead. The second failed and, its
+    # endpoint gone, is never tried again.
+    assert rows_by_url(worker_env) == [
+        (kept["url"], "succeeded", 200, None),
+        (refused["url"], "dead", 500, "endpoint deleted"),
+    ]
+    assert len(receiver.received) == 2
+
+
+async def test_a_deleted_endpoints_send_cut_short_by_a_dead_worker_is_ended(client, database_url):
+    key = await make_key(database_url)
+    urls = [f"http://127.0.0.1:9/{name}" for name in ("deleted", "live")]
+    ids = []
+    for url in urls:
+        created = await client.post("/v1/endpoints", json={"url": url}, headers=auth(key))
+        ids.append(created.json()["endpoint"]["id"])
+    await client.post("/v1/events", json=event_body(), headers=auth(key))
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        # A worker took both and died: their leases have run out.
+        conn.execute(
+            "UPDATE deliveries SET status = 'delivering', attempts = 1,"
+            " next_attempt_at = now() - interval '1 second'"
+        )
+    await client.delete(f"/v1/endpoints/{ids[0]}", headers=auth(key))
+    assert [row[1] for row in rows_by_url(database_url)] == ["delivering", "delivering"]
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        assert await endpoints.end_orphaned_deliveries(conn) == 1
+    # The live endpoint's delivery is for the next claim to take again.
+    assert rows_by_url(database_url) == [
+        (urls[0], "dead", None, "endpoint deleted"),
+        (urls[1], "delivering", None, None),
+    ]
+
+
+def rows_by_url(url: str) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT e.url, d.status, d.last_status_code, d.last_error FROM deliveries d"
+            " JOIN endpoints e ON e.id = d.endpoint_id ORDER BY e.url"
+        ).fetchall()
+
+
+def attempts_recorded(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM delivery_attempts").fetchone()[0]
