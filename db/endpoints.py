@@ -358,7 +358,7 @@ async def enable(
 async def delete(
     conn: AsyncConnection, tenant_id: uuid.UUID, endpoint_id: uuid.UUID
 ) -> Endpoint | None:
-    """Delete an endpoint (kept for history) and end its unfinished deliveries."""
+    """Delete an endpoint (kept for history) and end its waiting deliveries."""
     params = _where(tenant_id, endpoint_id, ended=ENDED_BY_ENDPOINT_DELETION)
     return await fetch_one(conn, DELETE, params, Endpoint)
 
