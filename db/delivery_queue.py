@@ -250,6 +250,7 @@ WITH r AS (
         SELECT e.deleted_at AS at FROM endpoints e
         WHERE e.tenant_id = r.tenant_id AND e.id = r.endpoint_id AND e.deleted_at IS NOT NULL
           AND r.status <> 'succeeded'
+        OFFSET 0  -- kept a subquery: a success skips the probe instead of filtering after it
     ) gone ON true
     WHERE d.tenant_id = r.tenant_id AND d.id = r.id AND d.created_at = r.created_at
       AND d.attempts = r.attempt

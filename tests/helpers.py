@@ -248,6 +248,12 @@ def statuses(url: str) -> dict[str, int]:
     return dict(rows)
 
 
+def attempts_recorded(url: str) -> int:
+    """How many delivery attempts are stored."""
+    with psycopg.connect(url) as conn:
+        return conn.execute("SELECT count(*) FROM delivery_attempts").fetchone()[0]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

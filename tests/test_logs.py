@@ -13,12 +13,12 @@ import tempfile
 import time
 
 import httpx
-import psycopg
 
 from core import logs
 from tests.helpers import (
     ROOT,
     add_endpoint,
+    attempts_recorded,
     auth,
     event_body,
     free_port,
@@ -76,7 +76,9 @@ async def test_requests_and_failed_attempts_are_logged_as_json(
         receiver.scripts["failing"] = [500]
         await client.post("/v1/events", json=event_body(), headers=auth(key))
         async with running_worker():
-            await wait_for(lambda: _attempts(database_url), what="the failed attempt recorded")
+            await wait_for(
+                lambda: attempts_recorded(database_url), what="the failed attempt recorded"
+            )
     lines = _lines(capfd.readouterr().err)
     requests = [line for line in lines if line["event"] == "request"]
     request = next(line for line in requests if line["route"] == "/v1/events")
@@ -86,11 +88,6 @@ async def test_requests_and_failed_attempts_are_logged_as_json(
     failed = next(line for line in lines if line["event"] == "delivery attempt failed")
     assert (failed["endpoint_id"], failed["status_code"]) == (endpoint["id"], 500)
     assert key not in json.dumps(lines)
-
-
-def _attempts(database_url: str) -> int:
-    with psycopg.connect(database_url) as conn:
-        return conn.execute("SELECT count(*) FROM delivery_attempts").fetchone()[0]
 
 
 def test_a_served_api_logs_json_and_never_a_key_or_a_secret(database_url):

@@ -7,6 +7,7 @@ import psycopg
 from db import endpoints
 from tests.helpers import (
     add_endpoint,
+    attempts_recorded,
     auth,
     event_body,
     make_key,
@@ -258,8 +259,3 @@ def rows_by_url(url: str) -> list[tuple]:
             "SELECT e.url, d.status, d.last_status_code, d.last_error FROM deliveries d"
             " JOIN endpoints e ON e.id = d.endpoint_id ORDER BY e.url"
         ).fetchall()
-
-
-def attempts_recorded(url: str) -> int:
-    with psycopg.connect(url) as conn:
-        return conn.execute("SELECT count(*) FROM delivery_attempts").fetchone()[0]
